@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# ta/build-ta.sh — build, check and sign the SUIT TA (what `make ta` runs).
+#
+#  1. installs what is missing: gcc/binutils for aarch64, python3-cryptography, the rustup
+#     target aarch64-unknown-linux-gnu, and Debian trixie's optee-os-dev TA dev kit (through the
+#     private apt configuration of qemu/debian.sh, cached under $QEMU_CACHE);
+#  2. cargo-builds ta/ (its own workspace, target dir ta/target) for aarch64-unknown-linux-gnu
+#     with the release profile of ta/Cargo.toml and the TA-only flags of ta/.cargo/config.toml;
+#  3. strips the ELF, refuses it if it has any DT_NEEDED entry (OP-TEE cannot load those);
+#  4. signs it with the dev kit's sign_encrypt.py into $TA_OUT_DIR/<uuid>.ta.
+#
+# Variables: TA_UUID, TA_STACK_SIZE, TA_HEAP_SIZE, TA_OUT_DIR (default build/ta),
+# TA_SIGN_KEY (default: the dev kit's keys/default_ta.pem), TA_DEV_KIT_DIR (default: extracted
+# from optee-os-dev), TA_PROFILE (default release), JOBS (default 2), QEMU_CACHE.
+set -euo pipefail
+
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+source "$repo/qemu/debian.sh"
+
+: "${TA_UUID:=5f8b4d1e-2c3a-4b7e-9d6f-1a2b3c4d5e6f}"
+: "${TA_STACK_SIZE:=65536}"
+: "${TA_HEAP_SIZE:=524288}"
+: "${TA_OUT_DIR:=$repo/build/ta}"
+: "${TA_PROFILE:=release}"
+: "${JOBS:=2}"
+export TA_UUID TA_STACK_SIZE TA_HEAP_SIZE
+target=aarch64-unknown-linux-gnu
+log() { printf '\033[1m[ta]\033[0m %s\n' "$*" >&2; }
+fail() { printf '\033[1;31m[ta] error:\033[0m %s\n' "$*" >&2; exit 1; }
+
+# 1. tools and dev kit
+host_tools gcc-aarch64-linux-gnu binutils-aarch64-linux-gnu python3 python3-cryptography
+cd "$repo/ta"   # rustup picks the repository's pinned toolchain from here
+if ! rustup target list --installed | grep -qx "$target"; then
+    log "adding rustup target $target"
+    rustup target add "$target"
+fi
+if [ -z "${TA_DEV_KIT_DIR:-}" ]; then
+    TA_DEV_KIT_DIR=$(devkit_dir)
+fi
+[ -f "$TA_DEV_KIT_DIR/mk/ta_dev_kit.mk" ] || fail "TA_DEV_KIT_DIR=$TA_DEV_KIT_DIR is not an OP-TEE TA dev kit"
+export TA_DEV_KIT_DIR
+: "${TA_SIGN_KEY:=$TA_DEV_KIT_DIR/keys/default_ta.pem}"
+
+# 2. build (cargo prints the path of the executable it produced in its JSON messages)
+log "building TA $TA_UUID (stack $TA_STACK_SIZE, heap $TA_HEAP_SIZE, profile $TA_PROFILE)"
+messages=$(mktemp); trap 'rm -f "$messages"' EXIT
+cargo build --profile "$TA_PROFILE" --target "$target" -j "$JOBS" \
+    --message-format=json-render-diagnostics > "$messages" || fail "cargo build of the TA failed"
+elf=$(python3 -c '
+import json, sys
+exe = [m["executable"] for m in map(json.loads, open(sys.argv[1]))
+       if m.get("reason") == "compiler-artifact" and m.get("executable")]
+print(exe[-1] if exe else "")' "$messages")
+[ -n "$elf" ] && [ -f "$elf" ] || fail "cargo produced no TA executable (is src/main.rs a binary?)"
+
+# 3. strip + check
+mkdir -p "$TA_OUT_DIR"
+stripped=$TA_OUT_DIR/$TA_UUID.stripped.elf
+aarch64-linux-gnu-objcopy --strip-unneeded "$elf" "$stripped"
+needed=$(aarch64-linux-gnu-readelf -d "$stripped" | grep '(NEEDED)' || true)
+if [ -n "$needed" ]; then
+    printf '%s\n' "$needed" >&2
+    fail "the TA has DT_NEEDED entries (above): OP-TEE would refuse to load it. Usually a crate
+       called into libc (e.g. RustCrypto CPU detection → getauxval: check the *_backend=\"soft\"
+       cfgs in ta/.cargo/config.toml, and that cargo was run from ta/)."
+fi
+
+# 4. sign
+py=python3; [ -x /usr/bin/python3 ] && py=/usr/bin/python3   # Debian's, with python3-cryptography
+rm -f "$TA_OUT_DIR"/*.ta
+"$py" "$TA_DEV_KIT_DIR/scripts/sign_encrypt.py" sign-enc --uuid "$TA_UUID" --key "$TA_SIGN_KEY" \
+    --in "$stripped" --out "$TA_OUT_DIR/$TA_UUID.ta" || fail "signing failed"
+log "built $TA_OUT_DIR/$TA_UUID.ta ($(stat -c %s "$TA_OUT_DIR/$TA_UUID.ta") bytes; stripped ELF $(stat -c %s "$stripped") bytes, no NEEDED)"
