@@ -1,0 +1,170 @@
+#!/bin/sh
+# qemu/init.sh — /init of the QEMU test image (busybox sh, PID 1).
+#
+# Brings up the guest and plays the bootloader's role for the A/B slots with RAUC semantics:
+#   1. mounts /dev, /proc, /sys, /run, /tmp; loads the kernel modules (virtio disks, net, TEE);
+#   2. finds the disks by virtio serial (slot-a, slot-b, data, usb) and links them as
+#      /dev/disk/by-id/virtio-<serial>;
+#   3. mounts the data disk (ext4) at /data; OP-TEE's REE-FS secure storage
+#      /var/lib/optee-client/data/tee lives on it (/data/tee, bind-mounted), as does the agent's
+#      state /data/suit-agent (with staging/) and the boot state /data/boot/bootstate;
+#   4. boot decision from /data/boot/bootstate (lines BOOT_ORDER=A B, BOOT_A_LEFT=3,
+#      BOOT_B_LEFT=3): the first slot of BOOT_ORDER with LEFT > 0 is booted and its LEFT
+#      decremented (file rewritten atomically); if none is left, both are reset to 3 first;
+#      the booted slot goes to /run/suit/booted-slot; its disk is mounted read-only at /slot;
+#   5. starts tee-supplicant (after /data is mounted), configures lo and eth0 (10.0.2.15),
+#   6. runs /slot/app/start if it exists, then /scenario.sh if the run has one, then powers off.
+# Every step prints a line starting with "SUIT-" on the console; the test harness reads them.
+
+export PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root
+/usr/bin/busybox mount -t devtmpfs devtmpfs /dev
+exec 0</dev/console 1>/dev/console 2>&1
+/usr/bin/busybox mount -t proc proc /proc
+/usr/bin/busybox --install -s
+mount -t sysfs sysfs /sys
+mount -t tmpfs -o mode=0755 tmpfs /run
+mount -t tmpfs tmpfs /tmp
+mkdir -p /run/suit /dev/disk/by-id
+
+say() { echo "SUIT-INIT: $*"; }
+boot() { echo "SUIT-BOOT: $*"; }
+finish() {
+    sync
+    umount /slot 2>/dev/null
+    umount /media/usb 2>/dev/null
+    umount /var/lib/optee-client/data/tee 2>/dev/null
+    umount /data 2>/dev/null
+    echo "SUIT-POWEROFF"
+    poweroff -f
+    sleep 5
+}
+fatal() { echo "SUIT-INIT-FATAL: $*"; finish; }
+cmdline=$(cat /proc/cmdline)
+say "start (kernel $(uname -r), uptime $(cut -d' ' -f1 /proc/uptime) s)"
+
+# ---- modules ----
+for m in $(cat /lib/modules/load-order); do
+    insmod "/lib/modules/$m.ko" || fatal "insmod $m failed"
+done
+
+# ---- disks by serial ----
+i=0
+while [ -z "$(ls /sys/block | grep '^vd')" ] && [ $i -lt 20 ]; do sleep 0.1; i=$((i + 1)); done
+disk() { [ -e "/dev/disk/by-id/virtio-$1" ] && readlink -f "/dev/disk/by-id/virtio-$1"; }
+for b in /sys/block/vd*; do
+    [ -e "$b" ] || continue
+    serial=$(cat "$b/serial" 2>/dev/null)
+    [ -n "$serial" ] && ln -sf "/dev/${b##*/}" "/dev/disk/by-id/virtio-$serial"
+    say "disk /dev/${b##*/} serial=${serial:-none} size=$(( $(cat "$b/size") / 2048 )) MiB"
+done
+
+# ---- data disk ----
+if data=$(disk data); then
+    mount -t ext4 -o noatime "$data" /data || fatal "cannot mount the data disk $data (ext4 expected; qemu/run.sh creates it)"
+    say "data disk $data mounted at /data"
+else
+    mount -t tmpfs tmpfs /data
+    say "WARNING: no data disk (serial=data): /data is a tmpfs, nothing persists"
+fi
+mkdir -p /data/tee /data/suit-agent/staging /data/boot /var/lib/optee-client/data/tee
+mount -o bind /data/tee /var/lib/optee-client/data/tee || fatal "cannot bind /data/tee"
+
+# ---- boot decision (RAUC semantics) ----
+BS=/data/boot/bootstate
+BOOT_ORDER="A B"; BOOT_A_LEFT=3; BOOT_B_LEFT=3; extra=""
+write_bootstate() {
+    {
+        echo "BOOT_ORDER=$BOOT_ORDER"
+        echo "BOOT_A_LEFT=$BOOT_A_LEFT"
+        echo "BOOT_B_LEFT=$BOOT_B_LEFT"
+        if [ -n "$extra" ]; then printf '%s\n' "$extra"; fi
+    } > "$BS.tmp" && sync && mv "$BS.tmp" "$BS" && sync
+}
+is_count() { case "$1" in ''|*[!0-9]*) return 1 ;; *) return 0 ;; esac; }
+if [ -f "$BS" ]; then
+    while IFS= read -r line || [ -n "$line" ]; do
+        key=${line%%=*}; val=${line#*=}
+        val=$(echo "$val" | tr -d '"'"'")
+        case "$key" in
+            BOOT_ORDER) BOOT_ORDER=$val ;;
+            BOOT_A_LEFT) if is_count "$val"; then BOOT_A_LEFT=$val; else boot "bad BOOT_A_LEFT='$val', using 0"; BOOT_A_LEFT=0; fi ;;
+            BOOT_B_LEFT) if is_count "$val"; then BOOT_B_LEFT=$val; else boot "bad BOOT_B_LEFT='$val', using 0"; BOOT_B_LEFT=0; fi ;;
+            '') ;;
+            *) extra="${extra:+$extra
+}$line" ;;
+        esac
+    done < "$BS"
+    boot "state BOOT_ORDER=\"$BOOT_ORDER\" BOOT_A_LEFT=$BOOT_A_LEFT BOOT_B_LEFT=$BOOT_B_LEFT"
+else
+    write_bootstate || fatal "cannot write $BS"
+    boot "created $BS with defaults BOOT_ORDER=\"A B\" BOOT_A_LEFT=3 BOOT_B_LEFT=3"
+fi
+order=""
+for s in $BOOT_ORDER; do
+    case "$s" in A|B) order="$order $s" ;; *) boot "ignoring unknown slot '$s' in BOOT_ORDER" ;; esac
+done
+[ -n "$order" ] || { boot "BOOT_ORDER has no valid slot, using \"A B\""; order=" A B"; }
+pick() {
+    for s in $order; do
+        eval left=\$BOOT_${s}_LEFT
+        if [ "$left" -gt 0 ]; then slot=$s; return 0; fi
+        boot "slot $s skipped (BOOT_${s}_LEFT=0)"
+    done
+    return 1
+}
+slot=""
+if ! pick; then
+    boot "NO-SLOT-LEFT: no slot in BOOT_ORDER=\"$BOOT_ORDER\" has tries left; resetting BOOT_A_LEFT=3 BOOT_B_LEFT=3"
+    BOOT_A_LEFT=3; BOOT_B_LEFT=3
+    pick
+fi
+eval left=\$BOOT_${slot}_LEFT
+eval BOOT_${slot}_LEFT=$((left - 1))
+write_bootstate || fatal "cannot write $BS"
+echo "$slot" > /run/suit/booted-slot
+boot "booting slot $slot (BOOT_${slot}_LEFT $left -> $((left - 1)))"
+slotserial=slot-$(echo "$slot" | tr AB ab)
+if dev=$(disk "$slotserial"); then
+    if mount -t ext4 -o ro "$dev" /slot 2>/dev/null; then
+        boot "slot $slot: $dev mounted read-only at /slot"
+    else
+        boot "slot $slot: no ext4 filesystem on $dev, nothing to start"
+    fi
+else
+    boot "slot $slot: no disk with serial=$slotserial"
+fi
+if usb=$(disk usb); then
+    mount -t ext4 -o ro "$usb" /media/usb 2>/dev/null && say "usb disk $usb mounted read-only at /media/usb"
+fi
+
+# ---- TEE ----
+i=0
+while [ ! -e /dev/teepriv0 ] && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
+[ -e /dev/teepriv0 ] || fatal "no /dev/teepriv0: OP-TEE driver did not probe (see the secure UART log)"
+tee-supplicant -d || fatal "tee-supplicant did not start"
+say "tee-supplicant started (secure storage on /data/tee)"
+
+# ---- network: loopback, and eth0 for the test server at 10.0.2.100:8080 ----
+ifconfig lo 127.0.0.1 up
+if [ -e /sys/class/net/eth0 ]; then
+    ifconfig eth0 10.0.2.15 netmask 255.255.255.0 up && say "network eth0 10.0.2.15 (test server http://10.0.2.100:8080/)"
+fi
+
+say "ready (uptime $(cut -d' ' -f1 /proc/uptime) s)"
+echo "SUIT-READY slot=$slot"
+
+# ---- the slot's application, then the run's scenario ----
+if [ -x /slot/app/start ]; then
+    echo "SUIT-APP: starting /slot/app/start (slot $slot)"
+    /slot/app/start; rc=$?
+    echo "SUIT-APP: exit $rc"
+fi
+if [ -f /scenario.sh ]; then
+    echo "SUIT-SCENARIO: start"
+    (cd /root && sh /scenario.sh); rc=$?
+    echo "SUIT-SCENARIO: exit $rc"
+fi
+case " $cmdline " in
+    *" suit.shell "*) say "suit.shell: interactive shell, exit it to power off"; setsid cttyhack sh ;;
+esac
+finish
