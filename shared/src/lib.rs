@@ -1,2 +1,21 @@
+//! The no_std core shared by the TA, the agent and the vendor tool: strict CBOR/COSE decoding,
+//! the SUIT envelope and manifest model, authentication, and the command processor.
 #![no_std]
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
 extern crate alloc;
+
+pub mod auth;
+#[cfg(feature = "author")]
+pub mod author;
+pub mod cbor;
+pub mod command;
+pub mod digest;
+pub mod envelope;
+pub mod error;
+pub mod manifest;
+pub mod params;
+pub mod processor;
+
+pub use error::{Category, Error, Result};

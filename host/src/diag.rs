@@ -1,0 +1,159 @@
+//! CBOR diagnostic notation (RFC 8949 §8, with the `<< >>` embedded-CBOR extension of
+//! RFC 8610 Appendix G) for `suit-tool inspect --diag`.
+
+use std::fmt::Write;
+
+use minicbor::data::Type;
+use minicbor::Decoder;
+
+/// Deepest nesting rendered; deeper items are elided.
+const MAX_DEPTH: usize = 32;
+
+/// Renders `bytes` (one or more CBOR items) as indented diagnostic notation. Byte strings whose
+/// content is itself a single well-formed array, map or tagged item are shown as `<< … >>`.
+pub fn to_diag(bytes: &[u8]) -> Result<String, String> {
+    let mut out = String::new();
+    let mut d = Decoder::new(bytes);
+    while d.position() < bytes.len() {
+        item(&mut d, &mut out, 0)?;
+        out.push('\n');
+    }
+    Ok(out)
+}
+
+fn indent(out: &mut String, depth: usize) {
+    for _ in 0..depth {
+        out.push_str("  ");
+    }
+}
+
+fn embedded(content: &[u8]) -> Option<String> {
+    let first = *content.first()?;
+    // Only arrays, maps and tags: short scalars inside bstrs are usually not CBOR.
+    if !matches!(first >> 5, 4..=6) {
+        return None;
+    }
+    let mut d = Decoder::new(content);
+    let mut s = String::new();
+    item(&mut d, &mut s, 0).ok()?;
+    (d.position() == content.len()).then_some(s)
+}
+
+fn item(d: &mut Decoder<'_>, out: &mut String, depth: usize) -> Result<(), String> {
+    let at = d.position();
+    let err = |e: minicbor::decode::Error| format!("malformed CBOR at byte {at}: {e}");
+    if depth > MAX_DEPTH {
+        d.skip().map_err(err)?;
+        out.push_str("…");
+        return Ok(());
+    }
+    match d.datatype().map_err(err)? {
+        Type::Bool => write!(out, "{}", d.bool().map_err(err)?).ok(),
+        Type::Null => {
+            d.null().map_err(err)?;
+            out.push_str("null");
+            None
+        }
+        Type::Undefined => {
+            d.undefined().map_err(err)?;
+            out.push_str("undefined");
+            None
+        }
+        Type::U8 | Type::U16 | Type::U32 | Type::U64 => {
+            write!(out, "{}", d.u64().map_err(err)?).ok()
+        }
+        Type::I8 | Type::I16 | Type::I32 | Type::I64 | Type::Int => {
+            write!(out, "{}", i128::from(d.int().map_err(err)?)).ok()
+        }
+        Type::F16 | Type::F32 | Type::F64 => write!(out, "{}", d.f64().map_err(err)?).ok(),
+        Type::Simple => write!(out, "simple({})", d.simple().map_err(err)?).ok(),
+        Type::Bytes => {
+            let b = d.bytes().map_err(err)?;
+            match embedded(b) {
+                Some(inner) => {
+                    out.push_str("<< ");
+                    out.push_str(&inner.replace('\n', &format!("\n{}", "  ".repeat(depth))));
+                    out.push_str(" >>");
+                }
+                None => {
+                    out.push_str("h'");
+                    for x in b {
+                        write!(out, "{x:02x}").ok();
+                    }
+                    out.push('\'');
+                }
+            }
+            None
+        }
+        Type::String => write!(out, "{:?}", d.str().map_err(err)?).ok(),
+        Type::Array => {
+            let n = d.array().map_err(err)?.ok_or("indefinite-length array")?;
+            out.push('[');
+            for i in 0..n {
+                out.push('\n');
+                indent(out, depth + 1);
+                item(d, out, depth + 1)?;
+                if i + 1 < n {
+                    out.push(',');
+                }
+            }
+            if n > 0 {
+                out.push('\n');
+                indent(out, depth);
+            }
+            out.push(']');
+            None
+        }
+        Type::Map => {
+            let n = d.map().map_err(err)?.ok_or("indefinite-length map")?;
+            out.push('{');
+            for i in 0..n {
+                out.push('\n');
+                indent(out, depth + 1);
+                item(d, out, depth + 1)?;
+                out.push_str(": ");
+                item(d, out, depth + 1)?;
+                if i + 1 < n {
+                    out.push(',');
+                }
+            }
+            if n > 0 {
+                out.push('\n');
+                indent(out, depth);
+            }
+            out.push('}');
+            None
+        }
+        Type::Tag => {
+            let t = d.tag().map_err(err)?;
+            write!(out, "{}(", t.as_u64()).ok();
+            item(d, out, depth)?;
+            out.push(')');
+            None
+        }
+        other => return Err(format!("unsupported CBOR item {other:?} at byte {at}")),
+    };
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_nested_and_embedded_cbor() {
+        // 107({2: h'8100', 3: << {1: 1} >>})
+        let bytes = [
+            0xd8, 0x6b, 0xa2, 0x02, 0x42, 0x81, 0x00, 0x03, 0x43, 0xa1, 0x01, 0x01,
+        ];
+        let text = to_diag(&bytes).unwrap();
+        assert!(text.starts_with("107({"), "{text}");
+        assert!(text.contains("<< [\n"), "{text}");
+        assert!(text.contains("<< {\n"), "{text}");
+    }
+
+    #[test]
+    fn reports_malformed_input() {
+        assert!(to_diag(&[0x82, 0x01]).is_err());
+    }
+}

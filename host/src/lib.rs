@@ -1,0 +1,7 @@
+//! Normal-world side of the project: the vendor tool and (later) the device agent.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod diag;
+pub mod keys;
+pub mod tool;

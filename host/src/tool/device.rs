@@ -1,0 +1,210 @@
+//! The simulated device behind `suit-tool process`: components are files or bytes in memory,
+//! digests are computed by streaming, so memory does not grow with image size.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::Read;
+use std::path::PathBuf;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use subtle::ConstantTimeEq;
+use suit_shared::digest::{Hasher, SuitDigest};
+use suit_shared::params::ComponentParams;
+use suit_shared::processor::{ComponentRef, DeviceIdentity, FetchSource, ImageCheck, Platform};
+use suit_shared::{Error, Result};
+
+/// Read size for streaming digests.
+const CHUNK: usize = 256 * 1024;
+
+/// What a component currently holds.
+#[derive(Debug, Clone)]
+enum Content {
+    /// Nothing yet.
+    Empty,
+    /// A file on the host.
+    File(PathBuf),
+    /// Bytes (integrated payloads, written content).
+    Bytes(Vec<u8>),
+}
+
+/// A device simulated on the host.
+pub struct SimulatedDevice {
+    identity: DeviceIdentity,
+    slot: u64,
+    images: BTreeMap<usize, PathBuf>,
+    contents: BTreeMap<usize, Content>,
+}
+
+impl SimulatedDevice {
+    /// A device with the given identity; every component occupies `slot`; `images` gives the
+    /// current content of components, which is also what a fetch for them retrieves.
+    pub fn new(identity: DeviceIdentity, slot: u64, images: BTreeMap<usize, PathBuf>) -> Self {
+        let contents = images
+            .iter()
+            .map(|(i, p)| (*i, Content::File(p.clone())))
+            .collect();
+        SimulatedDevice {
+            identity,
+            slot,
+            images,
+            contents,
+        }
+    }
+
+    fn content(&self, index: usize) -> Content {
+        self.contents.get(&index).cloned().unwrap_or(Content::Empty)
+    }
+
+    /// Streams a component's content through `sink`; returns its size.
+    fn stream(&self, index: usize, mut sink: impl FnMut(&[u8])) -> Result<u64> {
+        match self.content(index) {
+            Content::Empty => Err(Error::Io(format!(
+                "component {index} has no content: give its current image with --image {index}=FILE"
+            ))),
+            Content::Bytes(b) => {
+                sink(&b);
+                Ok(b.len() as u64)
+            }
+            Content::File(path) => {
+                let io = |e: std::io::Error| Error::Io(format!("{}: {e}", path.display()));
+                let mut f = File::open(&path).map_err(io)?;
+                let mut buf = vec![0u8; CHUNK];
+                let mut total = 0u64;
+                loop {
+                    let n = f.read(&mut buf).map_err(io)?;
+                    if n == 0 {
+                        return Ok(total);
+                    }
+                    sink(&buf[..n]);
+                    total += n as u64;
+                }
+            }
+        }
+    }
+
+    fn no_decryption(&self, component: usize) -> Error {
+        Error::Decryption(format!(
+            "component {component} is written from an encrypted payload, and this build cannot decrypt"
+        ))
+    }
+}
+
+impl Platform for SimulatedDevice {
+    fn identity(&self) -> &DeviceIdentity {
+        &self.identity
+    }
+
+    fn component_slot(&self, _component: ComponentRef<'_, '_>) -> Option<u64> {
+        Some(self.slot)
+    }
+
+    fn check_image(
+        &mut self,
+        c: ComponentRef<'_, '_>,
+        digest: &SuitDigest<'_>,
+        size: Option<u64>,
+    ) -> Result<ImageCheck> {
+        let mut hasher = Hasher::new(digest.alg);
+        let actual = self.stream(c.index, |chunk| hasher.update(chunk))?;
+        if let Some(expected) = size {
+            if expected != actual {
+                return Ok(ImageCheck::SizeMismatch { actual });
+            }
+        }
+        Ok(if digest.matches(&hasher.finalize()) {
+            ImageCheck::Match
+        } else {
+            ImageCheck::DigestMismatch
+        })
+    }
+
+    fn check_content(&mut self, c: ComponentRef<'_, '_>, expected: &[u8]) -> Result<bool> {
+        let mut actual = Vec::new();
+        let limit = expected.len() as u64;
+        let size = self.stream(c.index, |chunk| {
+            if (actual.len() as u64) <= limit {
+                actual.extend_from_slice(chunk);
+            }
+        })?;
+        Ok(size == limit && bool::from(actual.as_slice().ct_eq(expected)))
+    }
+
+    fn fetch(
+        &mut self,
+        c: ComponentRef<'_, '_>,
+        source: FetchSource<'_>,
+        _params: &ComponentParams<'_>,
+    ) -> Result<()> {
+        let content = match source {
+            FetchSource::Integrated { data, .. } => Content::Bytes(data.to_vec()),
+            FetchSource::Uri(uri) => match self.images.get(&c.index) {
+                Some(path) => Content::File(path.clone()),
+                None => return Err(Error::Io(format!(
+                    "component {} fetches {uri}: give the file it retrieves with --image {}=FILE",
+                    c.index, c.index
+                ))),
+            },
+        };
+        self.contents.insert(c.index, content);
+        Ok(())
+    }
+
+    fn write(&mut self, c: ComponentRef<'_, '_>, params: &ComponentParams<'_>) -> Result<()> {
+        if params.encryption_info.is_some() {
+            return Err(self.no_decryption(c.index));
+        }
+        let content = params.content.unwrap_or_default();
+        self.contents
+            .insert(c.index, Content::Bytes(content.to_vec()));
+        Ok(())
+    }
+
+    fn copy(
+        &mut self,
+        c: ComponentRef<'_, '_>,
+        source: ComponentRef<'_, '_>,
+        params: &ComponentParams<'_>,
+    ) -> Result<()> {
+        if params.encryption_info.is_some() {
+            return Err(self.no_decryption(c.index));
+        }
+        let content = self.content(source.index);
+        self.contents.insert(c.index, content);
+        Ok(())
+    }
+
+    fn swap(
+        &mut self,
+        c: ComponentRef<'_, '_>,
+        other: ComponentRef<'_, '_>,
+        _params: &ComponentParams<'_>,
+    ) -> Result<()> {
+        let a = self.content(c.index);
+        let b = self.content(other.index);
+        self.contents.insert(c.index, b);
+        self.contents.insert(other.index, a);
+        Ok(())
+    }
+
+    fn invoke(&mut self, _c: ComponentRef<'_, '_>, _params: &ComponentParams<'_>) -> Result<()> {
+        // A simulated device has nothing to run; invocation succeeds.
+        Ok(())
+    }
+
+    fn unlink(&mut self, c: ComponentRef<'_, '_>) -> Result<()> {
+        self.contents.remove(&c.index);
+        Ok(())
+    }
+
+    fn wait(&mut self, _c: ComponentRef<'_, '_>, _params: &ComponentParams<'_>) -> Result<()> {
+        // Every awaited event (power, network, authorisation, time) counts as present.
+        Ok(())
+    }
+
+    fn now(&self) -> Option<u64> {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .ok()
+            .map(|d| d.as_secs())
+    }
+}

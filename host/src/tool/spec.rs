@@ -1,0 +1,435 @@
+//! `suit-tool create`: a TOML spec becomes a SUIT manifest following the draft's templates
+//! (§7): compatibility check, download + install, secure-boot validate, and the A/B template
+//! (try-each over component-slot).
+//!
+//! ```toml
+//! sequence-number = 2
+//! vendor = "example.com"            # or vendor-id = "<uuid>"
+//! class = "gateway-rev-b"           # or class-id = "<uuid>"
+//! digest = "sha-256"                # or "sha-384"
+//! sever = ["text"]                  # severable elements to move out of the manifest
+//! [text]
+//! description = "Gateway firmware 2.0"
+//! [[component]]
+//! id = ["rootfs"]                   # text parts; "0x00ff" for raw bytes
+//! image = "rootfs-v2.img"           # relative to the spec file
+//! uri = "https://updates.example.com/rootfs-v2.img"   # or integrated = true
+//! [[component.slot]]                # optional A/B: one entry per slot it may go to
+//! slot = 0
+//! [[component.slot]]
+//! slot = 1
+//! ```
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use suit_shared::command::{
+    Command, CommandSequence, Condition, Directive, IndexSelection, ReportingPolicy,
+};
+use suit_shared::digest::{DigestAlg, DigestValue};
+use suit_shared::error::Uuid;
+use suit_shared::manifest::{ComponentId, LanguageText, Manifest, Severable, TextMap};
+use suit_shared::params::{Parameter, VendorId};
+
+use super::{digest_file, ToolError};
+
+/// The spec file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Spec {
+    sequence_number: u64,
+    #[serde(default)]
+    digest: DigestName,
+    vendor: Option<String>,
+    vendor_id: Option<String>,
+    class: Option<String>,
+    class_id: Option<String>,
+    reference_uri: Option<String>,
+    #[serde(default)]
+    sever: Vec<SeverableName>,
+    text: Option<ManifestText>,
+    #[serde(rename = "component")]
+    components: Vec<ComponentSpec>,
+}
+
+#[derive(Debug, Deserialize, Default, Clone, Copy)]
+enum DigestName {
+    #[default]
+    #[serde(rename = "sha-256")]
+    Sha256,
+    #[serde(rename = "sha-384")]
+    Sha384,
+}
+
+#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+enum SeverableName {
+    Install,
+    PayloadFetch,
+    Text,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct ManifestText {
+    description: Option<String>,
+    update_description: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct ComponentSpec {
+    id: Vec<String>,
+    image: Option<PathBuf>,
+    uri: Option<String>,
+    #[serde(default)]
+    integrated: bool,
+    #[serde(default, rename = "slot")]
+    slots: Vec<SlotSpec>,
+    description: Option<String>,
+    version: Option<String>,
+    vendor_name: Option<String>,
+    model_name: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct SlotSpec {
+    slot: u64,
+    image: Option<PathBuf>,
+    uri: Option<String>,
+}
+
+/// UUID of the DNS namespace (RFC 4122), from which vendor ids are derived (§8.4.8.2).
+const DNS_NAMESPACE: uuid::Uuid = uuid::Uuid::NAMESPACE_DNS;
+
+/// Vendor id from a vendor domain name: UUID5(DNS namespace, name).
+pub fn vendor_uuid(name: &str) -> Uuid {
+    Uuid(*uuid::Uuid::new_v5(&DNS_NAMESPACE, name.as_bytes()).as_bytes())
+}
+
+/// Class id from a class name: UUID5(vendor id, name).
+pub fn class_uuid(vendor: Uuid, name: &str) -> Uuid {
+    Uuid(*uuid::Uuid::new_v5(&uuid::Uuid::from_bytes(vendor.0), name.as_bytes()).as_bytes())
+}
+
+/// Parses a UUID in canonical text form.
+pub fn parse_uuid(text: &str) -> Result<Uuid, ToolError> {
+    uuid::Uuid::parse_str(text)
+        .map(|u| Uuid(*u.as_bytes()))
+        .map_err(|e| ToolError::Usage(format!("invalid UUID {text:?}: {e}")))
+}
+
+/// One payload variant of a component (one per slot for A/B components).
+struct Variant {
+    slot: Option<u64>,
+    digest: DigestValue,
+    size: u64,
+    uri: String,
+    integrated: Option<(String, PathBuf)>,
+}
+
+struct PreparedComponent {
+    id: Vec<Vec<u8>>,
+    variants: Vec<Variant>,
+    text: Vec<(i64, String)>,
+}
+
+/// A spec with its files read, digests computed, identifiers resolved.
+pub struct Prepared {
+    sequence_number: u64,
+    digest_alg: DigestAlg,
+    vendor: Uuid,
+    class: Uuid,
+    reference_uri: Option<String>,
+    sever: Vec<SeverableName>,
+    text: Vec<(i64, String)>,
+    components: Vec<PreparedComponent>,
+}
+
+fn policy(bits: u64) -> ReportingPolicy {
+    ReportingPolicy(bits)
+}
+
+impl Spec {
+    /// Reads a spec file.
+    pub fn load(path: &Path) -> Result<Spec, ToolError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ToolError::io(path, e))?;
+        toml::from_str(&text).map_err(|e| ToolError::Usage(format!("{}: {e}", path.display())))
+    }
+
+    /// Resolves identifiers and computes image digests (streaming) relative to `base`.
+    pub fn prepare(self, base: &Path) -> Result<Prepared, ToolError> {
+        let digest_alg = match self.digest {
+            DigestName::Sha256 => DigestAlg::Sha256,
+            DigestName::Sha384 => DigestAlg::Sha384,
+        };
+        let vendor = match (&self.vendor, &self.vendor_id) {
+            (Some(name), None) => vendor_uuid(name),
+            (None, Some(id)) => parse_uuid(id)?,
+            _ => {
+                return Err(ToolError::Usage(
+                    "the spec needs exactly one of vendor or vendor-id".into(),
+                ))
+            }
+        };
+        let class = match (&self.class, &self.class_id) {
+            (Some(name), None) => class_uuid(vendor, name),
+            (None, Some(id)) => parse_uuid(id)?,
+            _ => {
+                return Err(ToolError::Usage(
+                    "the spec needs exactly one of class or class-id".into(),
+                ))
+            }
+        };
+        if self.components.is_empty() {
+            return Err(ToolError::Usage(
+                "the spec needs at least one [[component]]".into(),
+            ));
+        }
+        let mut components = Vec::new();
+        for (i, c) in self.components.into_iter().enumerate() {
+            components.push(prepare_component(i, c, base, digest_alg)?);
+        }
+        let mut text = Vec::new();
+        if let Some(t) = self.text {
+            text.extend(t.description.map(|d| (1, d)));
+            text.extend(t.update_description.map(|d| (2, d)));
+        }
+        Ok(Prepared {
+            sequence_number: self.sequence_number,
+            digest_alg,
+            vendor,
+            class,
+            reference_uri: self.reference_uri,
+            sever: self.sever,
+            text,
+            components,
+        })
+    }
+}
+
+fn component_part(text: &str) -> Result<Vec<u8>, ToolError> {
+    match text.strip_prefix("0x") {
+        Some(hex) => decode_hex(hex)
+            .ok_or_else(|| ToolError::Usage(format!("invalid hex component id part {text:?}"))),
+        None => Ok(text.as_bytes().to_vec()),
+    }
+}
+
+/// Decodes hexadecimal text.
+pub fn decode_hex(hex: &str) -> Option<Vec<u8>> {
+    if hex.len() % 2 != 0 {
+        return None;
+    }
+    (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(hex.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
+fn prepare_component(
+    index: usize,
+    c: ComponentSpec,
+    base: &Path,
+    alg: DigestAlg,
+) -> Result<PreparedComponent, ToolError> {
+    let id =
+        c.id.iter()
+            .map(|p| component_part(p))
+            .collect::<Result<Vec<_>, _>>()?;
+    let variant = |slot: Option<u64>,
+                   image: Option<&PathBuf>,
+                   uri: Option<&String>|
+     -> Result<Variant, ToolError> {
+        let image =
+            image.ok_or_else(|| ToolError::Usage(format!("component {index} needs an image")))?;
+        let path = base.join(image);
+        let (digest, size) = digest_file(&path, alg)?;
+        let (uri, integrated) = match (uri, c.integrated) {
+            (Some(u), false) => (u.clone(), None),
+            (None, true) => {
+                let name = image
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                let key = format!(
+                    "#{}",
+                    if let Some(s) = slot {
+                        format!("{name}.slot{s}")
+                    } else {
+                        name
+                    }
+                );
+                (key.clone(), Some((key, path)))
+            }
+            _ => {
+                return Err(ToolError::Usage(format!(
+                    "component {index} needs exactly one of uri or integrated = true"
+                )))
+            }
+        };
+        Ok(Variant {
+            slot,
+            digest,
+            size,
+            uri,
+            integrated,
+        })
+    };
+    let variants = if c.slots.is_empty() {
+        vec![variant(None, c.image.as_ref(), c.uri.as_ref())?]
+    } else {
+        let mut v = Vec::new();
+        for s in &c.slots {
+            v.push(variant(
+                Some(s.slot),
+                s.image.as_ref().or(c.image.as_ref()),
+                s.uri.as_ref().or(c.uri.as_ref()),
+            )?);
+        }
+        v
+    };
+    let mut text = Vec::new();
+    text.extend(c.vendor_name.map(|t| (1, t)));
+    text.extend(c.model_name.map(|t| (2, t)));
+    text.extend(c.description.map(|t| (5, t)));
+    text.extend(c.version.map(|t| (6, t)));
+    Ok(PreparedComponent { id, variants, text })
+}
+
+impl Prepared {
+    /// The manifest's digest algorithm.
+    pub fn digest_alg(&self) -> DigestAlg {
+        self.digest_alg
+    }
+
+    /// Integrated payloads: envelope key and file.
+    pub fn integrated(&self) -> impl Iterator<Item = &(String, PathBuf)> {
+        self.components
+            .iter()
+            .flat_map(|c| c.variants.iter().filter_map(|v| v.integrated.as_ref()))
+    }
+
+    /// The manifest, following the draft's templates.
+    pub fn manifest(&self) -> Manifest<'_> {
+        let many = self.components.len() > 1;
+        let mut shared = Vec::new();
+        let mut install = Vec::new();
+        let mut validate = Vec::new();
+        for (i, c) in self.components.iter().enumerate() {
+            if many {
+                for seq in [&mut shared, &mut install, &mut validate] {
+                    seq.push(Command::SetComponentIndex(IndexSelection::One(i)));
+                }
+            }
+            if i == 0 {
+                shared.push(Command::OverrideParameters(vec![
+                    Parameter::VendorId(VendorId::Uuid(self.vendor)),
+                    Parameter::ClassId(self.class),
+                ]));
+                shared.push(Command::Condition(Condition::VendorId, policy(15)));
+                shared.push(Command::Condition(Condition::ClassId, policy(15)));
+            }
+            // Expected image per slot in the shared sequence, URI per slot in install.
+            shared.extend(per_slot(&c.variants, expected_image));
+            install.extend(per_slot(&c.variants, source_uri));
+            install.push(Command::Directive(Directive::Fetch, policy(2)));
+            install.push(Command::Condition(Condition::ImageMatch, policy(15)));
+            validate.push(Command::Condition(Condition::ImageMatch, policy(15)));
+        }
+        let text = self.text_map();
+        let sever = |name| self.sever.contains(&name);
+        Manifest {
+            sequence_number: self.sequence_number,
+            components: self
+                .components
+                .iter()
+                .map(|c| ComponentId(c.id.iter().map(Vec::as_slice).collect()))
+                .collect(),
+            shared_sequence: Some(CommandSequence { commands: shared }),
+            reference_uri: self.reference_uri.as_deref(),
+            manifest_component_id: None,
+            set_version: None,
+            validate: Some(CommandSequence { commands: validate }),
+            load: None,
+            invoke: None,
+            uninstall: None,
+            payload_fetch: Severable::Absent,
+            install: Severable::Present {
+                value: CommandSequence { commands: install },
+                severed: sever(SeverableName::Install) || sever(SeverableName::PayloadFetch),
+            },
+            candidate_verification: Severable::Absent,
+            text: match text {
+                Some(value) => Severable::Present {
+                    value,
+                    severed: sever(SeverableName::Text),
+                },
+                None => Severable::Absent,
+            },
+            coswid: Severable::Absent,
+        }
+    }
+
+    fn text_map(&self) -> Option<TextMap<'_>> {
+        let has_component_text = self.components.iter().any(|c| !c.text.is_empty());
+        if self.text.is_empty() && !has_component_text {
+            return None;
+        }
+        let mut lang = LanguageText::default();
+        for (k, v) in &self.text {
+            lang.manifest.insert(*k, v.as_str());
+        }
+        for c in self.components.iter().filter(|c| !c.text.is_empty()) {
+            let id = ComponentId(c.id.iter().map(Vec::as_slice).collect());
+            lang.components
+                .push((id, c.text.iter().map(|(k, v)| (*k, v.as_str())).collect()));
+        }
+        Some(TextMap {
+            languages: vec![("en", lang)],
+        })
+    }
+}
+
+fn expected_image(v: &Variant) -> Vec<Parameter<'_>> {
+    vec![
+        Parameter::ImageDigest(v.digest.as_suit_digest()),
+        Parameter::ImageSize(v.size),
+    ]
+}
+
+fn source_uri(v: &Variant) -> Vec<Parameter<'_>> {
+    vec![Parameter::Uri(v.uri.as_str())]
+}
+
+/// Parameters for a component's variants: set directly for a single variant, or chosen by a
+/// try-each over component-slot for A/B (draft §7.7 / Example 3).
+fn per_slot<'a>(
+    variants: &'a [Variant],
+    params: fn(&'a Variant) -> Vec<Parameter<'a>>,
+) -> Vec<Command<'a>> {
+    let branch = |v: &'a Variant| {
+        let mut commands = Vec::new();
+        if let Some(slot) = v.slot {
+            commands.push(Command::OverrideParameters(vec![Parameter::ComponentSlot(
+                slot,
+            )]));
+            commands.push(Command::Condition(Condition::ComponentSlot, policy(5)));
+        }
+        commands.push(Command::OverrideParameters(params(v)));
+        commands
+    };
+    match variants {
+        [single] => branch(single),
+        many => vec![Command::TryEach {
+            branches: many
+                .iter()
+                .map(|v| CommandSequence {
+                    commands: branch(v),
+                })
+                .collect(),
+            empty_fallback: false,
+        }],
+    }
+}

@@ -1,0 +1,497 @@
+//! The SUIT authentication wrapper: `[bstr .cbor SUIT_Digest, * bstr .cbor COSE block]`.
+//!
+//! Every COSE block authenticates the SUIT_Digest as a detached payload (draft-ietf-suit-manifest
+//! §8.3); the digest itself covers the bstr-wrapped manifest. An envelope is authentic when the
+//! digest matches the manifest and at least one block verifies against a configured
+//! [`TrustAnchor`]. A block whose algorithm or key we do not hold is simply not the one that
+//! authenticates; a block that is malformed rejects the envelope.
+
+use alloc::format;
+use alloc::string::String;
+use alloc::vec::Vec;
+
+use coset::{iana, CoseMac0, CoseSign, CoseSign1, Header, ProtectedHeader, TaggedCborSerializable};
+use hmac::{KeyInit, Mac};
+use subtle::ConstantTimeEq;
+use zeroize::Zeroizing;
+
+use crate::cbor::Reader;
+use crate::digest::SuitDigest;
+use crate::error::{Error, Result};
+
+/// COSE algorithm identifiers used for manifest authentication.
+pub mod alg {
+    /// ECDSA w/ SHA-256 (polymorphic; P-256 here).
+    pub const ES256: i64 = -7;
+    /// ECDSA using P-256 and SHA-256 (fully specified, RFC 9864).
+    pub const ESP256: i64 = -9;
+    /// ECDSA w/ SHA-384 (polymorphic; P-384 here).
+    pub const ES384: i64 = -35;
+    /// ECDSA using P-384 and SHA-384 (fully specified, RFC 9864).
+    pub const ESP384: i64 = -51;
+    /// HMAC w/ SHA-256, 256-bit tag.
+    pub const HMAC_256_256: i64 = 5;
+}
+
+/// A key that may authenticate manifests.
+#[derive(Clone)]
+pub enum TrustAnchor {
+    /// ECDSA P-256 public key (ES256 / ESP256).
+    P256 {
+        /// The key.
+        key: p256::ecdsa::VerifyingKey,
+        /// Optional key id that COSE blocks may name.
+        kid: Option<Vec<u8>>,
+    },
+    /// ECDSA P-384 public key (ES384 / ESP384).
+    P384 {
+        /// The key.
+        key: p384::ecdsa::VerifyingKey,
+        /// Optional key id that COSE blocks may name.
+        kid: Option<Vec<u8>>,
+    },
+    /// HMAC-SHA-256 secret (COSE_Mac0, alg 5).
+    Hmac256 {
+        /// The secret.
+        key: Zeroizing<Vec<u8>>,
+        /// Optional key id.
+        kid: Option<Vec<u8>>,
+    },
+}
+
+impl core::fmt::Debug for TrustAnchor {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(self.describe())
+    }
+}
+
+impl TrustAnchor {
+    /// A public key from its SEC1 encoding; the curve is chosen by the point's length.
+    pub fn from_sec1(point: &[u8], kid: Option<Vec<u8>>) -> Result<Self> {
+        let invalid = || Error::InvalidValue {
+            context: "trust anchor",
+            element: "public key",
+            reason: "not a valid P-256 or P-384 SEC1 point",
+        };
+        match point.len() {
+            33 | 65 => p256::ecdsa::VerifyingKey::from_sec1_bytes(point)
+                .map(|key| TrustAnchor::P256 { key, kid })
+                .map_err(|_| invalid()),
+            49 | 97 => p384::ecdsa::VerifyingKey::from_sec1_bytes(point)
+                .map(|key| TrustAnchor::P384 { key, kid })
+                .map_err(|_| invalid()),
+            _ => Err(invalid()),
+        }
+    }
+
+    /// What kind of key this is, for messages.
+    pub fn describe(&self) -> &'static str {
+        match self {
+            TrustAnchor::P256 { .. } => "ECDSA P-256 key",
+            TrustAnchor::P384 { .. } => "ECDSA P-384 key",
+            TrustAnchor::Hmac256 { .. } => "HMAC-256 key",
+        }
+    }
+
+    fn kid(&self) -> Option<&[u8]> {
+        match self {
+            TrustAnchor::P256 { kid, .. }
+            | TrustAnchor::P384 { kid, .. }
+            | TrustAnchor::Hmac256 { kid, .. } => kid.as_deref(),
+        }
+    }
+
+    /// Whether a block naming `kid` may have been made with this anchor.
+    fn kid_allows(&self, kid: &[u8]) -> bool {
+        match self.kid() {
+            Some(mine) if !kid.is_empty() => mine == kid,
+            _ => true,
+        }
+    }
+
+    fn verify_signature(&self, alg: i64, tbs: &[u8], signature: &[u8]) -> bool {
+        use p256::ecdsa::signature::Verifier;
+        match (self, alg) {
+            (TrustAnchor::P256 { key, .. }, alg::ES256 | alg::ESP256) => {
+                p256::ecdsa::Signature::from_slice(signature)
+                    .map(|sig| key.verify(tbs, &sig).is_ok())
+                    .unwrap_or(false)
+            }
+            (TrustAnchor::P384 { key, .. }, alg::ES384 | alg::ESP384) => {
+                p384::ecdsa::Signature::from_slice(signature)
+                    .map(|sig| key.verify(tbs, &sig).is_ok())
+                    .unwrap_or(false)
+            }
+            _ => false,
+        }
+    }
+
+    fn verify_mac(&self, alg: i64, tbm: &[u8], tag: &[u8]) -> bool {
+        match (self, alg) {
+            (TrustAnchor::Hmac256 { key, .. }, alg::HMAC_256_256) => {
+                let Ok(mut mac) = hmac::Hmac::<sha2::Sha256>::new_from_slice(key) else {
+                    return false;
+                };
+                mac.update(tbm);
+                let expected = mac.finalize().into_bytes();
+                tag.len() == expected.len() && bool::from(expected.as_slice().ct_eq(tag))
+            }
+            _ => false,
+        }
+    }
+
+    fn handles(&self, alg: i64) -> bool {
+        matches!(
+            (self, alg),
+            (TrustAnchor::P256 { .. }, alg::ES256 | alg::ESP256)
+                | (TrustAnchor::P384 { .. }, alg::ES384 | alg::ESP384)
+                | (TrustAnchor::Hmac256 { .. }, alg::HMAC_256_256)
+        )
+    }
+}
+
+/// The kind of COSE structure in an authentication block.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BlockKind {
+    /// COSE_Sign1 (tag 18).
+    Sign1,
+    /// COSE_Sign (tag 98), one entry per signer.
+    Sign,
+    /// COSE_Mac0 (tag 17).
+    Mac0,
+    /// COSE_Mac (tag 97) — recognised, not supported.
+    Mac,
+}
+
+impl BlockKind {
+    /// The COSE structure name.
+    pub fn name(self) -> &'static str {
+        match self {
+            BlockKind::Sign1 => "COSE_Sign1",
+            BlockKind::Sign => "COSE_Sign",
+            BlockKind::Mac0 => "COSE_Mac0",
+            BlockKind::Mac => "COSE_Mac",
+        }
+    }
+}
+
+/// What a block says about itself, for inspection (nothing here is verified).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlockSummary {
+    /// COSE structure.
+    pub kind: BlockKind,
+    /// Algorithm per signer (one entry except for COSE_Sign).
+    pub algs: Vec<Option<i64>>,
+    /// Key id per signer, empty when absent.
+    pub kids: Vec<Vec<u8>>,
+}
+
+/// Which anchor authenticated the envelope.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Authenticated {
+    /// 1-based index of the block that verified.
+    pub block: usize,
+    /// Index into the trust anchor list.
+    pub anchor: usize,
+    /// COSE algorithm of that block.
+    pub alg: i64,
+}
+
+/// A decoded authentication wrapper.
+#[derive(Debug, Clone)]
+pub struct AuthWrapper<'a> {
+    /// The digest of the bstr-wrapped manifest.
+    pub digest: SuitDigest<'a>,
+    /// The SUIT_Digest encoding: the detached payload of every block.
+    digest_encoding: &'a [u8],
+    /// The raw COSE blocks (tagged COSE structures).
+    blocks: Vec<&'a [u8]>,
+}
+
+/// One parsed COSE block, signer by signer.
+struct ParsedBlock {
+    kind: BlockKind,
+    signers: Vec<Signer>,
+}
+
+struct Signer {
+    alg: Option<i64>,
+    kid: Vec<u8>,
+    /// The data the signature or tag is over (Sig_structure / MAC_structure).
+    to_be_verified: Vec<u8>,
+    signature: Vec<u8>,
+}
+
+impl<'a> AuthWrapper<'a> {
+    /// Decodes `bstr .cbor SUIT_Authentication` content.
+    pub fn decode(bytes: &'a [u8]) -> Result<Self> {
+        Reader::decode_exact(bytes, "authentication wrapper", |r| {
+            let n = r.array()?;
+            if n == 0 {
+                return Err(Error::MissingElement {
+                    context: "authentication wrapper",
+                    element: "digest",
+                });
+            }
+            let digest_encoding = r.bytes()?;
+            let digest =
+                SuitDigest::decode_exact(digest_encoding, "authentication wrapper digest")?;
+            let mut blocks = Vec::new();
+            for _ in 1..n {
+                blocks.push(r.bytes()?);
+            }
+            Ok(AuthWrapper {
+                digest,
+                digest_encoding,
+                blocks,
+            })
+        })
+    }
+
+    /// The SUIT_Digest encoding that every block authenticates.
+    pub fn digest_encoding(&self) -> &'a [u8] {
+        self.digest_encoding
+    }
+
+    /// The COSE blocks as encoded.
+    pub fn raw_blocks(&self) -> &[&'a [u8]] {
+        &self.blocks
+    }
+
+    /// Number of COSE blocks.
+    pub fn block_count(&self) -> usize {
+        self.blocks.len()
+    }
+
+    /// Summaries of every block, for inspection.
+    pub fn summaries(&self) -> Result<Vec<BlockSummary>> {
+        let mut out = Vec::new();
+        for (i, raw) in self.blocks.iter().enumerate() {
+            let parsed = self.parse_block(i + 1, raw)?;
+            out.push(BlockSummary {
+                kind: parsed.kind,
+                algs: parsed.signers.iter().map(|s| s.alg).collect(),
+                kids: parsed.signers.iter().map(|s| s.kid.clone()).collect(),
+            });
+        }
+        Ok(out)
+    }
+
+    /// Authenticates `manifest_bstr` (the complete bstr encoding found at envelope key 3).
+    ///
+    /// Order of checks: every block must be well-formed and detached, at least one must verify
+    /// against an anchor, and the digest must cover the manifest. All three are required.
+    pub fn authenticate(
+        &self,
+        manifest_bstr: &[u8],
+        anchors: &[TrustAnchor],
+    ) -> Result<Authenticated> {
+        if self.blocks.is_empty() {
+            return Err(Error::NoAuthenticationBlock);
+        }
+        let mut verified = None;
+        let mut tried = Vec::new();
+        for (i, raw) in self.blocks.iter().enumerate() {
+            let block_no = i + 1;
+            let parsed = self.parse_block(block_no, raw)?;
+            if parsed.kind == BlockKind::Mac {
+                tried.push(format!(
+                    "block {block_no} is a COSE_Mac with recipients, which is not supported"
+                ));
+                continue;
+            }
+            for signer in &parsed.signers {
+                let Some(alg) = signer.alg else {
+                    return Err(Error::InvalidAuthenticationBlock {
+                        index: block_no,
+                        reason: "no algorithm in the protected header",
+                    });
+                };
+                let candidates: Vec<usize> = anchors
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, a)| a.handles(alg) && a.kid_allows(&signer.kid))
+                    .map(|(n, _)| n)
+                    .collect();
+                if candidates.is_empty() {
+                    tried.push(format!(
+                        "block {block_no} ({}, alg {}) has no matching trust anchor",
+                        parsed.kind.name(),
+                        alg_name(alg)
+                    ));
+                    continue;
+                }
+                let ok = candidates.iter().copied().find(|&n| match parsed.kind {
+                    BlockKind::Mac0 => {
+                        anchors[n].verify_mac(alg, &signer.to_be_verified, &signer.signature)
+                    }
+                    _ => {
+                        anchors[n].verify_signature(alg, &signer.to_be_verified, &signer.signature)
+                    }
+                });
+                match ok {
+                    Some(anchor) if verified.is_none() => {
+                        verified = Some(Authenticated {
+                            block: block_no,
+                            anchor,
+                            alg,
+                        });
+                    }
+                    Some(_) => {}
+                    None => tried.push(format!(
+                        "block {block_no} ({}, alg {}) does not verify",
+                        parsed.kind.name(),
+                        alg_name(alg)
+                    )),
+                }
+            }
+        }
+        let Some(verified) = verified else {
+            return Err(Error::NotAuthenticated(tried.join("; ")));
+        };
+        if !self.digest.matches_data(manifest_bstr) {
+            return Err(Error::ManifestDigestMismatch);
+        }
+        Ok(verified)
+    }
+
+    fn parse_block(&self, index: usize, raw: &[u8]) -> Result<ParsedBlock> {
+        let invalid = |reason| Error::InvalidAuthenticationBlock { index, reason };
+        let tag = Reader::new(raw, "authentication block")
+            .tag()
+            .map_err(|_| invalid("not a tagged COSE structure"))?;
+        let payload = self.digest_encoding;
+        let check_payload = |p: &Option<Vec<u8>>| match p {
+            None => Ok(()),
+            // An attached payload must be the same digest (some tools attach it).
+            Some(bytes) if bytes.as_slice() == payload => Ok(()),
+            Some(_) => Err(invalid("its payload is not the manifest digest")),
+        };
+        match tag {
+            18 => {
+                let s = CoseSign1::from_tagged_slice(raw)
+                    .map_err(|_| invalid("malformed COSE_Sign1"))?;
+                check_payload(&s.payload)?;
+                let (alg, kid) = header_alg_kid(index, &s.protected, &s.unprotected)?;
+                let to_be_verified = s.tbs_detached_data(payload, b"");
+                Ok(ParsedBlock {
+                    kind: BlockKind::Sign1,
+                    signers: alloc::vec![Signer {
+                        alg,
+                        kid,
+                        to_be_verified,
+                        signature: s.signature
+                    }],
+                })
+            }
+            98 => {
+                let s =
+                    CoseSign::from_tagged_slice(raw).map_err(|_| invalid("malformed COSE_Sign"))?;
+                check_payload(&s.payload)?;
+                no_crit(index, &s.protected)?;
+                if s.signatures.is_empty() {
+                    return Err(invalid("COSE_Sign without signatures"));
+                }
+                let mut signers = Vec::new();
+                for sig in &s.signatures {
+                    let (alg, kid) = header_alg_kid(index, &sig.protected, &sig.unprotected)?;
+                    let to_be_verified = s.tbs_detached_data(payload, b"", sig);
+                    signers.push(Signer {
+                        alg,
+                        kid,
+                        to_be_verified,
+                        signature: sig.signature.clone(),
+                    });
+                }
+                Ok(ParsedBlock {
+                    kind: BlockKind::Sign,
+                    signers,
+                })
+            }
+            17 => {
+                let m =
+                    CoseMac0::from_tagged_slice(raw).map_err(|_| invalid("malformed COSE_Mac0"))?;
+                check_payload(&m.payload)?;
+                let (alg, kid) = header_alg_kid(index, &m.protected, &m.unprotected)?;
+                let to_be_verified = coset::mac_structure_data(
+                    coset::MacContext::CoseMac0,
+                    m.protected.clone(),
+                    b"",
+                    payload,
+                );
+                Ok(ParsedBlock {
+                    kind: BlockKind::Mac0,
+                    signers: alloc::vec![Signer {
+                        alg,
+                        kid,
+                        to_be_verified,
+                        signature: m.tag
+                    }],
+                })
+            }
+            97 => {
+                coset::CoseMac::from_tagged_slice(raw)
+                    .map_err(|_| invalid("malformed COSE_Mac"))?;
+                Ok(ParsedBlock {
+                    kind: BlockKind::Mac,
+                    signers: Vec::new(),
+                })
+            }
+            _ => Err(invalid(
+                "not a COSE_Sign1, COSE_Sign, COSE_Mac0 or COSE_Mac structure",
+            )),
+        }
+    }
+}
+
+fn no_crit(index: usize, protected: &ProtectedHeader) -> Result<()> {
+    if protected.header.crit.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::InvalidAuthenticationBlock {
+            index,
+            reason: "critical header parameters are not supported",
+        })
+    }
+}
+
+/// The algorithm (protected header only) and key id (either header) of a signer.
+fn header_alg_kid(
+    index: usize,
+    protected: &ProtectedHeader,
+    unprotected: &Header,
+) -> Result<(Option<i64>, Vec<u8>)> {
+    no_crit(index, protected)?;
+    if unprotected.alg.is_some() && protected.header.alg.is_none() {
+        return Err(Error::InvalidAuthenticationBlock {
+            index,
+            reason: "the algorithm must be in the protected header",
+        });
+    }
+    let alg = protected.header.alg.as_ref().and_then(|a| match a {
+        coset::RegisteredLabelWithPrivate::Assigned(a) => Some(*a as i64),
+        coset::RegisteredLabelWithPrivate::PrivateUse(i) => Some(*i),
+        coset::RegisteredLabelWithPrivate::Text(_) => None,
+    });
+    let kid = if protected.header.key_id.is_empty() {
+        unprotected.key_id.clone()
+    } else {
+        protected.header.key_id.clone()
+    };
+    Ok((alg, kid))
+}
+
+/// Readable name of a COSE algorithm id.
+pub fn alg_name(alg: i64) -> String {
+    let name = match alg {
+        alg::ES256 => "ES256",
+        alg::ESP256 => "ESP256",
+        alg::ES384 => "ES384",
+        alg::ESP384 => "ESP384",
+        alg::HMAC_256_256 => "HMAC 256/256",
+        a if a == iana::Algorithm::EdDSA as i64 => "EdDSA",
+        a if a == iana::Algorithm::ES512 as i64 => "ES512",
+        _ => return format!("{alg}"),
+    };
+    format!("{name} ({alg})")
+}

@@ -1,0 +1,477 @@
+//! Typed errors. Every rejection carries a [`Category`] (DESIGN.md §4) and a message a person
+//! understands; no message ever contains secret material.
+
+use alloc::string::String;
+use core::fmt;
+
+/// Why something was rejected, in the coarse terms the agent, the tool and the ABI share.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Category {
+    /// The envelope is not authentic (signature, MAC, manifest digest, no trusted signer).
+    Authentication,
+    /// The manifest is authentic but not meant for this device or component.
+    Applicability,
+    /// The sequence number is below the anti-rollback floor.
+    Rollback,
+    /// Content does not match a digest the manifest prescribes.
+    Digest,
+    /// Content does not have the size the manifest prescribes.
+    Size,
+    /// An encrypted payload could not be decrypted or failed its integrity check.
+    Decryption,
+    /// The manifest asks for something this device does not support or allow.
+    Policy,
+    /// The input is not well-formed CBOR/COSE/SUIT.
+    Malformed,
+    /// A resource limit was hit or an I/O operation failed.
+    Resource,
+}
+
+impl Category {
+    /// Every category, in a fixed order (also the order of their ABI codes).
+    pub const ALL: [Category; 9] = [
+        Category::Authentication,
+        Category::Applicability,
+        Category::Rollback,
+        Category::Digest,
+        Category::Size,
+        Category::Decryption,
+        Category::Policy,
+        Category::Malformed,
+        Category::Resource,
+    ];
+
+    /// The lower-case name used in JSON output and documentation.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Category::Authentication => "authentication",
+            Category::Applicability => "applicability",
+            Category::Rollback => "rollback",
+            Category::Digest => "digest",
+            Category::Size => "size",
+            Category::Decryption => "decryption",
+            Category::Policy => "policy",
+            Category::Malformed => "malformed",
+            Category::Resource => "resource",
+        }
+    }
+
+    /// Stable numeric code used on the TA⇄host ABI.
+    pub const fn code(self) -> u8 {
+        match self {
+            Category::Authentication => 1,
+            Category::Applicability => 2,
+            Category::Rollback => 3,
+            Category::Digest => 4,
+            Category::Size => 5,
+            Category::Decryption => 6,
+            Category::Policy => 7,
+            Category::Malformed => 8,
+            Category::Resource => 9,
+        }
+    }
+
+    /// Inverse of [`Category::code`].
+    pub fn from_code(code: u8) -> Option<Self> {
+        Self::ALL.into_iter().find(|c| c.code() == code)
+    }
+}
+
+impl fmt::Display for Category {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A 16-byte identifier (vendor, class or device UUID) shown in canonical UUID form.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Uuid(pub [u8; 16]);
+
+impl fmt::Display for Uuid {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, b) in self.0.iter().enumerate() {
+            if matches!(i, 4 | 6 | 8 | 10) {
+                f.write_str("-")?;
+            }
+            write!(f, "{b:02x}")?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for Uuid {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+/// Everything that can go wrong while decoding, authenticating or processing a SUIT envelope.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    // ----- malformed input -------------------------------------------------------------------
+    /// CBOR that does not decode as the structure expects.
+    #[error("malformed CBOR at byte {offset} of the {context}: expected {expected}")]
+    Cbor {
+        /// Structure being decoded.
+        context: &'static str,
+        /// Offset inside that structure's bytes.
+        offset: usize,
+        /// What the decoder wanted to see.
+        expected: &'static str,
+    },
+    /// Bytes follow a complete structure.
+    #[error("{context} has {count} trailing byte(s) after its end")]
+    TrailingBytes {
+        /// Structure being decoded.
+        context: &'static str,
+        /// Number of extra bytes.
+        count: usize,
+    },
+    /// An indefinite-length item where SUIT requires definite lengths.
+    #[error(
+        "indefinite-length item at byte {offset} of the {context} (SUIT requires definite lengths)"
+    )]
+    IndefiniteLength {
+        /// Structure being decoded.
+        context: &'static str,
+        /// Offset of the item.
+        offset: usize,
+    },
+    /// A map key that appears twice.
+    #[error("duplicate key {key} in the {context}")]
+    DuplicateKey {
+        /// Map being decoded.
+        context: &'static str,
+        /// The repeated key.
+        key: MapKey,
+    },
+    /// A required element is absent.
+    #[error("the {context} lacks its required {element} element")]
+    MissingElement {
+        /// Structure being decoded.
+        context: &'static str,
+        /// Name of the missing element.
+        element: &'static str,
+    },
+    /// A value of the right CBOR type but with an invalid value.
+    #[error("invalid {element} in the {context}: {reason}")]
+    InvalidValue {
+        /// Structure being decoded.
+        context: &'static str,
+        /// Element with the bad value.
+        element: &'static str,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// The outer CBOR tag is not the expected one.
+    #[error("expected a SUIT envelope (tag 107) or manifest (tag 1070), found {found}")]
+    NotSuit {
+        /// What was found instead.
+        found: &'static str,
+    },
+    /// `suit-manifest-version` is not 1.
+    #[error("unsupported manifest version {0} (this processor implements version 1)")]
+    UnsupportedManifestVersion(u64),
+    /// Key 17 carries the install sequence of drafts before -29.
+    #[error(
+        "the {0} uses key 17 for suit-install, as drafts before draft-ietf-suit-manifest-29 did; \
+         current manifests carry it at key 20 — re-create the manifest with a current tool"
+    )]
+    LegacyInstallKey(&'static str),
+    /// A severable element is missing from the envelope although a procedure needs it.
+    #[error("the {0} sequence is severed from the manifest and not present in the envelope")]
+    SeveredElementAbsent(&'static str),
+    /// The envelope carries an element the manifest did not sever.
+    #[error("the envelope carries a {0} element but the manifest does not sever it")]
+    UnexpectedSeveredElement(&'static str),
+    /// A command that the shared sequence must not contain.
+    #[error("the shared sequence must not contain {0} (draft-ietf-suit-manifest §6.2)")]
+    ForbiddenInSharedSequence(&'static str),
+    /// With several components, a sequence must select one first.
+    #[error(
+        "the {0} sequence must begin with set-component-index because the manifest has \
+         several components"
+    )]
+    ComponentIndexNotSet(&'static str),
+    /// A component index beyond the component list.
+    #[error("component index {index} is out of range (the manifest has {count} component(s))")]
+    ComponentIndexOutOfRange {
+        /// The index used.
+        index: u64,
+        /// Number of components in the manifest.
+        count: usize,
+    },
+    /// soft-failure set outside try-each or run-sequence.
+    #[error("soft-failure may only be set inside try-each or run-sequence")]
+    SoftFailureOutsideScope,
+    /// A directive needs a parameter that is not set.
+    #[error(
+        "{command} on component {component} needs the {parameter} parameter, which is not set"
+    )]
+    ParameterUnset {
+        /// The directive.
+        command: &'static str,
+        /// The missing parameter.
+        parameter: &'static str,
+        /// The component index.
+        component: usize,
+    },
+    /// An integrated payload that the envelope does not carry.
+    #[error("the manifest refers to integrated payload {0:?}, which the envelope does not carry")]
+    IntegratedPayloadMissing(String),
+
+    // ----- authentication --------------------------------------------------------------------
+    /// The authentication wrapper has a digest but no COSE block.
+    #[error(
+        "the envelope has no authentication block (COSE_Sign1/COSE_Mac0); it cannot be trusted"
+    )]
+    NoAuthenticationBlock,
+    /// A tag-1070 manifest without envelope has no authentication wrapper.
+    #[error("a bare manifest (tag 1070) carries no authentication wrapper; it cannot be trusted")]
+    BareManifest,
+    /// The digest in the authentication wrapper does not match the manifest.
+    #[error("the manifest does not match the digest in the authentication wrapper")]
+    ManifestDigestMismatch,
+    /// A COSE block is not well-formed for SUIT.
+    #[error("authentication block {index}: {reason}")]
+    InvalidAuthenticationBlock {
+        /// Position of the block (1-based, after the digest).
+        index: usize,
+        /// What is wrong.
+        reason: &'static str,
+    },
+    /// No block verified against any configured trust anchor.
+    #[error("no authentication block verified against the configured trust anchor(s): {0}")]
+    NotAuthenticated(String),
+    /// An algorithm the digest machinery does not support.
+    #[error("unsupported digest algorithm {0} (supported: -16 SHA-256, -43 SHA-384, -44 SHA-512)")]
+    UnsupportedDigestAlgorithm(i64),
+
+    // ----- applicability ---------------------------------------------------------------------
+    /// vendor-identifier condition failed.
+    #[error("vendor identifier mismatch on component {component}: manifest expects {expected}, device is {actual}")]
+    VendorMismatch {
+        /// Component index.
+        component: usize,
+        /// From the manifest.
+        expected: IdValue,
+        /// Of this device.
+        actual: Uuid,
+    },
+    /// class-identifier condition failed.
+    #[error("class identifier mismatch on component {component}: manifest expects {expected}, device is {actual}")]
+    ClassMismatch {
+        /// Component index.
+        component: usize,
+        /// From the manifest.
+        expected: Uuid,
+        /// Of this device.
+        actual: Uuid,
+    },
+    /// device-identifier condition failed.
+    #[error("device identifier mismatch on component {component}: manifest expects {expected}")]
+    DeviceMismatch {
+        /// Component index.
+        component: usize,
+        /// From the manifest.
+        expected: Uuid,
+    },
+    /// A condition about the device's state or identity failed.
+    #[error("condition {condition} failed on component {component}: {detail}")]
+    ConditionFailed {
+        /// The condition.
+        condition: &'static str,
+        /// Component index.
+        component: usize,
+        /// Why.
+        detail: String,
+    },
+    /// The abort command.
+    #[error("the manifest aborted processing (suit-condition-abort)")]
+    Aborted,
+
+    // ----- rollback --------------------------------------------------------------------------
+    /// Sequence number below the floor.
+    #[error("rollback: manifest sequence number {sequence} is below the device's floor {floor}")]
+    Rollback {
+        /// The manifest's sequence number.
+        sequence: u64,
+        /// The lowest acceptable sequence number.
+        floor: u64,
+    },
+
+    // ----- digest / size ---------------------------------------------------------------------
+    /// image-match failed.
+    #[error("image digest mismatch on component {component}: the content does not match the manifest's image-digest")]
+    ImageDigestMismatch {
+        /// Component index.
+        component: usize,
+    },
+    /// image-not-match found the digest it must not find.
+    #[error(
+        "image-not-match failed on component {component}: the content matches the excluded digest"
+    )]
+    ImageNotMatchFailed {
+        /// Component index.
+        component: usize,
+    },
+    /// check-content failed.
+    #[error(
+        "check-content failed on component {component}: the content differs from the manifest"
+    )]
+    ContentMismatch {
+        /// Component index.
+        component: usize,
+    },
+    /// A severed element does not match its digest.
+    #[error("the severed {0} element in the envelope does not match its digest in the manifest")]
+    SeveredDigestMismatch(&'static str),
+    /// image-size differs.
+    #[error("image size mismatch on component {component}: manifest says {expected} bytes, content has {actual}")]
+    ImageSizeMismatch {
+        /// Component index.
+        component: usize,
+        /// From the manifest.
+        expected: u64,
+        /// Actual size.
+        actual: u64,
+    },
+    /// More data than the manifest allows.
+    #[error("payload for component {component} exceeds the {limit} bytes the manifest allows")]
+    PayloadTooLarge {
+        /// Component index.
+        component: usize,
+        /// The bound.
+        limit: u64,
+    },
+
+    // ----- decryption ------------------------------------------------------------------------
+    /// Decryption failure (never says anything about key material).
+    #[error("decryption failed: {0}")]
+    Decryption(String),
+
+    // ----- policy ----------------------------------------------------------------------------
+    /// A feature the device does not implement or allow.
+    #[error("unsupported: {0}")]
+    Unsupported(String),
+    /// A command number this processor does not implement.
+    #[error("unsupported command {0} (unknown commands must be rejected)")]
+    UnknownCommand(i64),
+    /// A parameter number this processor does not implement.
+    #[error("unsupported parameter {0}")]
+    UnknownParameter(i64),
+    /// Manifest elements from the trust-domains draft.
+    #[error("dependencies not supported: {0}")]
+    DependenciesNotSupported(&'static str),
+
+    // ----- resource --------------------------------------------------------------------------
+    /// A fixed limit of this processor was exceeded.
+    #[error("limit exceeded: {what} (at most {limit})")]
+    LimitExceeded {
+        /// Which limit.
+        what: &'static str,
+        /// Its value.
+        limit: usize,
+    },
+    /// Component I/O failed in the platform.
+    #[error("I/O error: {0}")]
+    Io(String),
+}
+
+/// Crate-wide result type.
+pub type Result<T, E = Error> = core::result::Result<T, E>;
+
+impl Error {
+    /// The category of this error (DESIGN.md §4).
+    pub fn category(&self) -> Category {
+        use Error::*;
+        match self {
+            Cbor { .. }
+            | TrailingBytes { .. }
+            | IndefiniteLength { .. }
+            | DuplicateKey { .. }
+            | MissingElement { .. }
+            | InvalidValue { .. }
+            | NotSuit { .. }
+            | UnsupportedManifestVersion(_)
+            | LegacyInstallKey(_)
+            | SeveredElementAbsent(_)
+            | UnexpectedSeveredElement(_)
+            | ForbiddenInSharedSequence(_)
+            | ComponentIndexNotSet(_)
+            | ComponentIndexOutOfRange { .. }
+            | SoftFailureOutsideScope
+            | ParameterUnset { .. }
+            | IntegratedPayloadMissing(_) => Category::Malformed,
+            NoAuthenticationBlock
+            | BareManifest
+            | ManifestDigestMismatch
+            | InvalidAuthenticationBlock { .. }
+            | NotAuthenticated(_) => Category::Authentication,
+            VendorMismatch { .. }
+            | ClassMismatch { .. }
+            | DeviceMismatch { .. }
+            | ConditionFailed { .. } => Category::Applicability,
+            Rollback { .. } => Category::Rollback,
+            ImageDigestMismatch { .. }
+            | ImageNotMatchFailed { .. }
+            | ContentMismatch { .. }
+            | SeveredDigestMismatch(_) => Category::Digest,
+            ImageSizeMismatch { .. } | PayloadTooLarge { .. } => Category::Size,
+            Decryption(_) => Category::Decryption,
+            Aborted
+            | Unsupported(_)
+            | UnknownCommand(_)
+            | UnknownParameter(_)
+            | DependenciesNotSupported(_)
+            | UnsupportedDigestAlgorithm(_) => Category::Policy,
+            LimitExceeded { .. } | Io(_) => Category::Resource,
+        }
+    }
+}
+
+/// A CBOR map key, for messages.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum MapKey {
+    /// Integer key.
+    Int(i64),
+    /// Text key.
+    Text(String),
+    /// Any other key type (arrays, e.g. component identifiers in the text map).
+    Other(alloc::vec::Vec<u8>),
+}
+
+impl fmt::Display for MapKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            MapKey::Int(i) => write!(f, "{i}"),
+            MapKey::Text(t) => write!(f, "{t:?}"),
+            MapKey::Other(bytes) => {
+                f.write_str("h'")?;
+                for b in bytes {
+                    write!(f, "{b:02x}")?;
+                }
+                f.write_str("'")
+            }
+        }
+    }
+}
+
+/// A vendor identifier as the manifest states it: a UUID or a CBOR private enterprise number.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IdValue {
+    /// RFC 4122 UUID (16 bytes).
+    Uuid(Uuid),
+    /// Tag 112 CBOR PEN (relative OID bytes).
+    Pen(alloc::vec::Vec<u8>),
+}
+
+impl fmt::Display for IdValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            IdValue::Uuid(u) => write!(f, "{u}"),
+            IdValue::Pen(p) => write!(f, "PEN {}", MapKey::Other(p.clone())),
+        }
+    }
+}

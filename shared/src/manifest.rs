@@ -1,0 +1,552 @@
+//! The SUIT manifest model (draft-ietf-suit-manifest §8.4) and its decoding.
+//!
+//! A [`Manifest`] can only be obtained from an authenticated envelope
+//! ([`Manifest::authenticate`]) or, for inspection only, from an unauthenticated one
+//! ([`Manifest::decode_unauthenticated`]): nothing inside the manifest bytes is parsed before
+//! the authentication wrapper has been verified (§6.2).
+
+use alloc::collections::BTreeMap;
+use alloc::vec::Vec;
+
+use minicbor::data::Type;
+
+use crate::auth::{Authenticated, TrustAnchor};
+use crate::cbor::{Key, Reader};
+use crate::command::{CommandSequence, SequenceRules};
+use crate::digest::SuitDigest;
+use crate::envelope::{self, Envelope, Framing, Wrapped};
+use crate::error::{Error, Result};
+
+/// Most components a manifest may declare.
+pub const MAX_COMPONENTS: usize = 32;
+
+/// Manifest element keys.
+pub mod key {
+    /// Manifest version.
+    pub const VERSION: i64 = 1;
+    /// Sequence number.
+    pub const SEQUENCE_NUMBER: i64 = 2;
+    /// Common.
+    pub const COMMON: i64 = 3;
+    /// Reference URI.
+    pub const REFERENCE_URI: i64 = 4;
+    /// Manifest component id (trust-domains).
+    pub const MANIFEST_COMPONENT_ID: i64 = 5;
+    /// Set version (update-management).
+    pub const SET_VERSION: i64 = 6;
+    /// Validate.
+    pub const VALIDATE: i64 = 7;
+    /// Load.
+    pub const LOAD: i64 = 8;
+    /// Invoke.
+    pub const INVOKE: i64 = 9;
+    /// CoSWID (update-management).
+    pub const COSWID: i64 = 14;
+    /// Dependency resolution (trust-domains).
+    pub const DEPENDENCY_RESOLUTION: i64 = 15;
+    /// Payload fetch.
+    pub const PAYLOAD_FETCH: i64 = 16;
+    /// Install before draft -29.
+    pub const LEGACY_INSTALL: i64 = 17;
+    /// Candidate verification (trust-domains).
+    pub const CANDIDATE_VERIFICATION: i64 = 18;
+    /// Install.
+    pub const INSTALL: i64 = 20;
+    /// Text.
+    pub const TEXT: i64 = 23;
+    /// Uninstall (trust-domains).
+    pub const UNINSTALL: i64 = 24;
+}
+
+/// A component identifier: a list of byte strings.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Default)]
+pub struct ComponentId<'a>(pub Vec<&'a [u8]>);
+
+impl ComponentId<'_> {
+    fn decode<'a>(r: &mut Reader<'a>) -> Result<ComponentId<'a>> {
+        let n = r.array()?;
+        let mut parts = Vec::new();
+        for _ in 0..n {
+            parts.push(r.bytes()?);
+        }
+        Ok(ComponentId(parts))
+    }
+}
+
+impl core::fmt::Display for ComponentId<'_> {
+    /// Shows each part as text when printable, otherwise as hex: `['fw', h'00']`.
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("[")?;
+        for (i, part) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str(", ")?;
+            }
+            let printable =
+                !part.is_empty() && part.iter().all(|b| b.is_ascii_graphic() || *b == b' ');
+            if printable {
+                write!(f, "'{}'", core::str::from_utf8(part).unwrap_or(""))?;
+            } else {
+                f.write_str("h'")?;
+                for b in part.iter() {
+                    write!(f, "{b:02x}")?;
+                }
+                f.write_str("'")?;
+            }
+        }
+        f.write_str("]")
+    }
+}
+
+/// A severable element after resolving it against the envelope.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Severable<'a, T> {
+    /// Not in the manifest at all.
+    Absent,
+    /// Available: inline, or severed and found in the envelope with a matching digest.
+    Present {
+        /// The decoded element.
+        value: T,
+        /// Whether it came from the envelope (severed).
+        severed: bool,
+    },
+    /// Severed and not carried by the envelope: only its digest is known.
+    Severed(SuitDigest<'a>),
+}
+
+impl<T> Severable<'_, T> {
+    /// The element if available.
+    pub fn get(&self) -> Option<&T> {
+        match self {
+            Severable::Present { value, .. } => Some(value),
+            _ => None,
+        }
+    }
+}
+
+/// Text for one component, by text key (1 vendor-name … 8 current-version).
+pub type ComponentText<'a> = BTreeMap<i64, &'a str>;
+
+/// Text in one language.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct LanguageText<'a> {
+    /// Manifest-wide text by key (1 manifest-description, 2 update-description, 3 JSON source, 4 YAML source).
+    pub manifest: BTreeMap<i64, &'a str>,
+    /// Per-component text.
+    pub components: Vec<(ComponentId<'a>, ComponentText<'a>)>,
+}
+
+/// SUIT_Text_Map: language tag → text.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct TextMap<'a> {
+    /// Entries by language tag (e.g. "en-US").
+    pub languages: Vec<(&'a str, LanguageText<'a>)>,
+}
+
+impl<'a> TextMap<'a> {
+    fn decode(bytes: &'a [u8]) -> Result<Self> {
+        Reader::decode_exact(bytes, "text map", |r| {
+            let mut langs = r.map()?;
+            let mut languages = Vec::new();
+            while langs.next_entry() {
+                let Key::Text(lang) = r.map_key(&mut langs)? else {
+                    return Err(invalid(
+                        "text map",
+                        "language",
+                        "language tags are text strings",
+                    ));
+                };
+                let mut entries = r.map()?;
+                let mut text = LanguageText::default();
+                while entries.next_entry() {
+                    if r.is(Type::Array) {
+                        let id = ComponentId::decode(r)?;
+                        let mut fields = r.map()?;
+                        let mut component = ComponentText::new();
+                        while fields.next_entry() {
+                            let Key::Int(k) = r.map_key(&mut fields)? else {
+                                return Err(invalid(
+                                    "text map",
+                                    "component text key",
+                                    "must be an integer",
+                                ));
+                            };
+                            component.insert(k, r.str()?);
+                        }
+                        if text.components.iter().any(|(c, _)| *c == id) {
+                            return Err(invalid("text map", "component", "listed twice"));
+                        }
+                        text.components.push((id, component));
+                    } else {
+                        let Key::Int(k) = r.map_key(&mut entries)? else {
+                            return Err(invalid(
+                                "text map",
+                                "text key",
+                                "must be an integer or component id",
+                            ));
+                        };
+                        text.manifest.insert(k, r.str()?);
+                    }
+                }
+                languages.push((lang, text));
+            }
+            Ok(TextMap { languages })
+        })
+    }
+}
+
+fn invalid(context: &'static str, element: &'static str, reason: &'static str) -> Error {
+    Error::InvalidValue {
+        context,
+        element,
+        reason,
+    }
+}
+
+/// A decoded SUIT manifest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Manifest<'a> {
+    /// suit-manifest-sequence-number.
+    pub sequence_number: u64,
+    /// suit-components.
+    pub components: Vec<ComponentId<'a>>,
+    /// suit-shared-sequence.
+    pub shared_sequence: Option<CommandSequence<'a>>,
+    /// suit-reference-uri.
+    pub reference_uri: Option<&'a str>,
+    /// suit-manifest-component-id.
+    pub manifest_component_id: Option<ComponentId<'a>>,
+    /// suit-set-version, as its raw encoding.
+    pub set_version: Option<&'a [u8]>,
+    /// suit-validate.
+    pub validate: Option<CommandSequence<'a>>,
+    /// suit-load.
+    pub load: Option<CommandSequence<'a>>,
+    /// suit-invoke.
+    pub invoke: Option<CommandSequence<'a>>,
+    /// suit-uninstall.
+    pub uninstall: Option<CommandSequence<'a>>,
+    /// suit-payload-fetch.
+    pub payload_fetch: Severable<'a, CommandSequence<'a>>,
+    /// suit-install.
+    pub install: Severable<'a, CommandSequence<'a>>,
+    /// suit-candidate-verification.
+    pub candidate_verification: Severable<'a, CommandSequence<'a>>,
+    /// suit-text.
+    pub text: Severable<'a, TextMap<'a>>,
+    /// suit-coswid (raw).
+    pub coswid: Severable<'a, &'a [u8]>,
+}
+
+/// An authenticated manifest together with its envelope.
+#[derive(Debug, Clone)]
+pub struct Authentic<'a> {
+    /// The envelope it came from (integrated payloads live here).
+    pub envelope: Envelope<'a>,
+    /// The manifest.
+    pub manifest: Manifest<'a>,
+    /// Which block and anchor authenticated it.
+    pub authenticated: Authenticated,
+}
+
+impl<'a> Manifest<'a> {
+    /// Decodes an envelope, authenticates it against `anchors` and only then decodes the
+    /// manifest.
+    pub fn authenticate(bytes: &'a [u8], anchors: &[TrustAnchor]) -> Result<Authentic<'a>> {
+        let envelope = Envelope::decode(bytes)?;
+        let auth = match (&envelope.framing, &envelope.auth) {
+            (Framing::BareManifest, _) | (_, None) => return Err(Error::BareManifest),
+            (_, Some(auth)) => auth,
+        };
+        let authenticated = auth.authenticate(envelope.manifest.encoding, anchors)?;
+        let manifest = Manifest::decode(&envelope)?;
+        Ok(Authentic {
+            envelope,
+            manifest,
+            authenticated,
+        })
+    }
+
+    /// Decodes the manifest of an envelope WITHOUT authenticating it — for inspection tools
+    /// only; never act on the result.
+    pub fn decode_unauthenticated(envelope: &Envelope<'a>) -> Result<Self> {
+        Manifest::decode(envelope)
+    }
+
+    fn decode(envelope: &Envelope<'a>) -> Result<Self> {
+        // First pass: raw elements by key, so that the version is checked before anything else
+        // is interpreted (§6.1).
+        let raw: BTreeMap<i64, &'a [u8]> =
+            Reader::decode_exact(envelope.manifest.content, "manifest", |r| {
+                let mut entries = r.map()?;
+                let mut raw = BTreeMap::new();
+                while entries.next_entry() {
+                    match r.map_key(&mut entries)? {
+                        Key::Int(k) => {
+                            raw.insert(k, r.raw_item()?);
+                        }
+                        _ => {
+                            return Err(Error::Unsupported(
+                                "manifest elements with non-integer keys".into(),
+                            ))
+                        }
+                    }
+                }
+                Ok(raw)
+            })?;
+        let uint = |k: i64, name: &'static str| -> Result<Option<u64>> {
+            raw.get(&k)
+                .map(|b| Reader::decode_exact(b, name, |r| r.u64()))
+                .transpose()
+        };
+        let version = uint(key::VERSION, "manifest version")?.ok_or(Error::MissingElement {
+            context: "manifest",
+            element: "manifest-version",
+        })?;
+        if version != 1 {
+            return Err(Error::UnsupportedManifestVersion(version));
+        }
+        let sequence_number = uint(key::SEQUENCE_NUMBER, "manifest sequence number")?.ok_or(
+            Error::MissingElement {
+                context: "manifest",
+                element: "manifest-sequence-number",
+            },
+        )?;
+        if raw.contains_key(&key::LEGACY_INSTALL) {
+            return Err(Error::LegacyInstallKey("manifest"));
+        }
+        if let Some(k) = raw.keys().find(|k| !KNOWN_MANIFEST_KEYS.contains(k)) {
+            return Err(Error::Unsupported(alloc::format!("manifest element {k}")));
+        }
+
+        let common = raw.get(&key::COMMON).ok_or(Error::MissingElement {
+            context: "manifest",
+            element: "common",
+        })?;
+        let (components, shared_raw) = decode_common(common)?;
+        let n = components.len();
+        let rules = SequenceRules {
+            components: n,
+            shared: false,
+        };
+        let shared_sequence = shared_raw
+            .map(|b| {
+                checked_sequence(
+                    b,
+                    "shared sequence",
+                    SequenceRules {
+                        components: n,
+                        shared: true,
+                    },
+                )
+            })
+            .transpose()?;
+
+        let inline = |k: i64, name: &'static str| -> Result<Option<CommandSequence<'a>>> {
+            raw.get(&k)
+                .map(|b| {
+                    Reader::decode_exact(b, name, |r| r.bytes())
+                        .and_then(|seq| checked_sequence(seq, name, rules))
+                })
+                .transpose()
+        };
+        let text_str = |k: i64, name: &'static str| -> Result<Option<&'a str>> {
+            raw.get(&k)
+                .map(|b| Reader::decode_exact(b, name, |r| r.str()))
+                .transpose()
+        };
+        let severable =
+            |k: i64, name: &'static str| resolve_severable(raw.get(&k).copied(), envelope, k, name);
+
+        let manifest_component_id = raw
+            .get(&key::MANIFEST_COMPONENT_ID)
+            .map(|b| Reader::decode_exact(b, "manifest component id", ComponentId::decode))
+            .transpose()?;
+        if raw.contains_key(&key::DEPENDENCY_RESOLUTION)
+            || envelope
+                .severed(envelope::key::DEPENDENCY_RESOLUTION)
+                .is_some()
+        {
+            return Err(Error::DependenciesNotSupported(
+                "dependency-resolution sequence",
+            ));
+        }
+        // Envelope members the manifest does not declare severed are refused by resolve_severable;
+        // this catches those whose manifest key is absent altogether.
+        for (k, name) in SEVERABLE {
+            if !raw.contains_key(&k) && envelope.severed(k).is_some() {
+                return Err(Error::UnexpectedSeveredElement(name));
+            }
+        }
+
+        Ok(Manifest {
+            sequence_number,
+            components,
+            shared_sequence,
+            reference_uri: text_str(key::REFERENCE_URI, "reference URI")?,
+            manifest_component_id,
+            set_version: raw.get(&key::SET_VERSION).copied(),
+            validate: inline(key::VALIDATE, "validate")?,
+            load: inline(key::LOAD, "load")?,
+            invoke: inline(key::INVOKE, "invoke")?,
+            uninstall: inline(key::UNINSTALL, "uninstall")?,
+            payload_fetch: severable(key::PAYLOAD_FETCH, "payload-fetch")?
+                .map(|b| checked_sequence(b, "payload-fetch", rules))?,
+            install: severable(key::INSTALL, "install")?
+                .map(|b| checked_sequence(b, "install", rules))?,
+            candidate_verification: severable(
+                key::CANDIDATE_VERIFICATION,
+                "candidate-verification",
+            )?
+            .map(|b| checked_sequence(b, "candidate-verification", rules))?,
+            text: severable(key::TEXT, "text")?.map(TextMap::decode)?,
+            coswid: severable(key::COSWID, "coswid")?.map(Ok)?,
+        })
+    }
+
+    /// Number of components.
+    pub fn component_count(&self) -> usize {
+        self.components.len()
+    }
+}
+
+const KNOWN_MANIFEST_KEYS: [i64; 16] = [
+    key::VERSION,
+    key::SEQUENCE_NUMBER,
+    key::COMMON,
+    key::REFERENCE_URI,
+    key::MANIFEST_COMPONENT_ID,
+    key::SET_VERSION,
+    key::VALIDATE,
+    key::LOAD,
+    key::INVOKE,
+    key::COSWID,
+    key::DEPENDENCY_RESOLUTION,
+    key::PAYLOAD_FETCH,
+    key::CANDIDATE_VERIFICATION,
+    key::INSTALL,
+    key::TEXT,
+    key::UNINSTALL,
+];
+
+const SEVERABLE: [(i64, &str); 5] = [
+    (key::COSWID, "coswid"),
+    (key::PAYLOAD_FETCH, "payload-fetch"),
+    (key::CANDIDATE_VERIFICATION, "candidate-verification"),
+    (key::INSTALL, "install"),
+    (key::TEXT, "text"),
+];
+
+impl<'a, T> Severable<'a, T> {
+    fn map<U>(self, f: impl FnOnce(T) -> Result<U>) -> Result<Severable<'a, U>> {
+        Ok(match self {
+            Severable::Absent => Severable::Absent,
+            Severable::Severed(d) => Severable::Severed(d),
+            Severable::Present { value, severed } => Severable::Present {
+                value: f(value)?,
+                severed,
+            },
+        })
+    }
+}
+
+/// Resolves a severable manifest element: inline bstr, or digest + matching envelope member.
+fn resolve_severable<'a>(
+    raw: Option<&'a [u8]>,
+    envelope: &Envelope<'a>,
+    k: i64,
+    name: &'static str,
+) -> Result<Severable<'a, &'a [u8]>> {
+    let Some(raw) = raw else {
+        return Ok(Severable::Absent);
+    };
+    let member = envelope.severed(k);
+    let r = Reader::new(raw, name);
+    if r.is(Type::Array) {
+        let digest = SuitDigest::decode_exact(raw, name)?;
+        match member {
+            None => Ok(Severable::Severed(digest)),
+            Some(Wrapped { content, encoding }) => {
+                if digest.matches_data(encoding) {
+                    Ok(Severable::Present {
+                        value: content,
+                        severed: true,
+                    })
+                } else {
+                    Err(Error::SeveredDigestMismatch(name))
+                }
+            }
+        }
+    } else {
+        if member.is_some() {
+            return Err(Error::UnexpectedSeveredElement(name));
+        }
+        let content = Reader::decode_exact(raw, name, |r| r.bytes())?;
+        Ok(Severable::Present {
+            value: content,
+            severed: false,
+        })
+    }
+}
+
+fn checked_sequence<'a>(
+    bytes: &'a [u8],
+    name: &'static str,
+    rules: SequenceRules,
+) -> Result<CommandSequence<'a>> {
+    let seq = CommandSequence::decode(bytes, name, rules)?;
+    // §6.2: with more than one component every sequence begins with set-component-index.
+    if rules.components > 1 {
+        match seq.commands.first() {
+            Some(crate::command::Command::SetComponentIndex(_)) | None => {}
+            Some(_) => return Err(Error::ComponentIndexNotSet(name)),
+        }
+    }
+    Ok(seq)
+}
+
+type CommonParts<'a> = (Vec<ComponentId<'a>>, Option<&'a [u8]>);
+
+fn decode_common(bytes: &[u8]) -> Result<CommonParts<'_>> {
+    let content = Reader::decode_exact(bytes, "common", |r| r.bytes())?;
+    Reader::decode_exact(content, "common", |r| {
+        let mut entries = r.map()?;
+        let mut components = Vec::new();
+        let mut shared = None;
+        while entries.next_entry() {
+            match r.map_key(&mut entries)? {
+                Key::Int(1) => {
+                    return Err(Error::DependenciesNotSupported(
+                        "suit-dependencies in suit-common",
+                    ))
+                }
+                Key::Int(2) => {
+                    let n = r.array()?;
+                    if n == 0 {
+                        return Err(invalid(
+                            "common",
+                            "components",
+                            "must list at least one component",
+                        ));
+                    }
+                    for _ in 0..n {
+                        if components.len() == MAX_COMPONENTS {
+                            return Err(Error::LimitExceeded {
+                                what: "components per manifest",
+                                limit: MAX_COMPONENTS,
+                            });
+                        }
+                        components.push(ComponentId::decode(r)?);
+                    }
+                }
+                Key::Int(4) => shared = Some(r.bytes()?),
+                Key::Int(k) => {
+                    return Err(Error::Unsupported(alloc::format!(
+                        "suit-common element {k}"
+                    )))
+                }
+                _ => return Err(invalid("common", "key", "keys are integers")),
+            }
+        }
+        Ok((components, shared))
+    })
+}
