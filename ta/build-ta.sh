@@ -43,6 +43,12 @@ export TA_DEV_KIT_DIR
 : "${TA_SIGN_KEY:=$TA_DEV_KIT_DIR/keys/default_ta.pem}"
 
 # 2. build (cargo prints the path of the executable it produced in its JSON messages)
+# The TA's flags live in ta/.cargo/config.toml; RUSTFLAGS from the environment would replace them.
+if [ -n "${RUSTFLAGS:-}${CARGO_ENCODED_RUSTFLAGS:-}" ]; then
+    log "ignoring RUSTFLAGS/CARGO_ENCODED_RUSTFLAGS for the TA (they would replace ta/.cargo/config.toml)"
+    unset RUSTFLAGS CARGO_ENCODED_RUSTFLAGS
+fi
+export CARGO_TARGET_DIR=$repo/ta/target   # the TA's own target dir, whatever the caller set
 log "building TA $TA_UUID (stack $TA_STACK_SIZE, heap $TA_HEAP_SIZE, profile $TA_PROFILE)"
 messages=$(mktemp); trap 'rm -f "$messages"' EXIT
 cargo build --profile "$TA_PROFILE" --target "$target" -j "$JOBS" \
