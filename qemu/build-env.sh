@@ -19,6 +19,7 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 source "$here/debian.sh"
 C=$QEMU_CACHE
 mkdir -p "$C"
+exec 9>"$C/.lock"; flock 9   # one builder at a time (parallel test runs, make -j)
 
 HOST_PACKAGES=(qemu-system-arm gcc-aarch64-linux-gnu binutils-aarch64-linux-gnu u-boot-tools dpkg-dev
                device-tree-compiler cpio xz-utils gzip make gcc e2fsprogs python3)
