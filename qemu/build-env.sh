@@ -57,10 +57,12 @@ fi
 kpkg=$(cat "$kernel_pkg_file")
 if [ -n "${REFRESH:-}" ]; then rm -f "$C/debs/index"; fi   # pick up newer versions
 
+specs=("${TARGET_PACKAGES[@]/%/:arm64}" "$kpkg:arm64" u-boot-qemu:all)
+mapfile -t debs < <(fetch_debs "${specs[@]}")
+[ ${#debs[@]} = ${#specs[@]} ] || die "package download failed"
 declare -A P   # package name -> unpacked directory
-for spec in "${TARGET_PACKAGES[@]/%/:arm64}" "$kpkg:arm64" u-boot-qemu:all; do
-    deb=$(fetch_debs "$spec")
-    P[${spec%%:*}]=$(unpack_deb "$deb")
+for i in "${!specs[@]}"; do
+    P[${specs[$i]%%:*}]=$(unpack_deb "${debs[$i]}")
 done
 K=${P[$kpkg]}
 

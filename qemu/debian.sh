@@ -88,31 +88,32 @@ apt_setup() {
     touch "$d/lists/.complete"
 }
 
-# pkg_version PKG:ARCH — candidate version in the private lists.
-pkg_version() {
-    papt apt-cache show --no-all-versions "$1" 2>/dev/null | awk '/^Version:/ { print $2; exit }'
-}
-
-# fetch_debs PKG:ARCH... — download each .deb into $QEMU_CACHE/debs (skipped when present) and
-# print the path of each, one a line. Also records "pkg version file" in debs/index.
+# fetch_debs PKG:ARCH... — download the .debs not yet in $QEMU_CACHE/debs (one apt-get call
+# for all of them) and print the path of each, one a line, in order. debs/index records
+# "name version file arch" of what is cached.
 fetch_debs() {
-    local d=$QEMU_CACHE/debs spec name arch ver file
+    local d=$QEMU_CACHE/debs spec name arch file missing=()
     mkdir -p "$d"; touch "$d/index"
+    cached() { awk -v n="$1" -v a="$2" '$1==n && $4==a { f=$3 } END { print f }' "$d/index"; }
     for spec in "$@"; do
-        name=${spec%%:*}; arch=${spec#*:}
-        file=$(awk -v n="$name" -v a="$arch" '$1==n && $4==a { f=$3 } END { print f }' "$d/index")
-        if [ -z "$file" ] || [ ! -s "$d/$file" ]; then
-            apt_setup
-            ver=$(pkg_version "$spec")
-            [ -n "$ver" ] || die "package $spec not found in $DEBIAN_SUITE"
-            say "downloading $name $ver ($arch)"
-            (cd "$d" && papt apt-get -q download "$spec=$ver" >&2) || die "download of $spec=$ver failed"
-            file=$(cd "$d" && ls -t "${name}_"*"_${arch}.deb" | head -n1)
-            awk -v n="$name" -v a="$arch" '!($1==n && $4==a)' "$d/index" > "$d/index.tmp"
-            echo "$name $ver $file $arch" >> "$d/index.tmp"; mv "$d/index.tmp" "$d/index"
-        fi
-        echo "$d/$file"
+        file=$(cached "${spec%%:*}" "${spec#*:}")
+        [ -n "$file" ] && [ -s "$d/$file" ] || missing+=("$spec")
     done
+    if [ ${#missing[@]} -gt 0 ]; then
+        apt_setup
+        say "downloading ${missing[*]}"
+        (cd "$d" && papt apt-get -q download "${missing[@]}" >&2) \
+            || die "download from $DEBIAN_SUITE failed: ${missing[*]}"
+        for spec in "${missing[@]}"; do
+            name=${spec%%:*}; arch=${spec#*:}
+            file=$(cd "$d" && ls -t "${name}_"*"_${arch}.deb" 2>/dev/null | head -n1)
+            [ -n "$file" ] || die "apt-get download gave no .deb for $spec"
+            awk -v n="$name" -v a="$arch" '!($1==n && $4==a)' "$d/index" > "$d/index.tmp"
+            echo "$name $(dpkg-deb -f "$d/$file" Version) $file $arch" >> "$d/index.tmp"
+            mv "$d/index.tmp" "$d/index"
+        done
+    fi
+    for spec in "$@"; do echo "$d/$(cached "${spec%%:*}" "${spec#*:}")"; done
 }
 
 # unpack_deb DEB — extract once into $QEMU_CACHE/pkgs/<file name without .deb>; print that dir.
