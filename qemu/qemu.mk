@@ -1,7 +1,7 @@
 # qemu/qemu.mk — OP-TEE QEMUv8 environment targets, included by the top-level Makefile.
 #   make qemu-env      assemble the environment from Debian packages into $(QEMU_CACHE)
 #   make qemu-smoke    boot it and run OP-TEE's xtest smoke (regression 1001 4001 6001)
-#   make qemu-selftest the harness's own checks (A/B boot decisions, power cut, networking)
+#   make qemu-selftest the harness's own checks (A/B boot decisions, power cut, networking, panic/timeout detection)
 #   make qemu-run      boot it interactively (shell on the console; AGENT_BIN/AGENT_CONFIG/TA
 #                      from build/ta are added; disks in build/qemu-run)
 # Variables: QEMU_CACHE (default build/qemu-cache), DEBIAN_MIRROR (default: the machine's apt

@@ -12,7 +12,11 @@ use std::time::{Duration, Instant};
 use suit_tests::qemu::{make_ext4, Disk, Machine, Outcome, Stop, GUEST_SERVER_URL};
 
 fn get(state: &[(String, String)], key: &str) -> String {
-    state.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone()).unwrap_or_default()
+    state
+        .iter()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.clone())
+        .unwrap_or_default()
 }
 
 #[test]
@@ -23,8 +27,16 @@ fn boot_decisions_follow_rauc_semantics() {
     // slot A holds an application that /init starts
     let app = vm.dir().join("slot-a-tree");
     std::fs::create_dir_all(app.join("app")).unwrap();
-    std::fs::write(app.join("app/start"), "#!/bin/sh\necho SUIT-RESULT: app of slot A ran\n").unwrap();
-    std::fs::set_permissions(app.join("app/start"), std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    std::fs::write(
+        app.join("app/start"),
+        "#!/bin/sh\necho SUIT-RESULT: app of slot A ran\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(
+        app.join("app/start"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
     let image = vm.dir().join("slot-a.ext4");
     make_ext4(&app, &image, 16, "rootfs").unwrap();
     vm.set_slot(Disk::SlotA, &image).unwrap();
@@ -38,8 +50,18 @@ fn boot_decisions_follow_rauc_semantics() {
     let run = vm.boot().unwrap();
     run.expect_success().unwrap();
     assert_eq!(run.booted_slot(), Some('A'), "{}", run.report());
-    assert!(run.markers("SUIT-RESULT:").contains(&"app of slot A ran"), "{}", run.report());
-    assert!(run.boot_decisions().iter().any(|d| d.starts_with("created")), "{}", run.report());
+    assert!(
+        run.markers("SUIT-RESULT:").contains(&"app of slot A ran"),
+        "{}",
+        run.report()
+    );
+    assert!(
+        run.boot_decisions()
+            .iter()
+            .any(|d| d.starts_with("created")),
+        "{}",
+        run.report()
+    );
 
     // boot 2: trial boot of B uses its last try
     vm.no_script();
@@ -52,7 +74,13 @@ fn boot_decisions_follow_rauc_semantics() {
     // boot 3: no slot has tries left: both reset to 3, the first of BOOT_ORDER (B) boots
     let run = vm.boot().unwrap();
     run.expect_success().unwrap();
-    assert!(run.boot_decisions().iter().any(|d| d.starts_with("NO-SLOT-LEFT")), "{}", run.report());
+    assert!(
+        run.boot_decisions()
+            .iter()
+            .any(|d| d.starts_with("NO-SLOT-LEFT")),
+        "{}",
+        run.report()
+    );
     assert_eq!(run.booted_slot(), Some('B'), "{}", run.report());
     let state = vm.bootstate().unwrap().unwrap();
     assert_eq!(get(&state, "BOOT_ORDER"), "B A");
@@ -76,7 +104,12 @@ fn synced_data_survives_a_power_cut() {
     vm.script("echo SUIT-RESULT: $(cat /data/precious)\n");
     let run = vm.boot().unwrap();
     run.expect_success().unwrap();
-    assert_eq!(run.markers("SUIT-RESULT:"), ["precious"], "{}", run.report());
+    assert_eq!(
+        run.markers("SUIT-RESULT:"),
+        ["precious"],
+        "{}",
+        run.report()
+    );
     vm.fsck(Disk::Data).unwrap();
 }
 
@@ -100,7 +133,11 @@ fn guest_reaches_only_the_loopback_server() {
                     let mut req = [0u8; 1024];
                     let _ = conn.read(&mut req);
                     let body = format!("hello-suit-{served}");
-                    let _ = write!(conn, "HTTP/1.0 200 OK\r\nContent-Length: {}\r\n\r\n{body}", body.len());
+                    let _ = write!(
+                        conn,
+                        "HTTP/1.0 200 OK\r\nContent-Length: {}\r\n\r\n{body}",
+                        body.len()
+                    );
                     served += 1;
                 }
                 Err(_) => std::thread::sleep(Duration::from_millis(50)),
@@ -119,6 +156,27 @@ fn guest_reaches_only_the_loopback_server() {
     done.store(true, Ordering::Relaxed);
     let served = server.join().unwrap();
     run.expect_success().unwrap();
-    assert_eq!(run.markers("SUIT-RESULT:"), ["hello-suit-0", "hello-suit-1", "blocked"], "{}", run.report());
+    assert_eq!(
+        run.markers("SUIT-RESULT:"),
+        ["hello-suit-0", "hello-suit-1", "blocked"],
+        "{}",
+        run.report()
+    );
     assert_eq!(served, 2);
+}
+
+#[test]
+#[ignore = "needs QEMU (builds the environment on first use)"]
+fn harness_stops_on_panic_and_timeout() {
+    let mut vm = Machine::new("qemu_env_panic_timeout").unwrap();
+    vm.script("echo c > /proc/sysrq-trigger\n");
+    let run = vm.boot().unwrap();
+    assert!(matches!(&run.outcome, Outcome::Abort(line) if line.contains("Kernel panic")), "{}", run.report());
+    assert!(run.expect_success().is_err());
+
+    vm.script("echo SUIT-RESULT: sleeping; sleep 600\n").timeout(Duration::from_secs(20));
+    let run = vm.boot().unwrap();
+    assert_eq!(run.outcome, Outcome::Timeout, "{}", run.report());
+    assert_eq!(run.markers("SUIT-RESULT:"), ["sleeping"]);
+    assert!(run.elapsed < Duration::from_secs(30));
 }
