@@ -10,14 +10,20 @@ const DEFAULT_UUID: &str = "5f8b4d1e-2c3a-4b7e-9d6f-1a2b3c4d5e6f";
 
 fn size_from_env(name: &str, default: u32) -> u32 {
     println!("cargo:rerun-if-env-changed={name}");
-    let Ok(text) = std::env::var(name) else { return default };
+    let Ok(text) = std::env::var(name) else {
+        return default;
+    };
     let text = text.trim();
     let (digits, scale) = match text.as_bytes().last() {
         Some(b'K' | b'k') => (&text[..text.len() - 1], 1024),
         Some(b'M' | b'm') => (&text[..text.len() - 1], 1024 * 1024),
         _ => (text, 1),
     };
-    match digits.parse::<u32>().ok().and_then(|n| n.checked_mul(scale)) {
+    match digits
+        .parse::<u32>()
+        .ok()
+        .and_then(|n| n.checked_mul(scale))
+    {
         Some(n) => n,
         None => panic!("{name}={text} is not a size in bytes (e.g. 65536, 64K, 1M)"),
     }

@@ -171,10 +171,15 @@ fn harness_stops_on_panic_and_timeout() {
     let mut vm = Machine::new("qemu_env_panic_timeout").unwrap();
     vm.script("echo c > /proc/sysrq-trigger\n");
     let run = vm.boot().unwrap();
-    assert!(matches!(&run.outcome, Outcome::Abort(line) if line.contains("Kernel panic")), "{}", run.report());
+    assert!(
+        matches!(&run.outcome, Outcome::Abort(line) if line.contains("Kernel panic")),
+        "{}",
+        run.report()
+    );
     assert!(run.expect_success().is_err());
 
-    vm.script("echo SUIT-RESULT: sleeping; sleep 600\n").timeout(Duration::from_secs(20));
+    vm.script("echo SUIT-RESULT: sleeping; sleep 600\n")
+        .timeout(Duration::from_secs(20));
     let run = vm.boot().unwrap();
     assert_eq!(run.outcome, Outcome::Timeout, "{}", run.report());
     assert_eq!(run.markers("SUIT-RESULT:"), ["sleeping"]);

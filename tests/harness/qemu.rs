@@ -55,11 +55,17 @@ fn err<T>(msg: impl Into<String>) -> Result<T> {
 
 /// The repository root (the parent of the tests crate).
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ has a parent").to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ has a parent")
+        .to_path_buf()
 }
 
 /// Runs a repository script once per process and remembers the outcome.
-fn run_script_once(cell: &'static OnceLock<std::result::Result<(), String>>, script: &str) -> Result<()> {
+fn run_script_once(
+    cell: &'static OnceLock<std::result::Result<(), String>>,
+    script: &str,
+) -> Result<()> {
     let outcome = cell.get_or_init(|| {
         let out = Command::new("bash")
             .arg(repo_root().join(script))
@@ -173,7 +179,10 @@ impl Run {
     /// The rest of every console line that starts with `prefix`, trimmed, in order.
     /// E.g. `run.markers("SUIT-RESULT:")` for lines `SUIT-RESULT: ok`.
     pub fn markers(&self, prefix: &str) -> Vec<&str> {
-        self.lines().filter_map(|l| l.strip_prefix(prefix)).map(str::trim).collect()
+        self.lines()
+            .filter_map(|l| l.strip_prefix(prefix))
+            .map(str::trim)
+            .collect()
     }
 
     /// Whether the normal-world console contains `needle` anywhere.
@@ -183,12 +192,16 @@ impl Run {
 
     /// The slot /init booted ("SUIT-READY slot=A"), if it got that far.
     pub fn booted_slot(&self) -> Option<char> {
-        self.markers("SUIT-READY slot=").first().and_then(|s| s.chars().next())
+        self.markers("SUIT-READY slot=")
+            .first()
+            .and_then(|s| s.chars().next())
     }
 
     /// The guest script's exit status ("SUIT-SCENARIO: exit N").
     pub fn scenario_exit(&self) -> Option<i32> {
-        self.markers("SUIT-SCENARIO: exit").first().and_then(|s| s.parse().ok())
+        self.markers("SUIT-SCENARIO: exit")
+            .first()
+            .and_then(|s| s.parse().ok())
     }
 
     /// Boot decisions printed by /init ("SUIT-BOOT: ...").
@@ -266,10 +279,16 @@ impl Machine {
         ensure_env()?;
         let dir = repo_root().join("build/qemu-tests").join(name);
         if dir.exists() {
-            fs::remove_dir_all(&dir).map_err(|e| Error(format!("cannot clear {}: {e}", dir.display())))?;
+            fs::remove_dir_all(&dir)
+                .map_err(|e| Error(format!("cannot clear {}: {e}", dir.display())))?;
         }
-        fs::create_dir_all(dir.join("disks")).map_err(|e| Error(format!("cannot create {}: {e}", dir.display())))?;
-        let env_path = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty()).map(PathBuf::from);
+        fs::create_dir_all(dir.join("disks"))
+            .map_err(|e| Error(format!("cannot create {}: {e}", dir.display())))?;
+        let env_path = |k: &str| {
+            std::env::var_os(k)
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from)
+        };
         Ok(Machine {
             dir,
             script: None,
@@ -290,7 +309,9 @@ impl Machine {
 
     /// The host file behind a disk (created at the first boot if absent, except [`Disk::Usb`]).
     pub fn disk_path(&self, disk: Disk) -> PathBuf {
-        self.dir.join("disks").join(format!("{}.img", disk.serial()))
+        self.dir
+            .join("disks")
+            .join(format!("{}.img", disk.serial()))
     }
 
     /// The guest script (busybox sh) that /init runs as /scenario.sh after booting, for every
@@ -308,7 +329,10 @@ impl Machine {
 
     /// Copy a host file into the guest's initramfs at `guest_path` (absolute) for every boot.
     pub fn add_file(&mut self, host: impl AsRef<Path>, guest_path: &str) -> &mut Self {
-        self.files.push((host.as_ref().to_path_buf(), guest_path.trim_start_matches('/').to_string()));
+        self.files.push((
+            host.as_ref().to_path_buf(),
+            guest_path.trim_start_matches('/').to_string(),
+        ));
         self
     }
 
@@ -343,10 +367,20 @@ impl Machine {
     /// the default slot size so that later images fit).
     pub fn set_slot(&self, disk: Disk, image: &Path) -> Result<()> {
         let dest = self.disk_path(disk);
-        fs::copy(image, &dest).map_err(|e| Error(format!("cannot copy {} to {}: {e}", image.display(), dest.display())))?;
-        let f = OpenOptions::new().write(true).open(&dest).map_err(|e| Error(format!("{}: {e}", dest.display())))?;
+        fs::copy(image, &dest).map_err(|e| {
+            Error(format!(
+                "cannot copy {} to {}: {e}",
+                image.display(),
+                dest.display()
+            ))
+        })?;
+        let f = OpenOptions::new()
+            .write(true)
+            .open(&dest)
+            .map_err(|e| Error(format!("{}: {e}", dest.display())))?;
         let len = f.metadata().map(|m| m.len()).unwrap_or(0);
-        f.set_len(len.max(64 << 20)).map_err(|e| Error(format!("{}: {e}", dest.display())))?;
+        f.set_len(len.max(64 << 20))
+            .map_err(|e| Error(format!("{}: {e}", dest.display())))?;
         Ok(())
     }
 
@@ -374,7 +408,10 @@ impl Machine {
             return Ok(None);
         }
         if !out.status.success() {
-            return err(format!("debugfs cat {path} on {} failed: {stderr}", img.display()));
+            return err(format!(
+                "debugfs cat {path} on {} failed: {stderr}",
+                img.display()
+            ));
         }
         Ok(Some(out.stdout))
     }
@@ -400,11 +437,19 @@ impl Machine {
             .stdin(Stdio::null())
             .output()
             .map_err(|e| Error(format!("cannot run e2fsck: {e}")))?;
-        let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
         if out.status.success() {
             Ok(text)
         } else {
-            err(format!("e2fsck -fn {} reports problems ({}):\n{text}", img.display(), out.status))
+            err(format!(
+                "e2fsck -fn {} reports problems ({}):\n{text}",
+                img.display(),
+                out.status
+            ))
         }
     }
 
@@ -434,7 +479,8 @@ impl Machine {
             .arg(self.timeout.as_secs().to_string());
         if let Some(text) = &self.script {
             let path = self.dir.join("scenario.sh");
-            fs::write(&path, text).map_err(|e| Error(format!("cannot write {}: {e}", path.display())))?;
+            fs::write(&path, text)
+                .map_err(|e| Error(format!("cannot write {}: {e}", path.display())))?;
             cmd.arg("--script").arg(path);
         }
         for (host, guest) in &self.files {
@@ -446,20 +492,42 @@ impl Machine {
         if !self.append.is_empty() {
             cmd.arg("--append").arg(&self.append);
         }
-        cmd.env("AGENT_BIN", self.agent_bin.as_deref().unwrap_or(Path::new("")));
-        cmd.env("AGENT_CONFIG", self.agent_config.as_deref().unwrap_or(Path::new("")));
+        cmd.env(
+            "AGENT_BIN",
+            self.agent_bin.as_deref().unwrap_or(Path::new("")),
+        );
+        cmd.env(
+            "AGENT_CONFIG",
+            self.agent_config.as_deref().unwrap_or(Path::new("")),
+        );
         let stderr_path = self.dir.join(format!("boot-{n}-run.err"));
-        let stderr = File::create(&stderr_path).map_err(|e| Error(format!("{}: {e}", stderr_path.display())))?;
-        cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(stderr);
+        let stderr = File::create(&stderr_path)
+            .map_err(|e| Error(format!("{}: {e}", stderr_path.display())))?;
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(stderr);
 
         let started = Instant::now();
         // run.sh prepares the disks and the initramfs, then execs QEMU: the child's PID is QEMU's.
-        let mut child = cmd.spawn().map_err(|e| Error(format!("cannot start qemu/run.sh: {e}")))?;
-        let outcome = watch(&mut child, &stop, self.timeout, &uart0_path, &optee_live, started);
+        let mut child = cmd
+            .spawn()
+            .map_err(|e| Error(format!("cannot start qemu/run.sh: {e}")))?;
+        let outcome = watch(
+            &mut child,
+            &stop,
+            self.timeout,
+            &uart0_path,
+            &optee_live,
+            started,
+        );
         let elapsed = started.elapsed();
         let outcome = outcome?;
         let _ = fs::rename(&optee_live, &optee_path);
-        let read = |p: &Path| fs::read(p).map(|b| String::from_utf8_lossy(&b).replace('\r', "")).unwrap_or_default();
+        let read = |p: &Path| {
+            fs::read(p)
+                .map(|b| String::from_utf8_lossy(&b).replace('\r', ""))
+                .unwrap_or_default()
+        };
         let run = Run {
             uart0: read(&uart0_path),
             optee: read(&optee_path),
@@ -488,7 +556,8 @@ fn watch(
     started: Instant,
 ) -> Result<Outcome> {
     let stdout = child.stdout.take().expect("stdout is piped");
-    let mut log = File::create(uart0_path).map_err(|e| Error(format!("{}: {e}", uart0_path.display())))?;
+    let mut log =
+        File::create(uart0_path).map_err(|e| Error(format!("{}: {e}", uart0_path.display())))?;
     let (tx, rx) = mpsc::channel::<String>();
     let reader = std::thread::spawn(move || {
         let mut lines = BufReader::new(stdout);
@@ -582,13 +651,19 @@ fn watch(
     }
     let _ = reader.join();
     let _ = child.wait();
-    Ok(outcome.unwrap_or(if powered_off { Outcome::PoweredOff } else { Outcome::Exited }))
+    Ok(outcome.unwrap_or(if powered_off {
+        Outcome::PoweredOff
+    } else {
+        Outcome::Exited
+    }))
 }
 
 /// One QEMU at a time: within this process (tests run on threads) and across processes.
 fn qemu_lock() -> Result<QemuLock> {
     static IN_PROCESS: Mutex<()> = Mutex::new(());
-    let guard = IN_PROCESS.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let guard = IN_PROCESS
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
     let dir = repo_root().join("build");
     fs::create_dir_all(&dir).map_err(|e| Error(format!("{}: {e}", dir.display())))?;
     let path = dir.join("qemu.lock");
@@ -598,8 +673,12 @@ fn qemu_lock() -> Result<QemuLock> {
         .write(true)
         .open(&path)
         .map_err(|e| Error(format!("{}: {e}", path.display())))?;
-    file.lock().map_err(|e| Error(format!("cannot lock {}: {e}", path.display())))?;
-    Ok(QemuLock { _file: file, _guard: guard })
+    file.lock()
+        .map_err(|e| Error(format!("cannot lock {}: {e}", path.display())))?;
+    Ok(QemuLock {
+        _file: file,
+        _guard: guard,
+    })
 }
 
 struct QemuLock {
@@ -612,7 +691,8 @@ struct QemuLock {
 pub fn make_ext4(dir: &Path, out: &Path, size_mib: u32, label: &str) -> Result<()> {
     let _ = fs::remove_file(out);
     let file = File::create(out).map_err(|e| Error(format!("{}: {e}", out.display())))?;
-    file.set_len(u64::from(size_mib) << 20).map_err(|e| Error(format!("{}: {e}", out.display())))?;
+    file.set_len(u64::from(size_mib) << 20)
+        .map_err(|e| Error(format!("{}: {e}", out.display())))?;
     drop(file);
     let status = Command::new("mkfs.ext4")
         .args(["-q", "-F", "-L", label, "-E", "root_owner=0:0", "-d"])
@@ -624,6 +704,10 @@ pub fn make_ext4(dir: &Path, out: &Path, size_mib: u32, label: &str) -> Result<(
     if status.success() {
         Ok(())
     } else {
-        err(format!("mkfs.ext4 -d {} {} failed ({status})", dir.display(), out.display()))
+        err(format!(
+            "mkfs.ext4 -d {} {} failed ({status})",
+            dir.display(),
+            out.display()
+        ))
     }
 }
