@@ -23,7 +23,7 @@ qemu-smoke:
 	@bash qemu/smoke.sh
 
 qemu-selftest: qemu-env
-	cargo test -p suit-tests --test qemu_env -- --ignored --test-threads=1
+	cargo test -p suit-tests --features qemu --test qemu_env -- --test-threads=1
 
 qemu-run: qemu-env
 	@bash qemu/run.sh --shell --timeout 3600

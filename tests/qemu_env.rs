@@ -1,7 +1,7 @@
 //! End-to-end checks of the QEMU environment itself (qemu/): A/B boot decisions of /init,
 //! persistence across a power cut, loopback-only networking. They need QEMU and build the
-//! environment on first use, so they are ignored by default:
-//!   cargo test -p suit-tests --test qemu_env -- --ignored
+//! environment on first use, so they build only with the `qemu` feature:
+//!   cargo test -p suit-tests --features qemu --test qemu_env -- --test-threads=1
 
 use std::io::{Read, Write};
 use std::net::TcpListener;
@@ -20,7 +20,6 @@ fn get(state: &[(String, String)], key: &str) -> String {
 }
 
 #[test]
-#[ignore = "needs QEMU (builds the environment on first use)"]
 fn boot_decisions_follow_rauc_semantics() {
     let mut vm = Machine::new("qemu_env_boot_decisions").unwrap();
 
@@ -90,7 +89,6 @@ fn boot_decisions_follow_rauc_semantics() {
 }
 
 #[test]
-#[ignore = "needs QEMU (builds the environment on first use)"]
 fn synced_data_survives_a_power_cut() {
     let mut vm = Machine::new("qemu_env_power_cut").unwrap();
     vm.script(
@@ -114,7 +112,6 @@ fn synced_data_survives_a_power_cut() {
 }
 
 #[test]
-#[ignore = "needs QEMU (builds the environment on first use)"]
 fn guest_reaches_only_the_loopback_server() {
     // A tiny HTTP server on the host's loopback, bounded in connections and time.
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -166,7 +163,6 @@ fn guest_reaches_only_the_loopback_server() {
 }
 
 #[test]
-#[ignore = "needs QEMU (builds the environment on first use)"]
 fn harness_stops_on_panic_and_timeout() {
     let mut vm = Machine::new("qemu_env_panic_timeout").unwrap();
     vm.script("echo c > /proc/sysrq-trigger\n");

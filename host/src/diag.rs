@@ -44,7 +44,7 @@ fn item(d: &mut Decoder<'_>, out: &mut String, depth: usize) -> Result<(), Strin
     let err = |e: minicbor::decode::Error| format!("malformed CBOR at byte {at}: {e}");
     if depth > MAX_DEPTH {
         d.skip().map_err(err)?;
-        out.push_str("…");
+        out.push('…');
         return Ok(());
     }
     match d.datatype().map_err(err)? {

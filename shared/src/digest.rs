@@ -9,7 +9,7 @@ use crate::cbor::Reader;
 use crate::error::{Error, Result};
 
 /// Digest algorithms of the COSE registry that this processor implements.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum DigestAlg {
     /// SHA-256 (-16), the one SUIT requires.
     Sha256,

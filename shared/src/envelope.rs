@@ -83,7 +83,8 @@ pub struct Envelope<'a> {
     pub auth: Option<AuthWrapper<'a>>,
     /// The manifest; for a bare manifest `encoding` equals `content` (no bstr around it).
     pub manifest: Wrapped<'a>,
-    /// Severed members by envelope key (14, 15, 16, 18, 20, 23).
+    /// Severed members by envelope key (14, 15, 16, 18, 20, 23; 17 from drafts before -29,
+    /// kept so that authentication still works and the manifest decoder can explain).
     pub severed: Vec<(i64, Wrapped<'a>)>,
     /// Integrated payloads.
     pub integrated: Vec<IntegratedPayload<'a>>,
@@ -149,9 +150,9 @@ impl<'a> Envelope<'a> {
                     let (content, encoding) = r.bytes_with_encoding()?;
                     manifest = Some(Wrapped { content, encoding });
                 }
-                Key::Int(key::LEGACY_INSTALL) => return Err(Error::LegacyInstallKey("envelope")),
                 Key::Int(
                     k @ (key::COSWID
+                    | key::LEGACY_INSTALL
                     | key::DEPENDENCY_RESOLUTION
                     | key::PAYLOAD_FETCH
                     | key::CANDIDATE_VERIFICATION

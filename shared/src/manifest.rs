@@ -314,6 +314,9 @@ impl<'a> Manifest<'a> {
         if raw.contains_key(&key::LEGACY_INSTALL) {
             return Err(Error::LegacyInstallKey("manifest"));
         }
+        if envelope.severed(envelope::key::LEGACY_INSTALL).is_some() {
+            return Err(Error::LegacyInstallKey("envelope"));
+        }
         if let Some(k) = raw.keys().find(|k| !KNOWN_MANIFEST_KEYS.contains(k)) {
             return Err(Error::Unsupported(alloc::format!("manifest element {k}")));
         }
@@ -494,10 +497,12 @@ fn checked_sequence<'a>(
     rules: SequenceRules,
 ) -> Result<CommandSequence<'a>> {
     let seq = CommandSequence::decode(bytes, name, rules)?;
-    // §6.2: with more than one component every sequence begins with set-component-index.
+    // §6.2: with more than one component every sequence begins with set-component-index
+    // (override-multiple is its encoding alias, update-management §5.3).
     if rules.components > 1 {
+        use crate::command::Command;
         match seq.commands.first() {
-            Some(crate::command::Command::SetComponentIndex(_)) | None => {}
+            Some(Command::SetComponentIndex(_) | Command::OverrideMultiple(_)) | None => {}
             Some(_) => return Err(Error::ComponentIndexNotSet(name)),
         }
     }

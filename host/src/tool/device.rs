@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use subtle::ConstantTimeEq;
-use suit_shared::digest::{Hasher, SuitDigest};
+use suit_shared::digest::{DigestAlg, DigestValue, Hasher, SuitDigest};
 use suit_shared::params::ComponentParams;
 use suit_shared::processor::{ComponentRef, DeviceIdentity, FetchSource, ImageCheck, Platform};
 use suit_shared::{Error, Result};
@@ -33,6 +33,8 @@ pub struct SimulatedDevice {
     slot: u64,
     images: BTreeMap<usize, PathBuf>,
     contents: BTreeMap<usize, Content>,
+    /// Digests already computed for unchanged contents (install and validate both check).
+    digests: BTreeMap<(usize, DigestAlg), (DigestValue, u64)>,
 }
 
 impl SimulatedDevice {
@@ -48,7 +50,13 @@ impl SimulatedDevice {
             slot,
             images,
             contents,
+            digests: BTreeMap::new(),
         }
+    }
+
+    fn set(&mut self, index: usize, content: Content) {
+        self.digests.retain(|(i, _), _| *i != index);
+        self.contents.insert(index, content);
     }
 
     fn content(&self, index: usize) -> Content {
@@ -104,14 +112,23 @@ impl Platform for SimulatedDevice {
         digest: &SuitDigest<'_>,
         size: Option<u64>,
     ) -> Result<ImageCheck> {
-        let mut hasher = Hasher::new(digest.alg);
-        let actual = self.stream(c.index, |chunk| hasher.update(chunk))?;
+        let key = (c.index, digest.alg);
+        let (value, actual) = match self.digests.get(&key) {
+            Some(known) => known.clone(),
+            None => {
+                let mut hasher = Hasher::new(digest.alg);
+                let size = self.stream(c.index, |chunk| hasher.update(chunk))?;
+                let known = (hasher.finalize(), size);
+                self.digests.insert(key, known.clone());
+                known
+            }
+        };
         if let Some(expected) = size {
             if expected != actual {
                 return Ok(ImageCheck::SizeMismatch { actual });
             }
         }
-        Ok(if digest.matches(&hasher.finalize()) {
+        Ok(if digest.matches(&value) {
             ImageCheck::Match
         } else {
             ImageCheck::DigestMismatch
@@ -139,13 +156,15 @@ impl Platform for SimulatedDevice {
             FetchSource::Integrated { data, .. } => Content::Bytes(data.to_vec()),
             FetchSource::Uri(uri) => match self.images.get(&c.index) {
                 Some(path) => Content::File(path.clone()),
-                None => return Err(Error::Io(format!(
+                None => {
+                    return Err(Error::Io(format!(
                     "component {} fetches {uri}: give the file it retrieves with --image {}=FILE",
                     c.index, c.index
-                ))),
+                )))
+                }
             },
         };
-        self.contents.insert(c.index, content);
+        self.set(c.index, content);
         Ok(())
     }
 
@@ -169,7 +188,7 @@ impl Platform for SimulatedDevice {
             return Err(self.no_decryption(c.index));
         }
         let content = self.content(source.index);
-        self.contents.insert(c.index, content);
+        self.set(c.index, content);
         Ok(())
     }
 
@@ -181,8 +200,8 @@ impl Platform for SimulatedDevice {
     ) -> Result<()> {
         let a = self.content(c.index);
         let b = self.content(other.index);
-        self.contents.insert(c.index, b);
-        self.contents.insert(other.index, a);
+        self.set(c.index, b);
+        self.set(other.index, a);
         Ok(())
     }
 
@@ -192,7 +211,7 @@ impl Platform for SimulatedDevice {
     }
 
     fn unlink(&mut self, c: ComponentRef<'_, '_>) -> Result<()> {
-        self.contents.remove(&c.index);
+        self.set(c.index, Content::Empty);
         Ok(())
     }
 

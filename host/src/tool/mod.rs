@@ -2,6 +2,7 @@
 //! (authentication, validation, decryption), 2 usage or I/O error.
 
 mod device;
+pub use device::SimulatedDevice;
 mod inspect;
 pub mod spec;
 

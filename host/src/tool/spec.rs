@@ -219,7 +219,7 @@ fn component_part(text: &str) -> Result<Vec<u8>, ToolError> {
 
 /// Decodes hexadecimal text.
 pub fn decode_hex(hex: &str) -> Option<Vec<u8>> {
-    if hex.len() % 2 != 0 {
+    if !hex.len().is_multiple_of(2) {
         return None;
     }
     (0..hex.len())

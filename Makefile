@@ -1,0 +1,72 @@
+# The front door. `make help` lists the targets.
+SHELL       := /bin/bash
+CARGO       ?= cargo
+VECTORS     ?= $(abspath $(CURDIR)/../shared/suit-vectors)
+FUZZ_TIME   ?= 600
+export SUIT_VECTORS := $(VECTORS)
+
+.PHONY: help run test fmt-check clippy unit host fuzz fuzz-smoke bench clean
+help:
+	@echo "make run         walk through suit-tool: keys, create, sign, verify, inspect, process"
+	@echo "make test        format check, clippy (warnings denied), all tests"
+	@echo "make host        release build of suit-tool"
+	@echo "make ta          build and sign the OP-TEE TA (build/ta/<uuid>.ta)"
+	@echo "make qemu-smoke  boot the OP-TEE QEMUv8 environment and run xtest"
+	@echo "make fuzz        fuzz decode + authenticate + process (FUZZ_TIME=$(FUZZ_TIME) s)"
+	@echo "make bench       benchmarks, each as a ratio to a baseline measured in the same run"
+
+include ta/ta.mk
+include qemu/qemu.mk
+
+# Until the agent lands, the main job is the vendor side: keys, a signed update, its checks.
+DEMO := build/demo
+run: host
+	@mkdir -p $(DEMO) && head -c 1048576 /dev/urandom > $(DEMO)/firmware-v2.bin
+	@printf '%s\n' 'sequence-number = 2' 'vendor = "example.com"' 'class = "gateway-rev-b"' \
+	  '[text]' 'description = "demo firmware v2"' '[[component]]' 'id = ["rootfs"]' \
+	  'image = "firmware-v2.bin"' 'uri = "http://10.0.2.100:8080/firmware-v2.bin"' > $(DEMO)/spec.toml
+	@T=target/release/suit-tool; set -x; \
+	$$T keygen --alg ES384 --out $(DEMO)/vendor && \
+	$$T create --spec $(DEMO)/spec.toml --out $(DEMO)/unsigned.suit && \
+	$$T sign --key $(DEMO)/vendor.priv.pem $(DEMO)/unsigned.suit --out $(DEMO)/update.suit && \
+	$$T verify --trust-anchor $(DEMO)/vendor.pub.pem $(DEMO)/update.suit && \
+	$$T inspect $(DEMO)/update.suit && \
+	$$T process $(DEMO)/update.suit --trust-anchor $(DEMO)/vendor.pub.pem \
+	  --vendor-id $$(python3 -c 'import uuid;print(uuid.uuid5(uuid.NAMESPACE_DNS,"example.com"))') \
+	  --class-id $$(python3 -c 'import uuid;print(uuid.uuid5(uuid.uuid5(uuid.NAMESPACE_DNS,"example.com"),"gateway-rev-b"))') \
+	  --image 0=$(DEMO)/firmware-v2.bin && \
+	! $$T process $(DEMO)/update.suit --trust-anchor $(DEMO)/vendor.pub.pem --sequence-floor 3 --image 0=$(DEMO)/firmware-v2.bin
+
+test: fmt-check clippy unit
+
+fmt-check:
+	$(CARGO) fmt --all -- --check
+
+clippy:
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+unit:
+	$(CARGO) test --workspace
+
+host:
+	$(CARGO) build --release -p suit-host
+
+fuzz-seed:
+	@mkdir -p fuzz/corpus/envelope
+	@for f in $(VECTORS)/*/*.suit; do cp "$$f" "fuzz/corpus/envelope/$$(basename $$(dirname $$f))-$$(basename $$f)"; done
+
+# cargo-fuzz needs unstable rustc flags; RUSTC_BOOTSTRAP lets the pinned stable toolchain take them.
+fuzz: fuzz-seed
+	@command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz --locked
+	cd fuzz && RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run envelope -- -max_total_time=$(FUZZ_TIME) -print_final_stats=1
+
+fuzz-smoke:
+	$(MAKE) fuzz FUZZ_TIME=60
+
+bench:
+	@bash qemu/debian.sh host-tools time
+	$(CARGO) bench -p suit-host --bench tool
+
+clean:
+	$(CARGO) clean
+	rm -rf build fuzz/target
