@@ -457,3 +457,127 @@ pub fn sign_envelope(
         env.integrated.iter().map(|p| (p.key, p.data)),
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::command::{Condition, Directive, ReportingPolicy};
+    use crate::error::Uuid;
+    use crate::manifest::LanguageText;
+    use crate::params::VersionMatch;
+
+    /// A manifest using every encodable construct; decoding its encoding must give it back.
+    #[test]
+    fn manifest_round_trips_through_encoding() {
+        let digest = DigestAlg::Sha384.digest(b"image");
+        let rp = ReportingPolicy(15);
+        let params = alloc::vec![
+            Parameter::VendorId(VendorId::Uuid(Uuid([1; 16]))),
+            Parameter::ClassId(Uuid([2; 16])),
+            Parameter::ImageDigest(digest.as_suit_digest()),
+            Parameter::ImageSize(5),
+            Parameter::UseBefore(1_900_000_000),
+            Parameter::Version(VersionMatch {
+                comparison: VersionComparison::GreaterEqual,
+                version: alloc::vec![1, -1]
+            }),
+            Parameter::UpdatePriority(-3),
+        ];
+        let shared = CommandSequence {
+            commands: alloc::vec![
+                Command::SetComponentIndex(IndexSelection::All),
+                Command::OverrideParameters(params),
+                Command::Condition(Condition::VendorId, rp),
+                Command::TryEach {
+                    branches: alloc::vec![
+                        CommandSequence {
+                            commands: alloc::vec![Command::Condition(Condition::ComponentSlot, rp)]
+                        },
+                        CommandSequence::default(),
+                    ],
+                    empty_fallback: true,
+                },
+            ],
+        };
+        let install = CommandSequence {
+            commands: alloc::vec![
+                Command::OverrideMultiple(alloc::vec![(1, alloc::vec![Parameter::Uri("#x")])]),
+                Command::SetComponentIndex(IndexSelection::List(alloc::vec![1, 0])),
+                Command::CopyParams(alloc::vec![(1, alloc::vec![3, 14])]),
+                Command::SetParameters(alloc::vec![
+                    Parameter::Content(b"abc"),
+                    Parameter::SourceComponent(1)
+                ]),
+                Command::Directive(Directive::Fetch, ReportingPolicy(2)),
+                Command::RunSequence(CommandSequence {
+                    commands: alloc::vec![Command::Directive(Directive::Copy, rp)]
+                }),
+            ],
+        };
+        let mut text = LanguageText::default();
+        text.manifest.insert(1, "description");
+        text.components.push((
+            ComponentId(alloc::vec![b"fw"]),
+            [(6, "1.2.3")].into_iter().collect(),
+        ));
+        let m = Manifest {
+            sequence_number: 42,
+            components: alloc::vec![
+                ComponentId(alloc::vec![b"fw"]),
+                ComponentId(alloc::vec![b"cache", &[0u8]])
+            ],
+            shared_sequence: Some(shared),
+            reference_uri: Some("https://example.com/m.suit"),
+            manifest_component_id: None,
+            set_version: None,
+            validate: Some(CommandSequence {
+                commands: alloc::vec![
+                    Command::SetComponentIndex(IndexSelection::One(0)),
+                    Command::Condition(Condition::ImageMatch, rp)
+                ],
+            }),
+            load: None,
+            invoke: None,
+            uninstall: None,
+            payload_fetch: Severable::Absent,
+            install: Severable::Present {
+                value: install,
+                severed: true,
+            },
+            candidate_verification: Severable::Absent,
+            text: Severable::Present {
+                value: TextMap {
+                    languages: alloc::vec![("en", text)],
+                },
+                severed: false,
+            },
+            coswid: Severable::Absent,
+        };
+        let encoded = encode_manifest(&m, DigestAlg::Sha256);
+        let envelope = build_envelope(
+            &encoded,
+            &[(String::from("#x"), alloc::vec![9; 3])],
+            DigestAlg::Sha256,
+        );
+        let env = Envelope::decode(&envelope).unwrap();
+        assert_eq!(env.integrated("#x"), Some(&[9u8, 9, 9][..]));
+        let decoded = Manifest::decode_unauthenticated(&env).unwrap();
+        assert_eq!(decoded, m);
+    }
+
+    #[test]
+    fn signing_refuses_an_envelope_whose_digest_does_not_match() {
+        let m = EncodedManifest {
+            manifest: alloc::vec![0xa0],
+            severed: Vec::new(),
+        };
+        let mut envelope = build_envelope(&m, &[], DigestAlg::Sha256);
+        let last = envelope.len() - 1;
+        envelope[last] = 0xa1; // the manifest bstr content changes after the digest was taken
+        let key = SigningKey::P256(p256::ecdsa::SigningKey::from_slice(&[7u8; 32]).unwrap());
+        assert_eq!(
+            sign_envelope(&envelope, &key, alg::ES256, None).unwrap_err(),
+            Error::ManifestDigestMismatch
+        );
+    }
+}
