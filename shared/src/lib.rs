@@ -6,6 +6,7 @@
 
 extern crate alloc;
 
+pub mod abi;
 pub mod auth;
 #[cfg(feature = "author")]
 pub mod author;
@@ -17,5 +18,6 @@ pub mod error;
 pub mod manifest;
 pub mod params;
 pub mod processor;
+pub mod token;
 
 pub use error::{Category, Error, Result};

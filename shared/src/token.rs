@@ -1,0 +1,272 @@
+//! Approval tokens: the TA's signed statement that one component's bytes are authentic,
+//! applicable and fresh (DESIGN.md §4).
+//!
+//! # Format
+//!
+//! A tagged COSE_Sign1 (tag 18) with an attached payload, protected header `{1: -35}` (ES384),
+//! unprotected header `{4: kid}` where kid is the SHA-256 of the device public key (SEC1
+//! uncompressed), signed with the device's P-384 key. The payload is a CBOR map with integer
+//! keys, in this order (deterministic encoding):
+//!
+//! | key | claim | type |
+//! |---|---|---|
+//! | 1 | token format version (1) | uint |
+//! | 2 | manifest digest (of the bstr-wrapped manifest, as authenticated) | `[alg, bstr]` |
+//! | 3 | manifest sequence number | uint |
+//! | 4 | component id | `[* bstr]` |
+//! | 5 | target slot | uint |
+//! | 6 | image digest (plaintext, computed by the TA) | `[alg, bstr]` |
+//! | 7 | image size (plaintext) | uint |
+//! | 8 | session nonce (16 random bytes, one per TA session) | bstr |
+//!
+//! Anyone with the device public key can verify a token ([`Token::verify`]); the TA itself
+//! verifies the tokens it is given back at DECRYPT_FOR_INSTALL and COMMIT and additionally
+//! requires the nonce of the same session.
+
+use alloc::vec::Vec;
+
+use coset::{iana, CoseSign1, CoseSign1Builder, HeaderBuilder, TaggedCborSerializable};
+use p384::ecdsa::signature::{Signer, Verifier};
+use p384::ecdsa::{Signature, SigningKey, VerifyingKey};
+
+use crate::abi::{
+    read_component_id, read_digest, write_component_id, write_digest, ComponentIdBytes,
+};
+use crate::cbor::{Reader, Writer};
+use crate::digest::{DigestAlg, DigestValue};
+use crate::error::{Error, Result};
+
+/// The token format version.
+pub const TOKEN_VERSION: u64 = 1;
+/// Length of the session nonce.
+pub const NONCE_LEN: usize = 16;
+
+/// What a token states.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Claims {
+    /// Digest of the manifest.
+    pub manifest_digest: DigestValue,
+    /// Its sequence number.
+    pub sequence_number: u64,
+    /// The component.
+    pub component_id: ComponentIdBytes,
+    /// The slot it is approved for.
+    pub slot: u64,
+    /// Plaintext digest.
+    pub image_digest: DigestValue,
+    /// Plaintext size.
+    pub image_size: u64,
+    /// The TA session's nonce.
+    pub nonce: [u8; NONCE_LEN],
+}
+
+impl Claims {
+    /// The payload encoding.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut w = Writer::new();
+        w.map(8).u64(1).u64(TOKEN_VERSION).u64(2);
+        write_digest(&mut w, &self.manifest_digest);
+        w.u64(3).u64(self.sequence_number).u64(4);
+        write_component_id(&mut w, &self.component_id);
+        w.u64(5).u64(self.slot).u64(6);
+        write_digest(&mut w, &self.image_digest);
+        w.u64(7).u64(self.image_size).u64(8).bytes(&self.nonce);
+        w.into_bytes()
+    }
+
+    /// Decodes a payload; every claim must be present, in order, and nothing else.
+    pub fn decode(bytes: &[u8]) -> Result<Self> {
+        Reader::decode_exact(bytes, "approval token claims", |r| {
+            let mut entries = r.map()?;
+            let mut expect = |r: &mut Reader<'_>, key: i64| -> Result<()> {
+                if !entries.next_entry() {
+                    return Err(Error::MissingElement {
+                        context: "approval token claims",
+                        element: "claim",
+                    });
+                }
+                match r.map_key(&mut entries)? {
+                    crate::cbor::Key::Int(k) if k == key => Ok(()),
+                    _ => Err(Error::InvalidValue {
+                        context: "approval token claims",
+                        element: "claim key",
+                        reason: "claims must be keys 1 to 8 in order",
+                    }),
+                }
+            };
+            expect(r, 1)?;
+            if r.u64()? != TOKEN_VERSION {
+                return Err(Error::Unsupported(alloc::format!(
+                    "approval token format other than version {TOKEN_VERSION}"
+                )));
+            }
+            expect(r, 2)?;
+            let manifest_digest = read_digest(r)?;
+            expect(r, 3)?;
+            let sequence_number = r.u64()?;
+            expect(r, 4)?;
+            let component_id = read_component_id(r)?;
+            expect(r, 5)?;
+            let slot = r.u64()?;
+            expect(r, 6)?;
+            let image_digest = read_digest(r)?;
+            expect(r, 7)?;
+            let image_size = r.u64()?;
+            expect(r, 8)?;
+            let nonce =
+                <[u8; NONCE_LEN]>::try_from(r.bytes()?).map_err(|_| Error::InvalidValue {
+                    context: "approval token claims",
+                    element: "nonce",
+                    reason: "must be 16 bytes",
+                })?;
+            if entries.next_entry() {
+                return Err(Error::InvalidValue {
+                    context: "approval token claims",
+                    element: "map",
+                    reason: "has claims beyond key 8",
+                });
+            }
+            Ok(Claims {
+                manifest_digest,
+                sequence_number,
+                component_id,
+                slot,
+                image_digest,
+                image_size,
+                nonce,
+            })
+        })
+    }
+
+    /// Signs the claims into a token.
+    pub fn sign(&self, key: &SigningKey) -> Result<Vec<u8>> {
+        let kid = key_id(key.verifying_key());
+        let unsigned = CoseSign1Builder::new()
+            .protected(
+                HeaderBuilder::new()
+                    .algorithm(iana::Algorithm::ES384)
+                    .build(),
+            )
+            .unprotected(HeaderBuilder::new().key_id(kid).build())
+            .payload(self.encode())
+            .build();
+        let tbs = unsigned.tbs_data(b"");
+        let signature: Signature = key.sign(&tbs);
+        let mut token = unsigned;
+        token.signature = signature.to_bytes().to_vec();
+        token.to_tagged_vec().map_err(|_| {
+            Error::Io(alloc::string::String::from(
+                "cannot encode the approval token",
+            ))
+        })
+    }
+}
+
+/// Key id of a device key: SHA-256 of its SEC1 uncompressed encoding.
+pub fn key_id(key: &VerifyingKey) -> Vec<u8> {
+    DigestAlg::Sha256
+        .digest(key.to_sec1_point(false).as_bytes())
+        .as_bytes()
+        .to_vec()
+}
+
+/// A verified token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Token {
+    /// What it states.
+    pub claims: Claims,
+}
+
+impl Token {
+    /// Verifies `bytes` against the device public key and decodes its claims.
+    ///
+    /// Fails with an authentication error when the structure, algorithm or signature is
+    /// wrong, and with a malformed-input error when the signed claims do not decode.
+    pub fn verify(bytes: &[u8], key: &VerifyingKey) -> Result<Token> {
+        let invalid = |reason| Error::InvalidAuthenticationBlock { index: 1, reason };
+        let tag = Reader::new(bytes, "approval token")
+            .tag()
+            .map_err(|_| invalid("the approval token is not a tagged COSE_Sign1"))?;
+        if tag != 18 {
+            return Err(invalid("the approval token is not a tagged COSE_Sign1"));
+        }
+        let sign1 = CoseSign1::from_tagged_slice(bytes)
+            .map_err(|_| invalid("the approval token is a malformed COSE_Sign1"))?;
+        // Re-encoding must give the same bytes: no alternative encodings of a token.
+        if sign1.clone().to_tagged_vec().ok().as_deref() != Some(bytes) {
+            return Err(invalid(
+                "the approval token is not deterministically encoded",
+            ));
+        }
+        if !sign1.protected.header.crit.is_empty() {
+            return Err(invalid("the approval token has critical headers"));
+        }
+        let es384 = coset::RegisteredLabelWithPrivate::Assigned(iana::Algorithm::ES384);
+        if sign1.protected.header.alg != Some(es384) {
+            return Err(invalid("the approval token is not signed with ES384"));
+        }
+        if sign1.unprotected.key_id != key_id(key) {
+            return Err(Error::NotAuthenticated(alloc::string::String::from(
+                "the approval token names another device key (kid)",
+            )));
+        }
+        let payload = sign1
+            .payload
+            .as_deref()
+            .ok_or(invalid("the approval token has no payload"))?;
+        let signature = Signature::from_slice(&sign1.signature)
+            .map_err(|_| invalid("the approval token's signature is malformed"))?;
+        let tbs = sign1.tbs_data(b"");
+        if key.verify(&tbs, &signature).is_err() {
+            return Err(Error::NotAuthenticated(alloc::string::String::from(
+                "the approval token's signature does not verify with the device key",
+            )));
+        }
+        Ok(Token {
+            claims: Claims::decode(payload)?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloc::vec;
+
+    fn claims() -> Claims {
+        Claims {
+            manifest_digest: DigestAlg::Sha256.digest(b"manifest"),
+            sequence_number: 7,
+            component_id: vec![b"rootfs".to_vec()],
+            slot: 1,
+            image_digest: DigestAlg::Sha256.digest(b"image"),
+            image_size: 5,
+            nonce: [9; NONCE_LEN],
+        }
+    }
+
+    fn key(seed: u8) -> SigningKey {
+        SigningKey::from_slice(&[seed; 48]).unwrap()
+    }
+
+    #[test]
+    fn sign_and_verify() {
+        let k = key(1);
+        let token = claims().sign(&k).unwrap();
+        let verified = Token::verify(&token, k.verifying_key()).unwrap();
+        assert_eq!(verified.claims, claims());
+    }
+
+    #[test]
+    fn other_key_and_alterations_are_refused() {
+        let k = key(1);
+        let token = claims().sign(&k).unwrap();
+        assert!(Token::verify(&token, key(2).verifying_key()).is_err());
+        for i in 0..token.len() {
+            let mut t = token.clone();
+            t[i] ^= 0x01;
+            assert!(Token::verify(&t, k.verifying_key()).is_err(), "byte {i}");
+        }
+        assert!(Token::verify(&token[..token.len() - 1], k.verifying_key()).is_err());
+    }
+}
