@@ -200,7 +200,7 @@ fn relay(client: TcpStream, upstream: u16, fault: Option<Fault>) {
         Some(Fault::Cut(limit)) => forward_at_most(&mut from, &mut to, limit),
         Some(Fault::Stall(limit)) => {
             forward_at_most(&mut from, &mut to, limit);
-            std::thread::sleep(Duration::from_secs(5));
+            std::thread::sleep(Duration::from_secs(10));
         }
         Some(Fault::HideLength) => {
             if let Some(head) = response_head_without_length(&mut from) {
@@ -305,6 +305,7 @@ fn broken_connection_is_resumed_with_range_in_the_same_fetch() {
     assert_eq!(progress.retries.len(), 1);
     let kept = progress.starts[1].0;
     assert!(kept > 0 && kept < 700_000, "kept {kept} bytes");
+    assert_eq!(fetched.resumed_from, kept);
     assert_eq!(
         progress.starts,
         [(0, Some(2 * MIB as u64)), (kept, Some(2 * MIB as u64))]
@@ -358,17 +359,20 @@ fn interrupted_download_is_resumed_by_a_later_fetch() {
     assert_eq!(std::fs::read(&dest).unwrap(), content);
     assert!(!partial(&dest).exists() && !partial_meta(&dest).exists());
     let requests = server.requests();
+    assert_eq!(requests.len(), 2, "{requests:?}");
+    // How much of the cut response nginx had handed to the kernel varies; the rest does not.
     assert_eq!(
-        without_if_range(requests.clone()),
-        [
-            request("/fw/app.img", 200, None, content.len()),
-            request(
-                "/fw/app.img",
-                206,
-                Some(&format!("bytes={kept}-")),
-                content.len() - kept as usize
-            ),
-        ]
+        (requests[0].status, requests[0].range.as_deref()),
+        (200, None)
+    );
+    assert_eq!(
+        without_if_range(requests[1..].to_vec()),
+        [request(
+            "/fw/app.img",
+            206,
+            Some(&format!("bytes={kept}-")),
+            content.len() - kept as usize
+        )]
     );
     assert!(requests[1].if_range.is_some());
 }
@@ -390,7 +394,7 @@ fn stalled_transfer_times_out_and_resumes() {
         "no read timeout waited"
     );
     assert!(
-        started.elapsed() < Duration::from_secs(4),
+        started.elapsed() < Duration::from_secs(8),
         "{:?}",
         started.elapsed()
     );
@@ -413,6 +417,7 @@ fn server_ignoring_range_makes_the_download_start_over() {
     let fetched = result.unwrap();
     assert_eq!(std::fs::read(&dest).unwrap(), content);
     assert_eq!(fetched.attempts, 2);
+    assert_eq!(fetched.resumed_from, 0);
     // The second transfer started from zero although a range was asked for.
     assert_eq!(progress.starts[1], (0, Some(content.len() as u64)));
     let requests = server.requests();
@@ -441,7 +446,7 @@ fn changed_resource_makes_the_download_start_over() {
     let new = data(2 * MIB + 1000, 7);
     server.put("fw/moving.img", &new);
     let (result, progress) = Client::new(1).fetch(&relay.url("fw/moving.img"), &dest, 3 * MIB);
-    result.unwrap();
+    assert_eq!(result.unwrap().resumed_from, 0);
     assert_eq!(std::fs::read(&dest).unwrap(), new);
     assert_eq!(progress.starts, [(0, Some(new.len() as u64))]);
     let requests = server.requests();
@@ -600,7 +605,7 @@ fn refused_connection_is_retried_with_backoff() {
         ]
     );
     assert!(started.elapsed() >= Duration::from_millis(700));
-    assert!(started.elapsed() < Duration::from_secs(3));
+    assert!(started.elapsed() < Duration::from_secs(5));
     assert_nothing_staged(&dest);
 }
 

@@ -109,9 +109,19 @@ impl Nginx {
         self.dir.path().join("ca.pem")
     }
 
-    /// Every request served so far, in order.
+    /// Every request served so far, in order. nginx logs a request just after answering
+    /// it, so this waits until the log has stopped growing.
     pub fn requests(&self) -> Vec<Request> {
-        let log = fs::read_to_string(self.dir.path().join("access.log")).unwrap_or_default();
+        let read = || fs::read_to_string(self.dir.path().join("access.log")).unwrap_or_default();
+        let mut log = read();
+        loop {
+            std::thread::sleep(Duration::from_millis(50));
+            let again = read();
+            if again == log {
+                break;
+            }
+            log = again;
+        }
         log.lines()
             .map(|line| {
                 let fields: Vec<&str> = line.split('\t').collect();

@@ -21,18 +21,18 @@ pub(super) struct HttpClient {
 /// Where a partial download came from, kept beside it so a later attempt can resume it.
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(super) struct PartialOrigin {
+struct PartialOrigin {
     /// The URL downloaded.
-    pub url: String,
+    url: String,
     /// The response's `ETag`, if any.
-    pub etag: Option<String>,
+    etag: Option<String>,
     /// The response's `Last-Modified`, if any.
-    pub last_modified: Option<String>,
+    last_modified: Option<String>,
 }
 
 impl PartialOrigin {
     /// The origin recorded at `path`, if there is a readable one.
-    pub fn load(path: &Path) -> Option<PartialOrigin> {
+    fn load(path: &Path) -> Option<PartialOrigin> {
         let bytes = fs::read(path).ok()?;
         serde_json::from_slice(&bytes).ok()
     }
@@ -54,6 +54,14 @@ impl PartialOrigin {
             .filter(|tag| !tag.starts_with("W/"))
             .or(self.last_modified.as_deref())
     }
+}
+
+/// A successful attempt: the staged file is complete.
+pub(super) struct Transfer {
+    /// Bytes that were already staged when this attempt's transfer started.
+    pub start: u64,
+    /// The complete size.
+    pub size: u64,
 }
 
 /// A `Content-Range: bytes FIRST-LAST/TOTAL` header (`TOTAL` may be `*`).
@@ -110,14 +118,14 @@ impl HttpClient {
     }
 
     /// One request for the rest of `url` (all of it when nothing can be resumed), appended
-    /// to the partial file. Returns the complete size.
+    /// to the partial file.
     pub fn attempt(
         &self,
         url: &Url,
         staged: &Staged,
         max_size: u64,
         progress: &mut dyn Progress,
-    ) -> Result<u64, FetchError> {
+    ) -> Result<Transfer, FetchError> {
         let url_text = url.as_str();
         if url.scheme() == "https" && !self.has_trust_roots {
             return Err(FetchError::Tls {
@@ -203,7 +211,10 @@ impl HttpClient {
                     header("content-range").and_then(|v| ContentRange::unsatisfied_total(&v));
                 if total == Some(offset) {
                     // Everything had arrived; only the final rename was missing.
-                    return Ok(offset);
+                    return Ok(Transfer {
+                        start: offset,
+                        size: offset,
+                    });
                 }
                 staged.discard()?;
                 return Err(protocol(format!(
@@ -255,7 +266,7 @@ impl HttpClient {
             Some(total) if done != total => Err(protocol(format!(
                 "the connection ended after {done} of {total} bytes"
             ))),
-            _ => Ok(done),
+            _ => Ok(Transfer { start, size: done }),
         }
     }
 }

@@ -110,7 +110,8 @@ impl fmt::Display for Source {
 pub struct Fetched {
     /// Size of the staged file in bytes.
     pub size: u64,
-    /// Bytes kept from an earlier, interrupted download (0 if none).
+    /// Where the successful transfer started: the bytes kept from an interrupted earlier
+    /// attempt or download (0 when the whole file was transferred).
     pub resumed_from: u64,
     /// Requests made (1 when the first one succeeded).
     pub attempts: u32,
@@ -279,17 +280,16 @@ impl Fetcher {
         max_size: u64,
         progress: &mut dyn Progress,
     ) -> Result<Fetched, FetchError> {
-        let resumed_from = staged.resumable_length(url);
         let mut attempts = 0;
         let mut failures = 0;
         loop {
             attempts += 1;
             let before = staged.partial_length();
             let error = match self.http.attempt(url, staged, max_size, progress) {
-                Ok(size) => {
+                Ok(transfer) => {
                     return Ok(Fetched {
-                        size,
-                        resumed_from,
+                        size: transfer.size,
+                        resumed_from: transfer.start,
                         attempts,
                     })
                 }
@@ -339,14 +339,6 @@ impl Staged {
 
     fn partial_length(&self) -> u64 {
         fs::metadata(&self.partial).map(|m| m.len()).unwrap_or(0)
-    }
-
-    /// Bytes of an earlier download of `url` that a new attempt can keep.
-    fn resumable_length(&self, url: &Url) -> u64 {
-        match http::PartialOrigin::load(&self.meta) {
-            Some(origin) if origin.url == url.as_str() => self.partial_length(),
-            _ => 0,
-        }
     }
 
     /// Starts the partial file afresh (empty, durable) and returns it open for writing.
