@@ -1,6 +1,6 @@
 //! One HTTP(S) download attempt, resuming a partial file with `Range`/`If-Range`.
 
-use std::fs::{self, OpenOptions};
+use std::fs::{self, File, OpenOptions};
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
@@ -210,7 +210,11 @@ impl HttpClient {
                 let total =
                     header("content-range").and_then(|v| ContentRange::unsatisfied_total(&v));
                 if total == Some(offset) {
-                    // Everything had arrived; only the final rename was missing.
+                    // Everything had arrived; only the final rename was missing. Make sure
+                    // the bytes are on disk before they count as staged.
+                    File::open(&staged.partial)
+                        .and_then(|file| file.sync_all())
+                        .map_err(|e| FetchError::io("sync", &staged.partial, e))?;
                     return Ok(Transfer {
                         start: offset,
                         size: offset,
