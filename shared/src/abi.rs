@@ -61,6 +61,8 @@ pub mod tee {
     pub const ERROR_GENERIC: u32 = 0xFFFF_0000;
     /// Access denied.
     pub const ERROR_ACCESS_DENIED: u32 = 0xFFFF_0001;
+    /// An input is larger than the TA accepts.
+    pub const ERROR_EXCESS_DATA: u32 = 0xFFFF_0004;
     /// Bad format.
     pub const ERROR_BAD_FORMAT: u32 = 0xFFFF_0005;
     /// Bad parameters (wrong parameter types).
@@ -96,6 +98,10 @@ pub mod tee {
             SUCCESS => "success",
             ERROR_GENERIC => "generic TEE error",
             ERROR_ACCESS_DENIED => "access denied",
+            ERROR_EXCESS_DATA => {
+                "an input buffer is larger than the TA accepts (see max-chunk and max-envelope \
+                 in GET_INFO)"
+            }
             ERROR_BAD_FORMAT => "bad format (is the TA file signed for this OP-TEE?)",
             ERROR_BAD_PARAMETERS => "bad parameters (parameter types do not match the ABI)",
             ERROR_BAD_STATE => "bad state",
@@ -363,6 +369,11 @@ pub struct PlanItem {
     pub digest: Option<DigestValue>,
     /// The COSE encryption info when the payload is encrypted.
     pub encryption_info: Option<Vec<u8>>,
+    /// Size the streamed bytes must have before decryption (the ciphertext), if the manifest
+    /// checks it (a staging component's image-size).
+    pub fetch_size: Option<u64>,
+    /// Digest the streamed bytes must have before decryption, if the manifest checks it.
+    pub fetch_digest: Option<DigestValue>,
 }
 
 /// LOAD_MANIFEST response: the install plan.
@@ -915,7 +926,7 @@ fn encode_reply(w: &mut Writer, reply: &Reply) {
             write_digest(w, &p.manifest_digest);
             w.u64(p.sequence_number).u64(p.slot).array(p.items.len());
             for item in &p.items {
-                w.array(7).u64(item.index.into());
+                w.array(9).u64(item.index.into());
                 write_component_id(w, &item.component_id);
                 w.u64(item.slot);
                 match &item.source {
@@ -937,6 +948,16 @@ fn encode_reply(w: &mut Writer, reply: &Reply) {
                     Some(e) => w.bytes(e),
                     None => w.null(),
                 };
+                match item.fetch_size {
+                    Some(s) => w.u64(s),
+                    None => w.null(),
+                };
+                match &item.fetch_digest {
+                    Some(d) => write_digest(w, d),
+                    None => {
+                        w.null();
+                    }
+                }
             }
         }
         Reply::Approval(a) => {
@@ -1022,7 +1043,7 @@ fn decode_reply(command: CommandId, r: &mut Reader<'_>) -> Result<Reply> {
             let n = r.array()?;
             let mut items = Vec::new();
             for _ in 0..n {
-                r.array_of(7, "plan item")?;
+                r.array_of(9, "plan item")?;
                 let index = u32_of(r)?;
                 let component_id = read_component_id(r)?;
                 let slot = r.u64()?;
@@ -1042,6 +1063,8 @@ fn decode_reply(command: CommandId, r: &mut Reader<'_>) -> Result<Reply> {
                 let size = opt_null(r, |r| r.u64())?;
                 let digest = opt_null(r, read_digest)?;
                 let encryption_info = opt_null(r, |r| r.bytes().map(<[u8]>::to_vec))?;
+                let fetch_size = opt_null(r, |r| r.u64())?;
+                let fetch_digest = opt_null(r, read_digest)?;
                 items.push(PlanItem {
                     index,
                     component_id,
@@ -1050,6 +1073,8 @@ fn decode_reply(command: CommandId, r: &mut Reader<'_>) -> Result<Reply> {
                     size,
                     digest,
                     encryption_info,
+                    fetch_size,
+                    fetch_digest,
                 });
             }
             Reply::Plan(Plan {
@@ -1194,6 +1219,8 @@ mod tests {
                         size: Some(10),
                         digest: Some(digest.clone()),
                         encryption_info: None,
+                        fetch_size: Some(26),
+                        fetch_digest: None,
                     }],
                 }),
             ),
