@@ -350,6 +350,28 @@ pub enum Error {
     /// Decryption failure (never says anything about key material).
     #[error("decryption failed: {0}")]
     Decryption(String),
+    /// Encryption info that cannot decrypt anything (IV length, wrapped key length, ephemeral
+    /// key not on its curve).
+    #[error("decryption failed: unusable encryption info: {0}")]
+    InvalidEncryptionInfo(&'static str),
+    /// None of the device's keys fits a recipient of the encryption info.
+    #[error("decryption failed: no key for this payload: {0}")]
+    NoDecryptionKey(String),
+    /// Every fitting key failed to unwrap the content key.
+    #[error(
+        "decryption failed: the content key does not unwrap with the device's key(s) \
+         (wrong key, or the recipient was altered)"
+    )]
+    KeyUnwrapFailed,
+    /// An AES-GCM payload shorter than its tag.
+    #[error("decryption failed: the encrypted payload is shorter than its 16-byte authentication tag (truncated)")]
+    CiphertextTruncated,
+    /// The AES-GCM tag does not match: everything decrypted from the payload must be discarded.
+    #[error(
+        "decryption failed: authentication tag mismatch (the payload was altered, truncated or \
+         extended, or belongs to other encryption info); discard everything decrypted from it"
+    )]
+    TagMismatch,
 
     // ----- policy ----------------------------------------------------------------------------
     /// A feature the device does not implement or allow.
@@ -364,6 +386,25 @@ pub enum Error {
     /// Manifest elements from the trust-domains draft.
     #[error("dependencies not supported: {0}")]
     DependenciesNotSupported(&'static str),
+    /// An encryption algorithm, key type or curve this device does not implement.
+    #[error("unsupported {role} algorithm {id} (supported: {supported})")]
+    UnsupportedEncryptionAlgorithm {
+        /// What the algorithm is for.
+        role: &'static str,
+        /// Its COSE identifier.
+        id: i64,
+        /// What the device supports instead.
+        supported: &'static str,
+    },
+    /// AES-CTR (no integrity) without an image digest to check the plaintext.
+    #[error(
+        "component {component} is encrypted with AES-CTR, which has no integrity protection; \
+         it is accepted only with an image-digest that the plaintext is checked against"
+    )]
+    UnauthenticatedEncryptionWithoutDigest {
+        /// Component index.
+        component: usize,
+    },
 
     // ----- resource --------------------------------------------------------------------------
     /// A fixed limit of this processor was exceeded.
@@ -377,6 +418,9 @@ pub enum Error {
     /// Component I/O failed in the platform.
     #[error("I/O error: {0}")]
     Io(String),
+    /// The random number generator failed (key or IV generation).
+    #[error("the random number generator failed")]
+    RandomnessUnavailable,
 }
 
 /// Crate-wide result type.
@@ -419,14 +463,21 @@ impl Error {
             | ContentMismatch { .. }
             | SeveredDigestMismatch(_) => Category::Digest,
             ImageSizeMismatch { .. } | PayloadTooLarge { .. } => Category::Size,
-            Decryption(_) => Category::Decryption,
+            Decryption(_)
+            | InvalidEncryptionInfo(_)
+            | NoDecryptionKey(_)
+            | KeyUnwrapFailed
+            | CiphertextTruncated
+            | TagMismatch => Category::Decryption,
             Aborted
             | Unsupported(_)
             | UnknownCommand(_)
             | UnknownParameter(_)
             | DependenciesNotSupported(_)
+            | UnsupportedEncryptionAlgorithm { .. }
+            | UnauthenticatedEncryptionWithoutDigest { .. }
             | UnsupportedDigestAlgorithm(_) => Category::Policy,
-            LimitExceeded { .. } | Io(_) => Category::Resource,
+            LimitExceeded { .. } | Io(_) | RandomnessUnavailable => Category::Resource,
         }
     }
 }

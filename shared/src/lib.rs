@@ -13,6 +13,7 @@ pub mod author;
 pub mod cbor;
 pub mod command;
 pub mod digest;
+pub mod encryption;
 pub mod envelope;
 pub mod error;
 pub mod manifest;

@@ -25,6 +25,7 @@ use alloc::vec::Vec;
 
 use crate::command::{Command, CommandSequence, Condition, Directive, IndexSelection};
 use crate::digest::SuitDigest;
+use crate::encryption::EncryptionInfo;
 use crate::envelope::Envelope;
 use crate::error::{Error, IdValue, Result, Uuid};
 use crate::manifest::{Authentic, ComponentId, Manifest, Severable};
@@ -673,6 +674,14 @@ impl<'p, 'a, P: Platform> Processor<'p, 'a, P> {
             parameter,
             component: c,
         };
+        // Write and copy decrypt with encryption-info (firmware-encryption §4): it is decoded
+        // here, so that malformed or unsupported info is refused alike on every platform,
+        // before any of them touches a component.
+        if let (Directive::Write | Directive::Copy, Some(info)) =
+            (directive, params.encryption_info)
+        {
+            EncryptionInfo::decode(info)?;
+        }
         match directive {
             Directive::Write => {
                 params.content.ok_or_else(|| unset("content"))?;

@@ -1,0 +1,463 @@
+//! SUIT_Encryption_Info: a tagged COSE_Encrypt (96) or COSE_Encrypt0 (16) with detached
+//! ciphertext (RFC 9052 §5), decoded into typed algorithms, IV and recipients.
+
+use alloc::vec::Vec;
+
+use minicbor::data::Type;
+
+use super::{AesKwAlg, ContentAlg};
+use crate::cbor::{Key, Reader, Writer};
+use crate::error::{Error, Result};
+
+/// CBOR tag of COSE_Encrypt.
+pub const TAG_ENCRYPT: u64 = 96;
+/// CBOR tag of COSE_Encrypt0.
+pub const TAG_ENCRYPT0: u64 = 16;
+/// Most recipients one encryption info may list.
+pub const MAX_RECIPIENTS: usize = 16;
+
+/// COSE header labels (RFC 9052 §3.1, RFC 9053 §6.4).
+mod label {
+    pub const ALG: i64 = 1;
+    pub const CRIT: i64 = 2;
+    pub const KID: i64 = 4;
+    pub const IV: i64 = 5;
+    pub const PARTIAL_IV: i64 = 6;
+    pub const EPHEMERAL_KEY: i64 = -1;
+}
+
+/// COSE_Key labels of an EC2 key (RFC 9053 §7.1).
+mod key_label {
+    pub const KTY: i64 = 1;
+    pub const CRV: i64 = -1;
+    pub const X: i64 = -2;
+    pub const Y: i64 = -3;
+    pub const KTY_EC2: i64 = 2;
+    pub const CRV_P256: i64 = 1;
+    pub const CRV_P384: i64 = 2;
+}
+
+/// A decoded SUIT_Encryption_Info.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EncryptionInfo<'a> {
+    /// How the payload is encrypted.
+    pub content_alg: ContentAlg,
+    /// The IV: 12 bytes for AES-GCM, the 16-byte initial counter block for AES-CTR.
+    pub iv: &'a [u8],
+    /// The serialized protected header (content of its bstr); AES-GCM authenticates it.
+    pub protected: &'a [u8],
+    /// Who can obtain the content key.
+    pub recipients: Recipients<'a>,
+}
+
+/// Where the content key comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Recipients<'a> {
+    /// COSE_Encrypt: the content key wrapped for each recipient. Recipients with algorithms
+    /// this device does not implement are left out; at least one remains.
+    Wrapped(Vec<Recipient<'a>>),
+    /// COSE_Encrypt0: a content key the device holds already, optionally named by a kid.
+    Direct {
+        /// Key id from the unprotected header.
+        kid: Option<&'a [u8]>,
+    },
+}
+
+/// One COSE_recipient.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Recipient<'a> {
+    /// How the content key is wrapped.
+    pub distribution: KeyDistribution,
+    /// Key id naming the device key, if any.
+    pub kid: Option<&'a [u8]>,
+    /// The serialized protected header; ECDH-ES binds it into the KDF context.
+    pub protected: &'a [u8],
+    /// The wrapped content key (content key length + 8 bytes).
+    pub wrapped_cek: &'a [u8],
+}
+
+/// A key-distribution method of the draft (§5).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyDistribution {
+    /// AES key wrap with a KEK the device holds (A128KW -3, A256KW -5).
+    AesKw(AesKwAlg),
+    /// Ephemeral-static ECDH, HKDF-SHA-256, then AES key wrap (ECDH-ES+A128KW -29,
+    /// ECDH-ES+A256KW -31).
+    EcdhEs {
+        /// The key wrap after key agreement.
+        wrap: AesKwAlg,
+        /// The sender's ephemeral public key.
+        ephemeral: EphemeralKey,
+    },
+}
+
+impl KeyDistribution {
+    const SUPPORTED: &'static str = "-3 A128KW, -5 A256KW, -29 ECDH-ES+A128KW, -31 ECDH-ES+A256KW";
+
+    /// The COSE algorithm identifier.
+    pub fn cose_id(&self) -> i64 {
+        match self {
+            KeyDistribution::AesKw(wrap) => wrap.cose_id(),
+            KeyDistribution::EcdhEs { wrap, .. } => wrap.ecdh_es_cose_id(),
+        }
+    }
+}
+
+/// An ephemeral ECDH public key (COSE_Key, EC2), validated as a point on its curve.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EphemeralKey {
+    /// P-256 (crv 1).
+    P256(p256::PublicKey),
+    /// P-384 (crv 2).
+    P384(p384::PublicKey),
+}
+
+/// The header parameters this crate reads; every other label is ignored (RFC 9052 §3),
+/// except `crit`, whose parameters we would have to understand.
+#[derive(Default)]
+struct Headers<'a> {
+    alg: Option<i64>,
+    kid: Option<&'a [u8]>,
+    iv: Option<&'a [u8]>,
+    ephemeral: Option<EphemeralKey>,
+}
+
+impl<'a> Headers<'a> {
+    fn decode(r: &mut Reader<'a>) -> Result<Self> {
+        let mut entries = r.map()?;
+        let mut h = Headers::default();
+        while entries.next_entry() {
+            match r.map_key(&mut entries)? {
+                Key::Int(label::ALG) => h.alg = Some(r.i64()?),
+                Key::Int(label::KID) => h.kid = Some(r.bytes()?),
+                Key::Int(label::IV) => h.iv = Some(r.bytes()?),
+                Key::Int(label::EPHEMERAL_KEY) => h.ephemeral = Some(ephemeral_key(r)?),
+                Key::Int(label::CRIT) => {
+                    return Err(Error::Unsupported(
+                        "critical COSE header parameters (crit) in encryption info".into(),
+                    ))
+                }
+                Key::Int(label::PARTIAL_IV) => {
+                    return Err(Error::Unsupported(
+                        "a partial IV in encryption info (give the full IV)".into(),
+                    ))
+                }
+                _ => r.skip()?,
+            }
+        }
+        Ok(h)
+    }
+
+    /// Decodes a protected header from the content of its bstr (empty means no parameters).
+    fn decode_protected(bytes: &'a [u8], context: &'static str) -> Result<Self> {
+        if bytes.is_empty() {
+            Ok(Headers::default())
+        } else {
+            Reader::decode_exact(bytes, context, Headers::decode)
+        }
+    }
+
+    /// Protected and unprotected parameters together; a label may not be in both (RFC 9052 §3).
+    fn merge(self, other: Headers<'a>, context: &'static str) -> Result<Self> {
+        fn one<T>(
+            a: Option<T>,
+            b: Option<T>,
+            context: &'static str,
+            element: &'static str,
+        ) -> Result<Option<T>> {
+            match (a, b) {
+                (Some(_), Some(_)) => Err(Error::InvalidValue {
+                    context,
+                    element,
+                    reason: "appears in both the protected and the unprotected header",
+                }),
+                (a, b) => Ok(a.or(b)),
+            }
+        }
+        Ok(Headers {
+            alg: one(self.alg, other.alg, context, "alg")?,
+            kid: one(self.kid, other.kid, context, "kid")?,
+            iv: one(self.iv, other.iv, context, "IV")?,
+            ephemeral: one(self.ephemeral, other.ephemeral, context, "ephemeral key")?,
+        })
+    }
+}
+
+fn ephemeral_key(r: &mut Reader<'_>) -> Result<EphemeralKey> {
+    const CONTEXT: &str = "ephemeral key";
+    let mut entries = r.map()?;
+    let (mut kty, mut crv, mut x, mut y) = (None, None, None, None);
+    while entries.next_entry() {
+        match r.map_key(&mut entries)? {
+            Key::Int(key_label::KTY) => kty = Some(r.i64()?),
+            Key::Int(key_label::CRV) => crv = Some(r.i64()?),
+            Key::Int(key_label::X) => x = Some(r.bytes()?),
+            Key::Int(key_label::Y) => {
+                y = Some(if r.is(Type::Bool) {
+                    // Point compression: the sign bit of y (RFC 9053 §7.1.1).
+                    YCoordinate::SignBit(r.bool()?)
+                } else {
+                    YCoordinate::Bytes(r.bytes()?)
+                })
+            }
+            _ => r.skip()?,
+        }
+    }
+    let missing = |element| Error::MissingElement {
+        context: CONTEXT,
+        element,
+    };
+    let kty = kty.ok_or_else(|| missing("kty"))?;
+    if kty != key_label::KTY_EC2 {
+        return Err(Error::UnsupportedEncryptionAlgorithm {
+            role: "ephemeral key type",
+            id: kty,
+            supported: "2 EC2",
+        });
+    }
+    let crv = crv.ok_or_else(|| missing("crv"))?;
+    let field_len = match crv {
+        key_label::CRV_P256 => 32,
+        key_label::CRV_P384 => 48,
+        id => {
+            return Err(Error::UnsupportedEncryptionAlgorithm {
+                role: "ephemeral key curve",
+                id,
+                supported: "1 P-256, 2 P-384",
+            })
+        }
+    };
+    let x = x.ok_or_else(|| missing("x"))?;
+    let y = y.ok_or_else(|| missing("y"))?;
+    let wrong_length = || {
+        Error::InvalidEncryptionInfo(
+            "an ephemeral key coordinate has the wrong length for its curve",
+        )
+    };
+    if x.len() != field_len {
+        return Err(wrong_length());
+    }
+    // SEC1 encoding: 04 || x || y, or 02/03 || x with point compression.
+    let mut sec1 = [0u8; 1 + 2 * 48];
+    sec1[1..1 + field_len].copy_from_slice(x);
+    let len = match y {
+        YCoordinate::Bytes(y) if y.len() == field_len => {
+            sec1[0] = 0x04;
+            sec1[1 + field_len..1 + 2 * field_len].copy_from_slice(y);
+            1 + 2 * field_len
+        }
+        YCoordinate::Bytes(_) => return Err(wrong_length()),
+        YCoordinate::SignBit(odd) => {
+            sec1[0] = if odd { 0x03 } else { 0x02 };
+            1 + field_len
+        }
+    };
+    let not_on_curve =
+        |_| Error::InvalidEncryptionInfo("the ephemeral key is not a point on its curve");
+    if crv == key_label::CRV_P256 {
+        p256::PublicKey::from_sec1_bytes(&sec1[..len])
+            .map(EphemeralKey::P256)
+            .map_err(not_on_curve)
+    } else {
+        p384::PublicKey::from_sec1_bytes(&sec1[..len])
+            .map(EphemeralKey::P384)
+            .map_err(not_on_curve)
+    }
+}
+
+enum YCoordinate<'a> {
+    Bytes(&'a [u8]),
+    SignBit(bool),
+}
+
+impl<'a> EncryptionInfo<'a> {
+    /// Decodes the encoding held by `suit-parameter-encryption-info`.
+    pub fn decode(bytes: &'a [u8]) -> Result<Self> {
+        Reader::decode_exact(bytes, "encryption info", |r| {
+            let at = r.position();
+            let tag = if r.is(Type::Tag) {
+                Some(r.tag()?)
+            } else {
+                None
+            };
+            let with_recipients = match tag {
+                Some(TAG_ENCRYPT) => true,
+                Some(TAG_ENCRYPT0) => false,
+                _ => {
+                    return Err(Error::Cbor {
+                        context: "encryption info",
+                        offset: at,
+                        expected: "a tagged COSE_Encrypt (96) or COSE_Encrypt0 (16)",
+                    })
+                }
+            };
+            if with_recipients {
+                r.array_of(
+                    4,
+                    "COSE_Encrypt [protected, unprotected, ciphertext, recipients]",
+                )?;
+            } else {
+                r.array_of(3, "COSE_Encrypt0 [protected, unprotected, ciphertext]")?;
+            }
+            let protected = r.bytes()?;
+            let headers = Headers::decode_protected(protected, "encryption info protected header")?
+                .merge(Headers::decode(r)?, "encryption info")?;
+            if !r.is(Type::Null) {
+                return Err(Error::InvalidValue {
+                    context: "encryption info",
+                    element: "ciphertext",
+                    reason: "must be nil: SUIT carries the ciphertext detached",
+                });
+            }
+            r.null()?;
+            let content_alg = ContentAlg::from_cose(headers.alg.ok_or(Error::MissingElement {
+                context: "encryption info",
+                element: "alg",
+            })?)?;
+            let iv = headers.iv.ok_or(Error::MissingElement {
+                context: "encryption info",
+                element: "IV",
+            })?;
+            if iv.len() != content_alg.iv_len() {
+                return Err(Error::InvalidEncryptionInfo(if content_alg.is_aead() {
+                    "the IV of AES-GCM must be 12 bytes"
+                } else {
+                    "the IV of AES-CTR must be the 16-byte initial counter block"
+                }));
+            }
+            if !content_alg.is_aead() && !protected.is_empty() {
+                return Err(Error::InvalidEncryptionInfo(
+                    "AES-CTR needs an empty protected header (RFC 9459): nothing would authenticate it",
+                ));
+            }
+            let recipients = if with_recipients {
+                Recipients::Wrapped(recipients(r, content_alg)?)
+            } else {
+                Recipients::Direct { kid: headers.kid }
+            };
+            Ok(EncryptionInfo {
+                content_alg,
+                iv,
+                protected,
+                recipients,
+            })
+        })
+    }
+
+    /// The AAD of AES-GCM: the Enc_structure `[context, protected, external_aad = h'']`
+    /// (RFC 9052 §5.3), where the context is "Encrypt" or "Encrypt0".
+    pub(crate) fn enc_structure(&self) -> Vec<u8> {
+        let context = match self.recipients {
+            Recipients::Wrapped(_) => "Encrypt",
+            Recipients::Direct { .. } => "Encrypt0",
+        };
+        enc_structure(context, self.protected)
+    }
+}
+
+/// The Enc_structure `[context, protected, external_aad = h'']` (RFC 9052 §5.3).
+pub(crate) fn enc_structure(context: &str, protected: &[u8]) -> Vec<u8> {
+    let mut w = Writer::new();
+    w.array(3).str(context).bytes(protected).bytes(&[]);
+    w.into_bytes()
+}
+
+fn recipients<'a>(r: &mut Reader<'a>, content_alg: ContentAlg) -> Result<Vec<Recipient<'a>>> {
+    let at = r.position();
+    let n = r.array()?;
+    if n == 0 {
+        return Err(Error::Cbor {
+            context: "encryption info",
+            offset: at,
+            expected: "at least one recipient",
+        });
+    }
+    if n > MAX_RECIPIENTS as u64 {
+        return Err(Error::LimitExceeded {
+            what: "recipients in encryption info",
+            limit: MAX_RECIPIENTS,
+        });
+    }
+    let mut usable = Vec::new();
+    let mut first_unsupported = None;
+    for _ in 0..n {
+        // Each recipient is decoded from its own complete encoding, so an unsupported one
+        // leaves the reader at the next.
+        let encoding = r.raw_item()?;
+        match Reader::decode_exact(encoding, "encryption info recipient", |r| {
+            recipient(r, content_alg)
+        }) {
+            Ok(rec) => usable.push(rec),
+            // A recipient for another kind of device does not make the others unusable.
+            Err(e @ Error::UnsupportedEncryptionAlgorithm { .. }) => {
+                first_unsupported.get_or_insert(e);
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    match first_unsupported {
+        Some(e) if usable.is_empty() => Err(e),
+        _ => Ok(usable),
+    }
+}
+
+/// One COSE_recipient.
+fn recipient<'a>(r: &mut Reader<'a>, content_alg: ContentAlg) -> Result<Recipient<'a>> {
+    const CONTEXT: &str = "encryption info recipient";
+    let at = r.position();
+    match r.array()? {
+        3 => {}
+        4 => {
+            return Err(Error::Unsupported(
+                "nested COSE recipients in encryption info".into(),
+            ))
+        }
+        _ => {
+            return Err(Error::Cbor {
+                context: CONTEXT,
+                offset: at,
+                expected: "COSE_recipient [protected, unprotected, ciphertext]",
+            })
+        }
+    }
+    let protected = r.bytes()?;
+    let headers = Headers::decode_protected(protected, "recipient protected header")?
+        .merge(Headers::decode(r)?, CONTEXT)?;
+    let wrapped_cek = r.bytes()?;
+    let alg = headers.alg.ok_or(Error::MissingElement {
+        context: CONTEXT,
+        element: "alg",
+    })?;
+    let unsupported = || Error::UnsupportedEncryptionAlgorithm {
+        role: "key distribution",
+        id: alg,
+        supported: KeyDistribution::SUPPORTED,
+    };
+    let distribution = match alg {
+        -3 => KeyDistribution::AesKw(AesKwAlg::A128Kw),
+        -5 => KeyDistribution::AesKw(AesKwAlg::A256Kw),
+        -29 | -31 => KeyDistribution::EcdhEs {
+            wrap: if alg == -29 {
+                AesKwAlg::A128Kw
+            } else {
+                AesKwAlg::A256Kw
+            },
+            ephemeral: headers.ephemeral.ok_or(Error::MissingElement {
+                context: CONTEXT,
+                element: "ephemeral key (-1)",
+            })?,
+        },
+        _ => return Err(unsupported()),
+    };
+    if wrapped_cek.len() != content_alg.key_len() + 8 {
+        return Err(Error::InvalidEncryptionInfo(
+            "the wrapped content key does not have the length its content algorithm needs",
+        ));
+    }
+    Ok(Recipient {
+        distribution,
+        kid: headers.kid,
+        protected,
+        wrapped_cek,
+    })
+}

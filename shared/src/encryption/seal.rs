@@ -1,0 +1,184 @@
+//! Payload encryption for the vendor tool (feature `author`): a fresh random content key and IV
+//! for every payload, wrapped for one recipient, and a streaming AES-GCM encryptor. The key and
+//! IV never leave the [`Encryptor`], so a content key/IV pair cannot be used twice. Only AES-GCM
+//! is produced; AES-CTR is decrypted for interoperability but never made here.
+
+use alloc::vec::Vec;
+use core::fmt;
+
+use rand_core::TryCryptoRng;
+
+use super::cose::{enc_structure, TAG_ENCRYPT};
+use super::gcm::Gcm;
+use super::recipient::{aes_wrap, kdf};
+use super::{AesKey, AesKwAlg, ContentAlg, GCM_TAG_LEN};
+use crate::cbor::Writer;
+use crate::error::{Error, Result};
+
+/// Whom a payload is encrypted for.
+#[derive(Debug, Clone, Copy)]
+pub enum RecipientPublicKey<'k> {
+    /// AES key wrap under a shared KEK: A128KW for 16 bytes, A256KW for 32 bytes.
+    Kek(&'k AesKey),
+    /// ECDH-ES with a P-256 static public key, then AES key wrap of strength `wrap`.
+    P256 {
+        /// The recipient's public key.
+        key: &'k p256::PublicKey,
+        /// Key wrap after the key agreement.
+        wrap: AesKwAlg,
+    },
+    /// ECDH-ES with a P-384 static public key (the project's device key), then AES key wrap.
+    P384 {
+        /// The recipient's public key.
+        key: &'k p384::PublicKey,
+        /// Key wrap after the key agreement.
+        wrap: AesKwAlg,
+    },
+}
+
+/// Encrypts one payload with AES-GCM, in chunks of any size; the ciphertext is everything
+/// [`update`](Self::update) writes followed by the tag from [`finalize`](Self::finalize).
+#[must_use = "the ciphertext is incomplete without the tag from finalize()"]
+pub struct Encryptor {
+    gcm: Gcm,
+}
+
+impl fmt::Debug for Encryptor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Encryptor(AES-GCM, <key state redacted>)")
+    }
+}
+
+fn random<R: TryCryptoRng + ?Sized>(rng: &mut R, out: &mut [u8]) -> Result<()> {
+    rng.try_fill_bytes(out)
+        .map_err(|_| Error::RandomnessUnavailable)
+}
+
+impl Encryptor {
+    /// Starts encrypting a payload for `recipient` with a fresh content key and IV drawn from
+    /// `rng`; returns the encryptor and the SUIT_Encryption_Info (tagged COSE_Encrypt with
+    /// detached ciphertext) that lets the recipient decrypt it. `kid` names the recipient's key.
+    pub fn for_recipient<R: TryCryptoRng + ?Sized>(
+        content_alg: ContentAlg,
+        recipient: &RecipientPublicKey<'_>,
+        kid: Option<&[u8]>,
+        rng: &mut R,
+    ) -> Result<(Self, Vec<u8>)> {
+        if !content_alg.is_aead() {
+            return Err(Error::Unsupported(alloc::format!(
+                "encrypting with {}: AES-CTR has no integrity; payloads are encrypted with AES-GCM",
+                content_alg.name()
+            )));
+        }
+        let mut cek_bytes = zeroize::Zeroizing::new([0u8; 32]);
+        random(rng, &mut cek_bytes[..content_alg.key_len()])?;
+        let cek = AesKey::from_slice(&cek_bytes[..content_alg.key_len()])?;
+        let mut iv = [0u8; 12];
+        random(rng, &mut iv)?;
+
+        let mut protected = Writer::new();
+        protected.map(1).i64(1).i64(content_alg.cose_id());
+        let protected = protected.into_bytes();
+
+        let mut w = Writer::new();
+        w.tag(TAG_ENCRYPT).array(4);
+        w.bytes(&protected);
+        w.map(1).i64(5).bytes(&iv);
+        w.null();
+        w.array(1);
+        recipient_structure(&mut w, recipient, kid, &cek, rng)?;
+
+        let gcm = Gcm::new(&cek, &iv, &enc_structure("Encrypt", &protected))?;
+        Ok((Encryptor { gcm }, w.into_bytes()))
+    }
+
+    /// Encrypts the next chunk of plaintext into `output` (at least as long as `input`) and
+    /// returns the number of bytes written (always `input.len()`).
+    pub fn update(&mut self, input: &[u8], output: &mut [u8]) -> Result<usize> {
+        let out = output.get_mut(..input.len()).ok_or(Error::InvalidValue {
+            context: "encryptor",
+            element: "output buffer",
+            reason: "must be at least as long as the input",
+        })?;
+        self.gcm.count(input.len())?;
+        self.gcm.apply_keystream_b2b(input, out)?;
+        self.gcm.absorb(out);
+        Ok(input.len())
+    }
+
+    /// Ends the payload and returns the authentication tag to append to the ciphertext.
+    pub fn finalize(self) -> [u8; GCM_TAG_LEN] {
+        self.gcm.tag()
+    }
+}
+
+/// Writes one COSE_recipient wrapping `cek` for `recipient`.
+fn recipient_structure<R: TryCryptoRng + ?Sized>(
+    w: &mut Writer,
+    recipient: &RecipientPublicKey<'_>,
+    kid: Option<&[u8]>,
+    cek: &AesKey,
+    rng: &mut R,
+) -> Result<()> {
+    use p256::elliptic_curve::sec1::ToSec1Point;
+    use p256::elliptic_curve::Generate;
+
+    let (wrap, point, kek) = match recipient {
+        RecipientPublicKey::Kek(kek) => {
+            let wrap = AesKwAlg::for_kek_len(kek.as_bytes().len()).ok_or_else(|| {
+                Error::Unsupported("a KEK that is neither 16 nor 32 bytes".into())
+            })?;
+            // AES-KW: empty protected header, alg and kid unprotected (draft §5.1).
+            w.array(3).bytes(&[]);
+            w.map(1 + usize::from(kid.is_some()))
+                .i64(1)
+                .i64(wrap.cose_id());
+            if let Some(kid) = kid {
+                w.i64(4).bytes(kid);
+            }
+            w.bytes(&aes_wrap(kek, cek)?);
+            return Ok(());
+        }
+        RecipientPublicKey::P256 { key, wrap } => {
+            let ephemeral = p256::ecdh::EphemeralSecret::try_generate_from_rng(rng)
+                .map_err(|_| Error::RandomnessUnavailable)?;
+            let point = ephemeral.public_key().to_sec1_point(false);
+            let protected = ecdh_protected(*wrap);
+            let shared = ephemeral.diffie_hellman(key);
+            let kek = kdf(shared.raw_secret_bytes(), *wrap, &protected)?;
+            (*wrap, (1, point.as_bytes().to_vec()), kek)
+        }
+        RecipientPublicKey::P384 { key, wrap } => {
+            let ephemeral = p384::ecdh::EphemeralSecret::try_generate_from_rng(rng)
+                .map_err(|_| Error::RandomnessUnavailable)?;
+            let point = ephemeral.public_key().to_sec1_point(false);
+            let protected = ecdh_protected(*wrap);
+            let shared = ephemeral.diffie_hellman(key);
+            let kek = kdf(shared.raw_secret_bytes(), *wrap, &protected)?;
+            (*wrap, (2, point.as_bytes().to_vec()), kek)
+        }
+    };
+    // ECDH-ES: alg protected (it enters the KDF context), ephemeral key and kid unprotected
+    // (draft §5.2), keys in canonical order (4 before -1).
+    let (crv, sec1) = point;
+    let field_len = (sec1.len() - 1) / 2;
+    w.array(3).bytes(&ecdh_protected(wrap));
+    w.map(1 + usize::from(kid.is_some()));
+    if let Some(kid) = kid {
+        w.i64(4).bytes(kid);
+    }
+    w.i64(-1).map(4);
+    w.i64(1).i64(2); // kty: EC2
+    w.i64(-1).i64(crv);
+    w.i64(-2).bytes(&sec1[1..1 + field_len]);
+    w.i64(-3).bytes(&sec1[1 + field_len..]);
+    w.bytes(&aes_wrap(&kek, cek)?);
+    Ok(())
+}
+
+/// The protected header of an ECDH-ES recipient: `{1: alg}`.
+fn ecdh_protected(wrap: AesKwAlg) -> Vec<u8> {
+    let mut w = Writer::new();
+    w.map(1).i64(1).i64(wrap.ecdh_es_cose_id());
+    w.into_bytes()
+}
