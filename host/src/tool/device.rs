@@ -1,17 +1,25 @@
 //! The simulated device behind `suit-tool process`: components are files or bytes in memory,
 //! digests are computed by streaming, so memory does not grow with image size.
+//!
+//! Write and copy with encryption-info decrypt by streaming into a scratch file while the
+//! plaintext's digest is computed on the way; the component changes only once the payload is
+//! complete and authentic (AES-GCM tag, or for AES-CTR the manifest's image digest), so a
+//! failed decryption leaves every component as it was.
 
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::Read;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use subtle::ConstantTimeEq;
 use suit_shared::digest::{DigestAlg, DigestValue, Hasher, SuitDigest};
+use suit_shared::encryption::{unwrap_cek, Decryptor, EncryptionInfo, RecipientKey};
 use suit_shared::params::ComponentParams;
 use suit_shared::processor::{ComponentRef, DeviceIdentity, FetchSource, ImageCheck, Platform};
 use suit_shared::{Error, Result};
+
+use super::crypt::{decrypt_stream, ScratchFile};
 
 /// Read size for streaming digests.
 const CHUNK: usize = 256 * 1024;
@@ -35,6 +43,10 @@ pub struct SimulatedDevice {
     contents: BTreeMap<usize, Content>,
     /// Digests already computed for unchanged contents (install and validate both check).
     digests: BTreeMap<(usize, DigestAlg), (DigestValue, u64)>,
+    /// Keys that open encrypted payloads.
+    keys: Vec<RecipientKey>,
+    /// Decrypted contents, removed with the device.
+    scratch_files: Vec<PathBuf>,
 }
 
 impl SimulatedDevice {
@@ -51,6 +63,24 @@ impl SimulatedDevice {
             images,
             contents,
             digests: BTreeMap::new(),
+            keys: Vec::new(),
+            scratch_files: Vec::new(),
+        }
+    }
+
+    /// The device with `keys` to decrypt payloads (KEKs, ECDH private keys).
+    pub fn with_decryption_keys(mut self, keys: Vec<RecipientKey>) -> Self {
+        self.keys = keys;
+        self
+    }
+
+    /// Writes the current content of component `index` to `to`.
+    pub fn export(&self, index: usize, to: &Path) -> Result<()> {
+        let io = |e: std::io::Error| Error::Io(format!("{}: {e}", to.display()));
+        match self.content(index) {
+            Content::Empty => Err(Error::Io(format!("component {index} has no content"))),
+            Content::Bytes(b) => std::fs::write(to, b).map_err(io),
+            Content::File(path) => std::fs::copy(path, to).map(drop).map_err(io),
         }
     }
 
@@ -90,10 +120,54 @@ impl SimulatedDevice {
         }
     }
 
-    fn no_decryption(&self, component: usize) -> Error {
-        Error::Decryption(format!(
-            "component {component} is written from an encrypted payload, and this build cannot decrypt"
-        ))
+    /// Decrypts `ciphertext` into component `c` (write/copy with encryption-info).
+    fn decrypt_into(
+        &mut self,
+        c: ComponentRef<'_, '_>,
+        info: &[u8],
+        ciphertext: &mut dyn Read,
+        params: &ComponentParams<'_>,
+    ) -> Result<()> {
+        let info = EncryptionInfo::decode(info)?;
+        if !info.content_alg.is_aead() && params.image_digest.is_none() {
+            return Err(Error::UnauthenticatedEncryptionWithoutDigest { component: c.index });
+        }
+        let decryptor = Decryptor::new(&info, unwrap_cek(&info, &self.keys)?)?;
+        let alg = params
+            .image_digest
+            .map(|d| d.alg)
+            .unwrap_or(DigestAlg::Sha256);
+        let io =
+            |e: std::io::Error| Error::Io(format!("scratch file for component {}: {e}", c.index));
+        let mut scratch = ScratchFile::new_in(&std::env::temp_dir()).map_err(io)?;
+        let mut hasher = Hasher::new(alg);
+        let size = decrypt_stream(
+            decryptor,
+            ciphertext,
+            scratch.file().map_err(io)?,
+            &mut |plain| hasher.update(plain),
+        )?;
+        let digest = hasher.finalize();
+        // AES-CTR has no tag: the image digest is its only integrity check, made before the
+        // component changes.
+        if let (false, Some(expected)) = (info.content_alg.is_aead(), params.image_digest) {
+            if !expected.matches(&digest) {
+                return Err(Error::ImageDigestMismatch { component: c.index });
+            }
+        }
+        let path = scratch.keep().map_err(io)?;
+        self.scratch_files.push(path.clone());
+        self.set(c.index, Content::File(path));
+        self.digests.insert((c.index, alg), (digest, size));
+        Ok(())
+    }
+}
+
+impl Drop for SimulatedDevice {
+    fn drop(&mut self) {
+        for path in &self.scratch_files {
+            let _ = std::fs::remove_file(path);
+        }
     }
 }
 
@@ -169,12 +243,11 @@ impl Platform for SimulatedDevice {
     }
 
     fn write(&mut self, c: ComponentRef<'_, '_>, params: &ComponentParams<'_>) -> Result<()> {
-        if params.encryption_info.is_some() {
-            return Err(self.no_decryption(c.index));
-        }
         let content = params.content.unwrap_or_default();
-        self.contents
-            .insert(c.index, Content::Bytes(content.to_vec()));
+        if let Some(info) = params.encryption_info {
+            return self.decrypt_into(c, info, &mut &content[..], params);
+        }
+        self.set(c.index, Content::Bytes(content.to_vec()));
         Ok(())
     }
 
@@ -184,12 +257,23 @@ impl Platform for SimulatedDevice {
         source: ComponentRef<'_, '_>,
         params: &ComponentParams<'_>,
     ) -> Result<()> {
-        if params.encryption_info.is_some() {
-            return Err(self.no_decryption(c.index));
-        }
         let content = self.content(source.index);
-        self.set(c.index, content);
-        Ok(())
+        let Some(info) = params.encryption_info else {
+            self.set(c.index, content);
+            return Ok(());
+        };
+        match content {
+            Content::Empty => Err(Error::Io(format!(
+                "copy from component {} into {}: the source has no content",
+                source.index, c.index
+            ))),
+            Content::Bytes(bytes) => self.decrypt_into(c, info, &mut bytes.as_slice(), params),
+            Content::File(path) => {
+                let mut f =
+                    File::open(&path).map_err(|e| Error::Io(format!("{}: {e}", path.display())))?;
+                self.decrypt_into(c, info, &mut f, params)
+            }
+        }
     }
 
     fn swap(

@@ -5,6 +5,7 @@ use serde_json::{json, Map, Value};
 use suit_shared::auth::alg_name;
 use suit_shared::command::{command_name, Command, CommandSequence, IndexSelection};
 use suit_shared::digest::SuitDigest;
+use suit_shared::encryption::EncryptionInfo;
 use suit_shared::envelope::{Envelope, Framing};
 use suit_shared::manifest::{Manifest, Severable, TextMap};
 use suit_shared::params::{Parameter, VendorId};
@@ -30,8 +31,11 @@ fn parameter_json(p: &Parameter<'_>) -> (String, Value) {
         | Parameter::SourceComponent(v)
         | Parameter::MinimumBattery(v) => json!(v),
         Parameter::StrictOrder(b) | Parameter::SoftFailure(b) => json!(b),
+        Parameter::EncryptionInfo(b) => match EncryptionInfo::decode(b) {
+            Ok(info) => json!({ "algorithms": super::crypt::describe(&info), "cose": hex(b) }),
+            Err(e) => json!({ "undecodable": e.to_string(), "cose": hex(b) }),
+        },
         Parameter::Content(b)
-        | Parameter::EncryptionInfo(b)
         | Parameter::InvokeArgs(b)
         | Parameter::FetchArgs(b)
         | Parameter::WaitInfo(b)

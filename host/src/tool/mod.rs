@@ -1,6 +1,7 @@
 //! `suit-tool`, the vendor CLI (DESIGN.md §8). Exit codes: 0 success, 1 rejected
 //! (authentication, validation, decryption), 2 usage or I/O error.
 
+pub mod crypt;
 mod device;
 pub use device::SimulatedDevice;
 mod inspect;
@@ -220,16 +221,24 @@ enum Cmd {
         /// Lowest acceptable sequence number (anti-rollback floor).
         #[arg(long, default_value_t = 0)]
         sequence_floor: u64,
-        /// AES key-wrap KEK file for encrypted payloads.
-        #[arg(long, value_name = "FILE", conflicts_with = "recipient_key")]
+        /// AES key-wrap KEK file (16 or 32 bytes) for encrypted payloads (a device may hold
+        /// both a KEK and a recipient key).
+        #[arg(long, value_name = "FILE")]
         kek: Option<PathBuf>,
-        /// Recipient private key (PKCS#8 PEM) for ECDH-ES encrypted payloads.
+        /// Recipient private key (PKCS#8 PEM, P-384 or P-256) for ECDH-ES encrypted payloads.
         #[arg(long, value_name = "PRIV.pem")]
         recipient_key: Option<PathBuf>,
+        /// After an accepted update, write the content of component INDEX to FILE; repeatable.
+        #[arg(long = "output", value_name = "INDEX=FILE", value_parser = parse_image)]
+        outputs: Vec<(usize, PathBuf)>,
         /// JSON output.
         #[arg(long)]
         json: bool,
     },
+    /// Encrypt a payload for a device key or a KEK (AES-GCM, fresh content key and IV).
+    Encrypt(crypt::EncryptArgs),
+    /// Decrypt a payload with its encryption info (output only once complete and verified).
+    Decrypt(crypt::DecryptArgs),
 }
 
 fn parse_image(s: &str) -> Result<(usize, PathBuf), String> {
@@ -380,14 +389,10 @@ fn run(command: Cmd) -> Result<(), ToolError> {
             sequence_floor,
             kek,
             recipient_key,
+            outputs,
             json,
         } => {
-            if kek.is_some() || recipient_key.is_some() {
-                return Err(ToolError::Usage(
-                    "payload decryption (--kek, --recipient-key) is not available in this build"
-                        .into(),
-                ));
-            }
+            let decryption_keys = crypt::device_keys(kek.as_deref(), recipient_key.as_deref())?;
             let anchors = anchors.load()?;
             let identity = DeviceIdentity {
                 vendor_id: uuid_or_nil(&vendor_id)?,
@@ -401,8 +406,12 @@ fn run(command: Cmd) -> Result<(), ToolError> {
                 identity,
                 slot,
                 images.into_iter().collect::<BTreeMap<_, _>>(),
-            );
+            )
+            .with_decryption_keys(decryption_keys);
             Processor::new(&authentic, &mut device).run(&Section::UPDATE)?;
+            for (index, path) in &outputs {
+                device.export(*index, path)?;
+            }
             let seq = authentic.manifest.sequence_number;
             if json {
                 println!(
@@ -421,6 +430,8 @@ fn run(command: Cmd) -> Result<(), ToolError> {
             }
             Ok(())
         }
+        Cmd::Encrypt(args) => crypt::encrypt(args),
+        Cmd::Decrypt(args) => crypt::decrypt(args),
     }
 }
 
@@ -439,6 +450,9 @@ fn create(spec_path: &Path, out: &Path, key_paths: &[PathBuf]) -> Result<(), Too
         envelope = sign_envelope(&envelope, &key, key.default_alg(), None)?;
     }
     write(out, &envelope)?;
+    for (path, size) in prepared.ciphertexts() {
+        println!("wrote ciphertext {} ({size} bytes)", path.display());
+    }
     println!(
         "wrote {} ({} bytes, sequence number {}, {} signature(s))",
         out.display(),

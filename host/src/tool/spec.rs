@@ -18,7 +18,25 @@
 //! slot = 0
 //! [[component.slot]]
 //! slot = 1
+//! [[component]]
+//! id = ["app"]
+//! image = "app-v2.bin"              # the plaintext; create writes its ciphertext
+//! uri = "https://updates.example.com/app-v2.bin.enc"  # serves the ciphertext
+//! [component.encryption]            # draft-ietf-suit-firmware-encryption
+//! recipient = "device.pub.pem"      # SPKI PEM, P-384 or P-256: ECDH-ES + AES key wrap
+//! # kek = "fleet.kek"               # or a 16/32-byte KEK file: A128KW / A256KW
+//! content-alg = "A256GCM"           # or "A128GCM"
+//! kid = "device-0042"               # optional key id for the recipient
+//! ciphertext = "app-v2.bin.enc"     # where to write it (default: the image name + ".enc")
 //! ```
+//!
+//! An encrypted component gets a fresh random content key and IV (never reused) and follows the
+//! draft's two-component form: a cache component (the component's id plus a last part
+//! "ciphertext", listed after all spec components) fetches the ciphertext and checks its digest
+//! *before* anything is decrypted; then copy with encryption-info decrypts it into the
+//! component, whose plaintext digest is checked by image-match at install and validate. With
+//! AES-GCM the tag also authenticates the payload; the digests bind it to the signed manifest.
+//! Encryption with A/B slots is not supported yet.
 
 use std::path::{Path, PathBuf};
 
@@ -31,6 +49,7 @@ use suit_shared::error::Uuid;
 use suit_shared::manifest::{ComponentId, LanguageText, Manifest, Severable, TextMap};
 use suit_shared::params::{Parameter, VendorId};
 
+use super::crypt::{encrypt_file, load_kek, load_recipient_public, ContentAlgName, EncryptFor};
 use super::{digest_file, ToolError};
 
 /// The spec file.
@@ -90,6 +109,18 @@ struct ComponentSpec {
     version: Option<String>,
     vendor_name: Option<String>,
     model_name: Option<String>,
+    encryption: Option<EncryptionSpec>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct EncryptionSpec {
+    recipient: Option<PathBuf>,
+    kek: Option<PathBuf>,
+    #[serde(default)]
+    content_alg: ContentAlgName,
+    kid: Option<String>,
+    ciphertext: Option<PathBuf>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -123,11 +154,25 @@ pub fn parse_uuid(text: &str) -> Result<Uuid, ToolError> {
 /// One payload variant of a component (one per slot for A/B components).
 struct Variant {
     slot: Option<u64>,
+    /// Digest and size of the plaintext image.
     digest: DigestValue,
     size: u64,
+    /// Where the payload (the ciphertext, when encrypted) is fetched from.
     uri: String,
     integrated: Option<(String, PathBuf)>,
+    encrypted: Option<EncryptedPayload>,
 }
+
+/// The ciphertext `create` wrote for an encrypted variant.
+struct EncryptedPayload {
+    info: Vec<u8>,
+    path: PathBuf,
+    digest: DigestValue,
+    size: u64,
+}
+
+/// Last part of the id of the cache component that holds an encrypted component's ciphertext.
+const CIPHERTEXT_ID_PART: &[u8] = b"ciphertext";
 
 struct PreparedComponent {
     id: Vec<Vec<u8>>,
@@ -238,6 +283,11 @@ fn prepare_component(
         c.id.iter()
             .map(|p| component_part(p))
             .collect::<Result<Vec<_>, _>>()?;
+    if c.encryption.is_some() && !c.slots.is_empty() {
+        return Err(ToolError::Usage(format!(
+            "component {index}: encryption with A/B slots is not supported yet"
+        )));
+    }
     let variant = |slot: Option<u64>,
                    image: Option<&PathBuf>,
                    uri: Option<&String>|
@@ -245,11 +295,24 @@ fn prepare_component(
         let image =
             image.ok_or_else(|| ToolError::Usage(format!("component {index} needs an image")))?;
         let path = base.join(image);
-        let (digest, size) = digest_file(&path, alg)?;
+        let (digest, size, encrypted) = match &c.encryption {
+            None => {
+                let (digest, size) = digest_file(&path, alg)?;
+                (digest, size, None)
+            }
+            Some(e) => {
+                let encrypted = encrypt_payload(index, e, &path, base, alg)?;
+                (encrypted.0, encrypted.1, Some(encrypted.2))
+            }
+        };
+        // What is fetched (or integrated) is the ciphertext when the component is encrypted.
+        let payload = encrypted
+            .as_ref()
+            .map_or(image.as_path(), |e| e.path.as_path());
         let (uri, integrated) = match (uri, c.integrated) {
             (Some(u), false) => (u.clone(), None),
             (None, true) => {
-                let name = image
+                let name = payload
                     .file_name()
                     .map(|n| n.to_string_lossy().into_owned())
                     .unwrap_or_default();
@@ -261,7 +324,7 @@ fn prepare_component(
                         name
                     }
                 );
-                (key.clone(), Some((key, path)))
+                (key.clone(), Some((key, base.join(payload))))
             }
             _ => {
                 return Err(ToolError::Usage(format!(
@@ -275,6 +338,7 @@ fn prepare_component(
             size,
             uri,
             integrated,
+            encrypted,
         })
     };
     let variants = if c.slots.is_empty() {
@@ -298,7 +362,70 @@ fn prepare_component(
     Ok(PreparedComponent { id, variants, text })
 }
 
+/// Encrypts a component's image with a fresh content key and IV; returns the plaintext's
+/// digest and size and the ciphertext written.
+fn encrypt_payload(
+    index: usize,
+    spec: &EncryptionSpec,
+    image: &Path,
+    base: &Path,
+    alg: DigestAlg,
+) -> Result<(DigestValue, u64, EncryptedPayload), ToolError> {
+    let to = match (&spec.recipient, &spec.kek) {
+        (Some(p), None) => EncryptFor::Device(load_recipient_public(&base.join(p))?),
+        (None, Some(p)) => EncryptFor::Kek(load_kek(&base.join(p))?),
+        _ => {
+            return Err(ToolError::Usage(format!(
+                "component {index}: [component.encryption] needs exactly one of recipient or kek"
+            )))
+        }
+    };
+    let path = match &spec.ciphertext {
+        Some(p) => base.join(p),
+        None => {
+            let mut name = image.as_os_str().to_owned();
+            name.push(".enc");
+            PathBuf::from(name)
+        }
+    };
+    let encrypted = encrypt_file(
+        image,
+        &path,
+        &to,
+        spec.kid.as_deref().map(str::as_bytes),
+        spec.content_alg.alg(),
+        alg,
+    )?;
+    Ok((
+        encrypted.plaintext.digest,
+        encrypted.plaintext.size,
+        EncryptedPayload {
+            info: encrypted.info,
+            path,
+            digest: encrypted.ciphertext.digest,
+            size: encrypted.ciphertext.size,
+        },
+    ))
+}
+
+impl PreparedComponent {
+    /// The payload of an encrypted component (single variant: no A/B with encryption).
+    fn encrypted(&self) -> Option<(&Variant, &EncryptedPayload)> {
+        match self.variants.as_slice() {
+            [v] => v.encrypted.as_ref().map(|e| (v, e)),
+            _ => None,
+        }
+    }
+}
+
 impl Prepared {
+    /// Ciphertext files written for encrypted components, with their sizes.
+    pub fn ciphertexts(&self) -> impl Iterator<Item = (&Path, u64)> {
+        self.components
+            .iter()
+            .filter_map(|c| c.encrypted().map(|(_, e)| (e.path.as_path(), e.size)))
+    }
+
     /// The manifest's digest algorithm.
     pub fn digest_alg(&self) -> DigestAlg {
         self.digest_alg
@@ -313,16 +440,26 @@ impl Prepared {
 
     /// The manifest, following the draft's templates.
     pub fn manifest(&self) -> Manifest<'_> {
-        let many = self.components.len() > 1;
+        // Cache components for ciphertexts follow the spec's components.
+        let caches: Vec<usize> = self
+            .components
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| c.encrypted().is_some())
+            .map(|(i, _)| i)
+            .collect();
+        let many = self.components.len() + caches.len() > 1;
+        let select = |seq: &mut Vec<Command<'_>>, index: usize| {
+            if many {
+                seq.push(Command::SetComponentIndex(IndexSelection::One(index)));
+            }
+        };
         let mut shared = Vec::new();
         let mut install = Vec::new();
         let mut validate = Vec::new();
+        let mut next_cache = self.components.len();
         for (i, c) in self.components.iter().enumerate() {
-            if many {
-                for seq in [&mut shared, &mut install, &mut validate] {
-                    seq.push(Command::SetComponentIndex(IndexSelection::One(i)));
-                }
-            }
+            select(&mut shared, i);
             if i == 0 {
                 shared.push(Command::OverrideParameters(vec![
                     Parameter::VendorId(VendorId::Uuid(self.vendor)),
@@ -333,11 +470,45 @@ impl Prepared {
             }
             // Expected image per slot in the shared sequence, URI per slot in install.
             shared.extend(per_slot(&c.variants, expected_image));
-            install.extend(per_slot(&c.variants, source_uri));
-            install.push(Command::Directive(Directive::Fetch, policy(2)));
-            install.push(Command::Condition(Condition::ImageMatch, policy(15)));
+            match c.encrypted() {
+                None => {
+                    select(&mut install, i);
+                    install.extend(per_slot(&c.variants, source_uri));
+                    install.push(Command::Directive(Directive::Fetch, policy(2)));
+                    install.push(Command::Condition(Condition::ImageMatch, policy(15)));
+                }
+                Some((variant, payload)) => {
+                    // The draft's two-component form: fetch the ciphertext into the cache
+                    // component and check its digest before decrypting, then copy with
+                    // encryption-info into the component and check the plaintext.
+                    let cache = next_cache;
+                    next_cache += 1;
+                    select(&mut shared, cache);
+                    shared.push(Command::OverrideParameters(vec![
+                        Parameter::ImageDigest(payload.digest.as_suit_digest()),
+                        Parameter::ImageSize(payload.size),
+                    ]));
+                    select(&mut install, cache);
+                    install.push(Command::OverrideParameters(source_uri(variant)));
+                    install.push(Command::Directive(Directive::Fetch, policy(2)));
+                    install.push(Command::Condition(Condition::ImageMatch, policy(15)));
+                    select(&mut install, i);
+                    install.push(Command::OverrideParameters(vec![
+                        Parameter::EncryptionInfo(&payload.info),
+                        Parameter::SourceComponent(cache as u64),
+                    ]));
+                    install.push(Command::Directive(Directive::Copy, policy(2)));
+                    install.push(Command::Condition(Condition::ImageMatch, policy(15)));
+                }
+            }
+            select(&mut validate, i);
             validate.push(Command::Condition(Condition::ImageMatch, policy(15)));
         }
+        let cache_ids = caches.iter().map(|&i| {
+            let mut id: Vec<&[u8]> = self.components[i].id.iter().map(Vec::as_slice).collect();
+            id.push(CIPHERTEXT_ID_PART);
+            ComponentId(id)
+        });
         let text = self.text_map();
         let sever = |name| self.sever.contains(&name);
         Manifest {
@@ -346,6 +517,7 @@ impl Prepared {
                 .components
                 .iter()
                 .map(|c| ComponentId(c.id.iter().map(Vec::as_slice).collect()))
+                .chain(cache_ids)
                 .collect(),
             shared_sequence: Some(CommandSequence { commands: shared }),
             reference_uri: self.reference_uri.as_deref(),
