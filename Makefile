@@ -66,6 +66,7 @@ fuzz-smoke:
 bench:
 	@bash qemu/debian.sh host-tools time
 	$(CARGO) bench -p suit-host --bench tool
+	$(CARGO) bench -p suit-host --bench decrypt
 
 clean:
 	$(CARGO) clean

@@ -1,0 +1,367 @@
+//! `make bench` for payload decryption (A256GCM, P-384 ECDH-ES+A256KW: the project's profile).
+//! Every figure comes with a baseline measured in the same run:
+//! * decrypt + SHA-256 of a 1 GiB payload in this process (the library: streaming AES-GCM and the
+//!   digest, 256 KiB chunks, ciphertext in memory) vs `openssl speed -decrypt -evp
+//!   aes-256-gcm` and `-evp sha256` (in-memory, 256 KiB buffers), composed serially — the same two
+//!   passes over the same bytes on one core;
+//! * `suit-tool decrypt` file to file vs `openssl enc -d -aes-256-ctr` file to file (the closest
+//!   openssl command line: `enc` refuses AEAD ciphers, so it does the CTR half of GCM's work);
+//! * `suit-tool process` of an encrypted envelope (ciphertext digest, decrypt, plaintext digest)
+//!   and its peak memory (max RSS, `/usr/bin/time -f %M`) at 256 MiB and 1 GiB, with
+//!   `suit-tool decrypt` alongside.
+
+use std::fs::File;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use suit_host::tool::crypt::{load_recipient_key, CHUNK};
+use suit_shared::digest::{DigestAlg, Hasher};
+use suit_shared::encryption::{unwrap_cek, Decryptor, EncryptionInfo};
+
+const MIB: u64 = 1024 * 1024;
+
+fn tool() -> &'static str {
+    env!("CARGO_BIN_EXE_suit-tool")
+}
+
+fn run(cmd: &mut Command) -> std::process::Output {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+fn time_runs(n: usize, mut f: impl FnMut()) -> Duration {
+    median(
+        (0..n)
+            .map(|_| {
+                let t = Instant::now();
+                f();
+                t.elapsed()
+            })
+            .collect(),
+    )
+}
+
+/// Writes `size` bytes of deterministic pseudo-random data.
+fn make_image(path: &Path, size: u64) {
+    let mut f = std::io::BufWriter::new(File::create(path).unwrap());
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut chunk = vec![0u8; MIB as usize];
+    for _ in 0..size / MIB {
+        for b in chunk.chunks_mut(8) {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            b.copy_from_slice(&x.to_le_bytes()[..b.len()]);
+        }
+        f.write_all(&chunk).unwrap();
+    }
+    f.flush().unwrap();
+}
+
+/// Bytes per second of an `openssl speed -mr` run (`+F:n:name:bytes-per-second` lines).
+fn openssl_speed(args: &[&str]) -> f64 {
+    let out = run(Command::new("openssl")
+        .args(["speed", "-mr", "-seconds", "3", "-bytes", "262144"])
+        .args(args));
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.lines()
+        .filter(|l| l.starts_with("+F:"))
+        .filter_map(|l| l.rsplit(':').next()?.trim().parse().ok())
+        .next()
+        .unwrap_or_else(|| panic!("no figure in `openssl speed {args:?}`: {text}"))
+}
+
+/// Peak RSS in KiB of a command, via GNU time.
+fn peak_rss_kib(cmd: &Command) -> Option<u64> {
+    let time = Path::new("/usr/bin/time");
+    if !time.exists() {
+        return None;
+    }
+    let out = Command::new(time)
+        .args(["-f", "%M"])
+        .arg(cmd.get_program())
+        .args(cmd.get_args())
+        .output()
+        .ok()?;
+    if !out.status.success() {
+        return None;
+    }
+    String::from_utf8_lossy(&out.stderr)
+        .lines()
+        .last()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+fn mib_per_s(bytes: u64, d: Duration) -> f64 {
+    bytes as f64 / MIB as f64 / d.as_secs_f64()
+}
+
+/// Keys, plaintext, ciphertext and envelope for one payload size.
+struct Payload {
+    size: u64,
+    ciphertext: PathBuf,
+    info: PathBuf,
+    envelope: PathBuf,
+    envelope_ciphertext: PathBuf,
+}
+
+struct Keys {
+    device_priv: PathBuf,
+    device_pub: PathBuf,
+    vendor_priv: PathBuf,
+    vendor_pub: PathBuf,
+}
+
+fn keys(dir: &Path) -> Keys {
+    for name in ["device", "vendor"] {
+        run(Command::new(tool())
+            .args(["keygen", "--alg", "ES384", "--out"])
+            .arg(dir.join(name)));
+    }
+    Keys {
+        device_priv: dir.join("device.priv.pem"),
+        device_pub: dir.join("device.pub.pem"),
+        vendor_priv: dir.join("vendor.priv.pem"),
+        vendor_pub: dir.join("vendor.pub.pem"),
+    }
+}
+
+fn ids() -> (String, String) {
+    let v = uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_DNS, b"example.com");
+    let c = uuid::Uuid::new_v5(&v, b"bench");
+    (v.to_string(), c.to_string())
+}
+
+fn payload(dir: &Path, keys: &Keys, size_mib: u64) -> Payload {
+    let name = format!("p{size_mib}");
+    let plain = dir.join(format!("{name}.bin"));
+    make_image(&plain, size_mib * MIB);
+    let ciphertext = dir.join(format!("{name}.enc"));
+    let info = dir.join(format!("{name}.cose"));
+    run(Command::new(tool())
+        .args(["encrypt", "--in"])
+        .arg(&plain)
+        .arg("--out")
+        .arg(&ciphertext)
+        .arg("--info-out")
+        .arg(&info)
+        .arg("--recipient")
+        .arg(&keys.device_pub));
+    let spec = dir.join(format!("{name}.toml"));
+    std::fs::write(
+        &spec,
+        format!(
+            "sequence-number = 1\nvendor = \"example.com\"\nclass = \"bench\"\n[[component]]\n\
+             id = [\"fw\"]\nimage = {:?}\nuri = \"http://h/fw.enc\"\n[component.encryption]\n\
+             recipient = {:?}\nciphertext = {:?}\n",
+            plain.display().to_string(),
+            keys.device_pub.display().to_string(),
+            dir.join(format!("{name}.create.enc")).display().to_string(),
+        ),
+    )
+    .unwrap();
+    let envelope = dir.join(format!("{name}.suit"));
+    let t = Instant::now();
+    run(Command::new(tool())
+        .args(["create", "--spec"])
+        .arg(&spec)
+        .arg("--out")
+        .arg(&envelope)
+        .arg("--key")
+        .arg(&keys.vendor_priv));
+    if size_mib == 1024 {
+        let d = t.elapsed();
+        println!(
+            "  suit-tool create (encrypt + plaintext and ciphertext SHA-256), 1 GiB: {:.2} s ({:.0} MiB/s)",
+            d.as_secs_f64(),
+            mib_per_s(size_mib * MIB, d)
+        );
+    }
+    std::fs::remove_file(&plain).ok();
+    Payload {
+        size: size_mib * MIB,
+        ciphertext,
+        info,
+        envelope,
+        envelope_ciphertext: dir.join(format!("{name}.create.enc")),
+    }
+}
+
+/// Decrypts (and digests) `ciphertext`, held in memory, in this process; returns the time.
+fn decrypt_in_process(info_bytes: &[u8], keys: &Keys, ciphertext: &[u8], digest: bool) -> Duration {
+    let device = [load_recipient_key(&keys.device_priv).unwrap()];
+    let t = Instant::now();
+    let info = EncryptionInfo::decode(info_bytes).unwrap();
+    let mut d = Decryptor::new(&info, unwrap_cek(&info, &device).unwrap()).unwrap();
+    let mut hasher = Hasher::new(DigestAlg::Sha256);
+    let mut outbuf = vec![0u8; CHUNK];
+    for chunk in ciphertext.chunks(CHUNK) {
+        let m = d.update(chunk, &mut outbuf).unwrap();
+        if digest {
+            hasher.update(&outbuf[..m]);
+        }
+    }
+    d.finalize().unwrap();
+    std::hint::black_box(hasher.finalize());
+    t.elapsed()
+}
+
+fn decrypt_cmd(p: &Payload, keys: &Keys, out: &Path) -> Command {
+    let mut cmd = Command::new(tool());
+    cmd.args(["decrypt", "--in"])
+        .arg(&p.ciphertext)
+        .arg("--info")
+        .arg(&p.info)
+        .arg("--recipient-key")
+        .arg(&keys.device_priv)
+        .arg("--out")
+        .arg(out);
+    cmd
+}
+
+fn process_cmd(p: &Payload, keys: &Keys) -> Command {
+    let (v, c) = ids();
+    let mut cmd = Command::new(tool());
+    cmd.arg("process")
+        .arg(&p.envelope)
+        .arg("--trust-anchor")
+        .arg(&keys.vendor_pub)
+        .args(["--vendor-id", &v, "--class-id", &c])
+        .arg("--recipient-key")
+        .arg(&keys.device_priv)
+        .arg("--image")
+        .arg(format!("1={}", p.envelope_ciphertext.display()));
+    cmd
+}
+
+fn main() {
+    let dir = std::env::temp_dir().join(format!("suit-bench-decrypt-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let keys = keys(&dir);
+    println!("payload decryption, A256GCM with P-384 ECDH-ES+A256KW (release build):");
+    let big = payload(&dir, &keys, 1024);
+    // 1. In process, from memory like `openssl speed`: the library's decrypt (+ digest).
+    let info = std::fs::read(&big.info).unwrap();
+    let ciphertext = std::fs::read(&big.ciphertext).unwrap();
+    let lib_decrypt = time_runs(3, || {
+        decrypt_in_process(&info, &keys, &ciphertext, false);
+    });
+    let lib_both = time_runs(3, || {
+        decrypt_in_process(&info, &keys, &ciphertext, true);
+    });
+    // Like `openssl speed`: one cache-resident 256 KiB buffer, decrypted over and over (its
+    // tag cannot verify, so finalize is not called).
+    let cached = {
+        let info = EncryptionInfo::decode(&info).unwrap();
+        let device = [load_recipient_key(&keys.device_priv).unwrap()];
+        let mut d = Decryptor::new(&info, unwrap_cek(&info, &device).unwrap()).unwrap();
+        let mut out = vec![0u8; CHUNK];
+        let chunk = &ciphertext[..CHUNK];
+        let t = Instant::now();
+        for _ in 0..big.size / CHUNK as u64 {
+            d.update(chunk, &mut out).unwrap();
+        }
+        std::hint::black_box(&out);
+        t.elapsed()
+    };
+    drop(ciphertext);
+    let gcm = openssl_speed(&["-decrypt", "-evp", "aes-256-gcm"]);
+    let sha = openssl_speed(&["-evp", "sha256"]);
+    let composed = 1.0 / (1.0 / gcm + 1.0 / sha);
+    let ours = |d: Duration| big.size as f64 / d.as_secs_f64();
+    println!("  in process, 1 GiB in memory, 256 KiB chunks:");
+    println!(
+        "    decrypt:          {:>6.0} MiB/s   baseline `openssl speed -decrypt -evp aes-256-gcm`: {:>6.0} MiB/s   ratio {:.2}",
+        ours(lib_decrypt) / MIB as f64,
+        gcm / MIB as f64,
+        ours(lib_decrypt) / gcm
+    );
+    println!(
+        "    decrypt, one cache-resident 256 KiB buffer (as openssl speed does): {:>6.0} MiB/s   ratio {:.2}",
+        ours(cached) / MIB as f64,
+        ours(cached) / gcm
+    );
+    println!(
+        "    decrypt + SHA-256: {:>5.0} MiB/s   baseline openssl aes-256-gcm then sha256 (serial):  {:>6.0} MiB/s   ratio {:.2}",
+        ours(lib_both) / MIB as f64,
+        composed / MIB as f64,
+        ours(lib_both) / composed
+    );
+
+    // 2. File to file: suit-tool decrypt vs openssl enc -d -aes-256-ctr.
+    let out = dir.join("decrypted.bin");
+    let mut decrypt = decrypt_cmd(&big, &keys, &out);
+    let key = "00".repeat(32);
+    let iv = "00".repeat(16);
+    let mut openssl = Command::new("openssl");
+    openssl
+        .args(["enc", "-d", "-aes-256-ctr", "-K", &key, "-iv", &iv, "-in"])
+        .arg(&big.ciphertext)
+        .arg("-out")
+        .arg(dir.join("openssl.bin"));
+    // Alternating runs: both meet the same page-cache and writeback conditions.
+    let (mut tool_runs, mut openssl_runs) = (Vec::new(), Vec::new());
+    for _ in 0..3 {
+        tool_runs.push(time_runs(1, || {
+            run(&mut decrypt);
+        }));
+        openssl_runs.push(time_runs(1, || {
+            run(&mut openssl);
+        }));
+    }
+    let (tool_time, openssl_time) = (median(tool_runs), median(openssl_runs));
+    std::fs::remove_file(dir.join("openssl.bin")).ok();
+    println!("  file to file, 1 GiB:");
+    println!(
+        "    suit-tool decrypt: {:.2} s ({:.0} MiB/s)   baseline `openssl enc -d -aes-256-ctr`: {:.2} s ({:.0} MiB/s)   ratio {:.2}× its time",
+        tool_time.as_secs_f64(),
+        mib_per_s(big.size, tool_time),
+        openssl_time.as_secs_f64(),
+        mib_per_s(big.size, openssl_time),
+        tool_time.as_secs_f64() / openssl_time.as_secs_f64()
+    );
+    std::fs::remove_file(&out).ok();
+
+    // 3. The whole update procedure, and peak memory at two sizes.
+    let mut process = process_cmd(&big, &keys);
+    let process_time = time_runs(3, || {
+        run(&mut process);
+    });
+    println!(
+        "  suit-tool process, 1 GiB (ciphertext SHA-256, decrypt, plaintext SHA-256, scratch write): {:.2} s ({:.0} MiB/s of payload)",
+        process_time.as_secs_f64(),
+        mib_per_s(big.size, process_time)
+    );
+    let small = payload(&dir, &keys, 256);
+    println!("  peak memory (max RSS):");
+    for p in [&small, &big] {
+        let size = p.size / MIB;
+        let decrypt = peak_rss_kib(&decrypt_cmd(p, &keys, &out));
+        std::fs::remove_file(&out).ok();
+        let process = peak_rss_kib(&process_cmd(p, &keys));
+        match (decrypt, process) {
+            (Some(d), Some(pr)) => println!(
+                "    {size:>4} MiB payload: suit-tool decrypt {:.1} MiB, suit-tool process {:.1} MiB",
+                d as f64 / 1024.0,
+                pr as f64 / 1024.0
+            ),
+            _ => println!("    /usr/bin/time not available (apt-get install time)"),
+        }
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}
