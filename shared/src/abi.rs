@@ -19,7 +19,10 @@
 //! change any state. Either side refuses a response or request of another ABI version.
 //!
 //! Bulk chunks are at most the `max-chunk` the TA announces in GET_INFO (never more than
-//! [`MAX_CHUNK_LIMIT`]; OP-TEE only guarantees [`GUARANTEED_CHUNK`] per shared buffer).
+//! [`MAX_CHUNK_LIMIT`]; OP-TEE only guarantees [`GUARANTEED_CHUNK`] per shared buffer). Every
+//! chunk carries its offset in the stream: 0 starts (or restarts) the stream, any other offset
+//! must equal what the TA has received so far, so a retried or lost chunk is detected instead
+//! of silently hashed twice or skipped.
 
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -436,6 +439,9 @@ pub enum Request {
     PayloadUpdate {
         /// Plan item index.
         component: u32,
+        /// Offset of the chunk in the component's bytes: 0 (re)starts, anything else must be
+        /// what the TA has received so far.
+        offset: u64,
     },
     /// PAYLOAD_FINAL for a plan item.
     PayloadFinal {
@@ -448,6 +454,8 @@ pub enum Request {
         component: u32,
         /// The approval token of the component.
         token: Vec<u8>,
+        /// Offset of the chunk: 0 (re)starts, else what the TA has received so far.
+        offset: u64,
         /// Whether this is the last chunk.
         last: bool,
     },
@@ -460,6 +468,8 @@ pub enum Request {
     ConfirmUpdate {
         /// Index in the pending install's component list.
         component: u32,
+        /// Offset of the chunk: 0 (re)starts, else what the TA has received so far.
+        offset: u64,
     },
     /// CONFIRM.
     Confirm,
@@ -499,20 +509,27 @@ impl Request {
             Request::LoadManifest { target_slot } => {
                 w.array(2).u64(ABI_VERSION.into()).u64(*target_slot);
             }
-            Request::PayloadUpdate { component }
-            | Request::PayloadFinal { component }
-            | Request::ConfirmUpdate { component } => {
+            Request::PayloadFinal { component } => {
                 w.array(2).u64(ABI_VERSION.into()).u64((*component).into());
+            }
+            Request::PayloadUpdate { component, offset }
+            | Request::ConfirmUpdate { component, offset } => {
+                w.array(3)
+                    .u64(ABI_VERSION.into())
+                    .u64((*component).into())
+                    .u64(*offset);
             }
             Request::DecryptForInstall {
                 component,
                 token,
+                offset,
                 last,
             } => {
-                w.array(4)
+                w.array(5)
                     .u64(ABI_VERSION.into())
                     .u64((*component).into())
                     .bytes(token)
+                    .u64(*offset)
                     .bool(*last);
             }
             Request::Commit { tokens } => {
@@ -548,12 +565,9 @@ impl Request {
                 | CommandId::Confirm
                 | CommandId::Rollback
                 | CommandId::Abort => 1,
-                CommandId::LoadManifest
-                | CommandId::PayloadUpdate
-                | CommandId::PayloadFinal
-                | CommandId::ConfirmUpdate
-                | CommandId::Commit => 2,
-                CommandId::DecryptForInstall => 4,
+                CommandId::LoadManifest | CommandId::PayloadFinal | CommandId::Commit => 2,
+                CommandId::PayloadUpdate | CommandId::ConfirmUpdate => 3,
+                CommandId::DecryptForInstall => 5,
                 CommandId::Provision => 5,
             };
             if n != expected {
@@ -573,16 +587,19 @@ impl Request {
                 },
                 CommandId::PayloadUpdate => Request::PayloadUpdate {
                     component: u32_of(r)?,
+                    offset: r.u64()?,
                 },
                 CommandId::PayloadFinal => Request::PayloadFinal {
                     component: u32_of(r)?,
                 },
                 CommandId::ConfirmUpdate => Request::ConfirmUpdate {
                     component: u32_of(r)?,
+                    offset: r.u64()?,
                 },
                 CommandId::DecryptForInstall => Request::DecryptForInstall {
                     component: u32_of(r)?,
                     token: r.bytes()?.to_vec(),
+                    offset: r.u64()?,
                     last: r.bool()?,
                 },
                 CommandId::Commit => {
@@ -1122,17 +1139,24 @@ mod tests {
         let requests = [
             Request::GetInfo,
             Request::LoadManifest { target_slot: 1 },
-            Request::PayloadUpdate { component: 2 },
+            Request::PayloadUpdate {
+                component: 2,
+                offset: 7,
+            },
             Request::PayloadFinal { component: 0 },
             Request::DecryptForInstall {
                 component: 1,
                 token: vec![1, 2, 3],
+                offset: 4096,
                 last: true,
             },
             Request::Commit {
                 tokens: vec![vec![9], vec![]],
             },
-            Request::ConfirmUpdate { component: 0 },
+            Request::ConfirmUpdate {
+                component: 0,
+                offset: 0,
+            },
             Request::Confirm,
             Request::Rollback,
             Request::Abort,

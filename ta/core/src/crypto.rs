@@ -1,0 +1,77 @@
+//! Payload decryption with the device's keys (draft-ietf-suit-firmware-encryption): the
+//! device key (P-384) is the ECDH-ES recipient of per-device payloads, the provisioned fleet
+//! KEK the AES-KW recipient of fleet-wide ones.
+
+use alloc::boxed::Box;
+use alloc::vec;
+use alloc::vec::Vec;
+
+use suit_shared::encryption::{unwrap_cek, AesKey, Decryptor, EncryptionInfo, RecipientKey};
+use suit_shared::Result;
+
+use crate::state::State;
+use crate::stream::Decrypt;
+
+/// Content-encryption algorithms the TA decrypts (COSE ids).
+pub const CONTENT_ALGS: [i64; 4] = [1, 3, -65534, -65532];
+/// Key-distribution algorithms the TA unwraps with (COSE ids).
+pub const KEY_DISTRIBUTION_ALGS: [i64; 4] = [-3, -5, -29, -31];
+
+fn recipient_keys(state: &State) -> Result<Vec<RecipientKey>> {
+    let secret = p384::SecretKey::from(state.device_key.as_nonzero_scalar());
+    let mut keys = vec![RecipientKey::P384 { kid: None, secret }];
+    if let Some(kek) = &state.kek {
+        keys.push(RecipientKey::Kek {
+            kid: (!kek.kid.is_empty()).then(|| kek.kid.clone()),
+            key: AesKey::from_slice(&kek.key)?,
+        });
+    }
+    Ok(keys)
+}
+
+/// A decryptor for the payload `info` describes, with the content key unwrapped by one of the
+/// device's keys.
+pub fn decryptor(info: &[u8], state: &State) -> Result<Box<dyn Decrypt>> {
+    let info = EncryptionInfo::decode(info)?;
+    let cek = unwrap_cek(&info, &recipient_keys(state)?)?;
+    Ok(Box::new(Stream(Some(Decryptor::new(&info, cek)?))))
+}
+
+/// Whether the device can decrypt the payload `info` describes, and does so with integrity:
+/// AES-CTR (no tag) needs an image digest.
+pub fn check_recipient(
+    info: &[u8],
+    has_digest: bool,
+    component: usize,
+    state: &State,
+) -> Result<()> {
+    let d = EncryptionInfo::decode(info)?;
+    let cek = unwrap_cek(&d, &recipient_keys(state)?)?;
+    let decryptor = Decryptor::new(&d, cek)?;
+    if !decryptor.authenticates() && !has_digest {
+        return Err(suit_shared::Error::UnauthenticatedEncryptionWithoutDigest { component });
+    }
+    Ok(())
+}
+
+struct Stream(Option<Decryptor>);
+
+impl Decrypt for Stream {
+    fn update(&mut self, input: &[u8], output: &mut [u8]) -> Result<usize> {
+        match self.0.as_mut() {
+            Some(d) => d.update(input, output),
+            None => Err(suit_shared::Error::Decryption(
+                "the payload already ended".into(),
+            )),
+        }
+    }
+
+    fn finish(&mut self, _output: &mut [u8]) -> Result<usize> {
+        match self.0.take() {
+            Some(d) => d.finalize().map(|()| 0),
+            None => Err(suit_shared::Error::Decryption(
+                "the payload already ended".into(),
+            )),
+        }
+    }
+}

@@ -1,0 +1,86 @@
+//! Errors of the TA core. Every rejection has a [`Category`] and a message for the user; it
+//! travels to the host as an [`suit_shared::abi::Rejection`].
+
+use alloc::string::String;
+
+use suit_shared::abi::{CommandId, Rejection};
+use suit_shared::{Category, Error as SuitError};
+
+use crate::platform::StorageError;
+
+/// Why the TA refused a command.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TaError {
+    /// The SUIT core rejected the envelope, a payload or a request.
+    #[error(transparent)]
+    Suit(#[from] SuitError),
+    /// The command is not allowed in the current state.
+    #[error("{command} is not allowed now: {reason}")]
+    OutOfOrder {
+        /// The command.
+        command: &'static str,
+        /// What is missing or wrong.
+        reason: String,
+    },
+    /// An approval token was not given, does not verify or belongs to something else.
+    #[error("approval token refused: {0}")]
+    Token(String),
+    /// Secure storage failed.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    /// The state object exists but cannot be trusted.
+    #[error(
+        "the TA's state object in secure storage is corrupt ({0}); refusing to continue because \
+         the anti-rollback floors and keys cannot be trusted — the device needs servicing"
+    )]
+    CorruptState(String),
+    /// The second run of the manifest (COMMIT) took another path than the planning run.
+    #[error(
+        "the manifest takes another path over the digests the TA computed than it did when \
+         planning (LOAD_MANIFEST); nothing is committed"
+    )]
+    Diverged,
+    /// Something is too large.
+    #[error("{what} of {size} bytes exceeds the limit of {limit} bytes")]
+    TooLarge {
+        /// What.
+        what: &'static str,
+        /// Its size.
+        size: usize,
+        /// The limit.
+        limit: usize,
+    },
+}
+
+impl TaError {
+    /// The category of this error.
+    pub fn category(&self) -> Category {
+        match self {
+            TaError::Suit(e) => e.category(),
+            TaError::OutOfOrder { .. } => Category::Policy,
+            TaError::Token(_) => Category::Authentication,
+            TaError::Diverged => Category::Digest,
+            TaError::Storage(_) | TaError::CorruptState(_) | TaError::TooLarge { .. } => {
+                Category::Resource
+            }
+        }
+    }
+
+    /// The rejection sent to the host.
+    pub fn rejection(&self) -> Rejection {
+        Rejection {
+            category: self.category(),
+            message: alloc::format!("{self}"),
+        }
+    }
+
+    pub(crate) fn order(command: CommandId, reason: impl Into<String>) -> Self {
+        TaError::OutOfOrder {
+            command: command.name(),
+            reason: reason.into(),
+        }
+    }
+}
+
+/// Core result type.
+pub type Result<T, E = TaError> = core::result::Result<T, E>;

@@ -1,0 +1,1113 @@
+//! The TA: sessions and the commands of the ABI.
+
+use alloc::boxed::Box;
+use alloc::collections::BTreeMap;
+use alloc::format;
+use alloc::vec::Vec;
+
+use suit_shared::abi::{
+    self, encode_response, Algorithms, Approval, CommandId, Info, InstallState, InstalledComponent,
+    LastOutcome, PendingInstall, PlanItem, Provisioning, Rejection, Reply, Request,
+};
+use suit_shared::auth::{alg, TrustAnchor};
+use suit_shared::digest::{DigestAlg, DigestValue};
+use suit_shared::error::Uuid;
+use suit_shared::manifest::Manifest;
+use suit_shared::processor::{DeviceIdentity, Processor, Section};
+use suit_shared::token::{Claims, Token, NONCE_LEN};
+use suit_shared::Error;
+
+use crate::error::{Result, TaError};
+use crate::plan::{Computed, Planner, Step};
+use crate::platform::{Clock, Rng, Storage};
+use crate::state::{Kek, State};
+use crate::stream::{Decrypt, PayloadStream};
+
+/// The sections LOAD_MANIFEST and COMMIT run (after the shared sequence).
+const SECTIONS: [Section; 2] = [Section::PayloadFetch, Section::Install];
+
+fn offset_error(command: CommandId, component: u32, offset: u64, received: u64) -> TaError {
+    TaError::order(
+        command,
+        format!(
+            "a chunk at offset {offset} of component {component}, but the TA has received \
+             {received} bytes of it: resume at offset {received} or restart at 0"
+        ),
+    )
+}
+
+/// The staging component of a session's plan item.
+fn item_staging(s: &Session, component: u32) -> Option<usize> {
+    s.update
+        .as_ref()?
+        .items
+        .iter()
+        .find(|i| i.plan.index == component)?
+        .staging
+}
+
+/// The reason a token did not verify, without the wording of manifest authentication.
+pub(crate) fn token_reason(e: Error) -> alloc::string::String {
+    match e {
+        Error::NotAuthenticated(reason) => reason,
+        Error::InvalidAuthenticationBlock { reason, .. } => alloc::string::String::from(reason),
+        other => format!("{other}"),
+    }
+}
+
+/// Build-time configuration of the TA.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Keys that may sign envelopes.
+    pub anchors: Vec<TrustAnchor>,
+    /// The device's vendor id (PROVISION may override it).
+    pub vendor_id: Uuid,
+    /// The device's class id (PROVISION may override it).
+    pub class_id: Uuid,
+    /// Largest bulk chunk accepted (at most [`abi::MAX_CHUNK_LIMIT`]).
+    pub max_chunk: usize,
+    /// Largest envelope accepted.
+    pub max_envelope: usize,
+}
+
+/// One GlobalPlatform parameter as the core sees it: inputs already copied into TA memory,
+/// outputs as capacities.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Param {
+    /// TEE_PARAM_TYPE_NONE.
+    None,
+    /// A value input.
+    ValueInput(u32, u32),
+    /// A value output.
+    ValueOutput,
+    /// A value inout.
+    ValueInout(u32, u32),
+    /// A memref input, copied.
+    MemrefInput(Vec<u8>),
+    /// A memref output of this capacity.
+    MemrefOutput(usize),
+    /// A memref inout, copied, with its capacity.
+    MemrefInout(Vec<u8>),
+}
+
+/// Transport-level failures; nothing changed in the TA when one is returned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum TeeError {
+    /// Unknown command or parameter types that do not match the ABI.
+    #[error("bad parameters: {0}")]
+    BadParameters(&'static str),
+    /// An output buffer is too small; `needed` bytes are required in parameter `param`.
+    #[error("parameter {param} needs a buffer of {needed} bytes")]
+    ShortBuffer {
+        /// The parameter index.
+        param: usize,
+        /// Bytes needed.
+        needed: usize,
+    },
+    /// The session id is not open.
+    #[error("no such session")]
+    NoSession,
+}
+
+impl TeeError {
+    /// The GlobalPlatform return code for this error.
+    pub fn code(&self) -> u32 {
+        match self {
+            TeeError::BadParameters(_) => abi::tee::ERROR_BAD_PARAMETERS,
+            TeeError::ShortBuffer { .. } => abi::tee::ERROR_SHORT_BUFFER,
+            TeeError::NoSession => abi::tee::ERROR_BAD_STATE,
+        }
+    }
+}
+
+/// What an invoke produced: the response for parameter 1, bulk output for parameter 3.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Output {
+    /// The encoded response.
+    pub response: Vec<u8>,
+    /// Bulk output (DECRYPT_FOR_INSTALL).
+    pub data: Option<Vec<u8>>,
+}
+
+/// A session handle.
+pub type SessionId = u32;
+
+enum ItemState {
+    Pending,
+    Streaming(PayloadStream),
+    Approved(Computed),
+    Installing(Computed, PayloadStream),
+    Installed(Computed),
+}
+
+struct Item {
+    plan: PlanItem,
+    /// The staging component the bytes pass through (source of a copy), if any.
+    staging: Option<usize>,
+    /// Digest and size of the bytes as streamed (before decryption), once approved.
+    fetched: Option<Computed>,
+    state: ItemState,
+}
+
+impl Item {
+    fn approved(&self) -> Option<&Computed> {
+        match &self.state {
+            ItemState::Approved(c) | ItemState::Installing(c, _) | ItemState::Installed(c) => {
+                Some(c)
+            }
+            ItemState::Pending | ItemState::Streaming(_) => None,
+        }
+    }
+}
+
+struct Update {
+    envelope: Vec<u8>,
+    manifest_digest: DigestValue,
+    sequence_number: u64,
+    slot: u64,
+    items: Vec<Item>,
+    trace: Vec<Step>,
+    committed: bool,
+}
+
+#[derive(Default)]
+struct Session {
+    nonce: [u8; NONCE_LEN],
+    update: Option<Update>,
+    confirm: Vec<Option<Computed>>,
+    confirming: Option<(usize, PayloadStream)>,
+}
+
+/// The trusted application core.
+pub struct Ta<S: Storage, R: Rng, C: Clock> {
+    config: Config,
+    storage: S,
+    rng: R,
+    clock: C,
+    state: Option<State>,
+    sessions: BTreeMap<SessionId, Session>,
+    next_session: SessionId,
+    update_owner: Option<SessionId>,
+}
+
+impl<S: Storage, R: Rng, C: Clock> Ta<S, R, C> {
+    /// A TA over the given platform. State is loaded (or created) on first use.
+    pub fn new(config: Config, storage: S, rng: R, clock: C) -> Self {
+        Ta {
+            config,
+            storage,
+            rng,
+            clock,
+            state: None,
+            sessions: BTreeMap::new(),
+            next_session: 1,
+            update_owner: None,
+        }
+    }
+
+    /// Gives back the storage, e.g. to start a new TA instance on it (a restart).
+    pub fn into_storage(self) -> S {
+        self.storage
+    }
+
+    /// Opens a session with a fresh random nonce.
+    pub fn open_session(&mut self) -> SessionId {
+        let id = self.next_session;
+        self.next_session = self.next_session.wrapping_add(1).max(1);
+        let mut session = Session::default();
+        self.rng.fill(&mut session.nonce);
+        self.sessions.insert(id, session);
+        id
+    }
+
+    /// Closes a session, dropping any update it held.
+    pub fn close_session(&mut self, id: SessionId) {
+        self.sessions.remove(&id);
+        if self.update_owner == Some(id) {
+            self.update_owner = None;
+        }
+    }
+
+    /// One invoke: checks the parameter layout, runs the command, encodes the response.
+    pub fn invoke(
+        &mut self,
+        id: SessionId,
+        command: u32,
+        params: &[Param; 4],
+    ) -> core::result::Result<Output, TeeError> {
+        if !self.sessions.contains_key(&id) {
+            return Err(TeeError::NoSession);
+        }
+        let command =
+            CommandId::from_u32(command).ok_or(TeeError::BadParameters("unknown command"))?;
+        let Param::MemrefInput(request) = &params[abi::PARAM_REQUEST] else {
+            return Err(TeeError::BadParameters(
+                "parameter 0 must be a memref input (request)",
+            ));
+        };
+        let Param::MemrefOutput(response_capacity) = params[abi::PARAM_RESPONSE] else {
+            return Err(TeeError::BadParameters(
+                "parameter 1 must be a memref output (response)",
+            ));
+        };
+        if response_capacity < abi::MIN_RESPONSE_BUFFER {
+            return Err(TeeError::ShortBuffer {
+                param: abi::PARAM_RESPONSE,
+                needed: abi::MIN_RESPONSE_BUFFER,
+            });
+        }
+        let data = match (&params[abi::PARAM_DATA_IN], command.data_in()) {
+            (Param::MemrefInput(d), true) => Some(d.as_slice()),
+            (Param::None, false) => None,
+            (_, true) => {
+                return Err(TeeError::BadParameters(
+                    "parameter 2 must be a memref input (data)",
+                ))
+            }
+            (_, false) => {
+                return Err(TeeError::BadParameters(
+                    "parameter 2 must be none for this command",
+                ))
+            }
+        };
+        let out_capacity = match (&params[abi::PARAM_DATA_OUT], command.data_out()) {
+            (Param::MemrefOutput(c), true) => Some(*c),
+            (Param::None, false) => None,
+            (_, true) => {
+                return Err(TeeError::BadParameters(
+                    "parameter 3 must be a memref output (data)",
+                ))
+            }
+            (_, false) => {
+                return Err(TeeError::BadParameters(
+                    "parameter 3 must be none for this command",
+                ))
+            }
+        };
+        if let (Some(capacity), Some(d)) = (out_capacity, data) {
+            let needed = d.len() + abi::DECRYPT_OUTPUT_SLACK;
+            if capacity < needed {
+                return Err(TeeError::ShortBuffer {
+                    param: abi::PARAM_DATA_OUT,
+                    needed,
+                });
+            }
+        }
+
+        let mut out = Vec::new();
+        let result = Request::decode(command, request)
+            .map_err(TaError::from)
+            .and_then(|req| self.dispatch(id, req, data.unwrap_or_default(), &mut out));
+        let result = result.map_err(|e| e.rejection());
+        let mut response = encode_response(&result);
+        if response.len() > response_capacity {
+            if command == CommandId::LoadManifest {
+                self.drop_update(id);
+            }
+            let too_large = Rejection {
+                category: suit_shared::Category::Resource,
+                message: format!(
+                    "the {} response of {} bytes exceeds the response buffer of {} bytes",
+                    command.name(),
+                    response.len(),
+                    response_capacity
+                ),
+            };
+            response = encode_response(&Err(too_large));
+            out.clear();
+        }
+        Ok(Output {
+            response,
+            data: command.data_out().then_some(out),
+        })
+    }
+
+    fn drop_update(&mut self, id: SessionId) {
+        if let Some(s) = self.sessions.get_mut(&id) {
+            s.update = None;
+        }
+        if self.update_owner == Some(id) {
+            self.update_owner = None;
+        }
+    }
+
+    fn dispatch(
+        &mut self,
+        id: SessionId,
+        req: Request,
+        data: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Result<Reply> {
+        let mut session = self
+            .sessions
+            .remove(&id)
+            .ok_or_else(|| TaError::order(req.command(), "no session"))?;
+        let result = self.run(id, &mut session, req, data, out);
+        self.sessions.insert(id, session);
+        result
+    }
+
+    fn run(
+        &mut self,
+        id: SessionId,
+        s: &mut Session,
+        req: Request,
+        data: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Result<Reply> {
+        if data.len() > self.config.max_chunk && !matches!(req, Request::LoadManifest { .. }) {
+            return Err(TaError::TooLarge {
+                what: "a data chunk",
+                size: data.len(),
+                limit: self.config.max_chunk,
+            });
+        }
+        match req {
+            Request::GetInfo => self.get_info().map(|i| Reply::Info(Box::new(i))),
+            Request::LoadManifest { target_slot } => self.load_manifest(id, s, target_slot, data),
+            Request::PayloadUpdate { component, offset } => {
+                self.payload_update(s, component, offset, data)
+            }
+            Request::PayloadFinal { component } => self.payload_final(s, component),
+            Request::DecryptForInstall {
+                component,
+                token,
+                offset,
+                last,
+            } => self.decrypt_for_install(s, component, &token, (offset, last), data, out),
+            Request::Commit { tokens } => self.commit(id, s, &tokens),
+            Request::ConfirmUpdate { component, offset } => {
+                self.confirm_update(s, component, offset, data)
+            }
+            Request::Confirm => self.confirm(s),
+            Request::Rollback => self.rollback(id, s),
+            Request::Abort => {
+                s.update = None;
+                s.confirm.clear();
+                s.confirming = None;
+                if self.update_owner == Some(id) {
+                    self.update_owner = None;
+                }
+                Ok(Reply::Done)
+            }
+            Request::Provision(p) => self.provision(&p),
+        }
+    }
+
+    // ----- state -------------------------------------------------------------------------
+
+    fn state(&mut self) -> Result<&State> {
+        if self.state.is_none() {
+            self.state = Some(State::load_or_create(&mut self.storage, &mut self.rng)?);
+        }
+        self.state
+            .as_ref()
+            .ok_or_else(|| TaError::CorruptState(alloc::string::String::from("not loaded")))
+    }
+
+    /// Applies `f` to a copy of the state and stores it atomically; the cached state changes
+    /// only when the store succeeded.
+    fn change_state(&mut self, f: impl FnOnce(&mut State) -> Result<()>) -> Result<()> {
+        let mut next = self.state()?.clone();
+        f(&mut next)?;
+        match next.store(&mut self.storage) {
+            Ok(()) => {
+                self.state = Some(next);
+                Ok(())
+            }
+            Err(e) => {
+                // What storage holds now is the old or the new object: read it again next time.
+                self.state = None;
+                Err(e)
+            }
+        }
+    }
+
+    fn identity(state: &State, config: &Config) -> DeviceIdentity {
+        DeviceIdentity {
+            vendor_id: state.vendor_id.unwrap_or(config.vendor_id),
+            class_id: state.class_id.unwrap_or(config.class_id),
+            device_id: state.device_id,
+        }
+    }
+
+    // ----- commands ----------------------------------------------------------------------
+
+    fn get_info(&mut self) -> Result<Info> {
+        let kind = self.storage.kind();
+        let config = self.config.clone();
+        let state = self.state()?;
+        let identity = Self::identity(state, &config);
+        Ok(Info {
+            abi_version: abi::ABI_VERSION,
+            max_chunk: u32::try_from(config.max_chunk).unwrap_or(u32::MAX),
+            max_envelope: u32::try_from(config.max_envelope).unwrap_or(u32::MAX),
+            algorithms: Algorithms {
+                digest: alloc::vec![
+                    DigestAlg::Sha256.cose_id(),
+                    DigestAlg::Sha384.cose_id(),
+                    DigestAlg::Sha512.cose_id()
+                ],
+                signature: alloc::vec![alg::ES256, alg::ESP256, alg::ES384, alg::ESP384],
+                content_encryption: crate::crypto::CONTENT_ALGS.to_vec(),
+                key_distribution: crate::crypto::KEY_DISTRIBUTION_ALGS.to_vec(),
+            },
+            vendor_id: identity.vendor_id,
+            class_id: identity.class_id,
+            device_id: identity.device_id,
+            device_public_key: state
+                .device_key
+                .verifying_key()
+                .to_sec1_point(false)
+                .as_bytes()
+                .to_vec(),
+            storage: kind,
+            provisioned: state.provisioned,
+            kek_present: state.kek.is_some(),
+            floors: state.floors.clone(),
+            install: state.install.clone(),
+            last_outcome: state.last_outcome,
+        })
+    }
+
+    fn load_manifest(
+        &mut self,
+        id: SessionId,
+        s: &mut Session,
+        slot: u64,
+        envelope: &[u8],
+    ) -> Result<Reply> {
+        const CMD: CommandId = CommandId::LoadManifest;
+        if s.update.is_some() {
+            return Err(TaError::order(
+                CMD,
+                "this session already holds an update; ABORT it first",
+            ));
+        }
+        if self.update_owner.is_some_and(|owner| owner != id) {
+            return Err(TaError::order(
+                CMD,
+                "another session has an update in progress",
+            ));
+        }
+        if envelope.len() > self.config.max_envelope {
+            return Err(TaError::TooLarge {
+                what: "the envelope",
+                size: envelope.len(),
+                limit: self.config.max_envelope,
+            });
+        }
+        let now = self.clock.now();
+        let config = self.config.clone();
+        let state = self.state()?.clone();
+        if let InstallState::Trial(p) = &state.install {
+            return Err(TaError::order(
+                CMD,
+                format!(
+                    "an install (sequence number {}, slot {}) is pending: CONFIRM or ROLLBACK it first",
+                    p.sequence_number, p.slot
+                ),
+            ));
+        }
+        // The envelope is already a copy in TA memory (REQ.SEC.MFST.CONST); parse only after
+        // authentication.
+        let authentic = Manifest::authenticate(envelope, &config.anchors)?;
+        let manifest = &authentic.manifest;
+        for component in &manifest.components {
+            let id: abi::ComponentIdBytes = component.0.iter().map(|p| p.to_vec()).collect();
+            manifest.check_sequence_number(state.floor(&id))?;
+        }
+        let mut planner = Planner::new(
+            Self::identity(&state, &config),
+            slot,
+            now,
+            manifest.components.len(),
+            None,
+        );
+        Processor::new(&authentic, &mut planner).run(&SECTIONS)?;
+        let trace = core::mem::take(&mut planner.trace);
+        let planned = planner.finish(&manifest.components)?;
+        let items: Vec<PlanItem> = planned.iter().map(|p| p.item.clone()).collect();
+        for item in &items {
+            if let Some(info) = &item.encryption_info {
+                crate::crypto::check_recipient(
+                    info,
+                    item.digest.is_some(),
+                    item.index as usize,
+                    &state,
+                )?;
+            }
+        }
+        let auth = authentic
+            .envelope
+            .auth
+            .as_ref()
+            .ok_or(TaError::Suit(Error::BareManifest))?;
+        let manifest_digest =
+            DigestValue::new(auth.digest.alg, auth.digest.bytes).ok_or(Error::InvalidValue {
+                context: "authentication wrapper",
+                element: "digest",
+                reason: "length does not match its algorithm",
+            })?;
+        let plan = abi::Plan {
+            manifest_digest: manifest_digest.clone(),
+            sequence_number: manifest.sequence_number,
+            slot,
+            items: items.clone(),
+        };
+        s.update = Some(Update {
+            envelope: envelope.to_vec(),
+            manifest_digest,
+            sequence_number: plan.sequence_number,
+            slot,
+            items: planned
+                .into_iter()
+                .map(|p| Item {
+                    plan: p.item,
+                    staging: p.staging,
+                    fetched: None,
+                    state: ItemState::Pending,
+                })
+                .collect(),
+            trace,
+            committed: false,
+        });
+        self.update_owner = Some(id);
+        Ok(Reply::Plan(plan))
+    }
+
+    fn open_update(s: &mut Session, command: CommandId) -> Result<&mut Update> {
+        match s.update.as_mut() {
+            None => Err(TaError::order(
+                command,
+                "no manifest is loaded (LOAD_MANIFEST first)",
+            )),
+            Some(u) if u.committed => Err(TaError::order(
+                command,
+                "this session's update is already committed",
+            )),
+            Some(u) => Ok(u),
+        }
+    }
+
+    fn item(update: &mut Update, command: CommandId, component: u32) -> Result<&mut Item> {
+        update
+            .items
+            .iter_mut()
+            .find(|i| i.plan.index == component)
+            .ok_or_else(|| {
+                TaError::order(
+                    command,
+                    format!("component {component} is not in the install plan"),
+                )
+            })
+    }
+
+    fn new_stream(
+        &mut self,
+        item: &PlanItem,
+        alg: DigestAlg,
+        limit: Option<u64>,
+    ) -> Result<PayloadStream> {
+        let decryptor: Option<Box<dyn Decrypt>> = match &item.encryption_info {
+            None => None,
+            Some(info) => {
+                let state = self.state()?;
+                Some(crate::crypto::decryptor(info, state)?)
+            }
+        };
+        Ok(PayloadStream::new(
+            item.index as usize,
+            alg,
+            limit,
+            decryptor,
+        ))
+    }
+
+    /// The stream for PAYLOAD_UPDATE: the plaintext checked against the plan, and the bytes as
+    /// they arrive against the staging component's expectations.
+    fn payload_stream(&mut self, plan: &PlanItem) -> Result<PayloadStream> {
+        let alg = plan
+            .digest
+            .as_ref()
+            .map_or(DigestAlg::Sha256, DigestValue::alg);
+        let stream = self.new_stream(plan, alg, plan.size)?;
+        Ok(match (&plan.fetch_digest, plan.fetch_size) {
+            (None, None) => stream,
+            (digest, size) => stream.with_fetched(
+                digest.as_ref().map_or(DigestAlg::Sha256, DigestValue::alg),
+                size,
+            ),
+        })
+    }
+
+    fn payload_update(
+        &mut self,
+        s: &mut Session,
+        component: u32,
+        offset: u64,
+        chunk: &[u8],
+    ) -> Result<Reply> {
+        const CMD: CommandId = CommandId::PayloadUpdate;
+        let update = Self::open_update(s, CMD)?;
+        let item = Self::item(update, CMD, component)?;
+        let mut stream = match core::mem::replace(&mut item.state, ItemState::Pending) {
+            ItemState::Streaming(stream) if offset != 0 && offset != stream.received() => {
+                let received = stream.received();
+                item.state = ItemState::Streaming(stream);
+                return Err(offset_error(CMD, component, offset, received));
+            }
+            ItemState::Streaming(stream) if offset != 0 => stream,
+            ItemState::Pending if offset != 0 => {
+                return Err(offset_error(CMD, component, offset, 0));
+            }
+            ItemState::Pending | ItemState::Streaming(_) => {
+                let plan = item.plan.clone();
+                self.payload_stream(&plan)?
+            }
+            other => {
+                item.state = other;
+                return Err(TaError::order(
+                    CMD,
+                    format!("component {component} is already approved"),
+                ));
+            }
+        };
+        // On error the item goes back to Pending: the agent may stream it again from the start.
+        stream.update(chunk, None)?;
+        let update = Self::open_update(s, CMD)?;
+        Self::item(update, CMD, component)?.state = ItemState::Streaming(stream);
+        Ok(Reply::Done)
+    }
+
+    fn claims(
+        update: &Update,
+        item: &PlanItem,
+        computed: &Computed,
+        nonce: [u8; NONCE_LEN],
+    ) -> Claims {
+        Claims {
+            manifest_digest: update.manifest_digest.clone(),
+            sequence_number: update.sequence_number,
+            component_id: item.component_id.clone(),
+            slot: update.slot,
+            image_digest: computed.digest.clone(),
+            image_size: computed.size,
+            nonce,
+        }
+    }
+
+    fn payload_final(&mut self, s: &mut Session, component: u32) -> Result<Reply> {
+        const CMD: CommandId = CommandId::PayloadFinal;
+        let nonce = s.nonce;
+        let update = Self::open_update(s, CMD)?;
+        let item = Self::item(update, CMD, component)?;
+        let plan = item.plan.clone();
+        let stream = match core::mem::replace(&mut item.state, ItemState::Pending) {
+            ItemState::Streaming(stream) => stream,
+            ItemState::Pending => self.payload_stream(&plan)?,
+            other => {
+                item.state = other;
+                return Err(TaError::order(
+                    CMD,
+                    format!("component {component} is already approved"),
+                ));
+            }
+        };
+        let index = plan.index as usize;
+        let staging = item_staging(s, component).unwrap_or(index);
+        let (computed, fetched) = stream.finish(None, |fetched| {
+            if let Some(size) = plan.fetch_size {
+                if size != fetched.size {
+                    return Err(Error::ImageSizeMismatch {
+                        component: staging,
+                        expected: size,
+                        actual: fetched.size,
+                    });
+                }
+            }
+            match &plan.fetch_digest {
+                Some(digest) if !digest.as_suit_digest().matches(&fetched.digest) => {
+                    Err(Error::ImageDigestMismatch { component: staging })
+                }
+                _ => Ok(()),
+            }
+        })?;
+        if let Some(size) = plan.size {
+            if size != computed.size {
+                return Err(Error::ImageSizeMismatch {
+                    component: index,
+                    expected: size,
+                    actual: computed.size,
+                }
+                .into());
+            }
+        }
+        if let Some(digest) = &plan.digest {
+            if !digest.as_suit_digest().matches(&computed.digest) {
+                return Err(Error::ImageDigestMismatch { component: index }.into());
+            }
+        }
+        let key = self.state()?.device_key.clone();
+        let update = Self::open_update(s, CMD)?;
+        let token = Self::claims(update, &plan, &computed, nonce).sign(&key)?;
+        let item = Self::item(update, CMD, component)?;
+        item.fetched = fetched;
+        item.state = ItemState::Approved(computed.clone());
+        Ok(Reply::Approval(Approval {
+            token,
+            digest: computed.digest,
+            size: computed.size,
+        }))
+    }
+
+    fn check_token(&mut self, token: &[u8], expected: &Claims) -> Result<()> {
+        let key = *self.state()?.device_key.verifying_key();
+        let verified = Token::verify(token, &key).map_err(|e| TaError::Token(token_reason(e)))?;
+        if verified.claims != *expected {
+            return Err(TaError::Token(alloc::string::String::from(
+                "it does not approve this session's component (another session, manifest, \
+                 component, slot or image)",
+            )));
+        }
+        Ok(())
+    }
+
+    fn decrypt_for_install(
+        &mut self,
+        s: &mut Session,
+        component: u32,
+        token: &[u8],
+        (offset, last): (u64, bool),
+        chunk: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Result<Reply> {
+        const CMD: CommandId = CommandId::DecryptForInstall;
+        let nonce = s.nonce;
+        let update = Self::open_update(s, CMD)?;
+        let item = Self::item(update, CMD, component)?;
+        let plan = item.plan.clone();
+        if plan.encryption_info.is_none() {
+            return Err(TaError::order(
+                CMD,
+                format!(
+                    "component {component} is not encrypted: write the approved bytes as they are"
+                ),
+            ));
+        }
+        let Some(approved) = item.approved().cloned() else {
+            return Err(TaError::order(
+                CMD,
+                format!("component {component} is not approved (PAYLOAD_FINAL first)"),
+            ));
+        };
+        let expected = Self::claims(update, &plan, &approved, nonce);
+        self.check_token(token, &expected)?;
+        let update = Self::open_update(s, CMD)?;
+        let item = Self::item(update, CMD, component)?;
+        let stream =
+            match core::mem::replace(&mut item.state, ItemState::Approved(approved.clone())) {
+                ItemState::Installing(c, stream) if offset != 0 && offset != stream.received() => {
+                    let received = stream.received();
+                    item.state = ItemState::Installing(c, stream);
+                    return Err(offset_error(CMD, component, offset, received));
+                }
+                ItemState::Installing(_, stream) if offset != 0 => Some(stream),
+                previous if offset != 0 => {
+                    item.state = previous;
+                    return Err(offset_error(CMD, component, offset, 0));
+                }
+                // Offset 0: (re)start; an Installed component may be written again.
+                _ => None,
+            };
+        let mut stream = match stream {
+            Some(stream) => stream,
+            None => self.new_stream(&plan, approved.digest.alg(), Some(approved.size))?,
+        };
+        stream.update(chunk, Some(out))?;
+        let update = Self::open_update(s, CMD)?;
+        let item = Self::item(update, CMD, component)?;
+        if !last {
+            item.state = ItemState::Installing(approved, stream);
+            return Ok(Reply::Decrypted {
+                written: u32::try_from(out.len()).unwrap_or(u32::MAX),
+                done: false,
+            });
+        }
+        let (again, _) = stream.finish(Some(out), |_| Ok(()))?;
+        if again != approved {
+            out.clear();
+            return Err(Error::ImageDigestMismatch {
+                component: plan.index as usize,
+            }
+            .into());
+        }
+        item.state = ItemState::Installed(approved);
+        Ok(Reply::Decrypted {
+            written: u32::try_from(out.len()).unwrap_or(u32::MAX),
+            done: true,
+        })
+    }
+
+    fn commit(&mut self, id: SessionId, s: &mut Session, tokens: &[Vec<u8>]) -> Result<Reply> {
+        const CMD: CommandId = CommandId::Commit;
+        let nonce = s.nonce;
+        let update = Self::open_update(s, CMD)?;
+        if tokens.len() != update.items.len() {
+            return Err(TaError::Token(format!(
+                "COMMIT needs one token per plan item ({}), got {}",
+                update.items.len(),
+                tokens.len()
+            )));
+        }
+        let mut expected = Vec::new();
+        let mut computed = alloc::vec![None; suit_shared::manifest::MAX_COMPONENTS];
+        for item in &update.items {
+            let index = item.plan.index;
+            let ok = match (&item.state, &item.plan.encryption_info) {
+                (ItemState::Installed(c), Some(_)) | (ItemState::Approved(c), None) => Some(c),
+                _ => None,
+            };
+            let Some(c) = ok else {
+                let what = if item.plan.encryption_info.is_some() {
+                    "approved and decrypted for install (DECRYPT_FOR_INSTALL to the last chunk)"
+                } else {
+                    "approved (PAYLOAD_FINAL)"
+                };
+                return Err(TaError::order(
+                    CMD,
+                    format!("component {index} is not {what}"),
+                ));
+            };
+            expected.push(Self::claims(update, &item.plan, c, nonce));
+            if let Some(slot) = computed.get_mut(index as usize) {
+                *slot = Some(c.clone());
+            }
+            if let Some(staging) = item.staging {
+                if let Some(slot) = computed.get_mut(staging) {
+                    *slot = item.fetched.clone();
+                }
+            }
+        }
+        let envelope = update.envelope.clone();
+        let slot = update.slot;
+        let trace = update.trace.clone();
+        let pending = PendingInstall {
+            slot,
+            sequence_number: update.sequence_number,
+            manifest_digest: update.manifest_digest.clone(),
+            components: update
+                .items
+                .iter()
+                .zip(&expected)
+                .map(|(item, claims)| InstalledComponent {
+                    component_id: item.plan.component_id.clone(),
+                    digest: claims.image_digest.clone(),
+                    size: claims.image_size,
+                })
+                .collect(),
+        };
+        for (token, claims) in tokens.iter().zip(&expected) {
+            self.check_token(token, claims)?;
+        }
+
+        // Second run over the digests the TA computed: must pass and take the same path.
+        let now = self.clock.now();
+        let config = self.config.clone();
+        let state = self.state()?.clone();
+        if let InstallState::Trial(_) = state.install {
+            return Err(TaError::order(CMD, "another install is pending"));
+        }
+        for c in &pending.components {
+            if pending.sequence_number < state.floor(&c.component_id) {
+                return Err(Error::Rollback {
+                    sequence: pending.sequence_number,
+                    floor: state.floor(&c.component_id),
+                }
+                .into());
+            }
+        }
+        let authentic = Manifest::authenticate(&envelope, &config.anchors)?;
+        let mut verifier = Planner::new(
+            Self::identity(&state, &config),
+            slot,
+            now,
+            authentic.manifest.components.len(),
+            Some(&computed),
+        );
+        Processor::new(&authentic, &mut verifier).run(&SECTIONS)?;
+        if verifier.trace != trace {
+            return Err(TaError::Diverged);
+        }
+        let record = pending.clone();
+        self.change_state(|st| {
+            st.install = InstallState::Trial(record);
+            Ok(())
+        })?;
+        if let Some(u) = s.update.as_mut() {
+            u.committed = true;
+        }
+        if self.update_owner == Some(id) {
+            self.update_owner = None;
+        }
+        Ok(Reply::Committed(pending))
+    }
+
+    fn pending_for_confirm(&mut self, s: &Session, command: CommandId) -> Result<PendingInstall> {
+        if s.update.as_ref().is_some_and(|u| u.committed) {
+            return Err(TaError::order(
+                command,
+                "this session committed the install; confirm from the trial boot (a new session)",
+            ));
+        }
+        match &self.state()?.install {
+            InstallState::Trial(p) => Ok(p.clone()),
+            InstallState::Idle => Err(TaError::order(
+                command,
+                "no install is pending (nothing to confirm)",
+            )),
+        }
+    }
+
+    fn confirm_update(
+        &mut self,
+        s: &mut Session,
+        component: u32,
+        offset: u64,
+        chunk: &[u8],
+    ) -> Result<Reply> {
+        const CMD: CommandId = CommandId::ConfirmUpdate;
+        let pending = self.pending_for_confirm(s, CMD)?;
+        let index = component as usize;
+        let Some(record) = pending.components.get(index) else {
+            return Err(TaError::order(
+                CMD,
+                format!("the pending install has no component {component}"),
+            ));
+        };
+        if s.confirm.len() != pending.components.len() {
+            s.confirm = alloc::vec![None; pending.components.len()];
+        }
+        let mut stream = match s.confirming.take() {
+            Some((i, stream)) if i == index && offset != 0 && offset == stream.received() => stream,
+            Some((i, stream)) if offset != 0 => {
+                let received = if i == index { stream.received() } else { 0 };
+                s.confirming = Some((i, stream));
+                return Err(offset_error(CMD, component, offset, received));
+            }
+            None if offset != 0 => return Err(offset_error(CMD, component, offset, 0)),
+            previous => {
+                // Offset 0: the component starts; the one streamed before it is complete.
+                if let Some((i, done)) = previous.filter(|(i, _)| *i != index) {
+                    let (computed, _) = done.finish(None, |_| Ok(()))?;
+                    s.confirm[i] = Some(computed);
+                }
+                PayloadStream::new(index, record.digest.alg(), Some(record.size), None)
+            }
+        };
+        s.confirm[index] = None;
+        stream.update(chunk, None)?;
+        s.confirming = Some((index, stream));
+        Ok(Reply::Done)
+    }
+
+    fn confirm(&mut self, s: &mut Session) -> Result<Reply> {
+        const CMD: CommandId = CommandId::Confirm;
+        let pending = self.pending_for_confirm(s, CMD)?;
+        if s.confirm.len() != pending.components.len() {
+            s.confirm = alloc::vec![None; pending.components.len()];
+        }
+        if let Some((i, stream)) = s.confirming.take() {
+            let (computed, _) = stream.finish(None, |_| Ok(()))?;
+            if let Some(slot) = s.confirm.get_mut(i) {
+                *slot = Some(computed);
+            }
+        }
+        for (i, c) in pending.components.iter().enumerate() {
+            let verdict = match &s.confirm[i] {
+                None => Some(TaError::order(
+                    CMD,
+                    format!("component {i} of the running slot was not streamed (CONFIRM_UPDATE)"),
+                )),
+                Some(actual) if actual.size != c.size => Some(
+                    Error::ImageSizeMismatch {
+                        component: i,
+                        expected: c.size,
+                        actual: actual.size,
+                    }
+                    .into(),
+                ),
+                Some(actual) if actual.digest != c.digest => {
+                    Some(Error::ImageDigestMismatch { component: i }.into())
+                }
+                Some(_) => None,
+            };
+            if let Some(e) = verdict {
+                s.confirm.clear();
+                return Err(e);
+            }
+        }
+        s.confirm.clear();
+        self.change_state(|st| {
+            for c in &pending.components {
+                st.raise_floor(&c.component_id, pending.sequence_number);
+            }
+            st.install = InstallState::Idle;
+            st.last_outcome = LastOutcome::Confirmed;
+            Ok(())
+        })?;
+        Ok(Reply::Confirmed(self.state()?.floors.clone()))
+    }
+
+    fn rollback(&mut self, id: SessionId, s: &mut Session) -> Result<Reply> {
+        if s.update.as_ref().is_some_and(|u| !u.committed) {
+            s.update = None;
+            if self.update_owner == Some(id) {
+                self.update_owner = None;
+            }
+        }
+        s.confirm.clear();
+        s.confirming = None;
+        // Idempotent: with nothing pending there is nothing to drop.
+        if let InstallState::Trial(_) = self.state()?.install {
+            self.change_state(|st| {
+                st.install = InstallState::Idle;
+                st.last_outcome = LastOutcome::RolledBack;
+                Ok(())
+            })?;
+        }
+        Ok(Reply::Done)
+    }
+
+    fn provision(&mut self, p: &Provisioning) -> Result<Reply> {
+        const CMD: CommandId = CommandId::Provision;
+        if self.state()?.provisioned {
+            return Err(TaError::order(
+                CMD,
+                "the device is already provisioned; provisioning is locked",
+            ));
+        }
+        if let Some((key, _)) = &p.kek {
+            if key.len() != 16 && key.len() != 32 {
+                return Err(Error::InvalidValue {
+                    context: "PROVISION",
+                    element: "KEK",
+                    reason: "must be 16 (A128KW) or 32 (A256KW) bytes",
+                }
+                .into());
+            }
+        }
+        self.change_state(|st| {
+            st.kek = p.kek.as_ref().map(|(key, kid)| Kek {
+                key: zeroize::Zeroizing::new(key.clone()),
+                kid: kid.clone(),
+            });
+            st.vendor_id = p.vendor_id.or(st.vendor_id);
+            st.class_id = p.class_id.or(st.class_id);
+            st.device_id = p.device_id.or(st.device_id);
+            st.provisioned = true;
+            Ok(())
+        })?;
+        Ok(Reply::Done)
+    }
+}
