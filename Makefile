@@ -17,6 +17,7 @@ help:
 
 include ta/ta.mk
 include qemu/qemu.mk
+include host/host.mk
 
 # Until the agent lands, the main job is the vendor side: keys, a signed update, its checks.
 DEMO := build/demo

@@ -5,4 +5,5 @@
 pub mod agent;
 pub mod diag;
 pub mod keys;
+pub mod tee;
 pub mod tool;

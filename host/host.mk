@@ -1,0 +1,12 @@
+# host/host.mk — cross-build of the normal-world programs for the aarch64 device (included by
+# the top-level Makefile).
+#   make host-aarch64   suit-host's binaries for aarch64-unknown-linux-gnu with the OP-TEE
+#                       backend (feature `optee`), linked against Debian trixie's libteec;
+#                       installs what it needs (see host/build-aarch64.sh)
+# Variables: OPTEE_CLIENT_EXPORT (default build/optee-client-export), QEMU_CACHE.
+
+OPTEE_CLIENT_EXPORT ?= $(CURDIR)/build/optee-client-export
+
+.PHONY: host-aarch64
+host-aarch64:
+	@OPTEE_CLIENT_EXPORT=$(OPTEE_CLIENT_EXPORT) QEMU_CACHE=$(QEMU_CACHE) bash host/build-aarch64.sh

@@ -1,0 +1,386 @@
+//! The TEE bridge: one trait, [`Tee`], with typed methods for every command of the TA⇄host
+//! ABI ([`suit_shared::abi`]), and two backends:
+//!
+//! * [`optee`] (cargo feature `optee`): the real TA in OP-TEE through libteec;
+//! * [`simulator`]: the same TA core (`suit-ta-core`) in-process, state in a directory. It is
+//!   **not a TEE** and says so loudly on stderr.
+//!
+//! A [`Tee`] value is one TA session; an update runs on one session (DESIGN.md §4). Backends
+//! only implement [`Tee::invoke`]; the typed methods encode requests, decode responses and
+//! turn rejections into [`TeeError::Rejected`] with the TA's category and message.
+
+#[cfg(feature = "optee")]
+pub mod optee;
+pub mod simulator;
+
+use std::io::{Read, Write};
+
+use suit_shared::abi::{
+    self, Approval, CommandId, ComponentIdBytes, Info, PendingInstall, Plan, Provisioning,
+    Rejection, Reply, Request,
+};
+use suit_shared::Category;
+
+/// Why a TEE call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum TeeError {
+    /// The TA rejected the request (authentication, applicability, rollback, ...).
+    #[error("the TA rejected {command}: {rejection} [{category}]", category = .rejection.category)]
+    Rejected {
+        /// The command.
+        command: &'static str,
+        /// Category and message from the TA.
+        rejection: Rejection,
+    },
+    /// The TEE or its driver failed (TEE return code, mapped to a readable message).
+    #[error("{command}: TEE error {code:#010x}: {message}")]
+    Tee {
+        /// The command (or "open session").
+        command: &'static str,
+        /// The GlobalPlatform return code.
+        code: u32,
+        /// What it means.
+        message: String,
+    },
+    /// The TA's answer does not follow the ABI (including an ABI version mismatch).
+    #[error("{command}: {source}")]
+    Protocol {
+        /// The command.
+        command: &'static str,
+        /// The decoding error.
+        source: suit_shared::Error,
+    },
+    /// The backend could not be set up or its local storage failed.
+    #[error("{0}")]
+    Backend(String),
+    /// Reading the data to stream failed.
+    #[error("reading the data to stream: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+impl TeeError {
+    /// The category for the user: the TA's for rejections, `resource` for TEE and I/O
+    /// failures, `policy` for ABI mismatches.
+    pub fn category(&self) -> Category {
+        match self {
+            TeeError::Rejected { rejection, .. } => rejection.category,
+            TeeError::Protocol { source, .. } => source.category(),
+            TeeError::Tee { .. } | TeeError::Backend(_) | TeeError::Io(_) => Category::Resource,
+        }
+    }
+
+    /// A TEE error for a GlobalPlatform code, with this project's message for it.
+    pub fn from_code(command: &'static str, code: u32) -> Self {
+        TeeError::Tee {
+            command,
+            code,
+            message: abi::tee::message(code).to_string(),
+        }
+    }
+}
+
+/// Which backend a [`Tee`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// OP-TEE through libteec.
+    Optee,
+    /// The in-process simulator (not a TEE).
+    Simulator,
+}
+
+/// The raw result of an invoke: the response bytes and bulk output.
+#[derive(Debug, Clone, Default)]
+pub struct RawOutput {
+    /// The response (parameter 1).
+    pub response: Vec<u8>,
+    /// The bulk output (parameter 3), when the command has one.
+    pub data: Vec<u8>,
+}
+
+/// One TA session.
+pub trait Tee {
+    /// Which backend this is.
+    fn backend(&self) -> Backend;
+
+    /// Sends one command with the ABI's parameter layout: the request in parameter 0, a
+    /// response buffer of `response_capacity` in 1, `data_in` in 2 and an output buffer of
+    /// `data_out_capacity` in 3 (for commands that have them).
+    fn invoke(
+        &mut self,
+        command: CommandId,
+        request: &[u8],
+        data_in: Option<&[u8]>,
+        response_capacity: usize,
+        data_out_capacity: Option<usize>,
+    ) -> Result<RawOutput, TeeError>;
+
+    /// Sends a typed request and decodes the reply.
+    fn call(
+        &mut self,
+        request: &Request,
+        data_in: Option<&[u8]>,
+    ) -> Result<(Reply, Vec<u8>), TeeError> {
+        let command = request.command();
+        let data_out_capacity = command
+            .data_out()
+            .then(|| data_in.map_or(0, <[u8]>::len) + abi::DECRYPT_OUTPUT_SLACK);
+        let data_in = if command.data_in() {
+            Some(data_in.unwrap_or_default())
+        } else {
+            None
+        };
+        let capacity = response_capacity(command);
+        let out = self.invoke(
+            command,
+            &request.encode(),
+            data_in,
+            capacity,
+            data_out_capacity,
+        )?;
+        match abi::decode_response(command, &out.response) {
+            Ok(Ok(reply)) => Ok((reply, out.data)),
+            Ok(Err(rejection)) => Err(TeeError::Rejected {
+                command: command.name(),
+                rejection,
+            }),
+            Err(source) => Err(TeeError::Protocol {
+                command: command.name(),
+                source,
+            }),
+        }
+    }
+
+    /// GET_INFO; refuses a TA of another ABI version.
+    fn get_info(&mut self) -> Result<Info, TeeError> {
+        match self.call(&Request::GetInfo, None)?.0 {
+            Reply::Info(info) if info.abi_version == abi::ABI_VERSION => Ok(*info),
+            Reply::Info(info) => Err(TeeError::Protocol {
+                command: "GET_INFO",
+                source: suit_shared::Error::Unsupported(format!(
+                    "ABI version mismatch: the TA speaks version {}, this agent version {}",
+                    info.abi_version,
+                    abi::ABI_VERSION
+                )),
+            }),
+            _ => Err(unexpected("GET_INFO")),
+        }
+    }
+
+    /// The chunk size to stream with: the TA's maximum, capped at what OP-TEE guarantees.
+    fn chunk_size(&mut self) -> Result<usize, TeeError> {
+        let info = self.get_info()?;
+        Ok((info.max_chunk as usize).clamp(1, abi::GUARANTEED_CHUNK))
+    }
+
+    /// LOAD_MANIFEST: authenticates the envelope and returns the install plan for `target_slot`.
+    fn load_manifest(&mut self, envelope: &[u8], target_slot: u64) -> Result<Plan, TeeError> {
+        match self
+            .call(&Request::LoadManifest { target_slot }, Some(envelope))?
+            .0
+        {
+            Reply::Plan(plan) => Ok(plan),
+            _ => Err(unexpected("LOAD_MANIFEST")),
+        }
+    }
+
+    /// PAYLOAD_UPDATE: the chunk at `offset` of component `component`'s payload (ciphertext
+    /// if encrypted); offset 0 (re)starts the component.
+    fn payload_update(
+        &mut self,
+        component: u32,
+        offset: u64,
+        chunk: &[u8],
+    ) -> Result<(), TeeError> {
+        self.call(&Request::PayloadUpdate { component, offset }, Some(chunk))
+            .map(|_| ())
+    }
+
+    /// PAYLOAD_FINAL: checks size, digest and AEAD tag; returns the approval token.
+    fn payload_final(&mut self, component: u32) -> Result<Approval, TeeError> {
+        match self.call(&Request::PayloadFinal { component }, None)?.0 {
+            Reply::Approval(a) => Ok(a),
+            _ => Err(unexpected("PAYLOAD_FINAL")),
+        }
+    }
+
+    /// Streams `reader` through PAYLOAD_UPDATE in chunks of [`Tee::chunk_size`], then
+    /// PAYLOAD_FINAL.
+    fn approve(&mut self, component: u32, reader: &mut dyn Read) -> Result<Approval, TeeError> {
+        let mut buf = vec![0u8; self.chunk_size()?];
+        let mut offset = 0u64;
+        loop {
+            let n = read_full(reader, &mut buf)?;
+            if n == 0 {
+                break;
+            }
+            self.payload_update(component, offset, &buf[..n])?;
+            offset += n as u64;
+        }
+        self.payload_final(component)
+    }
+
+    /// DECRYPT_FOR_INSTALL: decrypts the chunk at `offset` of an approved encrypted component
+    /// (offset 0 restarts it); `last` ends it, and the TA then checks the plaintext against
+    /// what it approved. The plaintext of earlier chunks is only final once that check passed.
+    fn decrypt_for_install(
+        &mut self,
+        component: u32,
+        token: &[u8],
+        offset: u64,
+        chunk: &[u8],
+        last: bool,
+    ) -> Result<Vec<u8>, TeeError> {
+        let request = Request::DecryptForInstall {
+            component,
+            token: token.to_vec(),
+            offset,
+            last,
+        };
+        match self.call(&request, Some(chunk))? {
+            (Reply::Decrypted { written, .. }, mut data) => {
+                data.truncate(written as usize);
+                Ok(data)
+            }
+            _ => Err(unexpected("DECRYPT_FOR_INSTALL")),
+        }
+    }
+
+    /// Streams the ciphertext from `reader` through DECRYPT_FOR_INSTALL into `writer`; returns
+    /// the plaintext size. `writer` holds unverified plaintext until this returns `Ok`.
+    fn decrypt_stream(
+        &mut self,
+        component: u32,
+        token: &[u8],
+        reader: &mut dyn Read,
+        writer: &mut dyn Write,
+    ) -> Result<u64, TeeError> {
+        let size = self.chunk_size()?;
+        let mut buf = vec![0u8; size];
+        let mut next = vec![0u8; size];
+        let mut n = read_full(reader, &mut buf)?;
+        let (mut offset, mut written) = (0u64, 0u64);
+        loop {
+            // Read ahead one chunk to know whether this one is the last.
+            let m = if n == 0 {
+                0
+            } else {
+                read_full(reader, &mut next)?
+            };
+            let last = m == 0;
+            let plain = self.decrypt_for_install(component, token, offset, &buf[..n], last)?;
+            writer.write_all(&plain)?;
+            written += plain.len() as u64;
+            offset += n as u64;
+            if last {
+                return Ok(written);
+            }
+            std::mem::swap(&mut buf, &mut next);
+            n = m;
+        }
+    }
+
+    /// COMMIT with the tokens of every plan item, in plan order.
+    fn commit(&mut self, tokens: &[Vec<u8>]) -> Result<PendingInstall, TeeError> {
+        let request = Request::Commit {
+            tokens: tokens.to_vec(),
+        };
+        match self.call(&request, None)?.0 {
+            Reply::Committed(p) => Ok(p),
+            _ => Err(unexpected("COMMIT")),
+        }
+    }
+
+    /// CONFIRM_UPDATE: the chunk at `offset` of the running slot's component `component`
+    /// (index in the pending install); offset 0 (re)starts the component.
+    fn confirm_update(
+        &mut self,
+        component: u32,
+        offset: u64,
+        chunk: &[u8],
+    ) -> Result<(), TeeError> {
+        self.call(&Request::ConfirmUpdate { component, offset }, Some(chunk))
+            .map(|_| ())
+    }
+
+    /// Streams `size` bytes of a running slot's component from `reader` through
+    /// CONFIRM_UPDATE (a slot device is usually larger than the image: exactly the recorded
+    /// size is read).
+    fn confirm_stream(
+        &mut self,
+        component: u32,
+        reader: &mut dyn Read,
+        size: u64,
+    ) -> Result<(), TeeError> {
+        let mut buf = vec![0u8; self.chunk_size()?];
+        let mut offset = 0u64;
+        let mut limited = reader.take(size);
+        loop {
+            let n = read_full(&mut limited, &mut buf)?;
+            if n == 0 && offset > 0 {
+                return Ok(());
+            }
+            self.confirm_update(component, offset, &buf[..n])?;
+            offset += n as u64;
+            if n == 0 {
+                return Ok(());
+            }
+        }
+    }
+
+    /// CONFIRM: checks the streamed slot content and raises the floors; returns them.
+    fn confirm(&mut self) -> Result<Vec<(ComponentIdBytes, u64)>, TeeError> {
+        match self.call(&Request::Confirm, None)?.0 {
+            Reply::Confirmed(floors) => Ok(floors),
+            _ => Err(unexpected("CONFIRM")),
+        }
+    }
+
+    /// ROLLBACK: drops the pending install (idempotent); floors unchanged.
+    fn rollback(&mut self) -> Result<(), TeeError> {
+        self.call(&Request::Rollback, None).map(|_| ())
+    }
+
+    /// ABORT: drops this session's update in progress.
+    fn abort(&mut self) -> Result<(), TeeError> {
+        self.call(&Request::Abort, None).map(|_| ())
+    }
+
+    /// PROVISION (once): fleet KEK and identity overrides.
+    fn provision(&mut self, provisioning: &Provisioning) -> Result<(), TeeError> {
+        self.call(&Request::Provision(provisioning.clone()), None)
+            .map(|_| ())
+    }
+}
+
+/// Response buffer size used for `command`: plans may be large, everything else is small.
+pub fn response_capacity(command: CommandId) -> usize {
+    match command {
+        CommandId::LoadManifest | CommandId::GetInfo => 4 * abi::MIN_RESPONSE_BUFFER,
+        _ => abi::MIN_RESPONSE_BUFFER,
+    }
+}
+
+fn unexpected(command: &'static str) -> TeeError {
+    TeeError::Protocol {
+        command,
+        source: suit_shared::Error::InvalidValue {
+            context: "ABI response",
+            element: "reply",
+            reason: "does not belong to the command",
+        },
+    }
+}
+
+/// Reads until `buf` is full or the reader ends.
+fn read_full(reader: &mut dyn Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match reader.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
+}

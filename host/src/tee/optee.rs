@@ -1,0 +1,109 @@
+//! The OP-TEE backend: the SUIT TA in the secure world, through libteec (optee-teec).
+//!
+//! Every input travels in a temporary memory reference that the TA copies before use; the
+//! TA answers rejections inside the response, so a TEE error code here always means a
+//! transport problem, mapped to a readable message ([`suit_shared::abi::tee::message`])
+//! because optee-teec calls many codes "Unknown error.".
+
+use optee_teec::{Context, Operation, ParamNone, ParamTmpRef, Uuid};
+use suit_shared::abi::{self, CommandId};
+
+use super::{Backend, RawOutput, Tee, TeeError};
+
+/// A session with the SUIT TA.
+pub struct OpteeSession {
+    // Field order matters: the session closes before its context is finalized.
+    session: optee_teec::Session,
+    _context: Context,
+}
+
+impl OpteeSession {
+    /// Opens a session with the TA `uuid` (e.g. [`abi::DEFAULT_TA_UUID`]).
+    pub fn open(uuid: &str) -> Result<Self, TeeError> {
+        let uuid = Uuid::parse_str(uuid)
+            .map_err(|_| TeeError::Backend(format!("{uuid:?} is not a TA UUID")))?;
+        let mut context = Context::new().map_err(|e| TeeError::Tee {
+            command: "initialize context",
+            code: e.raw_code(),
+            message: format!(
+                "{} (is the OP-TEE driver loaded and /dev/tee0 accessible?)",
+                abi::tee::message(e.raw_code())
+            ),
+        })?;
+        let session = context
+            .open_session(uuid)
+            .map_err(|e| TeeError::from_code("open session", e.raw_code()))?;
+        Ok(OpteeSession {
+            session,
+            _context: context,
+        })
+    }
+}
+
+fn tee_error(command: CommandId, e: &optee_teec::Error, short: Option<(usize, usize)>) -> TeeError {
+    let code = e.raw_code();
+    let mut message = abi::tee::message(code).to_string();
+    if let Some((param, needed)) = short.filter(|_| code == abi::tee::ERROR_SHORT_BUFFER) {
+        message.push_str(&format!(" (parameter {param} needs {needed} bytes)"));
+    }
+    TeeError::Tee {
+        command: command.name(),
+        code,
+        message,
+    }
+}
+
+impl Tee for OpteeSession {
+    fn backend(&self) -> Backend {
+        Backend::Optee
+    }
+
+    fn invoke(
+        &mut self,
+        command: CommandId,
+        request: &[u8],
+        data_in: Option<&[u8]>,
+        response_capacity: usize,
+        data_out_capacity: Option<usize>,
+    ) -> Result<RawOutput, TeeError> {
+        let mut response = vec![0u8; response_capacity];
+        let mut data = vec![0u8; data_out_capacity.unwrap_or(0)];
+        let p0 = ParamTmpRef::new_input(request);
+        let p1 = ParamTmpRef::new_output(&mut response);
+        let (response_len, data_len) = match (data_in, data_out_capacity) {
+            (Some(input), Some(_)) => {
+                let p3 = ParamTmpRef::new_output(&mut data);
+                let mut op = Operation::new(0, p0, p1, ParamTmpRef::new_input(input), p3);
+                let result = self.session.invoke_command(command as u32, &mut op);
+                let (_, r, _, d) = op.parameters();
+                result.map_err(|e| tee_error(command, &e, Some((3, d.updated_size()))))?;
+                (r.updated_size(), d.updated_size())
+            }
+            (Some(input), None) => {
+                let mut op = Operation::new(0, p0, p1, ParamTmpRef::new_input(input), ParamNone);
+                let result = self.session.invoke_command(command as u32, &mut op);
+                let (_, r, _, _) = op.parameters();
+                result.map_err(|e| tee_error(command, &e, Some((1, r.updated_size()))))?;
+                (r.updated_size(), 0)
+            }
+            (None, Some(_)) => {
+                let p3 = ParamTmpRef::new_output(&mut data);
+                let mut op = Operation::new(0, p0, p1, ParamNone, p3);
+                let result = self.session.invoke_command(command as u32, &mut op);
+                let (_, r, _, d) = op.parameters();
+                result.map_err(|e| tee_error(command, &e, None))?;
+                (r.updated_size(), d.updated_size())
+            }
+            (None, None) => {
+                let mut op = Operation::new(0, p0, p1, ParamNone, ParamNone);
+                let result = self.session.invoke_command(command as u32, &mut op);
+                let (_, r, _, _) = op.parameters();
+                result.map_err(|e| tee_error(command, &e, Some((1, r.updated_size()))))?;
+                (r.updated_size(), 0)
+            }
+        };
+        response.truncate(response_len.min(response_capacity));
+        data.truncate(data_len.min(data.len()));
+        Ok(RawOutput { response, data })
+    }
+}
