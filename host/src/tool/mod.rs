@@ -6,6 +6,7 @@ mod device;
 pub use device::SimulatedDevice;
 mod inspect;
 pub mod spec;
+mod token;
 
 use std::collections::BTreeMap;
 use std::io::Read;
@@ -239,6 +240,8 @@ enum Cmd {
     Encrypt(crypt::EncryptArgs),
     /// Decrypt a payload with its encryption info (output only once complete and verified).
     Decrypt(crypt::DecryptArgs),
+    /// Check an approval token of the TA against the device's public key.
+    VerifyToken(token::VerifyTokenArgs),
 }
 
 fn parse_image(s: &str) -> Result<(usize, PathBuf), String> {
@@ -432,6 +435,7 @@ fn run(command: Cmd) -> Result<(), ToolError> {
         }
         Cmd::Encrypt(args) => crypt::encrypt(args),
         Cmd::Decrypt(args) => crypt::decrypt(args),
+        Cmd::VerifyToken(args) => token::verify_token(args),
     }
 }
 
