@@ -79,6 +79,39 @@ pub struct Config {
     /// Where the agent posts update reports (`http://` or `https://`). Optional.
     #[serde(default, deserialize_with = "report_url")]
     pub report_url: Option<Url>,
+    /// Command the daemon runs to reboot into a newly installed slot (no shell); without it
+    /// the daemon only logs that a reboot is due.
+    #[serde(default, deserialize_with = "optional_command")]
+    pub reboot_command: Option<Vec<String>>,
+    /// File naming the slot the bootloader started (`A` or `B`); when absent the kernel
+    /// command line (`rauc.slot=` / `suit.slot=`) tells. Default `/run/suit/booted-slot`.
+    #[serde(
+        default = "default_booted_slot_file",
+        deserialize_with = "absolute_path"
+    )]
+    pub booted_slot_file: PathBuf,
+    /// Settings of the TEE simulator (`--tee simulator`), used for development and tests
+    /// only; ignored with OP-TEE, whose trust anchors and identity are built into the TA.
+    #[serde(default)]
+    pub simulator: Option<SimulatorSettings>,
+}
+
+/// The simulated TA's trust anchors and identity (`[simulator]`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct SimulatorSettings {
+    /// Public keys (SPKI PEM, absolute paths) that may sign envelopes.
+    #[serde(deserialize_with = "absolute_paths")]
+    pub trust_anchors: Vec<PathBuf>,
+    /// Vendor name (vendor id = UUID5(DNS namespace, name)). Default `example.com`.
+    #[serde(default = "default_simulator_vendor")]
+    pub vendor: String,
+    /// Class name (class id = UUID5(vendor id, name)). Default `qemu-armv8a`.
+    #[serde(default = "default_simulator_class")]
+    pub class: String,
+    /// Directory of the simulated TA's state. Default `<state-dir>/simulated-ta`.
+    #[serde(default, deserialize_with = "optional_absolute_path")]
+    pub state_dir: Option<PathBuf>,
 }
 
 /// HTTP(S) client settings (`[http]`).
@@ -577,6 +610,24 @@ fn find_in_value(value: &toml::de::DeValue<'_>, span: &Range<usize>) -> Option<S
 
 fn contains(outer: &Range<usize>, inner: &Range<usize>) -> bool {
     outer.start <= inner.start && inner.end <= outer.end && outer.start < outer.end
+}
+
+fn default_booted_slot_file() -> PathBuf {
+    PathBuf::from(super::bootctl::BOOTED_SLOT_FILE)
+}
+
+fn default_simulator_vendor() -> String {
+    String::from("example.com")
+}
+
+fn default_simulator_class() -> String {
+    String::from("qemu-armv8a")
+}
+
+fn optional_command<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<Vec<String>>, D::Error> {
+    command(deserializer).map(Some)
 }
 
 fn default_poll_interval() -> Duration {

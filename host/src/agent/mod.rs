@@ -11,8 +11,8 @@
 //! | [`journal`] | the agent's crash-safe record of where an update is |
 //! | [`staging`] | the staging directory: where envelopes and payloads wait for the TA's approval |
 //! | [`atomic`] | durable file replacement (temp file, fsync, rename, fsync of the directory) |
-//!
-//! The update flows (install, confirm, rollback, boot-check, daemon) are built on top of them.
+//! | [`update`] | the update flows on top of them: install, boot-check, confirm, rollback, check, daemon |
+//! | [`cli`] | the `suit-agent` command line |
 
 use std::fmt;
 use std::str::FromStr;
@@ -21,10 +21,12 @@ use serde::{Deserialize, Serialize};
 
 pub mod atomic;
 pub mod bootctl;
+pub mod cli;
 pub mod config;
 pub mod fetch;
 pub mod journal;
 pub mod staging;
+pub mod update;
 
 /// One of the two A/B slots.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]

@@ -42,7 +42,7 @@ impl Nginx {
     /// Starts nginx; its document root is empty (see [`Nginx::put`]).
     ///
     /// Locations: everything under `/` is static; `/norange/` ignores `Range` (always the
-    /// whole file, `200`); `/unavailable` always answers `503`.
+    /// whole file, `200`); `/unavailable` always answers `503`; `/slow/` sends 512 KiB/s.
     pub fn start() -> Nginx {
         debian::ensure_tool("nginx", "nginx-light");
         let dir = tempfile::tempdir().unwrap();
@@ -199,6 +199,7 @@ http {{
         ssl_certificate_key {root}/server.key;
         location /norange/ {{ max_ranges 0; }}
         location = /unavailable {{ return 503; }}
+        location /slow/ {{ limit_rate 512k; }}
     }}
 }}
 "#
