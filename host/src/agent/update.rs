@@ -467,7 +467,10 @@ impl Agent {
         staged: &Path,
         slot_path: &Path,
     ) -> Result<(), AgentError> {
-        let mut input = File::open(staged).map_err(io_err("open", staged))?;
+        let file = File::open(staged).map_err(io_err("open", staged))?;
+        let label = format!("writing {}", slot_path.display());
+        let total = file.metadata().ok().map(|m| m.len());
+        let mut input = Metered::new(file, &label, total, (self.progress)());
         let mut out = OpenOptions::new()
             .write(true)
             .create(true)
@@ -516,6 +519,10 @@ impl Agent {
                 Err(e) => {
                     // Fall back on the next boot; the old slot's boot-check rolls back.
                     self.boot.mark_bad(booted)?;
+                    tracing::error!("trial boot of slot {booted} is unhealthy ({e}); marked bad, falling back at the next boot");
+                    if let Some(cmd) = &self.config.reboot_command {
+                        run_command(cmd, Duration::from_secs(60)).map_err(AgentError::Plan)?;
+                    }
                     Err(e)
                 }
             };
@@ -587,8 +594,12 @@ impl Agent {
                 .target(booted)
                 .path
                 .clone();
-            let mut f = File::open(&path).map_err(io_err("open", &path))?;
-            self.tee.confirm_stream(i as u32, &mut f, component.size)?;
+            let f = File::open(&path).map_err(io_err("open", &path))?;
+            let label = format!("verifying {}", path.display());
+            let mut metered = Metered::new(f, &label, Some(component.size), (self.progress)());
+            self.tee
+                .confirm_stream(i as u32, &mut metered, component.size)?;
+            metered.finish();
         }
         self.tee.confirm()?;
         self.boot.mark_good(booted)?;
@@ -835,6 +846,38 @@ fn write_synced(path: &Path, data: &[u8]) -> Result<(), AgentError> {
     let mut f = File::create(path).map_err(io_err("create", path))?;
     f.write_all(data).map_err(io_err("write", path))?;
     f.sync_all().map_err(io_err("sync", path))
+}
+
+/// A reader that reports how much of it was read to a [`Progress`] (TA streaming and slot
+/// writes take as long as downloads on slow devices).
+struct Metered<R> {
+    inner: R,
+    done: u64,
+    progress: Box<dyn Progress>,
+}
+
+impl<R: Read> Metered<R> {
+    fn new(inner: R, label: &str, total: Option<u64>, mut progress: Box<dyn Progress>) -> Self {
+        progress.started(label, 0, total);
+        Metered {
+            inner,
+            done: 0,
+            progress,
+        }
+    }
+
+    fn finish(&mut self) {
+        self.progress.finished(self.done);
+    }
+}
+
+impl<R: Read> Read for Metered<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.done += n as u64;
+        self.progress.advanced(self.done);
+        Ok(n)
+    }
 }
 
 /// Reads until `buf` is full or the input ends; returns the bytes read.
