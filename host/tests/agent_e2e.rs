@@ -78,6 +78,57 @@ class = "{CLASS}"
         self.dir.path().join(name)
     }
 
+    /// Makes the agent post its reports to `url`.
+    fn report_to(&self, url: &str) {
+        let config = std::fs::read_to_string(&self.config).unwrap();
+        std::fs::write(&self.config, format!("report-url = \"{url}\"\n{config}")).unwrap();
+    }
+
+    /// The device public key as SPKI PEM, read with `suit-agent info`.
+    fn public_key_pem(&self) -> String {
+        let hex = self.info()["device-public-key"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let sec1: Vec<u8> = (0..hex.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+            .collect();
+        use p384::pkcs8::EncodePublicKey;
+        p384::PublicKey::from_sec1_bytes(&sec1)
+            .unwrap()
+            .to_public_key_pem(p384::pkcs8::LineEnding::LF)
+            .unwrap()
+    }
+
+    /// The reports kept so far, oldest first, as `suit-tool verify-report --json` reads them.
+    fn reports(&self) -> Vec<Value> {
+        let key = self.path("device.pub.pem");
+        std::fs::write(&key, self.public_key_pem()).unwrap();
+        let mut files: Vec<PathBuf> = walk(&self.path("state/reports"));
+        files.sort();
+        files
+            .iter()
+            .map(|f| {
+                let out = Command::new(env!("CARGO_BIN_EXE_suit-tool"))
+                    .arg("verify-report")
+                    .arg("--device-key")
+                    .arg(&key)
+                    .arg(f)
+                    .arg("--json")
+                    .output()
+                    .unwrap();
+                assert!(
+                    out.status.success(),
+                    "{}: {}",
+                    f.display(),
+                    text(&out.stderr)
+                );
+                serde_json::from_slice(&out.stdout).unwrap()
+            })
+            .collect()
+    }
+
     fn agent(&self, args: &[&str]) -> Output {
         let out = Command::new(env!("CARGO_BIN_EXE_suit-agent"))
             .args(["--tee", "simulator", "--config"])
@@ -240,6 +291,7 @@ fn failed(out: &Output, category: &str) -> String {
 fn update_reboot_confirm_and_replay() {
     let nginx = Nginx::start();
     let dev = Device::new(true);
+    dev.report_to(&nginx.url("reports/"));
     let work = tempfile::tempdir().unwrap();
     let v2 = image(2, 300 * 1024);
     let env2 = envelope(work.path(), "v2", 2, CLASS, &v2, &nginx.url("v2.img"), "");
@@ -298,6 +350,18 @@ fn update_reboot_confirm_and_replay() {
         dev.agent(&["check", &nginx.url("v1.suit")]).status.code(),
         Some(3)
     );
+}
+
+#[test]
+fn ordinary_boots_keep_the_running_slot() {
+    // The bootloader takes one attempt per boot; boot-check marks a slot with nothing pending
+    // good again, so the device never falls back on its own.
+    let dev = Device::new(true);
+    for _ in 0..5 {
+        assert_eq!(dev.reboot(), 'A');
+        assert!(dev.ok(&["boot-check"]).contains("nothing pending"));
+        assert_eq!(dev.var("BOOT_A_LEFT"), "3");
+    }
 }
 
 #[test]
@@ -388,6 +452,12 @@ fn failed_health_check_falls_back_and_rolls_back() {
     assert_eq!(info["last-outcome"], "rolled-back");
     assert_eq!(dev.floor(), None, "a rollback leaves the floor alone");
     assert_eq!(dev.reboot(), 'A');
+    let last = dev.reports().pop().unwrap();
+    assert_eq!(
+        (last["result"].as_str(), last["result-code"].as_i64()),
+        (Some("failure"), Some(100)),
+        "trial failed"
+    );
 }
 
 #[test]

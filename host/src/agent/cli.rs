@@ -393,7 +393,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
 fn report_boot_check(result: BootCheck) {
     match result {
         BootCheck::Idle(slot) => {
-            println!("SUIT-AGENT: boot-check: slot {slot} running, nothing pending")
+            println!("SUIT-AGENT: boot-check: slot {slot} running, nothing pending; marked good")
         }
         BootCheck::Confirmed {
             slot,

@@ -136,7 +136,7 @@ pub struct Installed {
 /// What `boot-check` found and did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BootCheck {
-    /// Nothing pending; the running slot is simply in use.
+    /// Nothing pending; the running slot is in use and was marked good (attempts restored).
     Idle(Slot),
     /// The trial boot passed its health check; the TA raised the floors to this sequence number.
     Confirmed {
@@ -295,6 +295,7 @@ impl Agent {
                 let _ = std::fs::remove_file(&envelope_path);
                 journal.last_outcome = Some(aborted_outcome(&[], 0, target, &e));
                 self.journal.save(&journal)?;
+                self.file_report();
                 return Err(e.into());
             }
         };
@@ -331,15 +332,14 @@ impl Agent {
         }
         self.journal.save(&journal)?;
 
-        match self.carry_out(&plan, &envelope, target, &mut journal, &update_dir) {
-            Ok(installed) => Ok(installed),
-            Err(e) => {
-                // The TA session drops everything uncommitted; the journal keeps the staged
-                // payloads so that a retry resumes.
-                let _ = self.tee.abort();
-                Err(e)
-            }
+        let result = self.carry_out(&plan, &envelope, target, &mut journal, &update_dir);
+        if result.is_err() {
+            // The TA session drops everything uncommitted; the journal keeps the staged
+            // payloads so that a retry resumes.
+            let _ = self.tee.abort();
         }
+        self.file_report();
+        result
     }
 
     fn carry_out(
@@ -493,7 +493,8 @@ impl Agent {
     }
 
     /// At early boot: confirms a trial boot that passes its health check, rolls back after a
-    /// failed trial, arms a committed trial that was never armed (power cut), or does nothing.
+    /// failed trial, arms a committed trial that was never armed (power cut), or, with
+    /// nothing pending, marks the running slot good.
     pub fn boot_check(&mut self) -> Result<BootCheck, AgentError> {
         let _lock = self.journal.lock()?;
         let booted = self.booted_slot()?;
@@ -510,6 +511,10 @@ impl Agent {
                 self.journal.save(&journal)?;
                 self.staging.remove_all_except(None)?;
             }
+            // The bootloader took one attempt for this boot; a slot that boots with nothing
+            // pending is good, so its attempts are restored (RAUC's mark-good at every boot).
+            // Without this, the third ordinary boot would fall back to the other slot.
+            self.boot.mark_good(booted)?;
             return Ok(BootCheck::Idle(booted));
         };
         let pending_slot = self.pending_slot(&pending)?;
@@ -545,6 +550,7 @@ impl Agent {
             journal.update = None;
             self.journal.save(&journal)?;
             self.staging.remove_all_except(None)?;
+            self.file_report();
             return Ok(BootCheck::RolledBack {
                 failed: pending_slot,
                 running: booted,
@@ -601,7 +607,9 @@ impl Agent {
                 .confirm_stream(i as u32, &mut metered, component.size)?;
             metered.finish();
         }
-        self.tee.confirm()?;
+        let confirmed = self.tee.confirm();
+        self.file_report();
+        confirmed?;
         self.boot.mark_good(booted)?;
         journal.last_outcome = Some(outcome(pending, booted, OutcomeResult::Confirmed, None));
         journal.update = None;
@@ -731,6 +739,42 @@ impl Agent {
         }
     }
 
+    /// Keeps the TA's signed SUIT report of this session's attempt in `<state-dir>/reports`
+    /// (the newest [`KEPT_REPORTS`]) and posts it to the report URL when one is configured.
+    /// A report that cannot be made, kept or sent is logged, never fatal: the update itself
+    /// is already decided.
+    fn file_report(&mut self) {
+        let report = match self.tee.report(None) {
+            Ok(report) => report,
+            Err(e) => {
+                tracing::warn!("no SUIT report from the TA: {e}");
+                return;
+            }
+        };
+        let dir = self.config.state_dir.join("reports");
+        let name = format!(
+            "{}-{:05}.suit-report",
+            super::journal::unix_now(),
+            std::process::id() % 100_000
+        );
+        let kept = std::fs::create_dir_all(&dir)
+            .and_then(|()| super::atomic::replace_file(&dir.join(&name), &report))
+            .and_then(|()| prune_reports(&dir));
+        match kept {
+            Ok(()) => tracing::info!("SUIT report kept in {}", dir.join(&name).display()),
+            Err(e) => tracing::warn!("cannot keep the SUIT report in {}: {e}", dir.display()),
+        }
+        if let Some(url) = &self.config.report_url {
+            match self
+                .fetcher
+                .post(url, suit_shared::report::CONTENT_TYPE, &report)
+            {
+                Ok(()) => tracing::info!("SUIT report sent to {url}"),
+                Err(e) => tracing::warn!("cannot send the SUIT report to {url}: {e}"),
+            }
+        }
+    }
+
     fn health_check(&self) -> Result<(), AgentError> {
         match &self.config.health_check {
             None => Ok(()),
@@ -739,6 +783,23 @@ impl Agent {
             }
         }
     }
+}
+
+/// Signed reports kept in the state directory.
+const KEPT_REPORTS: usize = 32;
+
+/// Removes all but the newest [`KEPT_REPORTS`] reports (names sort by time).
+fn prune_reports(dir: &Path) -> io::Result<()> {
+    let mut names: Vec<PathBuf> = std::fs::read_dir(dir)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "suit-report"))
+        .collect();
+    names.sort();
+    let excess = names.len().saturating_sub(KEPT_REPORTS);
+    for old in &names[..excess] {
+        std::fs::remove_file(old)?;
+    }
+    Ok(())
 }
 
 /// Runs `command` (no shell) with a timeout; Err describes the failure.
