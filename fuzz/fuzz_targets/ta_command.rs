@@ -345,6 +345,10 @@ fuzz_target!(|data: &[u8]| {
                 w.ta = new_ta(storage);
                 w.sessions.clear();
             }
+            _ if sel & 1 == 1 => {
+                let nonce = (sel & 2 == 2).then(|| input.bytes().to_vec());
+                w.call(s, &Request::Report { nonce }, &[])
+            }
             _ => w.call(s, &Request::GetInfo, &[]),
         }
     }

@@ -154,11 +154,13 @@ pub enum CommandId {
     Abort = 10,
     /// Factory provisioning, once: fleet KEK and identity overrides.
     Provision = 11,
+    /// A SUIT report of this session's last update attempt, signed with the device key.
+    Report = 12,
 }
 
 impl CommandId {
     /// Every command.
-    pub const ALL: [CommandId; 11] = [
+    pub const ALL: [CommandId; 12] = [
         CommandId::GetInfo,
         CommandId::LoadManifest,
         CommandId::PayloadUpdate,
@@ -170,6 +172,7 @@ impl CommandId {
         CommandId::Rollback,
         CommandId::Abort,
         CommandId::Provision,
+        CommandId::Report,
     ];
 
     /// From the GlobalPlatform command id.
@@ -207,6 +210,7 @@ impl CommandId {
             CommandId::Rollback => "ROLLBACK",
             CommandId::Abort => "ABORT",
             CommandId::Provision => "PROVISION",
+            CommandId::Report => "REPORT",
         }
     }
 }
@@ -479,6 +483,11 @@ pub enum Request {
     Abort,
     /// PROVISION.
     Provision(Provisioning),
+    /// REPORT, with a nonce to include.
+    Report {
+        /// Freshness value from the agent (e.g. from the report server), at most 64 bytes.
+        nonce: Option<Vec<u8>>,
+    },
 }
 
 impl Request {
@@ -496,6 +505,7 @@ impl Request {
             Request::Rollback => CommandId::Rollback,
             Request::Abort => CommandId::Abort,
             Request::Provision(_) => CommandId::Provision,
+            Request::Report { .. } => CommandId::Report,
         }
     }
 
@@ -538,6 +548,13 @@ impl Request {
                     w.bytes(t);
                 }
             }
+            Request::Report { nonce } => {
+                w.array(2).u64(ABI_VERSION.into());
+                match nonce {
+                    Some(n) => w.bytes(n),
+                    None => w.null(),
+                };
+            }
             Request::Provision(p) => {
                 w.array(5).u64(ABI_VERSION.into());
                 match &p.kek {
@@ -565,7 +582,10 @@ impl Request {
                 | CommandId::Confirm
                 | CommandId::Rollback
                 | CommandId::Abort => 1,
-                CommandId::LoadManifest | CommandId::PayloadFinal | CommandId::Commit => 2,
+                CommandId::LoadManifest
+                | CommandId::PayloadFinal
+                | CommandId::Commit
+                | CommandId::Report => 2,
                 CommandId::PayloadUpdate | CommandId::ConfirmUpdate => 3,
                 CommandId::DecryptForInstall => 5,
                 CommandId::Provision => 5,
@@ -609,6 +629,23 @@ impl Request {
                         tokens.push(r.bytes()?.to_vec());
                     }
                     Request::Commit { tokens }
+                }
+                CommandId::Report => {
+                    let nonce = if r.is(minicbor::data::Type::Null) {
+                        r.null()?;
+                        None
+                    } else {
+                        let n = r.bytes()?;
+                        if n.len() > 64 {
+                            return Err(Error::InvalidValue {
+                                context: "ABI request",
+                                element: "REPORT nonce",
+                                reason: "at most 64 bytes",
+                            });
+                        }
+                        Some(n.to_vec())
+                    };
+                    Request::Report { nonce }
                 }
                 CommandId::Provision => {
                     let kek = if r.is(minicbor::data::Type::Null) {
@@ -670,6 +707,8 @@ pub enum Reply {
     Committed(PendingInstall),
     /// CONFIRM: the new floors.
     Confirmed(Vec<(ComponentIdBytes, u64)>),
+    /// REPORT: the signed SUIT report.
+    Report(Vec<u8>),
     /// Commands without a body (PAYLOAD_UPDATE, CONFIRM_UPDATE, ROLLBACK, ABORT, PROVISION).
     Done,
 }
@@ -987,6 +1026,9 @@ fn encode_reply(w: &mut Writer, reply: &Reply) {
         }
         Reply::Committed(p) => write_pending(w, p),
         Reply::Confirmed(floors) => write_floors(w, floors),
+        Reply::Report(report) => {
+            w.bytes(report);
+        }
         Reply::Done => {
             w.null();
         }
@@ -1118,6 +1160,7 @@ fn decode_reply(command: CommandId, r: &mut Reader<'_>) -> Result<Reply> {
         }
         CommandId::Commit => Reply::Committed(read_pending(r)?),
         CommandId::Confirm => Reply::Confirmed(read_floors(r)?),
+        CommandId::Report => Reply::Report(r.bytes()?.to_vec()),
         CommandId::PayloadUpdate
         | CommandId::ConfirmUpdate
         | CommandId::Rollback
@@ -1160,6 +1203,10 @@ mod tests {
             Request::Confirm,
             Request::Rollback,
             Request::Abort,
+            Request::Report { nonce: None },
+            Request::Report {
+                nonce: Some(vec![5; 16]),
+            },
             Request::Provision(Provisioning {
                 kek: Some((vec![0x11; 32], b"fleet".to_vec())),
                 vendor_id: Some(Uuid([1; 16])),
@@ -1265,6 +1312,7 @@ mod tests {
             ),
             (CommandId::Commit, Reply::Committed(pending)),
             (CommandId::Confirm, Reply::Confirmed(vec![])),
+            (CommandId::Report, Reply::Report(vec![0xd2, 0x84])),
             (CommandId::Rollback, Reply::Done),
         ];
         for (cmd, reply) in cases {

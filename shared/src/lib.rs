@@ -19,6 +19,7 @@ pub mod error;
 pub mod manifest;
 pub mod params;
 pub mod processor;
+pub mod report;
 pub mod token;
 
 pub use error::{Category, Error, Result};

@@ -140,26 +140,87 @@ impl Claims {
 
     /// Signs the claims into a token.
     pub fn sign(&self, key: &SigningKey) -> Result<Vec<u8>> {
-        let kid = key_id(key.verifying_key());
-        let unsigned = CoseSign1Builder::new()
-            .protected(
-                HeaderBuilder::new()
-                    .algorithm(iana::Algorithm::ES384)
-                    .build(),
-            )
-            .unprotected(HeaderBuilder::new().key_id(kid).build())
-            .payload(self.encode())
-            .build();
-        let tbs = unsigned.tbs_data(b"");
-        let signature: Signature = key.sign(&tbs);
-        let mut token = unsigned;
-        token.signature = signature.to_bytes().to_vec();
-        token.to_tagged_vec().map_err(|_| {
-            Error::Io(alloc::string::String::from(
-                "cannot encode the approval token",
-            ))
-        })
+        sign_with_device_key(self.encode(), key, None)
     }
+}
+
+/// A COSE_Sign1 (ES384, attached payload, kid = [`key_id`]) made with the device key;
+/// `content_type` goes into the protected header when given (reports carry one, tokens not).
+pub(crate) fn sign_with_device_key(
+    payload: Vec<u8>,
+    key: &SigningKey,
+    content_type: Option<&str>,
+) -> Result<Vec<u8>> {
+    let mut protected = HeaderBuilder::new().algorithm(iana::Algorithm::ES384);
+    if let Some(ct) = content_type {
+        protected = protected.content_type(alloc::string::String::from(ct));
+    }
+    let unsigned = CoseSign1Builder::new()
+        .protected(protected.build())
+        .unprotected(
+            HeaderBuilder::new()
+                .key_id(key_id(key.verifying_key()))
+                .build(),
+        )
+        .payload(payload)
+        .build();
+    let tbs = unsigned.tbs_data(b"");
+    let signature: Signature = key.sign(&tbs);
+    let mut signed = unsigned;
+    signed.signature = signature.to_bytes().to_vec();
+    signed
+        .to_tagged_vec()
+        .map_err(|_| Error::Io(alloc::string::String::from("cannot encode a COSE_Sign1")))
+}
+
+/// Verifies a [`sign_with_device_key`] object against the device public key and returns its
+/// payload: deterministic encoding, ES384, the key's kid, the given content type (or none).
+pub(crate) fn open_device_signed(
+    bytes: &[u8],
+    key: &VerifyingKey,
+    content_type: Option<&str>,
+) -> Result<Vec<u8>> {
+    let invalid = |reason| Error::InvalidAuthenticationBlock { index: 1, reason };
+    let tag = Reader::new(bytes, "device-signed object")
+        .tag()
+        .map_err(|_| invalid("not a tagged COSE_Sign1"))?;
+    if tag != 18 {
+        return Err(invalid("not a tagged COSE_Sign1"));
+    }
+    let sign1 =
+        CoseSign1::from_tagged_slice(bytes).map_err(|_| invalid("a malformed COSE_Sign1"))?;
+    // Re-encoding must give the same bytes: no alternative encodings.
+    if sign1.clone().to_tagged_vec().ok().as_deref() != Some(bytes) {
+        return Err(invalid("not deterministically encoded"));
+    }
+    if !sign1.protected.header.crit.is_empty() {
+        return Err(invalid("critical headers are not allowed"));
+    }
+    let es384 = coset::RegisteredLabelWithPrivate::Assigned(iana::Algorithm::ES384);
+    if sign1.protected.header.alg != Some(es384) {
+        return Err(invalid("not signed with ES384"));
+    }
+    let found = match &sign1.protected.header.content_type {
+        Some(coset::ContentType::Text(t)) => Some(t.as_str()),
+        Some(_) => return Err(invalid("unexpected content type")),
+        None => None,
+    };
+    if found != content_type {
+        return Err(invalid("unexpected content type"));
+    }
+    if sign1.unprotected.key_id != key_id(key) {
+        return Err(Error::NotAuthenticated(alloc::string::String::from(
+            "it names another device key (kid)",
+        )));
+    }
+    let signature =
+        Signature::from_slice(&sign1.signature).map_err(|_| invalid("malformed signature"))?;
+    if key.verify(&sign1.tbs_data(b""), &signature).is_err() {
+        return Err(Error::NotAuthenticated(alloc::string::String::from(
+            "the signature does not verify with the device key",
+        )));
+    }
+    sign1.payload.ok_or(invalid("no payload"))
 }
 
 /// Key id of a device key: SHA-256 of its SEC1 uncompressed encoding.
@@ -183,47 +244,9 @@ impl Token {
     /// Fails with an authentication error when the structure, algorithm or signature is
     /// wrong, and with a malformed-input error when the signed claims do not decode.
     pub fn verify(bytes: &[u8], key: &VerifyingKey) -> Result<Token> {
-        let invalid = |reason| Error::InvalidAuthenticationBlock { index: 1, reason };
-        let tag = Reader::new(bytes, "approval token")
-            .tag()
-            .map_err(|_| invalid("the approval token is not a tagged COSE_Sign1"))?;
-        if tag != 18 {
-            return Err(invalid("the approval token is not a tagged COSE_Sign1"));
-        }
-        let sign1 = CoseSign1::from_tagged_slice(bytes)
-            .map_err(|_| invalid("the approval token is a malformed COSE_Sign1"))?;
-        // Re-encoding must give the same bytes: no alternative encodings of a token.
-        if sign1.clone().to_tagged_vec().ok().as_deref() != Some(bytes) {
-            return Err(invalid(
-                "the approval token is not deterministically encoded",
-            ));
-        }
-        if !sign1.protected.header.crit.is_empty() {
-            return Err(invalid("the approval token has critical headers"));
-        }
-        let es384 = coset::RegisteredLabelWithPrivate::Assigned(iana::Algorithm::ES384);
-        if sign1.protected.header.alg != Some(es384) {
-            return Err(invalid("the approval token is not signed with ES384"));
-        }
-        if sign1.unprotected.key_id != key_id(key) {
-            return Err(Error::NotAuthenticated(alloc::string::String::from(
-                "the approval token names another device key (kid)",
-            )));
-        }
-        let payload = sign1
-            .payload
-            .as_deref()
-            .ok_or(invalid("the approval token has no payload"))?;
-        let signature = Signature::from_slice(&sign1.signature)
-            .map_err(|_| invalid("the approval token's signature is malformed"))?;
-        let tbs = sign1.tbs_data(b"");
-        if key.verify(&tbs, &signature).is_err() {
-            return Err(Error::NotAuthenticated(alloc::string::String::from(
-                "the approval token's signature does not verify with the device key",
-            )));
-        }
+        let payload = open_device_signed(bytes, key, None)?;
         Ok(Token {
-            claims: Claims::decode(payload)?,
+            claims: Claims::decode(&payload)?,
         })
     }
 }

@@ -345,6 +345,18 @@ pub trait Tee {
         self.call(&Request::Abort, None).map(|_| ())
     }
 
+    /// REPORT: a SUIT report of this session's last update attempt, signed by the device key
+    /// (see [`suit_shared::report`]); `nonce` is included for a server's freshness check.
+    fn report(&mut self, nonce: Option<&[u8]>) -> Result<Vec<u8>, TeeError> {
+        let request = Request::Report {
+            nonce: nonce.map(<[u8]>::to_vec),
+        };
+        match self.call(&request, None)?.0 {
+            Reply::Report(report) => Ok(report),
+            _ => Err(unexpected("REPORT")),
+        }
+    }
+
     /// PROVISION (once): fleet KEK and identity overrides.
     fn provision(&mut self, provisioning: &Provisioning) -> Result<(), TeeError> {
         self.call(&Request::Provision(provisioning.clone()), None)

@@ -242,6 +242,8 @@ enum Cmd {
     Decrypt(crypt::DecryptArgs),
     /// Check an approval token of the TA against the device's public key.
     VerifyToken(token::VerifyTokenArgs),
+    /// Check a SUIT report signed by the TA against the device's public key.
+    VerifyReport(token::VerifyReportArgs),
 }
 
 fn parse_image(s: &str) -> Result<(usize, PathBuf), String> {
@@ -436,6 +438,7 @@ fn run(command: Cmd) -> Result<(), ToolError> {
         Cmd::Encrypt(args) => crypt::encrypt(args),
         Cmd::Decrypt(args) => crypt::decrypt(args),
         Cmd::VerifyToken(args) => token::verify_token(args),
+        Cmd::VerifyReport(args) => token::verify_report(args),
     }
 }
 

@@ -1,10 +1,12 @@
-//! `suit-tool verify-token`: checks an approval token of the TA (suit_shared::token) against
-//! the device's public key. Exit 0 valid, 1 invalid, 2 usage or I/O error.
+//! `suit-tool verify-token` and `verify-report`: check what the TA signed with the device key
+//! (approval tokens, SUIT reports) against the device's public key. Exit 0 valid, 1 invalid,
+//! 2 usage or I/O error.
 
 use std::path::PathBuf;
 
 use suit_shared::auth::TrustAnchor;
 use suit_shared::manifest::ComponentId;
+use suit_shared::report::{Report, ReportResult};
 use suit_shared::token::Token;
 
 use super::{hex, read, ToolError};
@@ -20,18 +22,66 @@ pub struct VerifyTokenArgs {
     token: PathBuf,
 }
 
+/// Arguments of `verify-report`.
+#[derive(Debug, clap::Args)]
+pub struct VerifyReportArgs {
+    /// The device's public key (SPKI PEM, P-384), e.g. from `suit-agent info`.
+    #[arg(long, value_name = "PUB.pem")]
+    device_key: PathBuf,
+    /// The signed report (as `suit-agent` keeps and posts it).
+    report: PathBuf,
+    /// JSON output.
+    #[arg(long)]
+    json: bool,
+}
+
+fn device_key(path: &std::path::Path) -> Result<p384::ecdsa::VerifyingKey, ToolError> {
+    match keys::load_trust_anchor(path)? {
+        TrustAnchor::P384 { key, .. } => Ok(key),
+        other => Err(ToolError::Usage(format!(
+            "{}: device keys are P-384, this is an {}",
+            path.display(),
+            other.describe()
+        ))),
+    }
+}
+
+/// Verifies a SUIT report and prints what it says.
+pub fn verify_report(args: VerifyReportArgs) -> Result<(), ToolError> {
+    let report = Report::verify(&read(&args.report)?, &device_key(&args.device_key)?)?;
+    let (result, code, reason) = match &report.result {
+        ReportResult::Success => ("success", None, None),
+        ReportResult::Failure { code, reason, .. } => ("failure", Some(*code), Some(reason.code())),
+    };
+    if args.json {
+        let value = serde_json::json!({
+            "result": result,
+            "result-code": code,
+            "result-reason": reason,
+            "manifest-uri": report.manifest_uri,
+            "manifest-digest": hex(report.manifest_digest.as_bytes()),
+            "nonce": report.nonce.as_deref().map(hex),
+        });
+        println!("{value}");
+    } else {
+        println!(
+            "valid SUIT report: {result}{} for manifest {:?}{}",
+            code.map(|c| format!(" (code {c}, reason {})", reason.unwrap_or_default()))
+                .unwrap_or_default(),
+            report.manifest_digest,
+            if report.manifest_uri.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", report.manifest_uri)
+            }
+        );
+    }
+    Ok(())
+}
+
 /// Verifies the token and prints what it approves.
 pub fn verify_token(args: VerifyTokenArgs) -> Result<(), ToolError> {
-    let key = match keys::load_trust_anchor(&args.device_key)? {
-        TrustAnchor::P384 { key, .. } => key,
-        other => {
-            return Err(ToolError::Usage(format!(
-                "{}: device keys are P-384, this is an {}",
-                args.device_key.display(),
-                other.describe()
-            )))
-        }
-    };
+    let key = device_key(&args.device_key)?;
     let token = Token::verify(&read(&args.token)?, &key)?;
     let c = &token.claims;
     let parts: Vec<&[u8]> = c.component_id.iter().map(Vec::as_slice).collect();

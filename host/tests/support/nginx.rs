@@ -42,7 +42,8 @@ impl Nginx {
     /// Starts nginx; its document root is empty (see [`Nginx::put`]).
     ///
     /// Locations: everything under `/` is static; `/norange/` ignores `Range` (always the
-    /// whole file, `200`); `/unavailable` always answers `503`; `/slow/` sends 512 KiB/s.
+    /// whole file, `200`); `/unavailable` always answers `503`; `/slow/` sends 512 KiB/s;
+    /// `/reports/` accepts anything (`204`).
     pub fn start() -> Nginx {
         debian::ensure_tool("nginx", "nginx-light");
         let dir = tempfile::tempdir().unwrap();
@@ -200,6 +201,7 @@ http {{
         location /norange/ {{ max_ranges 0; }}
         location = /unavailable {{ return 503; }}
         location /slow/ {{ limit_rate 512k; }}
+        location /reports/ {{ return 204; }}
     }}
 }}
 "#

@@ -14,6 +14,7 @@ use suit_shared::digest::{DigestAlg, DigestValue};
 use suit_shared::error::Uuid;
 use suit_shared::manifest::Manifest;
 use suit_shared::processor::{DeviceIdentity, Processor, Section};
+use suit_shared::report::{Reason, Report, ReportResult, INCOMPLETE, TRIAL_FAILED};
 use suit_shared::token::{Claims, Token, NONCE_LEN};
 use suit_shared::Error;
 
@@ -176,6 +177,46 @@ struct Session {
     update: Option<Update>,
     confirm: Vec<Option<Computed>>,
     confirming: Option<(usize, PayloadStream)>,
+    /// What REPORT reports: this session's last update attempt.
+    attempt: Option<Attempt>,
+}
+
+/// One update attempt as the TA saw it, for REPORT.
+struct Attempt {
+    manifest_uri: alloc::string::String,
+    manifest_digest: DigestValue,
+    result: ReportResult,
+}
+
+/// The reference (reference-uri, manifest digest) of an envelope as far as it decodes; the
+/// digest of the raw input when it does not.
+fn envelope_reference(envelope: &[u8]) -> (alloc::string::String, DigestValue) {
+    let Ok(env) = suit_shared::envelope::Envelope::decode(envelope) else {
+        return (
+            alloc::string::String::new(),
+            Report::digest_of_input(envelope),
+        );
+    };
+    let digest = env
+        .auth
+        .as_ref()
+        .and_then(|a| DigestValue::new(a.digest.alg, a.digest.bytes))
+        .unwrap_or_else(|| Report::digest_of_input(envelope));
+    let uri = Manifest::decode_unauthenticated(&env)
+        .ok()
+        .and_then(|m| m.reference_uri.map(alloc::string::String::from))
+        .unwrap_or_default();
+    (uri, digest)
+}
+
+fn failure(e: &TaError) -> ReportResult {
+    let category = e.category();
+    ReportResult::Failure {
+        code: category.code().into(),
+        reason: Reason::of(category),
+        section: 0,
+        component: 0,
+    }
 }
 
 /// The trusted application core.
@@ -362,8 +403,122 @@ impl<S: Storage, R: Rng, C: Clock> Ta<S, R, C> {
                 limit: self.config.max_chunk,
             });
         }
+        let command = req.command();
+        let pending = match command {
+            CommandId::Confirm | CommandId::Rollback => match self.state().map(|st| &st.install) {
+                Ok(InstallState::Trial(p)) => Some(p.clone()),
+                _ => None,
+            },
+            _ => None,
+        };
+        let result = self.execute(id, s, req, data, out);
+        Self::note_attempt(s, command, data, pending, &result);
+        result
+    }
+
+    /// Records what REPORT will say about this session's attempt.
+    fn note_attempt(
+        s: &mut Session,
+        command: CommandId,
+        data: &[u8],
+        pending: Option<PendingInstall>,
+        result: &Result<Reply>,
+    ) {
+        match (command, result) {
+            (CommandId::LoadManifest, _) => {
+                let (manifest_uri, manifest_digest) = envelope_reference(data);
+                let result = match result {
+                    // Success only once committed.
+                    Ok(_) => ReportResult::Failure {
+                        code: INCOMPLETE,
+                        reason: Reason::OperationFailed,
+                        section: 0,
+                        component: 0,
+                    },
+                    Err(e) => failure(e),
+                };
+                s.attempt = Some(Attempt {
+                    manifest_uri,
+                    manifest_digest,
+                    result,
+                });
+            }
+            (CommandId::Commit, Ok(_)) => {
+                if let Some(a) = s.attempt.as_mut() {
+                    a.result = ReportResult::Success;
+                }
+            }
+            (
+                CommandId::PayloadUpdate
+                | CommandId::PayloadFinal
+                | CommandId::DecryptForInstall
+                | CommandId::Commit,
+                Err(e),
+            ) => {
+                if let Some(a) = s.attempt.as_mut() {
+                    a.result = failure(e);
+                }
+            }
+            (CommandId::Confirm | CommandId::Rollback, Ok(_)) => {
+                if let Some(p) = pending {
+                    let result = if command == CommandId::Confirm {
+                        ReportResult::Success
+                    } else {
+                        ReportResult::Failure {
+                            code: TRIAL_FAILED,
+                            reason: Reason::OperationFailed,
+                            section: 0,
+                            component: 0,
+                        }
+                    };
+                    s.attempt = Some(Attempt {
+                        manifest_uri: alloc::string::String::new(),
+                        manifest_digest: p.manifest_digest,
+                        result,
+                    });
+                }
+            }
+            (CommandId::Confirm, Err(e)) => {
+                if let Some(p) = pending {
+                    s.attempt = Some(Attempt {
+                        manifest_uri: alloc::string::String::new(),
+                        manifest_digest: p.manifest_digest,
+                        result: failure(e),
+                    });
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn report(&mut self, s: &Session, nonce: Option<Vec<u8>>) -> Result<Reply> {
+        let attempt = s.attempt.as_ref().ok_or_else(|| {
+            TaError::order(
+                CommandId::Report,
+                "this session has no update attempt to report",
+            )
+        })?;
+        let report = Report {
+            manifest_uri: attempt.manifest_uri.clone(),
+            manifest_digest: attempt.manifest_digest.clone(),
+            nonce,
+            result: attempt.result.clone(),
+        };
+        let key = self.state()?.device_key.clone();
+        Ok(Reply::Report(report.sign(&key)?))
+    }
+
+    fn execute(
+        &mut self,
+        id: SessionId,
+        s: &mut Session,
+        req: Request,
+        data: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Result<Reply> {
         match req {
             Request::GetInfo => self.get_info().map(|i| Reply::Info(Box::new(i))),
+            Request::Report { nonce } => self.report(s, nonce),
             Request::LoadManifest { target_slot } => self.load_manifest(id, s, target_slot, data),
             Request::PayloadUpdate { component, offset } => {
                 self.payload_update(s, component, offset, data)

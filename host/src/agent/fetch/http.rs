@@ -117,6 +117,26 @@ impl HttpClient {
         })
     }
 
+    /// POSTs `body` as `content_type` to `url`; any 2xx answer is success.
+    pub fn post(&self, url: &Url, content_type: &str, body: &[u8]) -> Result<(), FetchError> {
+        let url_text = url.as_str();
+        let response = self
+            .agent
+            .post(url_text)
+            .header("Content-Type", content_type)
+            .send(body)
+            .map_err(|e| classify(url_text, e))?;
+        let status = response.status().as_u16();
+        if (200..300).contains(&status) {
+            Ok(())
+        } else {
+            Err(FetchError::Status {
+                url: url_text.to_string(),
+                status,
+            })
+        }
+    }
+
     /// One request for the rest of `url` (all of it when nothing can be resumed), appended
     /// to the partial file.
     pub fn attempt(

@@ -252,6 +252,21 @@ impl Fetcher {
         })
     }
 
+    /// Sends `body` to `url` with a POST (reports), retried like downloads.
+    pub fn post(&self, url: &Url, content_type: &str, body: &[u8]) -> Result<(), FetchError> {
+        let mut failures = 0;
+        loop {
+            match self.http.post(url, content_type, body) {
+                Ok(()) => return Ok(()),
+                Err(e) if e.is_retryable() && failures + 1 < self.retry.attempts.get() => {
+                    failures += 1;
+                    std::thread::sleep(self.retry.backoff(failures));
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
     /// Fetches `source` into the file `dest` (whose directory must exist), refusing more
     /// than `max_size` bytes. An interrupted earlier download of the same URL into the same
     /// `dest` is resumed. On success `dest` is complete and durable; a `dest` that existed
