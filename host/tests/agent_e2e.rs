@@ -466,19 +466,7 @@ fn encrypted_update_to_the_device_key() {
     let dev = Device::new(true);
     let work = tempfile::tempdir().unwrap();
     // The device's public key, as a vendor would read it from `suit-agent info`.
-    let info = dev.info();
-    let hex = info["device-public-key"].as_str().unwrap();
-    let sec1: Vec<u8> = (0..hex.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
-        .collect();
-    let key = p384::PublicKey::from_sec1_bytes(&sec1).unwrap();
-    use p384::pkcs8::EncodePublicKey;
-    std::fs::write(
-        work.path().join("device.pub.pem"),
-        key.to_public_key_pem(p384::pkcs8::LineEnding::LF).unwrap(),
-    )
-    .unwrap();
+    std::fs::write(work.path().join("device.pub.pem"), dev.public_key_pem()).unwrap();
     let v2 = image(2, 200 * 1024 + 7);
     let env = envelope(
         work.path(),
@@ -686,20 +674,7 @@ fn toctou(extra_spec: &str, encrypt: bool) -> (suit_host::agent::update::AgentEr
     sim.class_id = suit_host::tool::spec::class_uuid(sim.vendor_id, CLASS);
     let session = SimulatorSession::connect(sim).unwrap();
     if encrypt {
-        let hex = dev.info()["device-public-key"]
-            .as_str()
-            .unwrap()
-            .to_string();
-        let sec1: Vec<u8> = (0..hex.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
-            .collect();
-        use p384::pkcs8::EncodePublicKey;
-        let pem = p384::PublicKey::from_sec1_bytes(&sec1)
-            .unwrap()
-            .to_public_key_pem(p384::pkcs8::LineEnding::LF)
-            .unwrap();
-        std::fs::write(work.path().join("device.pub.pem"), pem).unwrap();
+        std::fs::write(work.path().join("device.pub.pem"), dev.public_key_pem()).unwrap();
     }
     let v2 = image(2, 80 * 1024);
     let served = if encrypt { "v2.img.enc" } else { "v2.img" };

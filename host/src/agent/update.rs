@@ -279,14 +279,7 @@ impl Agent {
 
         tracing::info!("fetching the envelope from {source}");
         let envelope_path = self.staging.incoming_envelope();
-        let mut progress = (self.progress)();
-        self.fetcher.fetch(
-            &Source::parse(source)?,
-            &envelope_path,
-            u64::from(info.max_envelope),
-            progress.as_mut(),
-        )?;
-        let envelope = std::fs::read(&envelope_path).map_err(io_err("read", &envelope_path))?;
+        let envelope = self.fetch_envelope(source, &envelope_path, &info)?;
 
         tracing::info!("asking the TA to verify the envelope for slot {target}");
         let plan = match self.tee.load_manifest(&envelope, slot_number) {
@@ -659,19 +652,26 @@ impl Agent {
         Ok(message)
     }
 
+    /// Fetches the envelope at `source` into `path`, no larger than the TA accepts, and reads it.
+    fn fetch_envelope(
+        &mut self,
+        source: &str,
+        path: &Path,
+        info: &Info,
+    ) -> Result<Vec<u8>, AgentError> {
+        let mut progress = (self.progress)();
+        let limit = u64::from(info.max_envelope);
+        self.fetcher
+            .fetch(&Source::parse(source)?, path, limit, progress.as_mut())?;
+        std::fs::read(path).map_err(io_err("read", path))
+    }
+
     /// Asks the TA whether the envelope at `source` is an applicable update newer than what is
     /// installed, without changing anything; returns its plan.
     pub fn check(&mut self, source: &str) -> Result<Plan, AgentError> {
         let info = self.tee.get_info()?;
         let path = self.staging.root().join("check.suit");
-        let mut progress = (self.progress)();
-        self.fetcher.fetch(
-            &Source::parse(source)?,
-            &path,
-            u64::from(info.max_envelope),
-            progress.as_mut(),
-        )?;
-        let envelope = std::fs::read(&path).map_err(io_err("read", &path))?;
+        let envelope = self.fetch_envelope(source, &path, &info)?;
         let _ = std::fs::remove_file(&path);
         let target = self.booted_slot()?.other();
         let plan = match self.tee.load_manifest(&envelope, self.slot_number(target)?) {
