@@ -413,6 +413,17 @@ fn payload_tampered_on_the_server_is_rejected() {
         b"previous content"
     );
     assert_eq!(dev.var_or_default("BOOT_ORDER"), "A B");
+    // Once the server is fixed, a retry downloads the payload again (the refused bytes were
+    // not kept) and installs it.
+    nginx.put("v2.img", &v2);
+    dev.ok(&["install", &nginx.url("v2.suit")]);
+    assert_eq!(std::fs::read(dev.path("slot-b.img")).unwrap(), v2);
+    let fetched = nginx
+        .requests()
+        .iter()
+        .filter(|r| r.uri == "/v2.img")
+        .count();
+    assert_eq!(fetched, 2, "the payload is downloaded again");
 }
 
 impl Device {

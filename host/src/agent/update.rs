@@ -13,7 +13,8 @@
 //!
 //! Every step is recorded in the journal before the next one starts, so a power cut anywhere
 //! leaves a state the next run resumes (downloads continue with HTTP Range; approvals and
-//! writes, being per TA session, are redone) or cleans up.
+//! writes, being per TA session, are redone) or cleans up. A staged payload the TA refuses is
+//! dropped, so that the next run downloads it again rather than resubmitting it.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
@@ -388,7 +389,10 @@ impl Agent {
                 "streaming component {} through the TA",
                 display_id(&item.component_id)
             );
-            let approval = self.tee.approve(item.index, &mut file)?;
+            let approval = match self.tee.approve(item.index, &mut file) {
+                Ok(approval) => approval,
+                Err(e) => return Err(self.refused(e.into(), journal, n, &staged)),
+            };
             set_state(
                 journal,
                 n,
@@ -414,12 +418,22 @@ impl Agent {
                 display_id(&item.component_id),
                 slot_path.display()
             );
-            self.write_slot(item, &approval.token, &staged, &slot_path)?;
-            if digest_prefix(&slot_path, approval.size, &approval.digest)? != approval.digest {
-                return Err(AgentError::ReadBack {
-                    component: display_id(&item.component_id),
-                    path: slot_path,
+            let written = self
+                .write_slot(item, &approval.token, &staged, &slot_path)
+                .and_then(|()| {
+                    if digest_prefix(&slot_path, approval.size, &approval.digest)?
+                        == approval.digest
+                    {
+                        Ok(())
+                    } else {
+                        Err(AgentError::ReadBack {
+                            component: display_id(&item.component_id),
+                            path: slot_path.clone(),
+                        })
+                    }
                 });
+            if let Err(e) = written {
+                return Err(self.refused(e, journal, n, &staged));
             }
             set_state(
                 journal,
@@ -451,6 +465,38 @@ impl Agent {
                 .map(|(item, a)| (ComponentIdBuf(item.component_id.clone()), a.size))
                 .collect(),
         })
+    }
+
+    /// Passes `error` on; when it says the staged payload of plan item `n` is bad (the TA
+    /// refused its bytes, or the slot does not read back as approved), the payload is dropped
+    /// first, so that the next attempt downloads it again instead of resubmitting the same
+    /// bytes forever (e.g. after a tampered server has been repaired).
+    fn refused(
+        &mut self,
+        error: AgentError,
+        journal: &mut Journal,
+        n: usize,
+        staged: &Path,
+    ) -> AgentError {
+        if !matches!(
+            error,
+            AgentError::Tee(TeeError::Rejected { .. }) | AgentError::ReadBack { .. }
+        ) {
+            return error;
+        }
+        tracing::warn!("dropping the staged payload {}: {error}", staged.display());
+        // A payload counts as staged only while its file exists, so removing the file is
+        // what matters; failures here are logged and the original error is reported.
+        if let Err(e) = std::fs::remove_file(staged) {
+            if e.kind() != io::ErrorKind::NotFound {
+                tracing::warn!("cannot remove {}: {e}", staged.display());
+            }
+        }
+        set_state(journal, n, ComponentState::Pending);
+        if let Err(e) = self.journal.save(journal) {
+            tracing::warn!("cannot record the dropped payload in the journal: {e}");
+        }
+        error
     }
 
     fn write_slot(
