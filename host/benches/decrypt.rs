@@ -10,8 +10,6 @@
 //!   and its peak memory (max RSS, `/usr/bin/time -f %M`) at 256 MiB and 1 GiB, with
 //!   `suit-tool decrypt` alongside.
 
-use std::fs::File;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -20,56 +18,9 @@ use suit_host::tool::crypt::{load_recipient_key, CHUNK};
 use suit_shared::digest::{DigestAlg, Hasher};
 use suit_shared::encryption::{unwrap_cek, Decryptor, EncryptionInfo};
 
-const MIB: u64 = 1024 * 1024;
+mod support;
 
-fn tool() -> &'static str {
-    env!("CARGO_BIN_EXE_suit-tool")
-}
-
-fn run(cmd: &mut Command) -> std::process::Output {
-    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
-
-fn median(mut v: Vec<Duration>) -> Duration {
-    v.sort();
-    v[v.len() / 2]
-}
-
-fn time_runs(n: usize, mut f: impl FnMut()) -> Duration {
-    median(
-        (0..n)
-            .map(|_| {
-                let t = Instant::now();
-                f();
-                t.elapsed()
-            })
-            .collect(),
-    )
-}
-
-/// Writes `size` bytes of deterministic pseudo-random data.
-fn make_image(path: &Path, size: u64) {
-    let mut f = std::io::BufWriter::new(File::create(path).unwrap());
-    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
-    let mut chunk = vec![0u8; MIB as usize];
-    for _ in 0..size / MIB {
-        for b in chunk.chunks_mut(8) {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            b.copy_from_slice(&x.to_le_bytes()[..b.len()]);
-        }
-        f.write_all(&chunk).unwrap();
-    }
-    f.flush().unwrap();
-}
+use support::{ids, make_image, median, peak_rss_kib, run, time_runs, tool, MIB};
 
 /// Bytes per second of an `openssl speed -mr` run (`+F:n:name:bytes-per-second` lines).
 fn openssl_speed(args: &[&str]) -> f64 {
@@ -82,29 +33,6 @@ fn openssl_speed(args: &[&str]) -> f64 {
         .filter_map(|l| l.rsplit(':').next()?.trim().parse().ok())
         .next()
         .unwrap_or_else(|| panic!("no figure in `openssl speed {args:?}`: {text}"))
-}
-
-/// Peak RSS in KiB of a command, via GNU time.
-fn peak_rss_kib(cmd: &Command) -> Option<u64> {
-    let time = Path::new("/usr/bin/time");
-    if !time.exists() {
-        return None;
-    }
-    let out = Command::new(time)
-        .args(["-f", "%M"])
-        .arg(cmd.get_program())
-        .args(cmd.get_args())
-        .output()
-        .ok()?;
-    if !out.status.success() {
-        return None;
-    }
-    String::from_utf8_lossy(&out.stderr)
-        .lines()
-        .last()?
-        .trim()
-        .parse()
-        .ok()
 }
 
 fn mib_per_s(bytes: u64, d: Duration) -> f64 {
@@ -139,12 +67,6 @@ fn keys(dir: &Path) -> Keys {
         vendor_priv: dir.join("vendor.priv.pem"),
         vendor_pub: dir.join("vendor.pub.pem"),
     }
-}
-
-fn ids() -> (String, String) {
-    let v = uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_DNS, b"example.com");
-    let c = uuid::Uuid::new_v5(&v, b"bench");
-    (v.to_string(), c.to_string())
 }
 
 fn payload(dir: &Path, keys: &Keys, size_mib: u64) -> Payload {

@@ -4,10 +4,9 @@
 //! * image-digest throughput of `suit-tool process` on a 256 MiB image vs `sha256sum`;
 //! * peak memory (max RSS, from `/usr/bin/time`) of `process` at 64 and 256 MiB.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use suit_shared::auth::TrustAnchor;
 use suit_shared::digest::SuitDigest;
@@ -18,55 +17,9 @@ use suit_shared::processor::{
     ComponentRef, DeviceIdentity, FetchSource, ImageCheck, Platform, Processor, Section,
 };
 
-const MIB: u64 = 1024 * 1024;
+mod support;
 
-fn tool() -> &'static str {
-    env!("CARGO_BIN_EXE_suit-tool")
-}
-
-fn run(cmd: &mut Command) -> std::process::Output {
-    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
-
-fn median(mut v: Vec<Duration>) -> Duration {
-    v.sort();
-    v[v.len() / 2]
-}
-
-fn time_runs(n: usize, mut f: impl FnMut()) -> Duration {
-    median(
-        (0..n)
-            .map(|_| {
-                let t = Instant::now();
-                f();
-                t.elapsed()
-            })
-            .collect(),
-    )
-}
-
-/// Writes `size` bytes of deterministic pseudo-random data.
-fn make_image(path: &Path, size: u64) {
-    let mut f = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
-    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
-    let mut chunk = vec![0u8; MIB as usize];
-    for _ in 0..size / MIB {
-        for b in chunk.chunks_mut(8) {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            b.copy_from_slice(&x.to_le_bytes()[..b.len()]);
-        }
-        f.write_all(&chunk).unwrap();
-    }
-    f.flush().unwrap();
-}
+use support::{ids, make_image, peak_rss_kib, run, time_runs, tool, MIB};
 
 /// An envelope for `image`, signed with a fresh ES384 key; returns (envelope, public key).
 fn envelope_for(dir: &Path, image: &Path, name: &str) -> (PathBuf, PathBuf) {
@@ -96,12 +49,6 @@ fn envelope_for(dir: &Path, image: &Path, name: &str) -> (PathBuf, PathBuf) {
     (env, dir.join("bench-key.pub.pem"))
 }
 
-fn ids() -> (String, String) {
-    let v = uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_DNS, b"example.com");
-    let c = uuid::Uuid::new_v5(&v, b"bench");
-    (v.to_string(), c.to_string())
-}
-
 fn process_cmd(env: &Path, anchor: &Path, image: &Path) -> Command {
     let (v, c) = ids();
     let mut cmd = Command::new(tool());
@@ -112,26 +59,6 @@ fn process_cmd(env: &Path, anchor: &Path, image: &Path) -> Command {
         .args(["--vendor-id", &v, "--class-id", &c]);
     cmd.arg("--image").arg(format!("0={}", image.display()));
     cmd
-}
-
-/// Peak RSS in KiB of a command, via GNU time.
-fn peak_rss_kib(cmd: &Command) -> Option<u64> {
-    let time = Path::new("/usr/bin/time");
-    if !time.exists() {
-        return None;
-    }
-    let mut wrapped = Command::new(time);
-    wrapped
-        .args(["-f", "%M"])
-        .arg(cmd.get_program())
-        .args(cmd.get_args());
-    let out = wrapped.output().ok()?;
-    String::from_utf8_lossy(&out.stderr)
-        .lines()
-        .last()?
-        .trim()
-        .parse()
-        .ok()
 }
 
 /// A platform whose only component always matches: isolates manifest processing cost.

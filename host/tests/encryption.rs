@@ -4,9 +4,25 @@
 //! nothing written; usage and I/O errors (exit 2).
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 use serde_json::Value;
+
+#[path = "support/cli.rs"]
+mod cli;
+
+use cli::{code, ok, tool, Scratch};
+
+/// No scratch files left behind by the tool in `dir`.
+fn assert_clean(dir: &Scratch) {
+    for entry in std::fs::read_dir(&dir.0).unwrap() {
+        let name = entry.unwrap().file_name();
+        assert!(
+            !name.to_string_lossy().starts_with(".suit-scratch"),
+            "scratch file left: {name:?}"
+        );
+    }
+}
 
 /// The public vectors (`SUIT_VECTORS=` overrides the location).
 fn vectors() -> PathBuf {
@@ -25,71 +41,6 @@ fn vectors() -> PathBuf {
 
 fn v(rel: &str) -> PathBuf {
     vectors().join(rel)
-}
-
-/// A scratch directory removed at drop.
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new(name: &str) -> Self {
-        let dir = std::env::temp_dir().join(format!("suit-enc-cli-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        Scratch(dir)
-    }
-    fn path(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-    fn write(&self, name: &str, bytes: &[u8]) -> PathBuf {
-        let p = self.path(name);
-        std::fs::write(&p, bytes).unwrap();
-        p
-    }
-    /// No scratch files left behind by the tool.
-    fn assert_clean(&self) {
-        for entry in std::fs::read_dir(&self.0).unwrap() {
-            let name = entry.unwrap().file_name();
-            assert!(
-                !name.to_string_lossy().starts_with(".suit-scratch"),
-                "scratch file left: {name:?}"
-            );
-        }
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn tool<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> Output {
-    let out = Command::new(env!("CARGO_BIN_EXE_suit-tool"))
-        .args(args)
-        .output()
-        .unwrap();
-    assert_ne!(
-        out.status.code(),
-        Some(101),
-        "suit-tool panicked: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
-
-fn code(out: &Output) -> i32 {
-    out.status.code().expect("exit code")
-}
-
-fn ok(out: Output) -> String {
-    assert_eq!(
-        code(&out),
-        0,
-        "stdout: {}\nstderr: {}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
 }
 
 fn json(out: &Output) -> Value {
@@ -208,7 +159,7 @@ fn every_vector_decrypts_with_suit_tool() {
             );
         }
     }
-    dir.assert_clean();
+    assert_clean(&dir);
 }
 
 fn process(envelope: &Path, extra: &[&std::ffi::OsStr]) -> Output {
@@ -500,7 +451,7 @@ fn encrypt_decrypt_round_trips() {
         assert_eq!(code(&result), 1, "{name}");
         assert!(!out.exists(), "{name}");
     }
-    dir.assert_clean();
+    assert_clean(&dir);
 }
 
 #[test]
@@ -765,7 +716,7 @@ fn create_encrypts_and_process_decrypts() {
         again.as_os_str(),
     ]));
     assert_ne!(std::fs::read(&ciphertext).unwrap(), first);
-    dir.assert_clean();
+    assert_clean(&dir);
 }
 
 #[test]

@@ -2,71 +2,25 @@
 //! rejection category `process` can reach, and exit codes (never a panic).
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 use serde_json::Value;
+
+#[path = "support/cli.rs"]
+mod cli;
+
+use cli::{code, ok, Scratch};
+
+/// `suit-tool` with arguments of mixed types (text and paths).
+fn tool(args: &[&dyn AsRef<std::ffi::OsStr>]) -> Output {
+    cli::tool(args)
+}
 use suit_shared::author::{build_envelope, sign_envelope, EncodedManifest};
 use suit_shared::cbor::Writer;
 use suit_shared::digest::DigestAlg;
 
 const VENDOR: &str = "example.com";
 const CLASS: &str = "gateway-rev-b";
-
-/// A scratch directory removed at drop.
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new(name: &str) -> Self {
-        let dir =
-            std::env::temp_dir().join(format!("suit-tool-test-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        Scratch(dir)
-    }
-    fn path(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-    fn write(&self, name: &str, bytes: &[u8]) -> PathBuf {
-        let p = self.path(name);
-        std::fs::write(&p, bytes).unwrap();
-        p
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn tool(args: &[&dyn AsRef<std::ffi::OsStr>]) -> Output {
-    let out = Command::new(env!("CARGO_BIN_EXE_suit-tool"))
-        .args(args.iter().map(|a| a.as_ref()))
-        .output()
-        .unwrap();
-    assert_ne!(
-        out.status.code(),
-        Some(101),
-        "suit-tool panicked: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
-
-fn code(out: &Output) -> i32 {
-    out.status.code().expect("exit code")
-}
-
-fn ok(out: Output) -> String {
-    assert_eq!(
-        code(&out),
-        0,
-        "stdout: {}\nstderr: {}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
 
 fn uuid5(namespace: &uuid::Uuid, name: &str) -> String {
     uuid::Uuid::new_v5(namespace, name.as_bytes()).to_string()
