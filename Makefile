@@ -3,6 +3,9 @@ SHELL       := /bin/bash
 CARGO       ?= cargo
 VECTORS     ?= $(abspath $(CURDIR)/../shared/suit-vectors)
 FUZZ_TIME   ?= 600
+# envelope: decode + authenticate + process; ta_command: the TA's command entry (simulator);
+# encryption_info: COSE_Encrypt decoding and key unwrap.
+FUZZ_TARGETS ?= envelope ta_command encryption_info
 export SUIT_VECTORS := $(VECTORS)
 
 .PHONY: help run test fmt-check clippy unit host fuzz fuzz-smoke bench clean
@@ -12,7 +15,7 @@ help:
 	@echo "make host        release build of suit-tool"
 	@echo "make ta          build and sign the OP-TEE TA (build/ta/<uuid>.ta)"
 	@echo "make qemu-smoke  boot the OP-TEE QEMUv8 environment and run xtest"
-	@echo "make fuzz        fuzz decode + authenticate + process (FUZZ_TIME=$(FUZZ_TIME) s)"
+	@echo "make fuzz        fuzz each target: $(FUZZ_TARGETS) (FUZZ_TIME=$(FUZZ_TIME) s each)"
 	@echo "make bench       benchmarks, each as a ratio to a baseline measured in the same run"
 
 include ta/ta.mk
@@ -53,16 +56,20 @@ host:
 	$(CARGO) build --release -p suit-host
 
 fuzz-seed:
-	@mkdir -p fuzz/corpus/envelope
+	@mkdir -p fuzz/corpus/envelope fuzz/corpus/encryption_info
 	@for f in $(VECTORS)/*/*.suit; do cp "$$f" "fuzz/corpus/envelope/$$(basename $$(dirname $$f))-$$(basename $$f)"; done
+	@for f in $(VECTORS)/*/*.cose; do cp "$$f" "fuzz/corpus/encryption_info/$$(basename $$(dirname $$f))-$$(basename $$f)"; done
 
 # cargo-fuzz needs unstable rustc flags; RUSTC_BOOTSTRAP lets the pinned stable toolchain take them.
 fuzz: fuzz-seed
 	@command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz --locked
-	cd fuzz && RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run envelope -- -max_total_time=$(FUZZ_TIME) -print_final_stats=1
+	cd fuzz && for t in $(FUZZ_TARGETS); do \
+	  echo "== fuzz $$t for $(FUZZ_TIME) s"; \
+	  RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run $$t -- -max_total_time=$(FUZZ_TIME) -print_final_stats=1 || exit 1; \
+	done
 
 fuzz-smoke:
-	$(MAKE) fuzz FUZZ_TIME=60
+	$(MAKE) fuzz FUZZ_TIME=20
 
 bench:
 	@bash qemu/debian.sh host-tools time
