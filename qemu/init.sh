@@ -13,7 +13,12 @@
 #      decremented (file rewritten atomically); if none is left, both are reset to 3 first;
 #      the booted slot goes to /run/suit/booted-slot; its disk is mounted read-only at /slot;
 #   5. starts tee-supplicant (after /data is mounted), configures lo and eth0 (10.0.2.15),
-#   6. runs /slot/app/start if it exists, then /scenario.sh if the run has one, then powers off.
+#   6. when the update agent is installed (/usr/bin/suit-agent and /etc/suit-agent/config.toml),
+#      runs `suit-agent boot-check` as the init system's oneshot unit would: it confirms a
+#      healthy trial boot, rolls back after a failed one, marks an ordinary boot good; if it
+#      fails (e.g. the trial's health check), the device reboots: this run ends here and the
+#      boot state (the agent marked the slot bad) decides the next boot;
+#   7. runs /slot/app/start if it exists, then /scenario.sh if the run has one, then powers off.
 # Every step prints a line starting with "SUIT-" on the console; the test harness reads them.
 
 export PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root
@@ -125,7 +130,9 @@ echo "$slot" > /run/suit/booted-slot
 boot "booting slot $slot (BOOT_${slot}_LEFT $left -> $((left - 1)))"
 slotserial=slot-$(echo "$slot" | tr AB ab)
 if dev=$(disk "$slotserial"); then
-    if mount -t ext4 -o ro "$dev" /slot 2>/dev/null; then
+    # noload: no journal replay, so the slot's blocks stay exactly as written (the TA
+    # re-hashes the running slot's device when the agent confirms an update)
+    if mount -t ext4 -o ro,noload "$dev" /slot 2>/dev/null; then
         boot "slot $slot: $dev mounted read-only at /slot"
     else
         boot "slot $slot: no ext4 filesystem on $dev, nothing to start"
@@ -152,6 +159,22 @@ fi
 
 say "ready (uptime $(cut -d' ' -f1 /proc/uptime) s)"
 echo "SUIT-READY slot=$slot"
+
+# ---- the update agent's boot check: after the TEE and the network, before the application ----
+if [ -x /usr/bin/suit-agent ] && [ -f /etc/suit-agent/config.toml ]; then
+    say "suit-agent boot-check (slot $slot)"
+    t0=$(cut -d' ' -f1 /proc/uptime)
+    # through a pipe: the agent logs plain lines, as into a service's journal
+    set -o pipefail
+    suit-agent boot-check 2>&1 | cat; rc=$?
+    set +o pipefail
+    secs=$(awk -v a="$t0" -v b="$(cut -d' ' -f1 /proc/uptime)" 'BEGIN { printf "%.2f", b - a }')
+    if [ $rc != 0 ]; then
+        echo "SUIT-BOOTCHECK: FAILED (exit $rc, $secs s): rebooting; the boot state picks the next slot"
+        finish
+    fi
+    echo "SUIT-BOOTCHECK: ok ($secs s)"
+fi
 
 # ---- the slot's application, then the run's scenario ----
 if [ -x /slot/app/start ]; then

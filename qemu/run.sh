@@ -16,8 +16,9 @@
 #     --exec             exec QEMU in the foreground with UART0 on stdout (for the test harness,
 #                        which does its own timeouts and log checks); the PID stays QEMU's
 # Adds to the guest: the TA(s) $TA_OUT_DIR/*.ta (default build/ta) at /lib/optee_armtz/,
-# $AGENT_BIN at /usr/bin/suit-agent, $AGENT_CONFIG (file, or directory of files) under
-# /etc/suit-agent/. Needs `qemu/build-env.sh` first (make qemu-env).
+# $AGENT_BIN at /usr/bin/suit-agent, $AGENT_CONFIG (a file: /etc/suit-agent/config.toml; or a
+# directory whose files go to /etc/suit-agent/). With both, /init runs `suit-agent boot-check`
+# at every boot. Needs `qemu/build-env.sh` first (make qemu-env).
 #
 # Without --exec/--shell: UART0 goes to the terminal and DIR/uart0.log, OP-TEE's secure UART
 # to DIR/optee.log; the run stops early on an OP-TEE core abort/panic or a kernel panic.
@@ -97,7 +98,7 @@ if [ -n "${AGENT_CONFIG:-}" ]; then
     if [ -d "$AGENT_CONFIG" ]; then
         for f in "$AGENT_CONFIG"/*; do put "$f" "etc/suit-agent/$(basename "$f")"; done
     else
-        put "$AGENT_CONFIG" "etc/suit-agent/$(basename "$AGENT_CONFIG")"
+        put "$AGENT_CONFIG" etc/suit-agent/config.toml
     fi
 fi
 [ -n "$script" ] && put "$script" scenario.sh 0755
