@@ -2,6 +2,10 @@
 #   make qemu-env      assemble the environment from Debian packages into $(QEMU_CACHE)
 #   make qemu-smoke    boot it and run OP-TEE's xtest smoke (regression 1001 4001 6001)
 #   make qemu-selftest the harness's own checks (A/B boot decisions, power cut, networking, panic/timeout detection)
+#   make qemu-test     everything in OP-TEE under QEMU: builds the TA, the aarch64 agent,
+#                      suit-tool and the environment; the xtest smoke; the TA preflight (the
+#                      TA loads and answers; a wrongly signed TA is caught); then every
+#                      tests/qemu_*.rs scenario, serially, verdicts from the serial console
 #   make qemu-run      boot it interactively (shell on the console; AGENT_BIN/AGENT_CONFIG/TA
 #                      from build/ta are added; disks in build/qemu-run)
 # Variables: QEMU_CACHE (default build/qemu-cache), DEBIAN_MIRROR (default: the machine's apt
@@ -15,7 +19,11 @@ ifneq ($(DEBIAN_MIRROR),)
 export DEBIAN_MIRROR
 endif
 
-.PHONY: qemu-env qemu-smoke qemu-selftest qemu-run
+# The scenario test files after the preflight: every tests/qemu_*.rs.
+QEMU_TESTS := $(filter-out qemu_preflight,$(basename $(notdir $(wildcard tests/qemu_*.rs))))
+QEMU_CARGO_TEST = cargo test -p suit-tests --features qemu
+
+.PHONY: qemu-env qemu-smoke qemu-selftest qemu-run qemu-test
 qemu-env:
 	@bash qemu/build-env.sh
 
@@ -27,3 +35,9 @@ qemu-selftest: qemu-env
 
 qemu-run: qemu-env
 	@bash qemu/run.sh --shell --timeout 3600
+
+# --nocapture shows each scenario's phases and measurements (QEMU-PHASE / QEMU-MEASURE lines).
+qemu-test: ta host-aarch64 host qemu-env
+	@bash qemu/smoke.sh
+	$(QEMU_CARGO_TEST) --test qemu_preflight -- --test-threads=1 --nocapture
+	$(QEMU_CARGO_TEST) $(addprefix --test ,$(QEMU_TESTS)) -- --test-threads=1 --nocapture

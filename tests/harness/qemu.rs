@@ -61,16 +61,38 @@ pub fn repo_root() -> PathBuf {
         .to_path_buf()
 }
 
+/// A command for a build inside a test: without the variables cargo sets for the test
+/// process (CARGO_PKG_NAME, CARGO_MANIFEST_DIR, ...), which a nested cargo would otherwise pass
+/// on to build scripts that watch them, making it rebuild (e.g. `ring`) on every alternation
+/// between `make` and the tests.
+pub fn build_command(program: impl AsRef<std::ffi::OsStr>) -> Command {
+    const SET_BY_CARGO_TEST: &[&str] = &[
+        "CARGO_PKG_",
+        "CARGO_MANIFEST_",
+        "CARGO_CRATE_",
+        "CARGO_BIN_",
+        "CARGO_PRIMARY_PACKAGE",
+        "CARGO_TARGET_TMPDIR",
+    ];
+    let mut cmd = Command::new(program);
+    for (key, _) in std::env::vars_os() {
+        let name = key.to_string_lossy();
+        if SET_BY_CARGO_TEST.iter().any(|p| name.starts_with(p)) {
+            cmd.env_remove(&key);
+        }
+    }
+    cmd.current_dir(repo_root()).stdin(Stdio::null());
+    cmd
+}
+
 /// Runs a repository script once per process and remembers the outcome.
 fn run_script_once(
     cell: &'static OnceLock<std::result::Result<(), String>>,
     script: &str,
 ) -> Result<()> {
     let outcome = cell.get_or_init(|| {
-        let out = Command::new("bash")
+        let out = build_command("bash")
             .arg(repo_root().join(script))
-            .current_dir(repo_root())
-            .stdin(Stdio::null())
             .output()
             .map_err(|e| format!("cannot run {script}: {e}"))?;
         if out.status.success() {
@@ -94,10 +116,18 @@ pub fn ensure_env() -> Result<()> {
 }
 
 /// Builds and signs the TA (ta/build-ta.sh, as `make ta`), once per process. Boots add every
-/// `build/ta/*.ta` to the guest's /lib/optee_armtz/.
+/// `build/ta/*.ta` to the guest's /lib/optee_armtz/ (see [`Machine::tas`] for others).
 pub fn ensure_ta() -> Result<()> {
     static ONCE: OnceLock<std::result::Result<(), String>> = OnceLock::new();
     run_script_once(&ONCE, "ta/build-ta.sh")
+}
+
+/// Cross-builds `suit-agent` for the guest with the OP-TEE backend (host/build-aarch64.sh, as
+/// `make host-aarch64`), once per process, and returns the binary's path.
+pub fn ensure_agent() -> Result<PathBuf> {
+    static ONCE: OnceLock<std::result::Result<(), String>> = OnceLock::new();
+    run_script_once(&ONCE, "host/build-aarch64.sh")?;
+    Ok(repo_root().join("target/aarch64-unknown-linux-gnu/release/suit-agent"))
 }
 
 /// One of the persistent disks (virtio-blk-pci, identified in the guest by `serial=`).
@@ -266,6 +296,7 @@ pub struct Machine {
     net_port: Option<u16>,
     agent_bin: Option<PathBuf>,
     agent_config: Option<PathBuf>,
+    ta_dir: Option<PathBuf>,
     timeout: Duration,
     append: String,
     boots: usize,
@@ -276,8 +307,12 @@ impl Machine {
     /// is removed). Builds the environment if needed. The agent binary and its configuration
     /// default to the AGENT_BIN / AGENT_CONFIG environment variables when set.
     pub fn new(name: &str) -> Result<Machine> {
+        Machine::at(repo_root().join("build/qemu-tests").join(name))
+    }
+
+    /// [`Machine::new`] in the directory `dir` (removed first if it exists).
+    pub fn at(dir: PathBuf) -> Result<Machine> {
         ensure_env()?;
-        let dir = repo_root().join("build/qemu-tests").join(name);
         if dir.exists() {
             fs::remove_dir_all(&dir)
                 .map_err(|e| Error(format!("cannot clear {}: {e}", dir.display())))?;
@@ -296,6 +331,7 @@ impl Machine {
             net_port: None,
             agent_bin: env_path("AGENT_BIN"),
             agent_config: env_path("AGENT_CONFIG"),
+            ta_dir: None,
             timeout: Duration::from_secs(300),
             append: String::new(),
             boots: 0,
@@ -351,6 +387,13 @@ impl Machine {
         self
     }
 
+    /// The TAs to install: every `*.ta` of `dir` instead of those of `build/ta` (run.sh's
+    /// TA_OUT_DIR).
+    pub fn tas(&mut self, dir: &Path) -> &mut Self {
+        self.ta_dir = Some(dir.to_path_buf());
+        self
+    }
+
     /// Time limit of each boot (default 300 s).
     pub fn timeout(&mut self, limit: Duration) -> &mut Self {
         self.timeout = limit;
@@ -390,7 +433,9 @@ impl Machine {
     }
 
     /// A file on the data disk (path relative to /data), read from the host with debugfs while
-    /// the machine is off; None if it does not exist.
+    /// the machine is off; None if it does not exist. After a power cut the disk's ext4
+    /// journal is not replayed yet (the guest does that at the next mount): debugfs may then
+    /// show an older state than the guest synced, so read such state in the next boot.
     pub fn read_data_file(&self, path: &str) -> Result<Option<Vec<u8>>> {
         let img = self.disk_path(Disk::Data);
         if !img.exists() {
@@ -500,6 +545,9 @@ impl Machine {
             "AGENT_CONFIG",
             self.agent_config.as_deref().unwrap_or(Path::new("")),
         );
+        if let Some(dir) = &self.ta_dir {
+            cmd.env("TA_OUT_DIR", dir);
+        }
         let stderr_path = self.dir.join(format!("boot-{n}-run.err"));
         let stderr = File::create(&stderr_path)
             .map_err(|e| Error(format!("{}: {e}", stderr_path.display())))?;
