@@ -8,11 +8,14 @@ FUZZ_TIME   ?= 600
 FUZZ_TARGETS ?= envelope ta_command encryption_info
 export SUIT_VECTORS := $(VECTORS)
 
-.PHONY: help run test fmt-check clippy unit host fuzz fuzz-smoke bench clean
+.PHONY: help run tool-demo test fmt-check clippy unit host fuzz fuzz-smoke bench clean
 help:
-	@echo "make run         walk through suit-tool: keys, create, sign, verify, inspect, process"
+	@echo "make run         the main job in OP-TEE under QEMU: boot v1, install an encrypted v2, reboot, confirm"
 	@echo "make test        format check, clippy (warnings denied), all tests"
-	@echo "make host        release build of suit-tool"
+	@echo "make qemu-test   xtest smoke, TA preflight, then every end-to-end scenario in OP-TEE under QEMU"
+	@echo "make tool-demo   walk through suit-tool alone: keys, create, sign, verify, inspect, process"
+	@echo "make host        release build of suit-tool and suit-agent (this machine)"
+	@echo "make host-aarch64  suit-agent for the device (aarch64, OP-TEE backend)"
 	@echo "make ta          build and sign the OP-TEE TA (build/ta/<uuid>.ta)"
 	@echo "make qemu-smoke  boot the OP-TEE QEMUv8 environment and run xtest"
 	@echo "make fuzz        fuzz each target: $(FUZZ_TARGETS) (FUZZ_TIME=$(FUZZ_TIME) s each)"
@@ -22,9 +25,13 @@ include ta/ta.mk
 include qemu/qemu.mk
 include host/host.mk
 
-# Until the agent lands, the main job is the vendor side: keys, a signed update, its checks.
-DEMO := build/demo
-run: host
+# The main job, end to end in the OP-TEE QEMU environment (tests/bin/demo.rs, build/demo/).
+run: ta host-aarch64 host qemu-env
+	$(CARGO) run -p suit-tests --bin demo
+
+# suit-tool alone, on this machine: keys, a signed update, its checks.
+DEMO := build/tool-demo
+tool-demo: host
 	@mkdir -p $(DEMO) && head -c 1048576 /dev/urandom > $(DEMO)/firmware-v2.bin
 	@printf '%s\n' 'sequence-number = 2' 'vendor = "example.com"' 'class = "gateway-rev-b"' \
 	  '[text]' 'description = "demo firmware v2"' '[[component]]' 'id = ["rootfs"]' \
