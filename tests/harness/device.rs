@@ -4,7 +4,7 @@
 //! the guest-side helpers whose console lines carry every verdict.
 //!
 //! ```no_run
-//! use suit_tests::device::{Device, Firmware, Release, AgentRun, CLASS};
+//! use suit_tests::device::{AgentRun, Device, Firmware};
 //! let work = std::path::Path::new("build/my-work");
 //! let v1 = Firmware::build(work, "v1", true, 4).unwrap();
 //! let mut dev = Device::new("my_scenario", &v1).unwrap();
@@ -30,7 +30,8 @@ use std::time::Instant;
 use serde_json::Value;
 
 use crate::qemu::{
-    ensure_agent, ensure_ta, make_ext4, repo_root, Disk, Error, Machine, Outcome, Result, Run, Stop,
+    build_command, ensure_agent, ensure_ta, make_ext4, repo_root, Disk, Error, Machine, Outcome,
+    Result, Run, Stop,
 };
 
 /// Vendor and class names compiled into the TA by default (ta/build.rs, ta/ta.mk).
@@ -61,18 +62,10 @@ bootstate() { echo "SUIT-STATE: $1 $(tr '\n' ' ' < /data/boot/bootstate)"; }
 pub fn suit_tool() -> Result<PathBuf> {
     static ONCE: OnceLock<std::result::Result<(), String>> = OnceLock::new();
     let built = ONCE.get_or_init(|| {
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let out = Command::new(cargo)
-            .args([
-                "build",
-                "--release",
-                "-p",
-                "suit-host",
-                "--bin",
-                "suit-tool",
-            ])
-            .current_dir(repo_root())
-            .stdin(Stdio::null())
+        // as `make host`: rustup's cargo from PATH (it honours rust-toolchain.toml; $CARGO
+        // may name another toolchain's), both binaries, so that the two share their build
+        let out = build_command("cargo")
+            .args(["build", "--release", "-p", "suit-host"])
             .output()
             .map_err(|e| format!("cannot run cargo: {e}"))?;
         if out.status.success() {

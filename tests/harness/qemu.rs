@@ -474,6 +474,8 @@ impl Machine {
     }
 
     /// `e2fsck -fn` of a disk (read-only check); Ok(report) when the filesystem is clean.
+    /// `-n` does not replay the journal: after a power cut, check after the next orderly
+    /// boot (whose mount replays it), not right after the cut.
     pub fn fsck(&self, disk: Disk) -> Result<String> {
         let img = self.disk_path(disk);
         let out = Command::new("e2fsck")
