@@ -82,6 +82,7 @@ bench:
 	@bash qemu/debian.sh host-tools time
 	$(CARGO) bench -p suit-host --bench tool
 	$(CARGO) bench -p suit-host --bench decrypt
+	$(CARGO) bench -p suit-host --bench agent
 
 clean:
 	$(CARGO) clean
