@@ -86,19 +86,10 @@ class = "{CLASS}"
 
     /// The device public key as SPKI PEM, read with `suit-agent info`.
     fn public_key_pem(&self) -> String {
-        let hex = self.info()["device-public-key"]
+        self.info()["device-public-key-pem"]
             .as_str()
             .unwrap()
-            .to_string();
-        let sec1: Vec<u8> = (0..hex.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
-            .collect();
-        use p384::pkcs8::EncodePublicKey;
-        p384::PublicKey::from_sec1_bytes(&sec1)
-            .unwrap()
-            .to_public_key_pem(p384::pkcs8::LineEnding::LF)
-            .unwrap()
+            .to_string()
     }
 
     /// The reports kept so far, oldest first, as `suit-tool verify-report --json` reads them.

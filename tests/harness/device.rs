@@ -226,22 +226,12 @@ impl Release {
     }
 }
 
-/// Writes the device public key of a `suit-agent info --json` answer (SEC1 hex) to `out` as
-/// SPKI PEM, the form `suit-tool` encrypts to.
+/// Writes the device public key of a `suit-agent info --json` answer to `out` as SPKI PEM,
+/// the form `suit-tool` encrypts to.
 pub fn device_key_pem(info: &Value, out: &Path) -> Result<()> {
-    use p384::pkcs8::{EncodePublicKey, LineEnding};
-    let hex = info["device-public-key"]
+    let pem = info["device-public-key-pem"]
         .as_str()
-        .ok_or_else(|| Error(format!("no device-public-key in {info}")))?;
-    let sec1 = (0..hex.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(hex.get(i..i + 2).unwrap_or("zz"), 16))
-        .collect::<std::result::Result<Vec<u8>, _>>()
-        .map_err(|_| Error(format!("device-public-key is not hex: {hex}")))?;
-    let pem = p384::PublicKey::from_sec1_bytes(&sec1)
-        .map_err(|_| Error(format!("device-public-key is not a P-384 point: {hex}")))?
-        .to_public_key_pem(LineEnding::LF)
-        .map_err(|e| Error(format!("cannot encode the device key: {e}")))?;
+        .ok_or_else(|| Error(format!("no device-public-key-pem in {info}")))?;
     fs::write(out, pem).map_err(io("write", out))
 }
 

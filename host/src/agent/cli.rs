@@ -189,6 +189,7 @@ fn info_json(info: &Info) -> Value {
         "class-id": info.class_id.to_string(),
         "device-id": info.device_id.map(|d| d.to_string()),
         "device-public-key": hex(&info.device_public_key),
+        "device-public-key-pem": device_key_pem(info),
         "storage": info.storage.as_str(),
         "provisioned": info.provisioned,
         "kek-present": info.kek_present,
