@@ -17,13 +17,12 @@
 //! dropped, so that the next run downloads it again rather than resubmitting it.
 
 use std::fs::{File, OpenOptions};
-use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use suit_shared::abi::{Info, InstallState, PayloadSource, PendingInstall, Plan, PlanItem};
-use suit_shared::digest::{DigestValue, Hasher};
 use suit_shared::manifest::ComponentId;
 use suit_shared::Category;
 
@@ -35,6 +34,7 @@ use super::journal::{
     Step, UpdateRecord,
 };
 use super::staging::{Staging, StagingError};
+use super::storage::VerifyError;
 use super::Slot;
 use crate::tee::{Tee, TeeError};
 
@@ -75,13 +75,15 @@ pub enum AgentError {
     /// The plan cannot be carried out safely.
     #[error("{0}")]
     Plan(String),
-    /// A written slot does not read back as approved.
-    #[error("component {component}: {} does not read back as the TA approved it (digest mismatch); the slot is not activated", path.display())]
+    /// A written slot does not read back as approved (see [`super::storage`]).
+    #[error("component {component}: {} does not read back as the TA approved it ({reason}); the slot is not activated", path.display())]
     ReadBack {
         /// The component.
         component: String,
         /// The slot device or file.
         path: PathBuf,
+        /// What differs.
+        reason: VerifyError,
     },
     /// Another update is committed and waits for its trial boot.
     #[error("an update to slot {0} is committed and waits for its trial boot: reboot, or run `suit-agent rollback`")]
@@ -424,16 +426,20 @@ impl Agent {
             let written = self
                 .write_slot(item, &approval.token, &staged, &slot_path)
                 .and_then(|()| {
-                    if digest_prefix(&slot_path, approval.size, &approval.digest)?
-                        == approval.digest
-                    {
-                        Ok(())
-                    } else {
-                        Err(AgentError::ReadBack {
-                            component: display_id(&item.component_id),
-                            path: slot_path.clone(),
-                        })
-                    }
+                    super::storage::verify(&slot_path, approval.size, &approval.digest).map_err(
+                        |reason| match reason {
+                            VerifyError::Io(source) => AgentError::Io {
+                                action: "read back",
+                                path: slot_path.clone(),
+                                source,
+                            },
+                            reason => AgentError::ReadBack {
+                                component: display_id(&item.component_id),
+                                path: slot_path.clone(),
+                                reason,
+                            },
+                        },
+                    )
                 });
             if let Err(e) = written {
                 return Err(self.refused(e, journal, n, &staged));
@@ -519,7 +525,6 @@ impl Agent {
             .truncate(false)
             .open(slot_path)
             .map_err(io_err("open", slot_path))?;
-        let regular = out.metadata().map(|m| m.is_file()).unwrap_or(false);
         let written = if item.encryption_info.is_some() {
             // Unverified plaintext until decrypt_stream returns Ok; nothing is committed before.
             self.tee
@@ -527,11 +532,8 @@ impl Agent {
         } else {
             io::copy(&mut input, &mut out).map_err(io_err("write", slot_path))?
         };
-        if regular {
-            out.set_len(written)
-                .map_err(io_err("truncate", slot_path))?;
-        }
-        out.sync_all().map_err(io_err("sync", slot_path))
+        // Nothing of the slot's old content stays behind the image.
+        super::storage::finish(&out, written).map_err(io_err("finish", slot_path))
     }
 
     /// At early boot: confirms a trial boot that passes its health check, rolls back after a
@@ -1022,40 +1024,6 @@ impl<R: Read> Read for Metered<R> {
         self.progress.advanced(self.done);
         Ok(n)
     }
-}
-
-/// Reads until `buf` is full or the input ends; returns the bytes read.
-fn read_full(r: &mut dyn Read, buf: &mut [u8]) -> io::Result<usize> {
-    let mut n = 0;
-    while n < buf.len() {
-        match r.read(&mut buf[n..]) {
-            Ok(0) => break,
-            Ok(k) => n += k,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(n)
-}
-
-/// Digest (with `like`'s algorithm) of the first `size` bytes of `path`, read back from the
-/// device (a block device may be larger than the image).
-fn digest_prefix(path: &Path, size: u64, like: &DigestValue) -> Result<DigestValue, AgentError> {
-    let mut f = File::open(path).map_err(io_err("open", path))?;
-    f.seek(SeekFrom::Start(0)).map_err(io_err("seek", path))?;
-    let mut hasher = Hasher::new(like.alg());
-    let mut remaining = size;
-    let mut buf = vec![0u8; 256 * 1024];
-    while remaining > 0 {
-        let want = remaining.min(buf.len() as u64) as usize;
-        let n = read_full(&mut f, &mut buf[..want]).map_err(io_err("read", path))?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-        remaining -= n as u64;
-    }
-    Ok(hasher.finalize())
 }
 
 #[cfg(test)]
