@@ -1,5 +1,7 @@
 //! The `suit-agent` command line (DESIGN.md §8). Exit codes: 0 ok, 1 rejected or failed,
-//! 2 usage or configuration error, 3 nothing to do.
+//! 2 usage or configuration error, 3 nothing to do, 4 alarm: `boot-check` found that the TA
+//! no longer holds the install committed for the running trial slot (see
+//! [`AgentError::InstallVanished`]); the line `SUIT-AGENT: ALARM: ...` says so on the console.
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -431,6 +433,8 @@ pub fn main() -> ExitCode {
             let code = e.exit_code();
             if code == 3 {
                 println!("SUIT-AGENT: nothing to do: {e}");
+            } else if code == 4 {
+                println!("SUIT-AGENT: ALARM: {e}");
             } else {
                 eprintln!("suit-agent: error [{}]: {e}", e.category());
                 println!("SUIT-AGENT: FAILED [{}]: {e}", e.category());

@@ -22,7 +22,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use suit_shared::abi::{Info, InstallState, PayloadSource, PendingInstall, Plan, PlanItem};
+use suit_shared::abi::{
+    Info, InstallState, LastOutcome, PayloadSource, PendingInstall, Plan, PlanItem,
+};
 use suit_shared::manifest::ComponentId;
 use suit_shared::Category;
 
@@ -94,14 +96,26 @@ pub enum AgentError {
     /// There is nothing to do (no update, nothing pending).
     #[error("{0}")]
     NothingToDo(String),
+    /// The trial slot runs an install the agent committed, but the TA no longer holds it (it
+    /// was rolled back by another TEE client, or the TA's storage was restored) and did not
+    /// confirm it: an alarm. The slot was marked bad; the device falls back to the other.
+    #[error("the TA no longer holds the committed install of sequence {sequence_number} while its trial slot {slot} runs (rolled back by another TEE client, or the TA's storage was restored); slot {slot} is marked bad and the device falls back to slot {}", slot.other())]
+    InstallVanished {
+        /// The trial slot, running.
+        slot: Slot,
+        /// The sequence number of the install that vanished.
+        sequence_number: u64,
+    },
 }
 
 impl AgentError {
-    /// Exit code of the CLI contract: 1 rejected/failed, 2 configuration, 3 nothing to do.
+    /// Exit code of the CLI contract: 1 rejected/failed, 2 configuration, 3 nothing to do,
+    /// 4 alarm (the TA's install state contradicts what the agent committed).
     pub fn exit_code(&self) -> u8 {
         match self {
             AgentError::Config(_) => 2,
             AgentError::NothingToDo(_) => 3,
+            AgentError::InstallVanished { .. } => 4,
             _ => 1,
         }
     }
@@ -111,7 +125,9 @@ impl AgentError {
         match self {
             AgentError::Tee(e) => e.category(),
             AgentError::ReadBack { .. } => Category::Digest,
-            AgentError::Plan(_) | AgentError::Config(_) => Category::Policy,
+            AgentError::Plan(_) | AgentError::Config(_) | AgentError::InstallVanished { .. } => {
+                Category::Policy
+            }
             _ => Category::Resource,
         }
     }
@@ -544,23 +560,10 @@ impl Agent {
         let booted = self.booted_slot()?;
         let info = self.tee.get_info()?;
         let mut journal = self.journal.load()?;
-        let InstallState::Trial(pending) = info.install else {
-            if journal
-                .update
-                .as_ref()
-                .is_some_and(|u| u.step >= Step::Committed)
-            {
-                // The TA has no pending install (confirmed or rolled back elsewhere): forget it.
-                journal.update = None;
-                self.journal.save(&journal)?;
-                self.staging.remove_all_except(None)?;
-            }
-            // The bootloader took one attempt for this boot; a slot that boots with nothing
-            // pending is good, so its attempts are restored (RAUC's mark-good at every boot).
-            // Without this, the third ordinary boot would fall back to the other slot.
-            self.boot.mark_good(booted)?;
-            return Ok(BootCheck::Idle(booted));
+        let InstallState::Trial(pending) = &info.install else {
+            return self.nothing_pending(booted, &info, journal);
         };
+        let pending = pending.clone();
         let pending_slot = self.pending_slot(&pending)?;
         if booted == pending_slot {
             return match self.health_check() {
@@ -609,6 +612,67 @@ impl Agent {
             self.journal.save(&journal)?;
         }
         Ok(BootCheck::TrialPending(pending_slot))
+    }
+
+    /// `boot-check` when the TA holds no pending install. An install the journal says was
+    /// committed is forgotten — unless its trial slot is the one running and the TA did not
+    /// confirm it: then the install vanished behind the agent's back (another TEE client
+    /// rolled it back, or the TA's storage was restored), and the alarm is raised: the slot,
+    /// which nothing confirmed, is marked bad, the outcome is journaled, the device reboots
+    /// into the other slot (reboot-command) and [`AgentError::InstallVanished`] is returned.
+    fn nothing_pending(
+        &mut self,
+        booted: Slot,
+        info: &Info,
+        mut journal: Journal,
+    ) -> Result<BootCheck, AgentError> {
+        let committed = journal.update.take().filter(|u| u.step >= Step::Committed);
+        if let Some(update) = committed {
+            let vanished = update.target_slot == booted && !confirmed_by_ta(info, &update);
+            let (result, message) = if vanished {
+                (
+                    OutcomeResult::Vanished,
+                    "the TA dropped the committed install during its trial",
+                )
+            } else if update.target_slot == booted {
+                // Confirmed by the TA, but the journal was not updated (power cut).
+                (OutcomeResult::Confirmed, "confirmed before an interruption")
+            } else {
+                (
+                    OutcomeResult::Aborted,
+                    "the TA dropped the committed install before its trial",
+                )
+            };
+            journal.last_outcome = Some(Outcome {
+                manifest_digest: update.manifest_digest.clone(),
+                sequence_number: update.sequence_number,
+                slot: update.target_slot,
+                result,
+                message: Some(message.into()),
+                finished_at: super::journal::unix_now(),
+            });
+            self.journal.save(&journal)?;
+            self.staging.remove_all_except(None)?;
+            if vanished {
+                let alarm = AgentError::InstallVanished {
+                    slot: booted,
+                    sequence_number: update.sequence_number,
+                };
+                tracing::error!("ALARM: {alarm}");
+                self.boot.mark_bad(booted)?;
+                // A signed report when the TA has one (REPORT covers this session only).
+                self.file_report();
+                if let Some(cmd) = &self.config.reboot_command {
+                    run_command(cmd, Duration::from_secs(60)).map_err(AgentError::Plan)?;
+                }
+                return Err(alarm);
+            }
+        }
+        // The bootloader took one attempt for this boot; a slot that boots with nothing
+        // pending is good, so its attempts are restored (RAUC's mark-good at every boot).
+        // Without this, the third ordinary boot would fall back to the other slot.
+        self.boot.mark_good(booted)?;
+        Ok(BootCheck::Idle(booted))
     }
 
     /// Runs the health check and confirms the running trial slot (`suit-agent confirm`).
@@ -928,6 +992,17 @@ fn fetch_bound(item: &PlanItem) -> Result<u64, AgentError> {
             display_id(&item.component_id)
         ))),
     }
+}
+
+/// Whether the TA's state shows `update` confirmed: the last outcome is a confirmation and
+/// every component's floor reached the update's sequence number (floors rise only at CONFIRM).
+fn confirmed_by_ta(info: &Info, update: &UpdateRecord) -> bool {
+    info.last_outcome == LastOutcome::Confirmed
+        && update.components.iter().all(|c| {
+            info.floors
+                .iter()
+                .any(|(id, floor)| *id == c.id.0 && *floor >= update.sequence_number)
+        })
 }
 
 fn record_state(journal: &Journal, n: usize) -> ComponentState {
