@@ -20,6 +20,7 @@ help:
 	@echo "make qemu-smoke  boot the OP-TEE QEMUv8 environment and run xtest"
 	@echo "make fuzz        fuzz each target: $(FUZZ_TARGETS) (FUZZ_TIME=$(FUZZ_TIME) s each)"
 	@echo "make bench       benchmarks, each as a ratio to a baseline measured in the same run"
+	@echo "make verify-units  systemd-analyze verify and security rating of the agent's units"
 
 include ta/ta.mk
 include qemu/qemu.mk
