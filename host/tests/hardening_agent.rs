@@ -17,8 +17,13 @@ use std::time::Duration;
 use nginx::Nginx;
 use serde_json::Value;
 use suit_host::agent::config::{BootConfig, Config, HttpConfig, RetryPolicy};
-use suit_host::agent::fetch::{progress::NoProgress, FetchError, Fetcher, Source};
+use suit_host::agent::fetch::{progress::NoProgress, FetchError, Fetcher, Progress, Source};
 use suit_host::agent::storage::{self, VerifyError};
+use suit_host::agent::update::{Agent, AgentError};
+use suit_host::agent::Slot;
+use suit_host::tee::simulator::{SimulatorConfig, SimulatorSession};
+use suit_host::tee::Tee;
+use suit_shared::abi::CommandId;
 use suit_shared::digest::{DigestAlg, Hasher};
 
 const VENDOR: &str = "example.com";
@@ -276,6 +281,76 @@ fn boot_check_after_an_interrupted_confirmation_raises_no_alarm() {
     assert!(!out.contains("ALARM"), "{out}");
     assert_eq!(dev.var("BOOT_ORDER"), "B A");
     assert_eq!(dev.status()["last-outcome"]["result"], "confirmed");
+}
+
+/// A TA session in which the pending install is rolled back while the agent streams the
+/// trial slot for CONFIRM (as another TEE client could do at that moment).
+struct RollbackDuringConfirm {
+    inner: SimulatorSession,
+    rolled_back: bool,
+}
+
+impl Tee for RollbackDuringConfirm {
+    fn backend(&self) -> suit_host::tee::Backend {
+        self.inner.backend()
+    }
+
+    fn invoke(
+        &mut self,
+        command: CommandId,
+        request: &[u8],
+        data_in: Option<&[u8]>,
+        response_capacity: usize,
+        data_out_capacity: Option<usize>,
+    ) -> Result<suit_host::tee::RawOutput, suit_host::tee::TeeError> {
+        if command == CommandId::ConfirmUpdate && !self.rolled_back {
+            self.rolled_back = true;
+            Tee::rollback(&mut self.inner).unwrap();
+        }
+        self.inner.invoke(
+            command,
+            request,
+            data_in,
+            response_capacity,
+            data_out_capacity,
+        )
+    }
+}
+
+#[test]
+fn boot_check_raises_an_alarm_when_the_install_vanishes_during_confirmation() {
+    let nginx = Nginx::start();
+    let dev = Device::new(None);
+    dev.install_v2_and_reboot(&nginx, &image(2, 150 * 1024));
+    let anchor =
+        suit_host::keys::load_trust_anchor(&repo().join("keys/dev-vendor-es384.pub.pem")).unwrap();
+    let sim = SimulatorConfig::new(dev.path("state/simulated-ta"), vec![anchor]);
+    let tee = RollbackDuringConfirm {
+        inner: SimulatorSession::connect(sim).unwrap(),
+        rolled_back: false,
+    };
+    let mut agent = Agent::new(
+        Config::load(&dev.config).unwrap(),
+        Box::new(tee),
+        Box::new(|| Box::new(NoProgress) as Box<dyn Progress>),
+    )
+    .unwrap();
+    let err = agent.boot_check().unwrap_err();
+    assert!(
+        matches!(
+            err,
+            AgentError::InstallVanished {
+                slot: Slot::B,
+                sequence_number: 2
+            }
+        ),
+        "{err}"
+    );
+    assert_eq!(err.exit_code(), 4);
+    drop(agent);
+    assert_eq!(dev.var("BOOT_ORDER"), "A B");
+    assert_eq!(dev.var("BOOT_B_LEFT"), "0");
+    assert_eq!(dev.status()["last-outcome"]["result"], "vanished");
 }
 
 // ---- item 12: https → http redirects are refused ----

@@ -567,7 +567,17 @@ impl Agent {
         let pending_slot = self.pending_slot(&pending)?;
         if booted == pending_slot {
             return match self.health_check() {
-                Ok(()) => self.confirm_running(&pending, booted, &mut journal),
+                Ok(()) => match self.confirm_running(&pending, booted, &mut journal) {
+                    // The install may have vanished while it was being confirmed.
+                    Err(e) => match self.tee.get_info() {
+                        Ok(now) if now.install == InstallState::Idle => {
+                            tracing::warn!("confirming slot {booted} failed: {e}");
+                            self.nothing_pending(booted, &now, journal)
+                        }
+                        _ => Err(e),
+                    },
+                    confirmed => confirmed,
+                },
                 Err(e) => {
                     // Fall back on the next boot; the old slot's boot-check rolls back.
                     self.boot.mark_bad(booted)?;
