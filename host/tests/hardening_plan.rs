@@ -674,3 +674,33 @@ class = "qemu-armv8a"
     let out = agent(&["boot-check"]);
     assert!(out.contains("confirmed slot B"), "{out}");
 }
+
+#[test]
+fn planning_explores_a_bounded_number_of_paths() {
+    let dev = Device::new();
+    let fw = image(600, 14);
+    let d = sha256(&fw);
+    // 200 image-not-match of distinct digests: each is a decision the planner explores.
+    let others: Vec<DigestValue> = (0..200u32).map(|i| sha256(&i.to_le_bytes())).collect();
+    let mut install = vec![
+        set(vec![Parameter::Uri("http://example.com/fw")]),
+        directive(Directive::Fetch),
+    ];
+    for o in &others {
+        install.push(set(vec![digest(o)]));
+        install.push(cond(Condition::ImageNotMatch));
+    }
+    install.push(set(vec![digest(&d), Parameter::ImageSize(600)]));
+    install.push(cond(Condition::ImageMatch));
+    let env = signed(&["fw"], applicability(), vec![], install.clone());
+    expect_rejection(
+        dev.session().load_manifest(&env, 0),
+        Category::Policy,
+        "paths to explore",
+    );
+    // 20 of them are planned.
+    install.drain(2..2 + 2 * 180);
+    let env = signed(&["fw"], applicability(), vec![], install);
+    let plan = dev.session().load_manifest(&env, 0).unwrap();
+    assert_eq!(plan.items[0].digest, Some(d));
+}

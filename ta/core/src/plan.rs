@@ -58,7 +58,7 @@ use suit_shared::Error;
 use crate::error::{Result, TaError};
 
 /// Most runs of a manifest [`plan`] makes while exploring the answers to content conditions.
-const MAX_RUNS: usize = 256;
+const MAX_RUNS: usize = 128;
 
 /// A digest and size the TA computed over a payload.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -224,21 +224,22 @@ pub fn plan(
     let mut runs = 0;
     while let Some(script) = pending.pop() {
         runs += 1;
-        if runs > MAX_RUNS {
-            return Err(Error::Unsupported(format!(
-                "the manifest's content conditions leave more than {MAX_RUNS} paths to explore"
-            ))
-            .into());
-        }
         let mut planner = Planner::new(identity, slot, now, authentic, None);
         planner.script = script;
-        let outcome = run(authentic, sections, &mut planner)
-            .and_then(|applicable| planner.finish(&authentic.manifest.components, &applicable));
+        let outcome = match run(authentic, sections, &mut planner) {
+            // What the planner cannot evaluate on one path leaves the whole plan unknown.
+            Err(e @ TaError::Suit(Error::Unsupported(_))) => return Err(e),
+            Err(e) => Err(e),
+            Ok(applicable) => planner.finish(&authentic.manifest.components, &applicable),
+        };
         // Every decision this run took beyond its script, answered the other way.
         for k in planner.script.len()..planner.decisions.len() {
             let mut other = planner.decisions[..k].to_vec();
             other.push(!planner.decisions[k]);
             pending.push(other);
+        }
+        if runs + pending.len() > MAX_RUNS {
+            return Err(too_many_paths().into());
         }
         match outcome {
             Ok(items) => {
@@ -250,8 +251,6 @@ pub fn plan(
                     trace: planner.trace,
                 });
             }
-            // What the planner cannot evaluate on one path leaves the whole plan unknown.
-            Err(e @ TaError::Suit(Error::Unsupported(_))) => return Err(e),
             Err(e) => {
                 first_error.get_or_insert(e);
             }
@@ -260,8 +259,15 @@ pub fn plan(
     match (planned, first_error) {
         (Some(plan), _) => Ok(plan),
         (None, Some(e)) => Err(e),
-        (None, None) => Err(Error::Unsupported(String::from("nothing to plan")).into()),
+        // The first run always ends one way or the other.
+        (None, None) => Err(too_many_paths().into()),
     }
+}
+
+fn too_many_paths() -> Error {
+    Error::Unsupported(format!(
+        "the manifest's content conditions leave more than {MAX_RUNS} paths to explore"
+    ))
 }
 
 /// Runs `authentic`'s `sections` again over what the TA `computed` per payload (COMMIT);
@@ -443,6 +449,9 @@ impl<'c> Planner<'c> {
             // Verification: content the TA did not compute matches nothing.
             (None, Some(_)) => false,
             (None, None) => {
+                if self.decisions.len() == MAX_RUNS {
+                    return Err(too_many_paths());
+                }
                 let holds = self
                     .script
                     .get(self.decisions.len())
