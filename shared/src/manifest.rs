@@ -540,7 +540,18 @@ fn decode_common(bytes: &[u8]) -> Result<CommonParts<'_>> {
                                 limit: MAX_COMPONENTS,
                             });
                         }
-                        components.push(ComponentId::decode(r)?);
+                        let id = ComponentId::decode(r)?;
+                        // A component identifier names one storage location: two indices for
+                        // it would give one location two contents (and the text map, keyed by
+                        // identifier, could not describe them).
+                        if components.contains(&id) {
+                            return Err(invalid(
+                                "common",
+                                "components",
+                                "lists a component identifier twice",
+                            ));
+                        }
+                        components.push(id);
                     }
                 }
                 Key::Int(4) => shared = Some(r.bytes()?),

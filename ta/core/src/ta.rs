@@ -13,13 +13,13 @@ use suit_shared::auth::{alg, TrustAnchor};
 use suit_shared::digest::{DigestAlg, DigestValue};
 use suit_shared::error::Uuid;
 use suit_shared::manifest::Manifest;
-use suit_shared::processor::{DeviceIdentity, Processor, Section};
+use suit_shared::processor::{DeviceIdentity, Section};
 use suit_shared::report::{Reason, Report, ReportResult, INCOMPLETE, TRIAL_FAILED};
 use suit_shared::token::{Claims, Token, NONCE_LEN};
 use suit_shared::Error;
 
 use crate::error::{Result, TaError};
-use crate::plan::{Computed, Planner, Step};
+use crate::plan::{self, Computed, Step};
 use crate::platform::{Clock, Rng, Storage};
 use crate::state::{Kek, State};
 use crate::stream::{Decrypt, PayloadStream};
@@ -145,6 +145,10 @@ struct Item {
     plan: PlanItem,
     /// The staging component the bytes pass through (source of a copy), if any.
     staging: Option<usize>,
+    /// The payload of the plan the item installs.
+    payload: usize,
+    /// The payload of the plan its bytes arrive as, when they are decrypted on the way.
+    fetched_payload: Option<usize>,
     /// Digest and size of the bytes as streamed (before decryption), once approved.
     fetched: Option<Computed>,
     state: ItemState,
@@ -672,25 +676,20 @@ impl<S: Storage, R: Rng, C: Clock> Ta<S, R, C> {
             let id: abi::ComponentIdBytes = component.0.iter().map(|p| p.to_vec()).collect();
             manifest.check_sequence_number(state.floor(&id))?;
         }
-        let mut planner = Planner::new(
-            Self::identity(&state, &config),
+        let plan::Plan {
+            items: planned,
+            trace,
+        } = plan::plan(
+            &authentic,
+            &SECTIONS,
+            &Self::identity(&state, &config),
             slot,
             now,
-            manifest.components.len(),
-            None,
-        );
-        Processor::new(&authentic, &mut planner).run(&SECTIONS)?;
-        let trace = core::mem::take(&mut planner.trace);
-        let planned = planner.finish(&manifest.components)?;
+        )?;
         let items: Vec<PlanItem> = planned.iter().map(|p| p.item.clone()).collect();
         for item in &items {
             if let Some(info) = &item.encryption_info {
-                crate::crypto::check_recipient(
-                    info,
-                    item.digest.is_some(),
-                    item.index as usize,
-                    &state,
-                )?;
+                crate::crypto::check_recipient(info, &state)?;
             }
         }
         let auth = authentic
@@ -720,6 +719,8 @@ impl<S: Storage, R: Rng, C: Clock> Ta<S, R, C> {
                 .map(|p| Item {
                     plan: p.item,
                     staging: p.staging,
+                    payload: p.payload,
+                    fetched_payload: p.fetched_payload,
                     fetched: None,
                     state: ItemState::Pending,
                 })
@@ -1016,7 +1017,15 @@ impl<S: Storage, R: Rng, C: Clock> Ta<S, R, C> {
             )));
         }
         let mut expected = Vec::new();
-        let mut computed = alloc::vec![None; suit_shared::manifest::MAX_COMPONENTS];
+        // What the TA computed, per payload of the plan.
+        let payloads = update
+            .items
+            .iter()
+            .flat_map(|i| [Some(i.payload), i.fetched_payload])
+            .flatten()
+            .max()
+            .map_or(0, |p| p + 1);
+        let mut computed = alloc::vec![None; payloads];
         for item in &update.items {
             let index = item.plan.index;
             let ok = match (&item.state, &item.plan.encryption_info) {
@@ -1035,13 +1044,11 @@ impl<S: Storage, R: Rng, C: Clock> Ta<S, R, C> {
                 ));
             };
             expected.push(Self::claims(update, &item.plan, c, nonce));
-            if let Some(slot) = computed.get_mut(index as usize) {
+            if let Some(slot) = computed.get_mut(item.payload) {
                 *slot = Some(c.clone());
             }
-            if let Some(staging) = item.staging {
-                if let Some(slot) = computed.get_mut(staging) {
-                    *slot = item.fetched.clone();
-                }
+            if let Some(slot) = item.fetched_payload.and_then(|p| computed.get_mut(p)) {
+                *slot = item.fetched.clone();
             }
         }
         let envelope = update.envelope.clone();
@@ -1083,15 +1090,15 @@ impl<S: Storage, R: Rng, C: Clock> Ta<S, R, C> {
             }
         }
         let authentic = Manifest::authenticate(&envelope, &config.anchors)?;
-        let mut verifier = Planner::new(
-            Self::identity(&state, &config),
+        let again = plan::verify(
+            &authentic,
+            &SECTIONS,
+            &Self::identity(&state, &config),
             slot,
             now,
-            authentic.manifest.components.len(),
-            Some(&computed),
-        );
-        Processor::new(&authentic, &mut verifier).run(&SECTIONS)?;
-        if verifier.trace != trace {
+            &computed,
+        )?;
+        if again != trace {
             return Err(TaError::Diverged);
         }
         let record = pending.clone();
