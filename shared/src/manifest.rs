@@ -275,24 +275,7 @@ impl<'a> Manifest<'a> {
     fn decode(envelope: &Envelope<'a>) -> Result<Self> {
         // First pass: raw elements by key, so that the version is checked before anything else
         // is interpreted (§6.1).
-        let raw: BTreeMap<i64, &'a [u8]> =
-            Reader::decode_exact(envelope.manifest.content, "manifest", |r| {
-                let mut entries = r.map()?;
-                let mut raw = BTreeMap::new();
-                while entries.next_entry() {
-                    match r.map_key(&mut entries)? {
-                        Key::Int(k) => {
-                            raw.insert(k, r.raw_item()?);
-                        }
-                        _ => {
-                            return Err(Error::Unsupported(
-                                "manifest elements with non-integer keys".into(),
-                            ))
-                        }
-                    }
-                }
-                Ok(raw)
-            })?;
+        let raw = raw_elements(envelope.manifest.content)?;
         let uint = |k: i64, name: &'static str| -> Result<Option<u64>> {
             raw.get(&k)
                 .map(|b| Reader::decode_exact(b, name, |r| r.u64()))
@@ -410,6 +393,65 @@ impl<'a> Manifest<'a> {
     pub fn component_count(&self) -> usize {
         self.components.len()
     }
+
+    /// Checks every severed member `envelope` carries against its digest in the manifest and
+    /// refuses members the manifest does not sever; reads nothing else of the manifest. For an
+    /// authenticated envelope this makes every member it carries authentic.
+    pub fn check_severed_members(
+        envelope: &Envelope<'a>,
+    ) -> Result<Vec<(&'static str, SeveredMember)>> {
+        let raw = raw_elements(envelope.manifest.content)?;
+        let mut members = Vec::new();
+        for (k, name) in SEVERABLE
+            .into_iter()
+            .chain([(key::DEPENDENCY_RESOLUTION, "dependency-resolution")])
+        {
+            if !raw.contains_key(&k) && envelope.severed(k).is_some() {
+                return Err(Error::UnexpectedSeveredElement(name));
+            }
+            let member = match resolve_severable(raw.get(&k).copied(), envelope, k, name)? {
+                Severable::Absent => continue,
+                Severable::Present { severed: false, .. } => SeveredMember::Inline,
+                Severable::Present { severed: true, .. } => SeveredMember::Present,
+                Severable::Severed(_) => SeveredMember::Stripped,
+            };
+            members.push((name, member));
+        }
+        Ok(members)
+    }
+}
+
+/// Where a severable element of a manifest is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SeveredMember {
+    /// Inside the manifest, not severed.
+    Inline,
+    /// Severed and carried by the envelope with a matching digest.
+    Present,
+    /// Severed and left out of the envelope (stripped, as §8.4 permits): only its digest is
+    /// known.
+    Stripped,
+}
+
+/// The manifest's elements by key, undecoded.
+fn raw_elements(content: &[u8]) -> Result<BTreeMap<i64, &[u8]>> {
+    Reader::decode_exact(content, "manifest", |r| {
+        let mut entries = r.map()?;
+        let mut raw = BTreeMap::new();
+        while entries.next_entry() {
+            match r.map_key(&mut entries)? {
+                Key::Int(k) => {
+                    raw.insert(k, r.raw_item()?);
+                }
+                _ => {
+                    return Err(Error::Unsupported(
+                        "manifest elements with non-integer keys".into(),
+                    ))
+                }
+            }
+        }
+        Ok(raw)
+    })
 }
 
 const KNOWN_MANIFEST_KEYS: [i64; 16] = [
