@@ -229,3 +229,43 @@ fn verify_token_refuses_deep_nesting() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("nesting"), "{err}");
 }
+
+/// The public SUIT test vectors (`../shared/suit-vectors`, or `SUIT_VECTORS`).
+fn vectors() -> PathBuf {
+    std::env::var_os("SUIT_VECTORS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/suit-vectors"))
+}
+
+/// Item 19: `inspect` shows an envelope with dependencies; `process` still refuses it.
+#[test]
+fn inspect_shows_dependencies_process_refuses_them() {
+    let envelope = vectors().join("trust-domains/example1_process.suit");
+    let out = ok(tool(&["inspect".as_ref(), envelope.as_os_str()]));
+    assert!(out.contains("directive-process-dependency"), "{out}");
+    assert!(out.contains("dependency manifest"), "{out}");
+    let json: Value = serde_json::from_str(&ok(tool(&[
+        "inspect".as_ref(),
+        envelope.as_os_str(),
+        "--json".as_ref(),
+    ])))
+    .unwrap();
+    assert_eq!(json["dependencies"]["components"][0]["index"], 1, "{json}");
+    assert!(
+        json["dependencies"]["dependency-resolution"]["value"].is_array(),
+        "{json}"
+    );
+    let anchor = vectors().join("keys/draft-es256-p256.pub.pem");
+    let out = tool(&[
+        "process".as_ref(),
+        envelope.as_os_str(),
+        "--trust-anchor".as_ref(),
+        anchor.as_os_str(),
+        "--json".as_ref(),
+    ]);
+    assert_eq!(code(&out), 1);
+    let json: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["error"]["category"], "policy", "{json}");
+    let message = json["error"]["message"].as_str().unwrap();
+    assert!(message.contains("dependencies not supported"), "{message}");
+}
