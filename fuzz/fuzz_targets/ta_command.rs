@@ -11,7 +11,10 @@
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
 
-use libfuzzer_sys::fuzz_target;
+use libfuzzer_sys::{fuzz_mutator, fuzz_target};
+
+#[path = "common/mod.rs"]
+mod common;
 use suit_shared::abi::{self, CommandId, Provisioning, Request, StorageKind};
 use suit_shared::auth::TrustAnchor;
 use suit_shared::author::{build_envelope, encode_manifest, sign_envelope, SigningKey};
@@ -215,7 +218,7 @@ fn param(kind: u8, input: &mut Input<'_>) -> Param {
     }
 }
 
-fuzz_target!(|data: &[u8]| {
+fn check(data: &[u8]) {
     let mut input = Input(data);
     let mut w = World {
         ta: new_ta(Memory::default()),
@@ -352,4 +355,11 @@ fuzz_target!(|data: &[u8]| {
             _ => w.call(s, &Request::GetInfo, &[]),
         }
     }
+}
+
+// Every input on the TA's stack, mutated with knowledge of CBOR (common/mod.rs).
+fuzz_target!(|data: &[u8]| common::on_ta_stack(data, || check(data)));
+
+fuzz_mutator!(|data: &mut [u8], size: usize, max_size: usize, seed: u32| {
+    common::mutate(data, size, max_size, seed)
 });

@@ -704,6 +704,10 @@ impl<'p, 'a, P: Platform> Processor<'p, 'a, P> {
                 }
             }
             Condition::Abort => Err(Error::Aborted),
+            // Only inspection decodes these; processing refuses dependencies.
+            Condition::DependencyIntegrity | Condition::IsDependency => {
+                Err(Error::DependenciesNotSupported(condition_name(condition)))
+            }
         })
     }
 
@@ -772,6 +776,9 @@ impl<'p, 'a, P: Platform> Processor<'p, 'a, P> {
                 self.platform.wait(comp, &params)
             }
             Directive::Unlink => self.platform.unlink(comp),
+            Directive::ProcessDependency => {
+                Err(Error::DependenciesNotSupported(directive_name(directive)))
+            }
         }
     }
 }

@@ -187,6 +187,8 @@ pub(crate) fn open_device_signed(
     if tag != 18 {
         return Err(invalid("not a tagged COSE_Sign1"));
     }
+    // coset and ciborium recurse: bound the input before they see it.
+    crate::cbor::check_cose(bytes, "device-signed object")?;
     let sign1 =
         CoseSign1::from_tagged_slice(bytes).map_err(|_| invalid("a malformed COSE_Sign1"))?;
     // Re-encoding must give the same bytes: no alternative encodings.
