@@ -10,7 +10,7 @@
 //! * `TA_MAX_CHUNK`, `TA_MAX_ENVELOPE` — largest bulk chunk and envelope (bytes; K/M suffixes);
 //! * `TA_CLIENT` — the only TEE client that may change state: `user:UID` (a Linux user, as
 //!   the kernel vouches for it with TEEC_LOGIN_USER; default `user:0`, root, which the agent
-//!   is on the QEMU device), `group:GID`, or `any` (development only: every client);
+//!   is on the QEMU device), or `any` (development only: every client);
 //! * `TA_FACTORY` — `1` builds a factory TA in which PROVISION works (once); anything else,
 //!   the default, a production TA without it;
 //! * `TA_UUID`, `TA_STACK_SIZE`, `TA_HEAP_SIZE` — as before. ta/ta.mk sets them.
@@ -94,7 +94,8 @@ fn identity() -> ([u8; 16], [u8; 16]) {
 }
 
 /// The client identity from `TA_CLIENT`: login method and UUID, as OP-TEE reports it for a
-/// Linux client (UUIDv5 of "uid=<hex>"/"gid=<hex>" in the kernel's client namespace).
+/// Linux client that opens its session with TEEC_LOGIN_USER, as the agent does (UUIDv5 of
+/// "uid=<hex euid>" in the kernel's client namespace).
 fn client() -> Option<(u32, [u8; 16])> {
     // drivers/tee/tee_core.c `tee_client_uuid_ns`.
     let namespace = uuid::Uuid::from_bytes([
@@ -106,19 +107,15 @@ fn client() -> Option<(u32, [u8; 16])> {
     if text == "any" {
         return None;
     }
-    let (login, tag, id) = match text.split_once(':') {
-        Some(("user", id)) => (1, "uid", id),
-        Some(("group", id)) => (2, "gid", id),
-        _ => panic!("TA_CLIENT={text} is not user:UID, group:GID or any"),
+    let Some(("user", id)) = text.split_once(':') else {
+        panic!("TA_CLIENT={text} is neither user:UID nor any");
     };
     let id: u32 = id
         .parse()
         .unwrap_or_else(|e| panic!("TA_CLIENT={text}: {id} is not a number: {e}"));
-    let name = format!("{tag}={id:x}");
-    Some((
-        login,
-        *uuid::Uuid::new_v5(&namespace, name.as_bytes()).as_bytes(),
-    ))
+    let name = format!("uid={id:x}");
+    // 1: TEE_LOGIN_USER.
+    Some((1, *uuid::Uuid::new_v5(&namespace, name.as_bytes()).as_bytes()))
 }
 
 fn write_config() {

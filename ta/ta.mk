@@ -16,7 +16,7 @@ TA_VENDOR_ID    ?=
 TA_CLASS_ID     ?=
 TA_MAX_CHUNK    ?=
 TA_MAX_ENVELOPE ?=
-# Who may change state (user:UID, group:GID or any; empty: user:0) and whether PROVISION
+# Who may change state (user:UID or any; empty: user:0) and whether PROVISION
 # works (TA_FACTORY=1: a factory TA; empty: production, no PROVISION).
 TA_CLIENT       ?=
 TA_FACTORY      ?=

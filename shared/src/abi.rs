@@ -147,8 +147,6 @@ pub mod login {
     pub const PUBLIC: u32 = 0;
     /// A Linux user: the kernel derives the UUID from the caller's effective uid.
     pub const USER: u32 = 1;
-    /// A Linux group: the kernel derives the UUID from a gid the caller holds.
-    pub const GROUP: u32 = 2;
     /// Another TA; the UUID is that TA's.
     pub const TRUSTED_APP: u32 = 0xF000_0000;
     /// The Linux kernel's namespace for client UUIDs (drivers/tee/tee_core.c

@@ -321,6 +321,27 @@ mod tests {
     }
 
     #[test]
+    fn the_largest_token_fits_its_request_cap() {
+        use crate::abi::{MAX_COMPONENT_ID, MAX_NONCE, MAX_TOKEN};
+        let k = key(1);
+        let mut c = claims();
+        // 4 parts whose encoding ([* bstr]) is exactly MAX_COMPONENT_ID bytes.
+        let part = (MAX_COMPONENT_ID - 1) / 4 - 3;
+        c.component_id = vec![vec![1; part]; 4];
+        let mut w = Writer::new();
+        write_component_id(&mut w, &c.component_id);
+        assert!(w.into_bytes().len() <= MAX_COMPONENT_ID);
+        c.manifest_digest = DigestAlg::Sha512.digest(b"m");
+        c.image_digest = DigestAlg::Sha512.digest(b"i");
+        c.sequence_number = u64::MAX;
+        c.slot = u64::MAX;
+        c.image_size = u64::MAX;
+        c.verifier_nonce = Some(vec![0xee; MAX_NONCE]);
+        let token = c.sign(&k).unwrap();
+        assert!(token.len() <= MAX_TOKEN, "{} bytes", token.len());
+    }
+
+    #[test]
     fn other_key_and_alterations_are_refused() {
         let k = key(1);
         let token = claims().sign(&k).unwrap();
