@@ -512,3 +512,26 @@ fn use_before_refuses_expired_manifests_and_accepts_current_ones() {
         None,
     );
 }
+
+#[test]
+fn agent_refuses_a_malformed_nonce() {
+    for (args, bad) in [
+        (
+            vec!["install", "--nonce", "xyz", "file:///nonexistent.suit"],
+            "xyz",
+        ),
+        (vec!["confirm", "--nonce", &"ab".repeat(65)], "ab"),
+    ] {
+        let out = Process::new(env!("CARGO_BIN_EXE_suit-agent"))
+            .args(["--tee", "simulator", "--config", "/nonexistent/config.toml"])
+            .args(&args)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains("is not a nonce") && stderr.contains(bad),
+            "{stderr}"
+        );
+    }
+}

@@ -80,7 +80,7 @@ pub struct Config {
 pub struct ClientIdentity {
     /// The login method ([`abi::login`]).
     pub login: u32,
-    /// The client UUID: for a Linux user or group derived by the kernel from the uid or gid
+    /// The client UUID: for a Linux user derived by the kernel from its effective uid
     /// ([`abi::login::LINUX_CLIENT_NAMESPACE`]); nil for a public login.
     pub uuid: [u8; 16],
 }
