@@ -84,7 +84,11 @@ fn load_manifest(stack: usize, envelope: Vec<u8>) -> (Category, String) {
     let mut session = SimulatedTa::new(config).unwrap().open_session();
     // First use (device key generation) on this thread: only LOAD_MANIFEST is under test.
     session.get_info().unwrap();
-    let request = Request::LoadManifest { target_slot: 0 }.encode();
+    let request = Request::LoadManifest {
+        target_slot: 0,
+        nonce: None,
+    }
+    .encode();
     let params = [
         Param::MemrefInput(request),
         Param::MemrefOutput(response_capacity(CommandId::LoadManifest)),

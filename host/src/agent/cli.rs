@@ -17,7 +17,7 @@ use super::fetch::progress;
 use super::update::{Agent, AgentError, BootCheck};
 use crate::tee::simulator::{SimulatorConfig, SimulatorSession};
 use crate::tee::Tee;
-use crate::tool::spec::{class_uuid, parse_uuid, vendor_uuid};
+use crate::tool::spec::{class_uuid, parse_nonce, parse_uuid, vendor_uuid, Nonce};
 
 /// Which TEE backend to use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -58,6 +58,10 @@ enum Cmd {
     Install {
         /// http(s):// or file:// URL, or a path (e.g. on a USB stick).
         source: String,
+        /// A verifier's nonce (hex, at most 64 bytes) for the approval tokens and the SUIT
+        /// report of this install.
+        #[arg(long, value_name = "HEX", value_parser = parse_nonce)]
+        nonce: Option<Nonce>,
     },
     /// Ask whether SOURCE (default: the channel) offers an applicable newer update; changes
     /// nothing. Exit 0 if it does, 3 if not.
@@ -75,11 +79,19 @@ enum Cmd {
         json: bool,
     },
     /// Run the health check and confirm the running trial slot (raises the floors).
-    Confirm,
+    Confirm {
+        /// A verifier's nonce (hex, at most 64 bytes) for the SUIT report.
+        #[arg(long, value_name = "HEX", value_parser = parse_nonce)]
+        nonce: Option<Nonce>,
+    },
     /// Drop the pending or unfinished install; floors unchanged.
     Rollback,
     /// Early boot: confirm a healthy trial boot, roll back after a failed one.
-    BootCheck,
+    BootCheck {
+        /// A verifier's nonce (hex, at most 64 bytes) for the SUIT report.
+        #[arg(long, value_name = "HEX", value_parser = parse_nonce)]
+        nonce: Option<Nonce>,
+    },
     /// Poll the channel and install updates as they appear.
     Daemon,
     /// Factory provisioning, once: fleet KEK and identity.
@@ -277,7 +289,8 @@ fn run(cli: Cli) -> Result<(), Failure> {
                 print_info(&info);
             }
         }
-        Cmd::Install { source } => {
+        Cmd::Install { source, nonce } => {
+            agent.set_nonce(nonce.map(|n| n.0));
             let installed = agent.install(&source)?;
             for (id, size) in &installed.components {
                 println!("wrote {id} ({size} bytes) to slot {}", installed.slot);
@@ -361,8 +374,14 @@ fn run(cli: Cli) -> Result<(), Failure> {
                 print_info(&info);
             }
         }
-        Cmd::Confirm => report_boot_check(agent.confirm()?),
-        Cmd::BootCheck => report_boot_check(agent.boot_check()?),
+        Cmd::Confirm { nonce } => {
+            agent.set_nonce(nonce.map(|n| n.0));
+            report_boot_check(agent.confirm()?)
+        }
+        Cmd::BootCheck { nonce } => {
+            agent.set_nonce(nonce.map(|n| n.0));
+            report_boot_check(agent.boot_check()?)
+        }
         Cmd::Rollback => println!("SUIT-AGENT: {}", agent.rollback()?),
         Cmd::Daemon => agent.daemon()?,
         Cmd::Provision {

@@ -184,6 +184,8 @@ pub struct Agent {
     boot: Box<dyn BootControl>,
     fetcher: Fetcher,
     progress: Box<dyn FnMut() -> Box<dyn Progress>>,
+    /// A verifier's nonce for the approval tokens and SUIT reports (`--nonce`).
+    nonce: Option<Vec<u8>>,
 }
 
 impl Agent {
@@ -207,7 +209,14 @@ impl Agent {
             }),
             config,
             progress,
+            nonce: None,
         })
+    }
+
+    /// Sets the verifier's nonce that the next install's approval tokens and the SUIT reports
+    /// carry (freshness for a server that asked for them).
+    pub fn set_nonce(&mut self, nonce: Option<Vec<u8>>) {
+        self.nonce = nonce;
     }
 
     /// The agent's configuration.
@@ -304,16 +313,20 @@ impl Agent {
         let envelope = self.fetch_envelope(source, &envelope_path, &info)?;
 
         tracing::info!("asking the TA to verify the envelope for slot {target}");
-        let plan = match self.tee.load_manifest(&envelope, slot_number) {
-            Ok(plan) => plan,
-            Err(e) => {
-                let _ = std::fs::remove_file(&envelope_path);
-                journal.last_outcome = Some(aborted_outcome(&[], 0, target, &e));
-                self.journal.save(&journal)?;
-                self.file_report();
-                return Err(e.into());
-            }
-        };
+        let plan =
+            match self
+                .tee
+                .load_manifest_with_nonce(&envelope, slot_number, self.nonce.as_deref())
+            {
+                Ok(plan) => plan,
+                Err(e) => {
+                    let _ = std::fs::remove_file(&envelope_path);
+                    journal.last_outcome = Some(aborted_outcome(&[], 0, target, &e));
+                    self.journal.save(&journal)?;
+                    self.file_report();
+                    return Err(e.into());
+                }
+            };
         let digest = plan.manifest_digest.as_bytes().to_vec();
         let resumed = journal
             .update
@@ -869,7 +882,7 @@ impl Agent {
     /// A report that cannot be made, kept or sent is logged, never fatal: the update itself
     /// is already decided.
     fn file_report(&mut self) {
-        let report = match self.tee.report(None) {
+        let report = match self.tee.report(self.nonce.as_deref()) {
             Ok(report) => report,
             Err(e) => {
                 tracing::warn!("no SUIT report from the TA: {e}");

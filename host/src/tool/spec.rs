@@ -280,6 +280,22 @@ fn component_part(text: &str) -> Result<Vec<u8>, ToolError> {
     }
 }
 
+/// A verifier's nonce given on a command line in hex (1 to [`suit_shared::abi::MAX_NONCE`]
+/// bytes): `suit-agent --nonce`, `suit-tool verify-token/verify-report --nonce`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Nonce(pub Vec<u8>);
+
+/// Parses a [`Nonce`] (a clap value parser).
+pub fn parse_nonce(text: &str) -> Result<Nonce, String> {
+    match decode_hex(text) {
+        Some(n) if !n.is_empty() && n.len() <= suit_shared::abi::MAX_NONCE => Ok(Nonce(n)),
+        _ => Err(format!(
+            "{text:?} is not a nonce: 1 to {} bytes in hex",
+            suit_shared::abi::MAX_NONCE
+        )),
+    }
+}
+
 /// Decodes hexadecimal text.
 pub fn decode_hex(hex: &str) -> Option<Vec<u8>> {
     if !hex.len().is_multiple_of(2) {
