@@ -21,7 +21,7 @@ help:
 	@echo "make ta          build and sign the OP-TEE TA (build/ta/<uuid>.ta)"
 	@echo "make qemu-smoke  boot the OP-TEE QEMUv8 environment and run xtest"
 	@echo "make fuzz        fuzz each target: $(FUZZ_TARGETS) (FUZZ_TIME=$(FUZZ_TIME) s each)"
-	@echo "make bench       benchmarks, each as a ratio to a baseline measured in the same run"
+	@echo "make bench       benchmarks, each as a ratio to a baseline measured in the same run (build/bench/summary.json)"
 	@echo "make verify-units  systemd-analyze verify and security rating of the agent's units"
 
 include ta/ta.mk
@@ -94,11 +94,15 @@ fuzz: fuzz-seed
 fuzz-smoke:
 	$(MAKE) fuzz FUZZ_TIME=20
 
+# Each bench also writes its figures to build/bench/<bench>.json and merges them all into the
+# flat object build/bench/summary.json; emptied first, so no figure of an earlier run survives.
 bench:
-	@bash qemu/debian.sh host-tools time
+	@bash qemu/debian.sh host-tools time openssl curl
+	rm -rf build/bench
 	$(CARGO) bench -p suit-host --bench tool
 	$(CARGO) bench -p suit-host --bench decrypt
 	$(CARGO) bench -p suit-host --bench agent
+	@echo "== build/bench/summary.json" && cat build/bench/summary.json
 
 clean:
 	$(CARGO) clean
