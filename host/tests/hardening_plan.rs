@@ -5,71 +5,27 @@
 //! fetch → check → copy pattern through COMMIT. The real TA core through the simulator
 //! backend, envelopes signed with the development vendor key.
 
-use std::path::{Path, PathBuf};
+#[allow(dead_code)] // helpers of the other simulator tests
+#[path = "support/sim.rs"]
+mod sim;
 
-use suit_host::tee::simulator::{SimulatedTa, SimulatorConfig, SimulatorSession};
-use suit_host::tee::{Tee, TeeError};
+use sim::{approve, class, expect_rejection, image, repo, sign, vendor, vendor_key, Device};
+use suit_host::tee::simulator::MAX_ENVELOPE;
+use suit_host::tee::Tee;
 use suit_host::tool::crypt::OsRng;
-use suit_host::tool::spec::{class_uuid, vendor_uuid};
 use suit_shared::abi::{self, PayloadSource};
-use suit_shared::author::{build_envelope, encode_manifest, sign_envelope};
 use suit_shared::command::{
     Command, CommandSequence, Condition, Directive, IndexSelection, ReportingPolicy,
 };
 use suit_shared::digest::{DigestAlg, DigestValue};
 use suit_shared::encryption::{AesKwAlg, ContentAlg, Encryptor, RecipientPublicKey};
-use suit_shared::error::Uuid;
 use suit_shared::manifest::{ComponentId, Manifest, Severable};
 use suit_shared::params::{Parameter, VendorId};
 use suit_shared::Category;
 
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-fn vendor() -> Uuid {
-    vendor_uuid("example.com")
-}
-
-fn class() -> Uuid {
-    class_uuid(vendor(), "qemu-armv8a")
-}
-
-/// A fresh simulated TA with its own state directory.
-struct Device {
-    _dir: tempfile::TempDir,
-    state_dir: PathBuf,
-    ta: SimulatedTa,
-}
-
-impl Device {
-    fn new() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let state_dir = dir.path().join("state");
-        let ta = SimulatedTa::new(config(&state_dir)).unwrap();
-        Device {
-            _dir: dir,
-            state_dir,
-            ta,
-        }
-    }
-
-    fn session(&self) -> SimulatorSession {
-        self.ta.open_session()
-    }
-
-    /// A new TA instance on the same state (a reboot).
-    fn restart(&mut self) {
-        self.ta = SimulatedTa::new(config(&self.state_dir)).unwrap();
-    }
-}
-
-fn config(state_dir: &Path) -> SimulatorConfig {
-    let anchor =
-        suit_host::keys::load_trust_anchor(&repo().join("keys/dev-vendor-es384.pub.pem")).unwrap();
-    let mut c = SimulatorConfig::new(state_dir, vec![anchor]);
-    c.max_chunk = 4096;
-    c
+/// A simulated TA with the backend's default envelope bound.
+fn device() -> Device {
+    Device::with(|c| c.max_envelope = MAX_ENVELOPE)
 }
 
 const RP: ReportingPolicy = ReportingPolicy(15);
@@ -147,38 +103,7 @@ fn signed(
         text: Severable::Absent,
         coswid: Severable::Absent,
     };
-    let encoded = encode_manifest(&manifest, DigestAlg::Sha256);
-    let unsigned = build_envelope(&encoded, &[], DigestAlg::Sha256);
-    let key =
-        suit_host::keys::load_signing_key(&repo().join("keys/dev-vendor-es384.priv.pem")).unwrap();
-    sign_envelope(&unsigned, &key, key.default_alg(), None).unwrap()
-}
-
-fn image(n: usize, seed: u8) -> Vec<u8> {
-    (0..n)
-        .map(|i| (i as u8).wrapping_mul(13).wrapping_add(seed))
-        .collect()
-}
-
-fn expect_rejection<T: std::fmt::Debug>(r: Result<T, TeeError>, category: Category, text: &str) {
-    match r.unwrap_err() {
-        TeeError::Rejected { rejection, .. } => {
-            assert_eq!(rejection.category, category, "{}", rejection.message);
-            assert!(
-                rejection.message.contains(text),
-                "{:?} does not contain {text:?}",
-                rejection.message
-            );
-        }
-        other => panic!("expected a rejection, got {other}"),
-    }
-}
-
-fn approve(tee: &mut dyn Tee, index: u32, bytes: &[u8]) -> abi::Approval {
-    for (i, c) in bytes.chunks(4096).enumerate() {
-        tee.payload_update(index, (i * 4096) as u64, c).unwrap();
-    }
-    tee.payload_final(index).unwrap()
+    sign(&manifest, &vendor_key())
 }
 
 /// LOAD_MANIFEST for `slot`, approve `fw` as the single item, COMMIT, reboot, CONFIRM.
@@ -189,7 +114,7 @@ fn install_and_confirm(dev: &mut Device, env: &[u8], slot: u64, fw: &[u8]) -> ab
     let item = plan.items[0].clone();
     assert_eq!(item.digest, Some(sha256(fw)));
     assert_eq!(item.size, Some(fw.len() as u64));
-    let a = approve(&mut s, item.index, fw);
+    let a = approve(&mut s, item.index, fw, 4096);
     s.commit(&[a.token]).unwrap();
     drop(s);
     dev.restart();
@@ -221,7 +146,7 @@ fn encrypt_for(s: &mut dyn Tee, plaintext: &[u8]) -> (Vec<u8>, Vec<u8>) {
 
 #[test]
 fn an_encrypted_payload_needs_a_plaintext_digest_and_size() {
-    let mut dev = Device::new();
+    let mut dev = device();
     let fw = image(5000, 1);
     let mut s = dev.session();
     let (ciphertext, info) = encrypt_for(&mut s, &fw);
@@ -279,7 +204,7 @@ fn an_encrypted_payload_needs_a_plaintext_digest_and_size() {
     let plan = s.load_manifest(&checked, 0).unwrap();
     let item = &plan.items[0];
     assert_eq!(item.fetch_digest, Some(cipher_digest.clone()));
-    let a = approve(&mut s, item.index, &ciphertext);
+    let a = approve(&mut s, item.index, &ciphertext, 4096);
     let mut out = Vec::new();
     s.decrypt_stream(item.index, &a.token, &mut ciphertext.as_slice(), &mut out)
         .unwrap();
@@ -291,7 +216,7 @@ fn an_encrypted_payload_needs_a_plaintext_digest_and_size() {
 
 #[test]
 fn a_plain_payload_needs_a_size() {
-    let dev = Device::new();
+    let dev = device();
     let fw = image(3000, 2);
     let d = sha256(&fw);
     let mut install = vec![
@@ -326,7 +251,7 @@ fn fetch_checked(d: &DigestValue, size: usize) -> Vec<Command<'_>> {
 
 #[test]
 fn an_install_needs_vendor_and_class_checks_for_its_component() {
-    let dev = Device::new();
+    let dev = device();
     let fw = image(2000, 3);
     let d = sha256(&fw);
     let refused = |env: Vec<u8>| {
@@ -396,7 +321,7 @@ fn an_install_needs_vendor_and_class_checks_for_its_component() {
 
 #[test]
 fn image_not_match_does_not_pin_a_digest() {
-    let mut dev = Device::new();
+    let mut dev = device();
     let old = image(1500, 4);
     let fw = image(1600, 5);
     let (old_d, new_d) = (sha256(&old), sha256(&fw));
@@ -455,7 +380,7 @@ fn slot_or_content_branches(a: &DigestValue, b: &DigestValue, size: usize) -> Ve
 
 #[test]
 fn an_abandoned_try_each_branch_does_not_pin_its_digest() {
-    let mut dev = Device::new();
+    let mut dev = device();
     let a = image(1000, 6);
     let b = image(1000, 7);
     let env = slot_or_content_branches(&sha256(&a), &sha256(&b), 1000);
@@ -472,7 +397,7 @@ fn an_abandoned_try_each_branch_does_not_pin_its_digest() {
 
 #[test]
 fn content_alternatives_are_refused_as_unsupported() {
-    let dev = Device::new();
+    let dev = device();
     let (a, b) = (sha256(&image(800, 8)), sha256(&image(800, 9)));
     let branch = |d| CommandSequence {
         commands: vec![
@@ -541,7 +466,7 @@ pub fn example4(fw: &[u8], uri: &str) -> Vec<u8> {
 
 #[test]
 fn fetch_check_copy_without_encryption_commits() {
-    let mut dev = Device::new();
+    let mut dev = device();
     let fw = image(9000, 10);
     let env = example4(&fw, "http://example.com/rootfs.bin");
     let mut s = dev.session();
@@ -567,7 +492,7 @@ fn fetch_check_copy_without_encryption_commits() {
 
 #[test]
 fn duplicate_component_ids_are_malformed() {
-    let dev = Device::new();
+    let dev = device();
     let fw = image(700, 11);
     let d = sha256(&fw);
     let mut shared = vec![Command::SetComponentIndex(IndexSelection::All)];
@@ -677,7 +602,7 @@ class = "qemu-armv8a"
 
 #[test]
 fn planning_explores_a_bounded_number_of_paths() {
-    let dev = Device::new();
+    let dev = device();
     let fw = image(600, 14);
     let d = sha256(&fw);
     // 200 image-not-match of distinct digests: each is a decision the planner explores.

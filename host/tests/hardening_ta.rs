@@ -1,19 +1,21 @@
 //! Hardening of the TA's transport, sessions, state and reports (issue 9, items 4, 5, 6, 7, 13,
 //! 14), through the simulator backend: the real TA core in-process.
 
-use std::path::{Path, PathBuf};
+#[allow(dead_code)] // helpers of the other simulator tests
+#[path = "support/sim.rs"]
+mod sim;
+
 use std::process::Command as Process;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use p384::pkcs8::EncodePublicKey;
-use suit_host::tee::simulator::{SimulatedTa, SimulatorConfig, SimulatorSession};
+use sim::{class, expect_rejection, image, sign, vendor, vendor_key, Device};
+use suit_host::tee::simulator::SimulatorSession;
 use suit_host::tee::{linux_user_identity, Tee, TeeError};
-use suit_host::tool::spec::{class_uuid, vendor_uuid};
 use suit_shared::abi::{self, CommandId, InstallState, Provisioning, Request};
-use suit_shared::author::{build_envelope, encode_manifest, sign_envelope, SigningKey};
+use suit_shared::author::SigningKey;
 use suit_shared::command::{Command, CommandSequence, Condition, Directive, ReportingPolicy};
 use suit_shared::digest::{DigestAlg, SuitDigest};
-use suit_shared::error::Uuid;
 use suit_shared::manifest::{ComponentId, Manifest, Severable};
 use suit_shared::params::{Parameter, VendorId};
 use suit_shared::report::{Report, ReportResult};
@@ -21,25 +23,9 @@ use suit_shared::token::Token;
 use suit_shared::Category;
 use suit_ta_core::{ClientPolicy, Param};
 
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-fn vendor_key() -> SigningKey {
-    suit_host::keys::load_signing_key(&repo().join("keys/dev-vendor-es384.priv.pem")).unwrap()
-}
-
 /// A key the TA does not trust.
 fn attacker_key() -> SigningKey {
     SigningKey::P384(p384::ecdsa::SigningKey::from_slice(&[7; 48]).unwrap())
-}
-
-fn vendor() -> Uuid {
-    vendor_uuid("example.com")
-}
-
-fn class() -> Uuid {
-    class_uuid(vendor(), "qemu-armv8a")
 }
 
 fn now() -> u64 {
@@ -106,70 +92,11 @@ fn envelope(seq: u64, id: &[u8], image: &[u8], opts: &Options, key: &SigningKey)
         text: Severable::Absent,
         coswid: Severable::Absent,
     };
-    let encoded = encode_manifest(&manifest, DigestAlg::Sha256);
-    let unsigned = build_envelope(&encoded, &[], DigestAlg::Sha256);
-    sign_envelope(&unsigned, key, key.default_alg(), None).unwrap()
+    sign(&manifest, key)
 }
 
 fn simple(seq: u64, image: &[u8]) -> Vec<u8> {
     envelope(seq, b"rootfs", image, &Options::default(), &vendor_key())
-}
-
-fn image(n: usize, seed: u8) -> Vec<u8> {
-    (0..n)
-        .map(|i| (i as u8).wrapping_mul(13).wrapping_add(seed))
-        .collect()
-}
-
-struct Device {
-    _dir: tempfile::TempDir,
-    config: SimulatorConfig,
-    ta: SimulatedTa,
-}
-
-impl Device {
-    fn with(change: impl FnOnce(&mut SimulatorConfig)) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let anchor =
-            suit_host::keys::load_trust_anchor(&repo().join("keys/dev-vendor-es384.pub.pem"))
-                .unwrap();
-        let mut config = SimulatorConfig::new(dir.path().join("state"), vec![anchor]);
-        config.max_chunk = 4096;
-        config.max_envelope = 64 * 1024;
-        change(&mut config);
-        let ta = SimulatedTa::new(config.clone()).unwrap();
-        Device {
-            _dir: dir,
-            config,
-            ta,
-        }
-    }
-
-    fn new() -> Self {
-        Device::with(|_| {})
-    }
-
-    fn session(&self) -> SimulatorSession {
-        self.ta.open_session()
-    }
-
-    /// A new TA instance on the same state (a reboot).
-    fn restart(&mut self) {
-        self.ta = SimulatedTa::new(self.config.clone()).unwrap();
-    }
-}
-
-fn rejection(e: TeeError) -> (Category, String) {
-    match e {
-        TeeError::Rejected { rejection, .. } => (rejection.category, rejection.message),
-        other => panic!("expected a rejection, got {other}"),
-    }
-}
-
-fn expect_rejection<T: std::fmt::Debug>(r: Result<T, TeeError>, category: Category, text: &str) {
-    let (c, m) = rejection(r.unwrap_err());
-    assert_eq!(c, category, "{m}");
-    assert!(m.contains(text), "{m:?} does not contain {text:?}");
 }
 
 fn device_key(tee: &mut dyn Tee) -> p384::ecdsa::VerifyingKey {

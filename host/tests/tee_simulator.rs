@@ -1,15 +1,19 @@
 //! Every TA command through the simulator backend, in order and out of order: the real TA
 //! core in-process, envelopes signed with the development vendor key.
 
-use std::path::{Path, PathBuf};
+#[allow(dead_code)] // helpers of the other simulator tests
+#[path = "support/sim.rs"]
+mod sim;
 
-use suit_host::tee::simulator::{SimulatedTa, SimulatorConfig, SimulatorSession};
-use suit_host::tee::{Tee, TeeError};
-use suit_host::tool::spec::{class_uuid, vendor_uuid};
+use sim::{approve, class, expect_rejection, feed, rejected, sign, vendor, vendor_key, Device};
+use std::path::Path;
+
+use suit_host::tee::Tee;
+use suit_host::tool::spec::class_uuid;
 use suit_shared::abi::{
     self, CommandId, InstallState, LastOutcome, PayloadSource, Provisioning, Request, StorageKind,
 };
-use suit_shared::author::{build_envelope, encode_manifest, sign_envelope, SigningKey};
+use suit_shared::author::{build_envelope, encode_manifest, sign_envelope};
 use suit_shared::command::{
     Command, CommandSequence, Condition, Directive, IndexSelection, ReportingPolicy,
 };
@@ -21,64 +25,6 @@ use suit_shared::params::{Parameter, VendorId};
 use suit_shared::token::Token;
 use suit_shared::Category;
 use suit_ta_core::Param;
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-fn vendor_key() -> SigningKey {
-    suit_host::keys::load_signing_key(&repo().join("keys/dev-vendor-es384.priv.pem")).unwrap()
-}
-
-fn vendor() -> Uuid {
-    vendor_uuid("example.com")
-}
-
-fn class() -> Uuid {
-    class_uuid(vendor(), "qemu-armv8a")
-}
-
-/// A fresh simulated TA with its own state directory.
-struct Device {
-    _dir: tempfile::TempDir,
-    state_dir: PathBuf,
-    ta: SimulatedTa,
-}
-
-impl Device {
-    fn new() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let state_dir = dir.path().join("state");
-        let ta = SimulatedTa::new(config(&state_dir)).unwrap();
-        Device {
-            _dir: dir,
-            state_dir,
-            ta,
-        }
-    }
-
-    fn session(&self) -> SimulatorSession {
-        self.ta.open_session()
-    }
-
-    /// A new TA instance on the same state (a TA restart / reboot).
-    fn restart(&mut self) {
-        self.ta = SimulatedTa::new(config(&self.state_dir)).unwrap();
-    }
-
-    fn state_file(&self) -> PathBuf {
-        self.state_dir.join("suit-ta-state")
-    }
-}
-
-fn config(state_dir: &Path) -> SimulatorConfig {
-    let anchor =
-        suit_host::keys::load_trust_anchor(&repo().join("keys/dev-vendor-es384.pub.pem")).unwrap();
-    let mut c = SimulatorConfig::new(state_dir, vec![anchor]);
-    c.max_chunk = 4096;
-    c.max_envelope = 64 * 1024;
-    c
-}
 
 fn rp() -> ReportingPolicy {
     ReportingPolicy(15)
@@ -187,10 +133,7 @@ fn envelope(seq: u64, class_id: Uuid, comps: &[Comp]) -> Vec<u8> {
         text: Severable::Absent,
         coswid: Severable::Absent,
     };
-    let encoded = encode_manifest(&manifest, DigestAlg::Sha256);
-    let unsigned = build_envelope(&encoded, &[], DigestAlg::Sha256);
-    let key = vendor_key();
-    sign_envelope(&unsigned, &key, key.default_alg(), None).unwrap()
+    sign(&manifest, &vendor_key())
 }
 
 fn plain(id: &'static str, image: &[u8]) -> Comp {
@@ -245,32 +188,6 @@ fn encrypt(plaintext: &[u8], recipient: &RecipientPublicKey<'_>) -> (Vec<u8>, Ve
 fn device_public_key(tee: &mut dyn Tee) -> p384::PublicKey {
     let info = tee.get_info().unwrap();
     p384::PublicKey::from_sec1_bytes(&info.device_public_key).unwrap()
-}
-
-fn rejected(e: TeeError) -> (Category, String) {
-    match e {
-        TeeError::Rejected { rejection, .. } => (rejection.category, rejection.message),
-        other => panic!("expected a rejection, got {other}"),
-    }
-}
-
-fn expect_rejection<T: std::fmt::Debug>(r: Result<T, TeeError>, category: Category, text: &str) {
-    let (c, m) = rejected(r.unwrap_err());
-    assert_eq!(c, category, "{m}");
-    assert!(m.contains(text), "{m:?} does not contain {text:?}");
-}
-
-/// Streams `bytes` in chunks of `chunk` through PAYLOAD_UPDATE.
-fn feed(tee: &mut dyn Tee, index: u32, bytes: &[u8], chunk: usize) {
-    for (i, c) in bytes.chunks(chunk).enumerate() {
-        tee.payload_update(index, (i * chunk) as u64, c).unwrap();
-    }
-}
-
-/// Streams `bytes` in chunks of `chunk` through PAYLOAD_UPDATE, then PAYLOAD_FINAL.
-fn approve(tee: &mut dyn Tee, index: u32, bytes: &[u8], chunk: usize) -> abi::Approval {
-    feed(tee, index, bytes, chunk);
-    tee.payload_final(index).unwrap()
 }
 
 /// Decrypts `ciphertext` in chunks of `chunk` through DECRYPT_FOR_INSTALL.
