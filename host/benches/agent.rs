@@ -7,6 +7,8 @@
 //! `suit-agent install` command is timed: envelopes and devices are made beforehand. The figures
 //! also go to `build/bench/summary.json` (see `support::Summary`).
 
+#[path = "../tests/support/agent_config.rs"]
+mod agent_config;
 #[path = "../tests/support/debian.rs"]
 mod debian;
 #[allow(dead_code)] // HTTPS and access-log helpers are not used here
@@ -19,6 +21,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use agent_config::AgentConfig;
 use support::{make_image, run, tool, Summary, MIB};
 
 const SIZE: u64 = 64 * MIB;
@@ -36,32 +39,11 @@ fn agent() -> &'static str {
 /// A simulated device in `dir`: slot files, boot state, agent configuration.
 fn device_config(dir: &Path) -> PathBuf {
     std::fs::create_dir_all(dir).unwrap();
-    std::fs::write(dir.join("booted-slot"), "A\n").unwrap();
-    let config = dir.join("agent.toml");
-    std::fs::write(
-        &config,
-        format!(
-            r#"state-dir = "{d}/state"
-staging-dir = "{d}/staging"
-booted-slot-file = "{d}/booted-slot"
-[boot]
-backend = "file"
-path = "{d}/bootstate"
-[[component]]
-id = ["rootfs"]
-slot-a = {{ path = "{d}/slot-a.img" }}
-slot-b = {{ path = "{d}/slot-b.img" }}
-[simulator]
-trust-anchors = ["{anchor}"]
-vendor = "{VENDOR}"
-class = "{CLASS}"
-"#,
-            d = dir.display(),
-            anchor = repo().join("keys/dev-vendor-es384.pub.pem").display()
-        ),
-    )
-    .unwrap();
-    config
+    AgentConfig {
+        component_slots: false,
+        ..AgentConfig::new(dir)
+    }
+    .write()
 }
 
 fn agent_cmd(config: &Path, args: &[&str]) -> Command {

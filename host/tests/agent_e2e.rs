@@ -2,6 +2,8 @@
 //! (`--tee simulator`), a real nginx on loopback, slots and boot state in files. Reboots are
 //! played here as the QEMU image's init plays them (RAUC semantics on the boot-state file).
 
+#[path = "support/agent_config.rs"]
+mod agent_config;
 #[path = "support/debian.rs"]
 mod debian;
 #[allow(dead_code)] // HTTPS helpers of the shared test server are not used here
@@ -12,6 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
+use agent_config::AgentConfig;
 use nginx::Nginx;
 use serde_json::Value;
 
@@ -37,40 +40,18 @@ impl Device {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
         std::fs::write(d.join("slot-a.img"), image(1, 64 * 1024)).unwrap();
-        std::fs::write(d.join("booted-slot"), "A\n").unwrap();
         if health {
             std::fs::write(d.join("healthy"), "").unwrap();
         }
-        let config = d.join("agent.toml");
-        std::fs::write(
-            &config,
-            format!(
-                r#"state-dir = "{d}/state"
-staging-dir = "{d}/staging"
-booted-slot-file = "{d}/booted-slot"
-chunk-size = 65536
-[retry]
-attempts = 2
-initial-backoff = "100ms"
-[boot]
-backend = "file"
-path = "{d}/bootstate"
-[[component]]
-id = ["rootfs"]
-slot-a = {{ path = "{d}/slot-a.img", component-slot = 0 }}
-slot-b = {{ path = "{d}/slot-b.img", component-slot = 1 }}
-[health-check]
-command = ["/bin/sh", "-c", "test -f {d}/healthy"]
-[simulator]
-trust-anchors = ["{anchor}"]
-vendor = "{VENDOR}"
-class = "{CLASS}"
-"#,
-                d = d.display(),
-                anchor = repo().join("keys/dev-vendor-es384.pub.pem").display(),
-            ),
-        )
-        .unwrap();
+        let config = AgentConfig {
+            quick_retry: true,
+            health_check: Some(format!(
+                r#"["/bin/sh", "-c", "test -f {}/healthy"]"#,
+                d.display()
+            )),
+            ..AgentConfig::new(d)
+        }
+        .write();
         Device { dir, config }
     }
 

@@ -3,6 +3,8 @@
 //! install). The real `suit-agent` binary with the simulator TA, nginx on loopback, slots in
 //! files and in loop devices (root only).
 
+#[path = "support/agent_config.rs"]
+mod agent_config;
 #[path = "support/debian.rs"]
 mod debian;
 #[path = "support/nginx.rs"]
@@ -14,6 +16,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Duration;
 
+use agent_config::AgentConfig;
 use nginx::Nginx;
 use serde_json::Value;
 use suit_host::agent::config::{BootConfig, Config, HttpConfig, RetryPolicy};
@@ -95,37 +98,12 @@ impl Device {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
         std::fs::write(d.join("slot-a.img"), image(1, 64 * 1024)).unwrap();
-        std::fs::write(d.join("booted-slot"), "A\n").unwrap();
-        let slot_b = slot_b.map_or_else(|| d.join("slot-b.img"), Path::to_path_buf);
-        let config = d.join("agent.toml");
-        std::fs::write(
-            &config,
-            format!(
-                r#"state-dir = "{d}/state"
-staging-dir = "{d}/staging"
-booted-slot-file = "{d}/booted-slot"
-chunk-size = 65536
-[retry]
-attempts = 2
-initial-backoff = "100ms"
-[boot]
-backend = "file"
-path = "{d}/bootstate"
-[[component]]
-id = ["rootfs"]
-slot-a = {{ path = "{d}/slot-a.img", component-slot = 0 }}
-slot-b = {{ path = "{b}", component-slot = 1 }}
-[simulator]
-trust-anchors = ["{anchor}"]
-vendor = "{VENDOR}"
-class = "{CLASS}"
-"#,
-                d = d.display(),
-                b = slot_b.display(),
-                anchor = repo().join("keys/dev-vendor-es384.pub.pem").display(),
-            ),
-        )
-        .unwrap();
+        let config = AgentConfig {
+            slot_b: slot_b.map(Path::to_path_buf),
+            quick_retry: true,
+            ..AgentConfig::new(d)
+        }
+        .write();
         Device { dir, config }
     }
 

@@ -5,10 +5,13 @@
 //! fetch → check → copy pattern through COMMIT. The real TA core through the simulator
 //! backend, envelopes signed with the development vendor key.
 
+#[path = "support/agent_config.rs"]
+mod agent_config;
 #[allow(dead_code)] // helpers of the other simulator tests
 #[path = "support/sim.rs"]
 mod sim;
 
+use agent_config::AgentConfig;
 use sim::{approve, class, expect_rejection, image, repo, sign, vendor, vendor_key, Device};
 use suit_host::tee::simulator::MAX_ENVELOPE;
 use suit_host::tee::Tee;
@@ -537,33 +540,11 @@ fn fetch_check_copy_through_the_agent() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     std::fs::write(d.join("slot-a.img"), image(4096, 12)).unwrap();
-    std::fs::write(d.join("booted-slot"), "A\n").unwrap();
-    let config = d.join("agent.toml");
-    std::fs::write(
-        &config,
-        format!(
-            r#"state-dir = "{d}/state"
-staging-dir = "{d}/staging"
-booted-slot-file = "{d}/booted-slot"
-[boot]
-backend = "file"
-path = "{d}/bootstate"
-[[component]]
-id = ["rootfs"]
-slot-a = {{ path = "{d}/slot-a.img", component-slot = 0 }}
-slot-b = {{ path = "{d}/slot-b.img", component-slot = 1 }}
-[health-check]
-command = ["/bin/true"]
-[simulator]
-trust-anchors = ["{anchor}"]
-vendor = "example.com"
-class = "qemu-armv8a"
-"#,
-            d = d.display(),
-            anchor = repo().join("keys/dev-vendor-es384.pub.pem").display(),
-        ),
-    )
-    .unwrap();
+    let config = AgentConfig {
+        health_check: Some(r#"["/bin/true"]"#.to_string()),
+        ..AgentConfig::new(d)
+    }
+    .write();
     let agent = |args: &[&str]| {
         let out = std::process::Command::new(env!("CARGO_BIN_EXE_suit-agent"))
             .args(["--tee", "simulator", "--config"])
