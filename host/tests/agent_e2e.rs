@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use agent_config::AgentConfig;
+use agent_config::{agent_ok, run_agent, AgentConfig};
 use nginx::Nginx;
 use serde_json::Value;
 
@@ -102,31 +102,11 @@ impl Device {
     }
 
     fn agent(&self, args: &[&str]) -> Output {
-        let out = Command::new(env!("CARGO_BIN_EXE_suit-agent"))
-            .args(["--tee", "simulator", "--config"])
-            .arg(&self.config)
-            .args(args)
-            .output()
-            .unwrap();
-        assert_ne!(
-            out.status.code(),
-            Some(101),
-            "suit-agent panicked: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        out
+        run_agent(&self.config, args)
     }
 
     fn ok(&self, args: &[&str]) -> String {
-        let out = self.agent(args);
-        assert_eq!(
-            out.status.code(),
-            Some(0),
-            "{args:?}\nstdout: {}\nstderr: {}",
-            text(&out.stdout),
-            text(&out.stderr)
-        );
-        text(&out.stdout)
+        agent_ok(&self.config, args)
     }
 
     fn info(&self) -> Value {

@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use agent_config::AgentConfig;
+use agent_config::{agent_ok, run_agent, AgentConfig};
 use nginx::Nginx;
 use serde_json::Value;
 use suit_host::agent::config::{BootConfig, Config, HttpConfig, RetryPolicy};
@@ -112,26 +112,11 @@ impl Device {
     }
 
     fn agent(&self, args: &[&str]) -> Output {
-        let out = Command::new(env!("CARGO_BIN_EXE_suit-agent"))
-            .args(["--tee", "simulator", "--config"])
-            .arg(&self.config)
-            .args(args)
-            .output()
-            .unwrap();
-        assert_ne!(out.status.code(), Some(101), "suit-agent panicked");
-        out
+        run_agent(&self.config, args)
     }
 
     fn ok(&self, args: &[&str]) -> String {
-        let out = self.agent(args);
-        assert_eq!(
-            out.status.code(),
-            Some(0),
-            "{args:?}\nstdout: {}\nstderr: {}",
-            text(&out.stdout),
-            text(&out.stderr)
-        );
-        text(&out.stdout)
+        agent_ok(&self.config, args)
     }
 
     fn var(&self, key: &str) -> String {

@@ -11,8 +11,10 @@ mod agent_config;
 #[path = "support/sim.rs"]
 mod sim;
 
-use agent_config::AgentConfig;
-use sim::{approve, class, expect_rejection, image, repo, sign, vendor, vendor_key, Device};
+use agent_config::{agent_ok, AgentConfig};
+use sim::{
+    approve, class, expect_rejection, image, manifest, repo, sign, vendor, vendor_key, Device,
+};
 use suit_host::tee::simulator::MAX_ENVELOPE;
 use suit_host::tee::Tee;
 use suit_host::tool::crypt::OsRng;
@@ -86,25 +88,14 @@ fn signed(
             }
         }
     }
+    let ids = ids
+        .iter()
+        .map(|id| ComponentId(vec![id.as_bytes()]))
+        .collect();
     let manifest = Manifest {
-        sequence_number: 1,
-        components: ids
-            .iter()
-            .map(|id| ComponentId(vec![id.as_bytes()]))
-            .collect(),
-        shared_sequence: Some(CommandSequence { commands: shared }),
-        reference_uri: None,
-        manifest_component_id: None,
-        set_version: None,
-        validate: None,
-        load: None,
-        invoke: None,
-        uninstall: None,
         payload_fetch: sequence(payload_fetch),
         install: sequence(install),
-        candidate_verification: Severable::Absent,
-        text: Severable::Absent,
-        coswid: Severable::Absent,
+        ..manifest(1, ids, shared, vec![])
     };
     sign(&manifest, &vendor_key())
 }
@@ -545,22 +536,7 @@ fn fetch_check_copy_through_the_agent() {
         ..AgentConfig::new(d)
     }
     .write();
-    let agent = |args: &[&str]| {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_suit-agent"))
-            .args(["--tee", "simulator", "--config"])
-            .arg(&config)
-            .args(args)
-            .output()
-            .unwrap();
-        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-        assert_eq!(
-            out.status.code(),
-            Some(0),
-            "{args:?}\nstdout: {stdout}\nstderr: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        stdout
-    };
+    let agent = |args: &[&str]| agent_ok(&config, args);
     let fw = image(70_000, 13);
     std::fs::write(d.join("rootfs.bin"), &fw).unwrap();
     let uri = format!("file://{}/rootfs.bin", d.display());

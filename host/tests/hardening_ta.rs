@@ -9,14 +9,14 @@ use std::process::Command as Process;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use p384::pkcs8::EncodePublicKey;
-use sim::{class, expect_rejection, image, sign, vendor, vendor_key, Device};
+use sim::{class, expect_rejection, image, manifest, sign, vendor, vendor_key, Device};
 use suit_host::tee::simulator::SimulatorSession;
 use suit_host::tee::{linux_user_identity, Tee, TeeError};
 use suit_shared::abi::{self, CommandId, InstallState, Provisioning, Request};
 use suit_shared::author::SigningKey;
-use suit_shared::command::{Command, CommandSequence, Condition, Directive, ReportingPolicy};
+use suit_shared::command::{Command, Condition, Directive, ReportingPolicy};
 use suit_shared::digest::{DigestAlg, SuitDigest};
-use suit_shared::manifest::{ComponentId, Manifest, Severable};
+use suit_shared::manifest::{ComponentId, Manifest};
 use suit_shared::params::{Parameter, VendorId};
 use suit_shared::report::{Report, ReportResult};
 use suit_shared::token::Token;
@@ -73,24 +73,8 @@ fn envelope(seq: u64, id: &[u8], image: &[u8], opts: &Options, key: &SigningKey)
         Command::Condition(Condition::ImageMatch, rp()),
     ];
     let manifest = Manifest {
-        sequence_number: seq,
-        components: vec![ComponentId(vec![id])],
-        shared_sequence: Some(CommandSequence { commands: shared }),
         reference_uri: opts.reference_uri,
-        manifest_component_id: None,
-        set_version: None,
-        validate: None,
-        load: None,
-        invoke: None,
-        uninstall: None,
-        payload_fetch: Severable::Absent,
-        install: Severable::Present {
-            value: CommandSequence { commands: install },
-            severed: false,
-        },
-        candidate_verification: Severable::Absent,
-        text: Severable::Absent,
-        coswid: Severable::Absent,
+        ..manifest(seq, vec![ComponentId(vec![id])], shared, install)
     };
     sign(&manifest, key)
 }

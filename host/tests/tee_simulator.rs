@@ -5,7 +5,9 @@
 #[path = "support/sim.rs"]
 mod sim;
 
-use sim::{approve, class, expect_rejection, feed, rejected, sign, vendor, vendor_key, Device};
+use sim::{
+    approve, class, expect_rejection, feed, manifest, rejected, sign, vendor, vendor_key, Device,
+};
 use std::path::Path;
 
 use suit_host::tee::Tee;
@@ -14,13 +16,11 @@ use suit_shared::abi::{
     self, CommandId, InstallState, LastOutcome, PayloadSource, Provisioning, Request, StorageKind,
 };
 use suit_shared::author::{build_envelope, encode_manifest, sign_envelope};
-use suit_shared::command::{
-    Command, CommandSequence, Condition, Directive, IndexSelection, ReportingPolicy,
-};
+use suit_shared::command::{Command, Condition, Directive, IndexSelection, ReportingPolicy};
 use suit_shared::digest::{DigestAlg, SuitDigest};
 use suit_shared::encryption::{AesKey, AesKwAlg, ContentAlg, Encryptor, RecipientPublicKey};
 use suit_shared::error::Uuid;
-use suit_shared::manifest::{ComponentId, Manifest, Severable};
+use suit_shared::manifest::ComponentId;
 use suit_shared::params::{Parameter, VendorId};
 use suit_shared::token::Token;
 use suit_shared::Category;
@@ -113,26 +113,7 @@ fn envelope(seq: u64, class_id: Uuid, comps: &[Comp]) -> Vec<u8> {
             }
         }
     }
-    let manifest = Manifest {
-        sequence_number: seq,
-        components: ids,
-        shared_sequence: Some(CommandSequence { commands: shared }),
-        reference_uri: None,
-        manifest_component_id: None,
-        set_version: None,
-        validate: None,
-        load: None,
-        invoke: None,
-        uninstall: None,
-        payload_fetch: Severable::Absent,
-        install: Severable::Present {
-            value: CommandSequence { commands: install },
-            severed: false,
-        },
-        candidate_verification: Severable::Absent,
-        text: Severable::Absent,
-        coswid: Severable::Absent,
-    };
+    let manifest = manifest(seq, ids, shared, install);
     sign(&manifest, &vendor_key())
 }
 

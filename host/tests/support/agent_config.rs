@@ -1,9 +1,10 @@
-//! The `suit-agent` configuration of a simulated device (simulator TA trusting the development
-//! vendor key, boot state in a file, one `rootfs` component with two slots), for tests and
-//! benches.
+//! The `suit-agent` of a simulated device (simulator TA trusting the development vendor key,
+//! boot state in a file, one `rootfs` component with two slots): its configuration, for tests
+//! and benches, and running it.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
 
 /// What differs between the simulated devices of the tests and benches.
 pub struct AgentConfig {
@@ -76,4 +77,34 @@ impl AgentConfig {
         std::fs::write(&config, toml).unwrap();
         config
     }
+}
+
+/// Runs `suit-agent --tee simulator --config <config> <args>`; asserts that it did not panic.
+pub fn run_agent(config: &Path, args: &[&str]) -> Output {
+    let out = Command::new(env!("CARGO_BIN_EXE_suit-agent"))
+        .args(["--tee", "simulator", "--config"])
+        .arg(config)
+        .args(args)
+        .output()
+        .unwrap();
+    assert_ne!(
+        out.status.code(),
+        Some(101),
+        "suit-agent panicked: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// Runs the agent as [`run_agent`] does; asserts that it succeeded and returns its stdout.
+pub fn agent_ok(config: &Path, args: &[&str]) -> String {
+    let out = run_agent(config, args);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{args:?}\nstdout: {stdout}\nstderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
 }

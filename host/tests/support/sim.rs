@@ -8,9 +8,10 @@ use suit_host::tee::{Tee, TeeError};
 use suit_host::tool::spec::{class_uuid, vendor_uuid};
 use suit_shared::abi;
 use suit_shared::author::{build_envelope, encode_manifest, sign_envelope, SigningKey};
+use suit_shared::command::{Command, CommandSequence};
 use suit_shared::digest::DigestAlg;
 use suit_shared::error::Uuid;
-use suit_shared::manifest::Manifest;
+use suit_shared::manifest::{ComponentId, Manifest, Severable};
 use suit_shared::Category;
 
 /// The workspace root.
@@ -38,6 +39,35 @@ pub fn image(n: usize, seed: u8) -> Vec<u8> {
     (0..n)
         .map(|i| (i as u8).wrapping_mul(13).wrapping_add(seed))
         .collect()
+}
+
+/// A manifest of `components` with a shared and an install sequence and nothing else.
+pub fn manifest<'a>(
+    seq: u64,
+    components: Vec<ComponentId<'a>>,
+    shared: Vec<Command<'a>>,
+    install: Vec<Command<'a>>,
+) -> Manifest<'a> {
+    Manifest {
+        sequence_number: seq,
+        components,
+        shared_sequence: Some(CommandSequence { commands: shared }),
+        reference_uri: None,
+        manifest_component_id: None,
+        set_version: None,
+        validate: None,
+        load: None,
+        invoke: None,
+        uninstall: None,
+        payload_fetch: Severable::Absent,
+        install: Severable::Present {
+            value: CommandSequence { commands: install },
+            severed: false,
+        },
+        candidate_verification: Severable::Absent,
+        text: Severable::Absent,
+        coswid: Severable::Absent,
+    }
 }
 
 /// Encodes `manifest`, wraps it in an envelope and signs it with `key`.
