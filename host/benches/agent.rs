@@ -7,6 +7,7 @@
 //! `suit-agent install` command is timed: envelopes and devices are made beforehand. The figures
 //! also go to `build/bench/summary.json` (see `support::Summary`).
 
+#[allow(dead_code)] // the agent runners of the tests
 #[path = "../tests/support/agent_config.rs"]
 mod agent_config;
 #[path = "../tests/support/debian.rs"]
