@@ -11,7 +11,8 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(dirname "$here")
 # QEMU_RPMB=1: the RPMB variant, which must also report OP-TEE's kernel RPMB route
 rpmb=${QEMU_RPMB:-0}
-dir=${SMOKE_DIR:-$repo/build/qemu-smoke$([ "$rpmb" = 1 ] && echo -rpmb)}
+suffix=""; [ "$rpmb" != 1 ] || suffix=-rpmb
+dir=${SMOKE_DIR:-$repo/build/qemu-smoke$suffix}
 
 "$here/build-env.sh"
 rm -rf "$dir"; mkdir -p "$dir"
