@@ -29,7 +29,7 @@ root=$out/root
 rm -rf "$out"; mkdir -p "$out"
 say "making a trixie root with qemu-system-arm $QEMU11_VERSION (trixie-backports) in $root"
 # the three packages depend on each other's exact version: name all of them from backports
-mmdebstrap --variant=essential --mode=root --keyring="$keyring" \
+mmdebstrap --variant=essential --keyring="$keyring" \
     --include="qemu-system-arm=$QEMU11_VERSION,qemu-system-common=$QEMU11_VERSION,qemu-system-data=$QEMU11_VERSION" \
     --dpkgopt='path-exclude=/usr/share/doc/*' --dpkgopt='path-exclude=/usr/share/man/*' \
     --dpkgopt='path-exclude=/usr/share/locale/*' \
