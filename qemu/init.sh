@@ -148,6 +148,13 @@ fi
 i=0
 while [ ! -e /dev/teepriv0 ] && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
 [ -e /dev/teepriv0 ] || fatal "no /dev/teepriv0: OP-TEE driver did not probe (see the secure UART log)"
+# RPMB variant: OP-TEE reaches RPMB through the kernel's RPMB subsystem (routing model "kernel",
+# not "user" = through tee-supplicant); wait for the eMMC's RPMB device and report it
+if [ "$(cat /sys/class/tee/tee0/rpmb_routing_model 2>/dev/null)" = kernel ]; then
+    i=0
+    while [ -z "$(ls /sys/class/rpmb 2>/dev/null)" ] && [ $i -lt 30 ]; do sleep 0.1; i=$((i + 1)); done
+    say "rpmb routing=kernel devices=$(ls /sys/class/rpmb 2>/dev/null | tr '\n' ' ')cid=$(cat /sys/bus/mmc/devices/*/cid 2>/dev/null | head -n1)"
+fi
 tee-supplicant -d || fatal "tee-supplicant did not start"
 say "tee-supplicant started (secure storage on /data/tee)"
 

@@ -20,6 +20,11 @@
 # directory whose files go to /etc/suit-agent/). With both, /init runs `suit-agent boot-check`
 # at every boot. Needs `qemu/build-env.sh` first (make qemu-env).
 #
+# QEMU_RPMB=1 boots the RPMB variant instead (qemu/build-rpmb.sh, `QEMU_RPMB=1 make qemu-env`):
+# its kernel, initramfs and OP-TEE, QEMU 11 from the trixie root, and an eMMC on sdhci-pci with
+# an RPMB partition, disks/emmc.img (the RPMB partition, then a user area of
+# EMMC_USER_SIZE=16M; created when missing, kept like the other disks).
+#
 # Without --exec/--shell: UART0 goes to the terminal and DIR/uart0.log, OP-TEE's secure UART
 # to DIR/optee.log; the run stops early on an OP-TEE core abort/panic or a kernel panic.
 # Exit status: 0 QEMU ended by itself, 3 abort/panic seen, 124 timeout. QEMU itself always
@@ -55,6 +60,13 @@ while [ $# -gt 0 ]; do
 done
 C=$QEMU_CACHE
 [ -f "$C/initramfs.cpio.gz" ] && [ -f "$C/fw/bl1.bin" ] || die "no environment in $C: run qemu/build-env.sh (make qemu-env) first"
+qemu_bin=qemu-system-aarch64 kernel=$C/Image initramfs=$C/initramfs.cpio.gz fw=$C/fw rootfs=$C/rootfs
+if [ "${QEMU_RPMB:-0}" = 1 ]; then
+    RC=$C/rpmb
+    [ -f "$RC/env.stamp" ] && [ -f "$RC/initramfs.cpio.gz" ] || die "no RPMB variant in $RC: run QEMU_RPMB=1 qemu/build-env.sh (QEMU_RPMB=1 make qemu-env) first"
+    qemu_bin=$RC/qemu11/qemu-system-aarch64 kernel=$RC/kernel/Image initramfs=$RC/initramfs.cpio.gz
+    fw=$RC/fw rootfs=$RC/rootfs
+fi
 mkdir -p "$dir/disks"; dir=$(cd "$dir" && pwd)
 
 # ---- persistent disks ----
@@ -75,6 +87,17 @@ for d in slot-a slot-b data usb; do
     [ -e "$f" ] || continue
     drives+=(-drive "if=none,id=$d,format=raw,file=$f" -device "virtio-blk-pci,drive=$d,serial=$d")
 done
+if [ "${QEMU_RPMB:-0}" = 1 ]; then
+    # eMMC: RPMB partition then user area (no boot partitions); its RPMB key is preset
+    # (auth-key=), as a factory programs it: OP-TEE derives the same key and never writes one
+    f=$dir/disks/emmc.img rpmb_size=$(cat "$RC/rpmb-size")
+    if [ ! -e "$f" ]; then
+        truncate -s "$rpmb_size" "$f" && truncate -s "+${EMMC_USER_SIZE:-16M}" "$f" || die "cannot create $f"
+        log "created $f (RPMB $rpmb_size bytes + user area ${EMMC_USER_SIZE:-16M})"
+    fi
+    drives+=(-drive "if=none,id=emmc,format=raw,file=$f" -device sdhci-pci
+             -device "emmc,drive=emmc,rpmb-partition-size=$rpmb_size,auth-key=$(cat "$RC/rpmb-key")")
+fi
 
 # ---- initramfs: the cached base archive + a small per-run archive ----
 over=$dir/overlay
@@ -91,7 +114,7 @@ if [ -n "${AGENT_BIN:-}" ]; then
     put "$AGENT_BIN" usr/bin/suit-agent 0755
     needs=$(aarch64-linux-gnu-readelf -d "$AGENT_BIN" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p')
     for lib in $needs; do
-        [ -e "$C/rootfs/usr/lib/aarch64-linux-gnu/$lib" ] || die "$AGENT_BIN needs $lib, which the image does not have (add its package in qemu/build-env.sh)"
+        [ -e "$rootfs/usr/lib/aarch64-linux-gnu/$lib" ] || die "$AGENT_BIN needs $lib, which the image does not have (add its package in qemu/build-env.sh)"
     done
 fi
 if [ -n "${AGENT_CONFIG:-}" ]; then
@@ -104,7 +127,7 @@ fi
 [ -n "$script" ] && put "$script" scenario.sh 0755
 for a in "${adds[@]}"; do put "${a%%:*}" "${a#*:}" "$( [ -x "${a%%:*}" ] && echo 0755 || echo 0644)"; done
 # the kernel accepts concatenated cpio archives; each must start 4-byte aligned
-cp "$C/initramfs.cpio.gz" "$dir/initrd.img"
+cp "$initramfs" "$dir/initrd.img"
 truncate -s %4 "$dir/initrd.img"
 (cd "$over" && find . -mindepth 1 | LC_ALL=C sort | cpio -o -H newc -R 0:0 --quiet) >> "$dir/initrd.img"
 
@@ -117,14 +140,14 @@ if [ -n "$net_port" ]; then
 fi
 cmdline="console=ttyAMA0 panic=-1 quiet $append"
 [ "$mode" = shell ] && cmdline="$cmdline suit.shell"
-qemu=(qemu-system-aarch64 -nographic -monitor none
+qemu=("$qemu_bin" -nographic -monitor none
       -machine virt,secure=on,acpi=off,gic-version=3 -cpu cortex-a57 -smp 2 -m 1024
       -bios bl1.bin -semihosting-config enable=on,target=native
-      -kernel "$C/Image" -initrd "$dir/initrd.img" -append "$cmdline"
+      -kernel "$kernel" -initrd "$dir/initrd.img" -append "$cmdline"
       -serial stdio -serial "file:$dir/optee.log" -no-reboot
-      -drive "if=pflash,unit=1,format=raw,readonly=on,file=$C/fw/uboot-env.img"
+      -drive "if=pflash,unit=1,format=raw,readonly=on,file=$fw/uboot-env.img"
       "${drives[@]}" "${net[@]}")
-cd "$C/fw"   # BL2 loads bl31/bl32/bl33 from QEMU's working directory by semihosting
+cd "$fw"   # BL2 loads bl31/bl32/bl33 from QEMU's working directory by semihosting
 case "$mode" in
     exec)  exec "${qemu[@]}" ;;
     shell) exec timeout --foreground "$timeout" "${qemu[@]}" ;;

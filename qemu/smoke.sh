@@ -9,7 +9,10 @@ set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(dirname "$here")
-dir=${SMOKE_DIR:-$repo/build/qemu-smoke}
+# QEMU_RPMB=1: the RPMB variant, which must also report OP-TEE's kernel RPMB route
+rpmb=${QEMU_RPMB:-0}
+suffix=""; [ "$rpmb" != 1 ] || suffix=-rpmb
+dir=${SMOKE_DIR:-$repo/build/qemu-smoke$suffix}
 
 "$here/build-env.sh"
 rm -rf "$dir"; mkdir -p "$dir"
@@ -26,7 +29,11 @@ GUEST
 status=0
 "$here/run.sh" --dir "$dir" --script "$dir/smoke-guest.sh" --timeout "${SMOKE_TIMEOUT:-300}" > "$dir/run.out" 2>&1 || status=$?
 grep -aE '^(SUIT-|E/|.*(subtests|test cases) of which)' "$dir/uart0.log" | tr -d '\r' || true
-if [ $status = 0 ] && grep -aq '^SUIT-SMOKE: PASS' "$dir/uart0.log"; then
+route_ok=1
+if [ "$rpmb" = 1 ] && ! grep -aq '^SUIT-INIT: rpmb routing=kernel devices=rpmb0' "$dir/uart0.log"; then
+    route_ok=0; echo "qemu-smoke: OP-TEE does not reach the eMMC's RPMB through the kernel (no 'SUIT-INIT: rpmb routing=kernel devices=rpmb0')" >&2
+fi
+if [ $status = 0 ] && [ $route_ok = 1 ] && grep -aq '^SUIT-SMOKE: PASS' "$dir/uart0.log"; then
     printf '\033[1;32mqemu-smoke: PASS\033[0m (xtest regression 1001 4001 6001 in OP-TEE under QEMU; %s s)\n' "$SECONDS"
     exit 0
 fi

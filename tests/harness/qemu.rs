@@ -85,14 +85,17 @@ pub fn build_command(program: impl AsRef<std::ffi::OsStr>) -> Command {
     cmd
 }
 
-/// Runs a repository script once per process and remembers the outcome.
+/// Runs a repository script once per process (with extra environment variables `envs`) and
+/// remembers the outcome.
 fn run_script_once(
     cell: &'static OnceLock<std::result::Result<(), String>>,
     script: &str,
+    envs: &[(&str, &str)],
 ) -> Result<()> {
     let outcome = cell.get_or_init(|| {
         let out = build_command("bash")
             .arg(repo_root().join(script))
+            .envs(envs.iter().copied())
             .output()
             .map_err(|e| format!("cannot run {script}: {e}"))?;
         if out.status.success() {
@@ -112,21 +115,28 @@ fn run_script_once(
 /// Builds the QEMU environment if needed (qemu/build-env.sh; fast when the cache is warm).
 pub fn ensure_env() -> Result<()> {
     static ONCE: OnceLock<std::result::Result<(), String>> = OnceLock::new();
-    run_script_once(&ONCE, "qemu/build-env.sh")
+    run_script_once(&ONCE, "qemu/build-env.sh", &[])
+}
+
+/// Builds the RPMB variant of the environment if needed (`QEMU_RPMB=1 qemu/build-env.sh`:
+/// kernel with CONFIG_RPMB, optee-os with CFG_RPMB_FS, QEMU 11; see qemu/README.md).
+pub fn ensure_rpmb_env() -> Result<()> {
+    static ONCE: OnceLock<std::result::Result<(), String>> = OnceLock::new();
+    run_script_once(&ONCE, "qemu/build-env.sh", &[("QEMU_RPMB", "1")])
 }
 
 /// Builds and signs the TA (ta/build-ta.sh, as `make ta`), once per process. Boots add every
 /// `build/ta/*.ta` to the guest's /lib/optee_armtz/ (see [`Machine::tas`] for others).
 pub fn ensure_ta() -> Result<()> {
     static ONCE: OnceLock<std::result::Result<(), String>> = OnceLock::new();
-    run_script_once(&ONCE, "ta/build-ta.sh")
+    run_script_once(&ONCE, "ta/build-ta.sh", &[])
 }
 
 /// Cross-builds `suit-agent` for the guest with the OP-TEE backend (host/build-aarch64.sh, as
 /// `make host-aarch64`), once per process, and returns the binary's path.
 pub fn ensure_agent() -> Result<PathBuf> {
     static ONCE: OnceLock<std::result::Result<(), String>> = OnceLock::new();
-    run_script_once(&ONCE, "host/build-aarch64.sh")?;
+    run_script_once(&ONCE, "host/build-aarch64.sh", &[])?;
     Ok(repo_root().join("target/aarch64-unknown-linux-gnu/release/suit-agent"))
 }
 
@@ -299,6 +309,7 @@ pub struct Machine {
     ta_dir: Option<PathBuf>,
     timeout: Duration,
     append: String,
+    rpmb: bool,
     boots: usize,
 }
 
@@ -334,6 +345,7 @@ impl Machine {
             ta_dir: None,
             timeout: Duration::from_secs(300),
             append: String::new(),
+            rpmb: false,
             boots: 0,
         })
     }
@@ -398,6 +410,21 @@ impl Machine {
     pub fn timeout(&mut self, limit: Duration) -> &mut Self {
         self.timeout = limit;
         self
+    }
+
+    /// Boot the RPMB variant (run.sh with QEMU_RPMB=1, built first if needed): its own kernel
+    /// and OP-TEE, QEMU 11, and an eMMC with an RPMB partition ([`Machine::emmc_path`]).
+    /// Without this call a machine boots what QEMU_RPMB in the environment selects.
+    pub fn rpmb(&mut self) -> Result<&mut Self> {
+        ensure_rpmb_env()?;
+        self.rpmb = true;
+        Ok(self)
+    }
+
+    /// The host file behind the eMMC of the RPMB variant: its RPMB partition (the first
+    /// `qemu/build-rpmb.sh` rpmb-size bytes), then the user area. Created at the first boot.
+    pub fn emmc_path(&self) -> PathBuf {
+        self.dir.join("disks").join("emmc.img")
     }
 
     /// Extra kernel command-line arguments.
@@ -549,6 +576,9 @@ impl Machine {
         );
         if let Some(dir) = &self.ta_dir {
             cmd.env("TA_OUT_DIR", dir);
+        }
+        if self.rpmb {
+            cmd.env("QEMU_RPMB", "1");
         }
         let stderr_path = self.dir.join(format!("boot-{n}-run.err"));
         let stderr = File::create(&stderr_path)
