@@ -21,5 +21,6 @@ pub mod params;
 pub mod processor;
 pub mod report;
 pub mod token;
+pub mod verity;
 
 pub use error::{Category, Error, Result};
