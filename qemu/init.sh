@@ -51,6 +51,13 @@ say "start (kernel $(uname -r), uptime $(cut -d' ' -f1 /proc/uptime) s)"
 for m in $(cat /lib/modules/load-order); do
     insmod "/lib/modules/$m.ko" || fatal "insmod $m failed"
 done
+# device-mapper without udev: libdevmapper creates the /dev/mapper nodes itself
+export DM_DISABLE_UDEV=1
+if dmsetup targets 2>/dev/null | grep -q '^verity'; then
+    say "dm-verity available ($(dmsetup targets | awk '$1 == "verity" { print $1, $2 }'))"
+else
+    say "WARNING: no dm-verity target in this kernel: verified slots cannot be mounted"
+fi
 
 # ---- disks by serial ----
 i=0
