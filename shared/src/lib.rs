@@ -10,6 +10,7 @@ pub mod abi;
 pub mod auth;
 #[cfg(feature = "author")]
 pub mod author;
+pub mod boot;
 pub mod cbor;
 pub mod command;
 pub mod digest;

@@ -27,6 +27,7 @@ pub mod fetch;
 pub mod journal;
 pub mod staging;
 pub mod update;
+pub mod verity;
 
 /// One of the two A/B slots.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]

@@ -40,6 +40,16 @@ pub enum TaError {
          planning (LOAD_MANIFEST); nothing is committed"
     )]
     Diverged,
+    /// BOOT_VERIFY: the slot may not boot.
+    #[error("slot {slot} is not approved to boot: {reason}")]
+    NotBootable {
+        /// The slot.
+        slot: u64,
+        /// Why.
+        reason: String,
+        /// Policy (no or withdrawn approval) or rollback (below the floor).
+        category: Category,
+    },
     /// Something is too large.
     #[error("{what} of {size} bytes exceeds the limit of {limit} bytes")]
     TooLarge {
@@ -60,6 +70,7 @@ impl TaError {
             TaError::OutOfOrder { .. } => Category::Policy,
             TaError::Token(_) => Category::Authentication,
             TaError::Diverged => Category::Digest,
+            TaError::NotBootable { category, .. } => *category,
             TaError::Storage(_) | TaError::CorruptState(_) | TaError::TooLarge { .. } => {
                 Category::Resource
             }
