@@ -258,6 +258,11 @@ impl Device {
     }
 
     /// [`Device::new`] in the directory `dir`.
+    ///
+    /// Manufacturing is played too: `factory` is flashed into slot A, then a factory boot
+    /// (`boot-1`, the device in recovery: nothing is approved yet) runs
+    /// `suit-agent factory-install` of its signed envelope (sequence number 0, from a USB stick
+    /// removed afterwards), so that the TA approves slot A for boot — no trust on first use.
     pub fn at(dir: PathBuf, factory: &Firmware) -> Result<Device> {
         ensure_ta()?;
         let agent = ensure_agent()?;
@@ -269,7 +274,41 @@ impl Device {
         let blank = vm.dir().join("blank.img");
         make_ext4(&empty, &blank, 4, "blank")?;
         vm.set_slot(Disk::SlotB, &blank)?;
-        Ok(Device { vm })
+        let mut dev = Device { vm };
+        dev.factory_install(factory)?;
+        Ok(dev)
+    }
+
+    /// The factory boot of [`Device::at`].
+    fn factory_install(&mut self, factory: &Firmware) -> Result<()> {
+        let stick = self.vm.dir().join("factory-usb");
+        fs::create_dir_all(&stick).map_err(io("create", &stick))?;
+        let image = stick.join("firmware.img");
+        fs::copy(&factory.image, &image).map_err(io("copy", &image))?;
+        let fw = Firmware {
+            version: factory.version.clone(),
+            image,
+        };
+        Release::create(
+            &stick,
+            "firmware",
+            0,
+            CLASS,
+            &fw,
+            "file:///media/usb/firmware.img",
+            None,
+        )?;
+        let size_mib = u32::try_from(fw.size()? >> 20)
+            .unwrap_or(u32::MAX)
+            .saturating_add(8);
+        self.vm.set_usb(&stick, size_mib)?;
+        let run = self.boot("agent factory factory-install /media/usb/firmware.suit --slot A")?;
+        let _ = fs::remove_file(self.vm.disk_path(Disk::Usb));
+        self.vm.no_script();
+        match run.step("factory") {
+            Ok(step) if step.exit == 0 => Ok(()),
+            _ => run.fail("the factory install of slot A failed"),
+        }
     }
 
     /// Boots with `script` (after the guest helpers) until the guest powers off.

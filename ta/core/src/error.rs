@@ -41,7 +41,7 @@ pub enum TaError {
     )]
     Diverged,
     /// BOOT_VERIFY: the slot may not boot.
-    #[error("slot {slot} is not approved to boot: {reason}")]
+    #[error("component-slot {slot} is not approved to boot: {reason}")]
     NotBootable {
         /// The slot.
         slot: u64,

@@ -132,10 +132,12 @@ impl State {
             .map_or(0, |(_, f)| *f)
     }
 
-    /// Raises a component's floor to `value` (never lowers it).
+    /// Raises a component's floor to `value` (never lowers it). A floor of 0 is no floor: a
+    /// factory image with sequence number 0 leaves the component without one.
     pub fn raise_floor(&mut self, id: &ComponentIdBytes, value: u64) {
         match self.floors.iter_mut().find(|(c, _)| c == id) {
             Some((_, f)) => *f = (*f).max(value),
+            None if value == 0 => {}
             None => {
                 self.floors.push((id.clone(), value));
                 self.floors.sort();
@@ -366,6 +368,7 @@ mod tests {
         s.raise_floor(&vec![b"b".to_vec()], 4);
         s.raise_floor(&vec![b"a".to_vec()], 2);
         s.raise_floor(&vec![b"a".to_vec()], 1);
+        s.raise_floor(&vec![b"c".to_vec()], 0);
         let d = DigestAlg::Sha256.digest(b"x");
         s.set_boot_record(BootRecord {
             slot: 1,
@@ -397,6 +400,7 @@ mod tests {
     fn round_trip_and_floors() {
         let s = sample();
         assert_eq!(s.floor(&vec![b"a".to_vec()]), 2);
+        assert_eq!(s.floors.len(), 2, "a floor of 0 is not recorded");
         let bytes = s.encode();
         let back = State::decode(&bytes).unwrap();
         assert_eq!(back.encode(), bytes);

@@ -1283,7 +1283,7 @@ impl<S: Storage, R: Rng, C: Clock> Ta<S, R, C> {
         };
         let Some(record) = state.boot_record(slot) else {
             return Err(refuse(
-                "the TA has no approval for it (never installed through the TA, or its trial                  was rolled back)"
+                "the TA has no approval for it (never installed through the TA, or its trial was rolled back)"
                     .into(),
                 Category::Policy,
             ));
