@@ -54,7 +54,7 @@ pub const fn data_blocks(len: u64) -> u64 {
 /// Length of an image of `len` bytes once zero-padded to a whole number of blocks: the byte offset
 /// of the hash area in the slot.
 pub const fn padded_len(len: u64) -> u64 {
-    data_blocks(len) * BLOCK_SIZE as u64
+    data_blocks(len).saturating_mul(BLOCK_SIZE as u64)
 }
 
 /// Number of levels of the tree over `blocks` data blocks (0 for a single block), as dm-verity
@@ -87,7 +87,7 @@ pub const fn hash_area_len(blocks: u64) -> u64 {
         total += level_blocks(blocks, level);
         level += 1;
     }
-    total * BLOCK_SIZE as u64
+    total.saturating_mul(BLOCK_SIZE as u64)
 }
 
 /// What identifies a verity device: the values of a dm-verity table besides the devices.
@@ -104,7 +104,7 @@ pub struct VerityParams {
 impl VerityParams {
     /// Byte offset of the hash area in the slot (right after the padded image).
     pub fn hash_offset(&self) -> u64 {
-        self.data_blocks * BLOCK_SIZE as u64
+        self.data_blocks.saturating_mul(BLOCK_SIZE as u64)
     }
 
     /// Size in bytes of the hash area.
@@ -383,6 +383,18 @@ mod tests {
         assert_eq!(level_sizes(128 * 128 + 1), vec![1, 2, 129]);
         assert_eq!(padded_len(4097), 8192);
         assert_eq!(data_blocks(0), 0);
+    }
+
+    #[test]
+    fn absurd_block_counts_do_not_overflow() {
+        let p = VerityParams {
+            root: [0; 32],
+            salt: Vec::new(),
+            data_blocks: u64::MAX,
+        };
+        assert_eq!(p.hash_offset(), u64::MAX);
+        assert_eq!(p.hash_area_len(), u64::MAX);
+        assert_eq!(padded_len(u64::MAX), u64::MAX);
     }
 
     #[test]

@@ -59,7 +59,7 @@ pub fn dm_table(params: &VerityParams, device: &Path) -> String {
     let blocks = params.data_blocks;
     format!(
         "0 {sectors} verity 1 {dev} {dev} {bs} {bs} {blocks} {blocks} sha256 {root} {salt}",
-        sectors = blocks * (BLOCK_SIZE as u64 / 512),
+        sectors = blocks.saturating_mul(BLOCK_SIZE as u64 / 512),
         dev = device.display(),
         bs = BLOCK_SIZE,
         root = hex(&params.root),
