@@ -6,6 +6,8 @@ FUZZ_TIME   ?= 600
 # envelope: decode + authenticate + process; ta_command: the TA's command entry (simulator);
 # encryption_info: COSE_Encrypt decoding and key unwrap.
 FUZZ_TARGETS ?= envelope ta_command encryption_info
+# Where each fuzz target keeps the input it is running (rewritten per input: tmpfs if there is one).
+FUZZ_SCRATCH ?= $(if $(wildcard /dev/shm),/dev/shm,$(CURDIR)/fuzz/artifacts)
 export SUIT_VECTORS := $(VECTORS)
 
 .PHONY: help run tool-demo test fmt-check clippy unit host fuzz fuzz-smoke bench clean
@@ -19,7 +21,8 @@ help:
 	@echo "make ta          build and sign the OP-TEE TA (build/ta/<uuid>.ta)"
 	@echo "make qemu-smoke  boot the OP-TEE QEMUv8 environment and run xtest"
 	@echo "make fuzz        fuzz each target: $(FUZZ_TARGETS) (FUZZ_TIME=$(FUZZ_TIME) s each)"
-	@echo "make bench       benchmarks, each as a ratio to a baseline measured in the same run"
+	@echo "make bench       benchmarks, each as a ratio to a baseline measured in the same run (build/bench/summary.json)"
+	@echo "make verify-units  systemd-analyze verify and security rating of the agent's units"
 
 include ta/ta.mk
 include qemu/qemu.mk
@@ -66,24 +69,41 @@ host:
 fuzz-seed:
 	@mkdir -p fuzz/corpus/envelope fuzz/corpus/encryption_info
 	@for f in $(VECTORS)/*/*.suit; do cp "$$f" "fuzz/corpus/envelope/$$(basename $$(dirname $$f))-$$(basename $$f)"; done
-	@for f in $(VECTORS)/*/*.cose; do cp "$$f" "fuzz/corpus/encryption_info/$$(basename $$(dirname $$f))-$$(basename $$f)"; done
+	@# encryption_info inputs are framed: a 2-byte big-endian length, the COSE structure, a payload.
+	@for f in $(VECTORS)/*/*.cose; do n=$$(stat -c %s "$$f"); \
+	  { printf "$$(printf '\\x%02x\\x%02x' $$((n >> 8 & 255)) $$((n & 255)))"; cat "$$f"; } \
+	    > "fuzz/corpus/encryption_info/$$(basename $$(dirname $$f))-$$(basename $$f)"; done
 
 # cargo-fuzz needs unstable rustc flags; RUSTC_BOOTSTRAP lets the pinned stable toolchain take them.
+# Each input runs on a thread with the TA's stack and a CBOR-aware mutator
+# (fuzz/fuzz_targets/common); no sanitizer (safe Rust), so that stack frames are the size
+# they have in the TA; a dictionary of SUIT/COSE tokens.
 fuzz: fuzz-seed
 	@command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz --locked
+	@mkdir -p $(FUZZ_SCRATCH)
 	cd fuzz && for t in $(FUZZ_TARGETS); do \
 	  echo "== fuzz $$t for $(FUZZ_TIME) s"; \
-	  RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run $$t -- -max_total_time=$(FUZZ_TIME) -print_final_stats=1 || exit 1; \
+	  last=$(FUZZ_SCRATCH)/suit-fuzz-$$t-last-input; \
+	  SUIT_FUZZ_LAST_INPUT=$$last \
+	  RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run --sanitizer none $$t -- -max_total_time=$(FUZZ_TIME) \
+	    -dict=dict/suit.dict -print_final_stats=1 \
+	    || { mkdir -p artifacts/$$t && cp $$last artifacts/$$t/last-input; \
+	         echo "fuzz $$t failed; the input it ran last (a stack overflow kills the process before" \
+	              "libFuzzer saves it): fuzz/artifacts/$$t/last-input"; exit 1; }; \
 	done
 
 fuzz-smoke:
 	$(MAKE) fuzz FUZZ_TIME=20
 
+# Each bench also writes its figures to build/bench/<bench>.json and merges them all into the
+# flat object build/bench/summary.json; emptied first, so no figure of an earlier run survives.
 bench:
-	@bash qemu/debian.sh host-tools time
+	@bash qemu/debian.sh host-tools time openssl curl
+	rm -rf build/bench
 	$(CARGO) bench -p suit-host --bench tool
 	$(CARGO) bench -p suit-host --bench decrypt
 	$(CARGO) bench -p suit-host --bench agent
+	@echo "== build/bench/summary.json" && cat build/bench/summary.json
 
 clean:
 	$(CARGO) clean

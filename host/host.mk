@@ -1,5 +1,6 @@
 # host/host.mk — cross-build of the normal-world programs for the aarch64 device (included by
 # the top-level Makefile).
+#   make verify-units   systemd-analyze verify + security of host/systemd/*.service
 #   make host-aarch64   suit-host's binaries for aarch64-unknown-linux-gnu with the OP-TEE
 #                       backend (feature `optee`), linked against Debian trixie's libteec;
 #                       installs what it needs (see host/build-aarch64.sh)
@@ -10,3 +11,10 @@ OPTEE_CLIENT_EXPORT ?= $(CURDIR)/build/optee-client-export
 .PHONY: host-aarch64
 host-aarch64:
 	@OPTEE_CLIENT_EXPORT=$(OPTEE_CLIENT_EXPORT) QEMU_CACHE=$(QEMU_CACHE) bash host/build-aarch64.sh
+
+# The agent's systemd units checked with this machine's systemd (verify + offline security
+# rating); skipped with a message when systemd-analyze is not installed. Also run by
+# `cargo test -p suit-host --test hardening_agent`.
+.PHONY: verify-units
+verify-units:
+	@bash host/systemd/verify.sh; rc=$$?; [ $$rc -eq 77 ] && rc=0; exit $$rc

@@ -11,7 +11,7 @@
 #
 # Variables: TA_UUID, TA_STACK_SIZE, TA_HEAP_SIZE, TA_OUT_DIR (default build/ta), and the
 # compiled-in configuration of ta/build.rs (TRUST_ANCHOR, TA_VENDOR, TA_CLASS, TA_VENDOR_ID,
-# TA_CLASS_ID, TA_MAX_CHUNK, TA_MAX_ENVELOPE),
+# TA_CLASS_ID, TA_MAX_CHUNK, TA_MAX_ENVELOPE, TA_CLIENT, TA_FACTORY),
 # TA_SIGN_KEY (default: the dev kit's keys/default_ta.pem), TA_DEV_KIT_DIR (default: extracted
 # from optee-os-dev), TA_PROFILE (default release), JOBS (default 2), QEMU_CACHE.
 set -euo pipefail

@@ -16,6 +16,10 @@ TA_VENDOR_ID    ?=
 TA_CLASS_ID     ?=
 TA_MAX_CHUNK    ?=
 TA_MAX_ENVELOPE ?=
+# Who may change state (user:UID or any; empty: user:0) and whether PROVISION
+# works (TA_FACTORY=1: a factory TA; empty: production, no PROVISION).
+TA_CLIENT       ?=
+TA_FACTORY      ?=
 TA_OUT_DIR    ?= $(CURDIR)/build/ta
 TA_FILE        = $(TA_OUT_DIR)/$(TA_UUID).ta
 QEMU_CACHE    ?= $(CURDIR)/build/qemu-cache
@@ -26,4 +30,5 @@ ta:
 	 TRUST_ANCHOR=$(if $(TRUST_ANCHOR),$(abspath $(TRUST_ANCHOR))) TA_VENDOR=$(TA_VENDOR) TA_CLASS=$(TA_CLASS) \
 	 TA_VENDOR_ID=$(TA_VENDOR_ID) TA_CLASS_ID=$(TA_CLASS_ID) \
 	 TA_MAX_CHUNK=$(TA_MAX_CHUNK) TA_MAX_ENVELOPE=$(TA_MAX_ENVELOPE) \
+	 TA_CLIENT=$(TA_CLIENT) TA_FACTORY=$(TA_FACTORY) \
 	 TA_OUT_DIR=$(TA_OUT_DIR) QEMU_CACHE=$(QEMU_CACHE) bash ta/build-ta.sh

@@ -3,10 +3,13 @@
 //! allocation that grows with the payload, and a tag check that never accepts by accident.
 #![no_main]
 
-use libfuzzer_sys::fuzz_target;
+use libfuzzer_sys::{fuzz_mutator, fuzz_target};
+
+#[path = "common/mod.rs"]
+mod common;
 use suit_shared::encryption::{unwrap_cek, AesKey, Decryptor, EncryptionInfo, RecipientKey};
 
-fuzz_target!(|data: &[u8]| {
+fn check(data: &[u8]) {
     let [hi, lo, rest @ ..] = data else { return };
     let split = (usize::from(*hi) << 8 | usize::from(*lo)).min(rest.len());
     let (info, payload) = rest.split_at(split);
@@ -32,4 +35,11 @@ fuzz_target!(|data: &[u8]| {
         rest = &tail[take..];
     }
     let _ = decryptor.finalize();
+}
+
+// Every input on the TA's stack, mutated with knowledge of CBOR (common/mod.rs).
+fuzz_target!(|data: &[u8]| common::on_ta_stack(data, || check(data)));
+
+fuzz_mutator!(|data: &mut [u8], size: usize, max_size: usize, seed: u32| {
+    common::mutate_framed(data, size, max_size, seed)
 });

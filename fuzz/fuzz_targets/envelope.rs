@@ -5,7 +5,10 @@
 //! because random inputs essentially never carry a valid signature.
 #![no_main]
 
-use libfuzzer_sys::fuzz_target;
+use libfuzzer_sys::{fuzz_mutator, fuzz_target};
+
+#[path = "common/mod.rs"]
+mod common;
 use suit_shared::auth::{Authenticated, TrustAnchor};
 use suit_shared::digest::SuitDigest;
 use suit_shared::envelope::Envelope;
@@ -73,7 +76,7 @@ fn run(authentic: &Authentic<'_>) {
     }
 }
 
-fuzz_target!(|data: &[u8]| {
+fn check(data: &[u8]) {
     let anchors = [TrustAnchor::from_sec1(&DRAFT_KEY, None).expect("valid key")];
     if let Ok(authentic) = Manifest::authenticate(data, &anchors) {
         run(&authentic);
@@ -84,4 +87,11 @@ fuzz_target!(|data: &[u8]| {
             run(&Authentic { envelope, manifest, authenticated });
         }
     }
+}
+
+// Every input on the TA's stack, mutated with knowledge of CBOR (common/mod.rs).
+fuzz_target!(|data: &[u8]| common::on_ta_stack(data, || check(data)));
+
+fuzz_mutator!(|data: &mut [u8], size: usize, max_size: usize, seed: u32| {
+    common::mutate(data, size, max_size, seed)
 });

@@ -11,7 +11,10 @@
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
 
-use libfuzzer_sys::fuzz_target;
+use libfuzzer_sys::{fuzz_mutator, fuzz_target};
+
+#[path = "common/mod.rs"]
+mod common;
 use suit_shared::abi::{self, CommandId, Provisioning, Request, StorageKind};
 use suit_shared::auth::TrustAnchor;
 use suit_shared::author::{build_envelope, encode_manifest, sign_envelope, SigningKey};
@@ -20,7 +23,9 @@ use suit_shared::digest::{DigestAlg, SuitDigest};
 use suit_shared::error::Uuid;
 use suit_shared::manifest::{ComponentId, Manifest, Severable};
 use suit_shared::params::{Parameter, VendorId};
-use suit_ta_core::{Clock, Config, Param, Rng, SessionId, Storage, StorageError, Ta};
+use suit_ta_core::{
+    ClientIdentity, ClientPolicy, Clock, Config, Param, Rng, SessionId, Storage, StorageError, Ta,
+};
 
 const VENDOR: Uuid = Uuid([1; 16]);
 const CLASS: Uuid = Uuid([2; 16]);
@@ -139,6 +144,8 @@ fn new_ta(storage: Memory) -> Core {
         class_id: CLASS,
         max_chunk: 64,
         max_envelope: 4096,
+        client: ClientPolicy::Any,
+        factory: true,
     };
     Ta::new(config, storage, Counter(1), Fixed)
 }
@@ -169,8 +176,12 @@ struct World {
 impl World {
     fn session(&mut self, selector: u8) -> SessionId {
         if self.sessions.is_empty() {
-            let id = self.ta.open_session();
-            self.sessions.push(id);
+            if let Ok(id) = self.ta.open_session(ClientIdentity::PUBLIC) {
+                self.sessions.push(id);
+            }
+        }
+        if self.sessions.is_empty() {
+            return 0;
         }
         self.sessions[usize::from(selector) % self.sessions.len()]
     }
@@ -215,7 +226,7 @@ fn param(kind: u8, input: &mut Input<'_>) -> Param {
     }
 }
 
-fuzz_target!(|data: &[u8]| {
+fn check(data: &[u8]) {
     let mut input = Input(data);
     let mut w = World {
         ta: new_ta(Memory::default()),
@@ -261,11 +272,19 @@ fuzz_target!(|data: &[u8]| {
                     s,
                     &Request::LoadManifest {
                         target_slot: u64::from(sel % 2),
+                        nonce: (sel & 4 == 4).then(|| vec![sel; 8]),
                     },
                     env,
                 );
             }
-            2 => w.call(s, &Request::LoadManifest { target_slot: 0 }, input.bytes()),
+            2 => w.call(
+                s,
+                &Request::LoadManifest {
+                    target_slot: 0,
+                    nonce: None,
+                },
+                input.bytes(),
+            ),
             3 => {
                 let chunk = if sel & 0x80 != 0 {
                     IMAGE
@@ -321,8 +340,9 @@ fuzz_target!(|data: &[u8]| {
                 w.call(s, &Request::Provision(p), &[])
             }
             12 => {
-                let id = w.ta.open_session();
-                w.sessions.push(id);
+                if let Ok(id) = w.ta.open_session(ClientIdentity::PUBLIC) {
+                    w.sessions.push(id);
+                }
             }
             13 => {
                 if !w.sessions.is_empty() {
@@ -352,4 +372,11 @@ fuzz_target!(|data: &[u8]| {
             _ => w.call(s, &Request::GetInfo, &[]),
         }
     }
+}
+
+// Every input on the TA's stack, mutated with knowledge of CBOR (common/mod.rs).
+fuzz_target!(|data: &[u8]| common::on_ta_stack(data, || check(data)));
+
+fuzz_mutator!(|data: &mut [u8], size: usize, max_size: usize, seed: u32| {
+    common::mutate(data, size, max_size, seed)
 });

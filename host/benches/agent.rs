@@ -1,7 +1,11 @@
 //! `make bench` for `suit-agent install` (simulator backend, release build) of a 64 MiB image
 //! served by a real nginx on loopback, against the baseline of the same transfer without any
 //! checks: `curl` downloading the file and `dd` writing it to the slot with fsync, measured in
-//! the same run. Plain and encrypted (A256GCM to the device key) installs are both measured.
+//! the same run. Plain and encrypted (A256GCM to the device key) installs are both measured, in
+//! wall time and in CPU time (user + system, GNU time), at 64 MiB and, when the disk has room,
+//! 1 GiB; the staging directory is sampled during one more install of each kind. Only the
+//! `suit-agent install` command is timed: envelopes and devices are made beforehand. The figures
+//! also go to `build/bench/summary.json` (see `support::Summary`).
 
 #[path = "../tests/support/debian.rs"]
 mod debian;
@@ -11,11 +15,11 @@ mod nginx;
 #[allow(dead_code)] // the tool benches' ids and memory helpers
 mod support;
 
-use std::path::Path;
-use std::process::Command;
-use std::time::Duration;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
-use support::{make_image, run, time_runs, tool, MIB};
+use support::{make_image, run, tool, Summary, MIB};
 
 const SIZE: u64 = 64 * MIB;
 const VENDOR: &str = "example.com";
@@ -30,7 +34,7 @@ fn agent() -> &'static str {
 }
 
 /// A simulated device in `dir`: slot files, boot state, agent configuration.
-fn device_config(dir: &Path) -> std::path::PathBuf {
+fn device_config(dir: &Path) -> PathBuf {
     std::fs::create_dir_all(dir).unwrap();
     std::fs::write(dir.join("booted-slot"), "A\n").unwrap();
     let config = dir.join("agent.toml");
@@ -75,17 +79,17 @@ fn device_key_pem(config: &Path) -> String {
     info["device-public-key-pem"].as_str().unwrap().to_string()
 }
 
-/// Creates the envelope for the image in `work`, served at `url`.
-fn envelope(work: &Path, url: &str, encryption: &str) -> Vec<u8> {
-    let spec = work.join("v2.toml");
+/// Creates `<name>.suit` for the image `v2-<suffix>.img` in `work`, served at `url`.
+fn envelope(work: &Path, name: &str, suffix: &str, url: &str, encryption: &str) -> PathBuf {
+    let spec = work.join(format!("{name}.toml"));
     std::fs::write(
         &spec,
         format!(
-            "sequence-number = 2\nvendor = \"{VENDOR}\"\nclass = \"{CLASS}\"\n[[component]]\nid = [\"rootfs\"]\nimage = \"v2.img\"\nuri = \"{url}\"\n{encryption}"
+            "sequence-number = 2\nvendor = \"{VENDOR}\"\nclass = \"{CLASS}\"\n[[component]]\nid = [\"rootfs\"]\nimage = \"v2-{suffix}.img\"\nuri = \"{url}\"\n{encryption}"
         ),
     )
     .unwrap();
-    let out = work.join("v2.suit");
+    let out = work.join(format!("{name}.suit"));
     run(Command::new(tool())
         .args(["create", "--spec"])
         .arg(&spec)
@@ -93,77 +97,272 @@ fn envelope(work: &Path, url: &str, encryption: &str) -> Vec<u8> {
         .arg(&out)
         .arg("--key")
         .arg(repo().join("keys/dev-vendor-es384.priv.pem")));
-    std::fs::read(out).unwrap()
+    out
 }
 
-/// Median time of `runs` installs, each on a fresh device.
-fn install_time(server: &nginx::Nginx, work: &Path, encrypted: bool, runs: usize) -> Duration {
-    let mut n = 0;
-    time_runs(runs, || {
-        n += 1;
-        let dir = work.join(format!(
-            "device-{}-{n}",
-            if encrypted { "enc" } else { "plain" }
-        ));
-        let config = device_config(&dir);
-        let (payload, extra) = if encrypted {
-            std::fs::write(work.join("device.pub.pem"), device_key_pem(&config)).unwrap();
-            (
-                "v2.img.enc",
-                "[component.encryption]\nrecipient = \"device.pub.pem\"\n",
-            )
-        } else {
-            ("v2.img", "")
-        };
-        let env = envelope(work, &server.url(payload), extra);
-        server.put("v2.suit", &env);
-        server.put(payload, &std::fs::read(work.join(payload)).unwrap());
-        run(&mut agent_cmd(
-            &config,
-            &["install", &server.url("v2.suit")],
-        ));
-        std::fs::remove_dir_all(&dir).unwrap();
-    })
+/// Copies `file` into the server's document root as `name` (streamed: images can be 1 GiB).
+fn serve(server: &nginx::Nginx, name: &str, file: &Path) {
+    let dest = server.put(name, b"");
+    std::fs::copy(file, dest).unwrap();
 }
+
+/// Wall time and CPU seconds (user + system, the process and its children) of one command.
+#[derive(Clone, Copy)]
+struct Cost {
+    wall: f64,
+    cpu: f64,
+}
+
+impl std::ops::Add for Cost {
+    type Output = Cost;
+    fn add(self, o: Cost) -> Cost {
+        Cost {
+            wall: self.wall + o.wall,
+            cpu: self.cpu + o.cpu,
+        }
+    }
+}
+
+/// Runs `cmd`, which must succeed, under GNU time (`-f "%U %S"`, written to a file so that the
+/// command's own stderr stays apart).
+fn measure(cmd: &Command, scratch: &Path) -> Cost {
+    let report = scratch.join("time.out");
+    let t = Instant::now();
+    run(Command::new("/usr/bin/time")
+        .args(["-f", "%U %S", "-o"])
+        .arg(&report)
+        .arg(cmd.get_program())
+        .args(cmd.get_args()));
+    let wall = t.elapsed().as_secs_f64();
+    let text = std::fs::read_to_string(&report).unwrap();
+    let cpu = text
+        .lines()
+        .last()
+        .unwrap_or_default()
+        .split_whitespace()
+        .map(|x| x.parse::<f64>().unwrap_or_else(|e| panic!("{text}: {e}")))
+        .sum();
+    Cost { wall, cpu }
+}
+
+/// The medians of wall times and of CPU times, separately.
+fn medians(v: &[Cost]) -> Cost {
+    let med = |mut x: Vec<f64>| {
+        x.sort_by(f64::total_cmp);
+        x[x.len() / 2]
+    };
+    Cost {
+        wall: med(v.iter().map(|c| c.wall).collect()),
+        cpu: med(v.iter().map(|c| c.cpu).collect()),
+    }
+}
+
+/// Total size of the regular files under `dir` (0 when it does not exist).
+fn tree_bytes(dir: &Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .map(|e| match e.file_type() {
+            Ok(t) if t.is_dir() => tree_bytes(&e.path()),
+            Ok(t) if t.is_file() => e.metadata().map(|m| m.len()).unwrap_or(0),
+            _ => 0,
+        })
+        .sum()
+}
+
+/// One install on a fresh device (a copy of `template`, whose TA already has its key).
+fn fresh_device(template: &Path, dir: &Path) -> PathBuf {
+    let _ = std::fs::remove_dir_all(dir);
+    run(Command::new("cp").arg("-a").arg(template).arg(dir));
+    device_config(dir)
+}
+
+/// What one image size costs to install: baseline, plain and encrypted, each the median of
+/// `runs`; with `staging`, one more install of each kind (untimed) samples the staging directory.
+struct Figures {
+    baseline: Cost,
+    plain: Cost,
+    encrypted: Cost,
+    staging_peak: Option<(u64, u64)>,
+}
+
+fn bench_size(
+    server: &nginx::Nginx,
+    work: &Path,
+    template: &Path,
+    size: u64,
+    suffix: &str,
+    runs: usize,
+    staging: bool,
+) -> Figures {
+    let image = work.join(format!("v2-{suffix}.img"));
+    make_image(&image, size);
+    // The baseline: the same bytes without any check, downloaded then written with fsync.
+    let served = format!("baseline-{suffix}.img");
+    serve(server, &served, &image);
+    let slot = work.join("baseline-slot.img");
+    let download = work.join("baseline-download.img");
+    let mut curl = Command::new("curl");
+    curl.args(["-sSf", "-o"])
+        .arg(&download)
+        .arg(server.url(&served));
+    let mut dd = Command::new("dd");
+    dd.arg(format!("if={}", download.display()))
+        .arg(format!("of={}", slot.display()))
+        .args(["bs=1M", "conv=fsync", "status=none"]);
+    let mut kinds: Vec<(String, Vec<Cost>)> = Vec::new();
+    // Plain: the payload is the image.
+    serve(server, &format!("v2-{suffix}.img"), &image);
+    let name = format!("v2-{suffix}");
+    let plain = envelope(work, &name, suffix, &server.url(&format!("{name}.img")), "");
+    serve(server, &format!("{name}.suit"), &plain);
+    kinds.push((server.url(&format!("{name}.suit")), Vec::new()));
+    // Encrypted to the template device's key.
+    let enc = format!("v2-{suffix}.img.enc");
+    let name = format!("v2-{suffix}-enc");
+    let encrypted = envelope(
+        work,
+        &name,
+        suffix,
+        &server.url(&enc),
+        "[component.encryption]\nrecipient = \"device.pub.pem\"\n",
+    );
+    serve(server, &enc, &work.join(&enc));
+    std::fs::remove_file(work.join(&enc)).unwrap();
+    serve(server, &format!("{name}.suit"), &encrypted);
+    kinds.push((server.url(&format!("{name}.suit")), Vec::new()));
+    std::fs::remove_file(&image).unwrap();
+    let mut baseline = Vec::new();
+    let device = work.join("device");
+    // Alternating runs: every contender meets the same page-cache and writeback conditions.
+    for _ in 0..runs {
+        baseline.push(measure(&curl, work) + measure(&dd, work));
+        std::fs::remove_file(&download).unwrap();
+        for (url, costs) in &mut kinds {
+            let config = fresh_device(template, &device);
+            costs.push(measure(&agent_cmd(&config, &["install", url]), work));
+        }
+    }
+    std::fs::remove_file(&slot).unwrap();
+    let staging_peak = staging.then(|| {
+        let mut peaks = kinds.iter().map(|(url, _)| {
+            let config = fresh_device(template, &device);
+            staging_peak(&config, &device.join("staging"), url)
+        });
+        (peaks.next().unwrap(), peaks.next().unwrap())
+    });
+    std::fs::remove_dir_all(&device).unwrap();
+    Figures {
+        baseline: medians(&baseline),
+        plain: medians(&kinds[0].1),
+        encrypted: medians(&kinds[1].1),
+        staging_peak,
+    }
+}
+
+/// The largest size the staging directory reaches during one install, sampled every 2 ms.
+fn staging_peak(config: &Path, staging: &Path, url: &str) -> u64 {
+    let mut child = agent_cmd(config, &["install", url])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut peak = 0;
+    loop {
+        peak = peak.max(tree_bytes(staging));
+        if let Some(status) = child.try_wait().unwrap() {
+            assert!(status.success(), "install for the staging sample failed");
+            return peak;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+/// Free bytes of the file system holding `dir`.
+fn free_bytes(dir: &Path) -> u64 {
+    let out = run(Command::new("df").args(["--output=avail", "-B1"]).arg(dir));
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .nth(1)
+        .and_then(|l| l.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// Disk space the 1 GiB round needs: the image, its ciphertext, the served copies (plain,
+/// ciphertext, baseline), the baseline's download and slot, the device's staging and slot, with
+/// room to spare.
+const NEED_1G: u64 = 10 * 1024 * MIB;
 
 fn main() {
     debian::ensure_tool("curl", "curl");
+    debian::ensure_tool("time", "time");
     let work = tempfile::tempdir().unwrap();
     let work = work.path();
-    make_image(&work.join("v2.img"), SIZE);
     let server = nginx::Nginx::start();
-    server.put("baseline.img", &std::fs::read(work.join("v2.img")).unwrap());
-    let slot = work.join("baseline-slot.img");
-    let download = work.join("baseline-download.img");
-    let baseline = time_runs(3, || {
-        run(Command::new("curl")
-            .args(["-sSf", "-o"])
-            .arg(&download)
-            .arg(server.url("baseline.img")));
-        run(Command::new("dd")
-            .arg(format!("if={}", download.display()))
-            .arg(format!("of={}", slot.display()))
-            .args(["bs=1M", "conv=fsync", "status=none"]));
-        std::fs::remove_file(&download).unwrap();
-    });
-    let plain = install_time(&server, work, false, 3);
-    let encrypted = install_time(&server, work, true, 3);
-    let mib = (SIZE / MIB) as f64;
-    println!(
-        "suit-agent install of a {mib} MiB image (simulator TA, nginx on loopback, release build):"
-    );
-    println!(
-        "  baseline curl + dd conv=fsync: {:.2} s ({:.0} MiB/s)",
-        baseline.as_secs_f64(),
-        mib / baseline.as_secs_f64()
-    );
-    for (name, t) in [("plain", plain), ("encrypted A256GCM", encrypted)] {
+    // One device whose TA has made its key: every install starts from a copy of it.
+    let template = work.join("template");
+    let config = device_config(&template);
+    std::fs::write(work.join("device.pub.pem"), device_key_pem(&config)).unwrap();
+    let mut summary = Summary::new("agent");
+    let mut sizes = vec![(SIZE, "64m", 3, true)];
+    let free = free_bytes(work);
+    if free >= NEED_1G {
+        sizes.push((1024 * MIB, "1g", 3, false));
+    } else {
         println!(
-            "  install, {name}: {:.2} s ({:.0} MiB/s) — ratio {:.2}× the baseline (target ≤ 1.5×)",
-            t.as_secs_f64(),
-            mib / t.as_secs_f64(),
-            t.as_secs_f64() / baseline.as_secs_f64()
+            "1 GiB installs skipped: {} GiB free under {}, they need {} GiB",
+            free / (1024 * MIB),
+            work.display(),
+            NEED_1G / (1024 * MIB)
         );
     }
-    println!("  (install = envelope + LOAD_MANIFEST, download, approval stream with digest, slot write with fsync and read-back, COMMIT, trial armed)");
+    for (size, suffix, runs, staging) in sizes {
+        let f = bench_size(&server, work, &template, size, suffix, runs, staging);
+        let mib = (size / MIB) as f64;
+        println!(
+            "suit-agent install of a {mib} MiB image (simulator TA, nginx on loopback, release build, median of {runs}):"
+        );
+        println!(
+            "  baseline curl + dd conv=fsync: {:.2} s ({:.0} MiB/s), {:.2} s CPU",
+            f.baseline.wall,
+            mib / f.baseline.wall,
+            f.baseline.cpu
+        );
+        for (name, key, c) in [
+            ("plain", "plain", f.plain),
+            ("encrypted A256GCM", "encrypted", f.encrypted),
+        ] {
+            println!(
+                "  install, {name}: {:.2} s ({:.0} MiB/s) — ratio {:.2}× the baseline (target ≤ {}×); CPU {:.2} s, {:.2}× the baseline's",
+                c.wall,
+                mib / c.wall,
+                c.wall / f.baseline.wall,
+                if key == "plain" { "1.2" } else { "1.5" },
+                c.cpu,
+                c.cpu / f.baseline.cpu
+            );
+            summary.record(
+                &format!("install_{key}_ratio_{suffix}"),
+                c.wall / f.baseline.wall,
+            );
+            // The energy proxy: `install_cpu_ratio_*` is the plain install's.
+            let cpu_key = if key == "plain" {
+                format!("install_cpu_ratio_{suffix}")
+            } else {
+                format!("install_{key}_cpu_ratio_{suffix}")
+            };
+            summary.record(&cpu_key, c.cpu / f.baseline.cpu);
+        }
+        summary.record(&format!("baseline_curl_dd_s_{suffix}"), f.baseline.wall);
+        if let Some((plain, encrypted)) = f.staging_peak {
+            println!(
+                "  staging directory peak: plain {plain} bytes, encrypted {encrypted} bytes (image {size})"
+            );
+            summary.record_count("staging_peak_bytes", plain.max(encrypted));
+        }
+    }
+    println!("  (install = `suit-agent install URL` alone: envelope + LOAD_MANIFEST, download, approval stream with digest, slot write with fsync and read-back, COMMIT, trial armed; CPU = user + system seconds from GNU time)");
+    summary.write();
 }

@@ -9,6 +9,10 @@
 //! * `suit-tool process` of an encrypted envelope (ciphertext digest, decrypt, plaintext digest)
 //!   and its peak memory (max RSS, `/usr/bin/time -f %M`) at 256 MiB and 1 GiB, with
 //!   `suit-tool decrypt` alongside.
+//!
+//! The figures also go to `build/bench/summary.json` (see `support::Summary`);
+//! `decrypt_ratio_openssl` is the first one: our in-process decrypt of 1 GiB over
+//! `openssl speed -decrypt -evp aes-256-gcm` at 256 KiB blocks.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -20,7 +24,7 @@ use suit_shared::encryption::{unwrap_cek, Decryptor, EncryptionInfo};
 
 mod support;
 
-use support::{ids, make_image, median, peak_rss_kib, run, time_runs, tool, MIB};
+use support::{ids, make_image, median, peak_rss_kib, run, time_runs, tool, Summary, MIB};
 
 /// Bytes per second of an `openssl speed -mr` run (`+F:n:name:bytes-per-second` lines).
 fn openssl_speed(args: &[&str]) -> f64 {
@@ -175,6 +179,7 @@ fn main() {
     let dir = std::env::temp_dir().join(format!("suit-bench-decrypt-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let keys = keys(&dir);
+    let mut summary = Summary::new("decrypt");
     println!("payload decryption, A256GCM with P-384 ECDH-ES+A256KW (release build):");
     let big = payload(&dir, &keys, 1024);
     // 1. In process, from memory like `openssl speed`: the library's decrypt (+ digest).
@@ -218,6 +223,12 @@ fn main() {
         ours(cached) / MIB as f64,
         ours(cached) / gcm
     );
+    summary.record("decrypt_mib_per_s", ours(lib_decrypt) / MIB as f64);
+    summary.record("decrypt_openssl_mib_per_s", gcm / MIB as f64);
+    summary.record("decrypt_ratio_openssl", ours(lib_decrypt) / gcm);
+    summary.record("decrypt_cached_ratio_openssl", ours(cached) / gcm);
+    summary.record("decrypt_sha256_mib_per_s", ours(lib_both) / MIB as f64);
+    summary.record("decrypt_sha256_ratio_openssl", ours(lib_both) / composed);
     println!(
         "    decrypt + SHA-256: {:>5.0} MiB/s   baseline openssl aes-256-gcm then sha256 (serial):  {:>6.0} MiB/s   ratio {:.2}",
         ours(lib_both) / MIB as f64,
@@ -257,6 +268,10 @@ fn main() {
         mib_per_s(big.size, openssl_time),
         tool_time.as_secs_f64() / openssl_time.as_secs_f64()
     );
+    summary.record(
+        "tool_decrypt_file_ratio_openssl_ctr_1g",
+        tool_time.as_secs_f64() / openssl_time.as_secs_f64(),
+    );
     std::fs::remove_file(&out).ok();
 
     // 3. The whole update procedure, and peak memory at two sizes.
@@ -269,6 +284,10 @@ fn main() {
         process_time.as_secs_f64(),
         mib_per_s(big.size, process_time)
     );
+    summary.record(
+        "process_encrypted_mib_per_s_1g",
+        mib_per_s(big.size, process_time),
+    );
     let small = payload(&dir, &keys, 256);
     println!("  peak memory (max RSS):");
     for p in [&small, &big] {
@@ -276,14 +295,27 @@ fn main() {
         let decrypt = peak_rss_kib(&decrypt_cmd(p, &keys, &out));
         std::fs::remove_file(&out).ok();
         let process = peak_rss_kib(&process_cmd(p, &keys));
+        let suffix = if size == 1024 {
+            "1g".to_string()
+        } else {
+            format!("{size}m")
+        };
         match (decrypt, process) {
-            (Some(d), Some(pr)) => println!(
-                "    {size:>4} MiB payload: suit-tool decrypt {:.1} MiB, suit-tool process {:.1} MiB",
-                d as f64 / 1024.0,
-                pr as f64 / 1024.0
-            ),
+            (Some(d), Some(pr)) => {
+                println!(
+                    "    {size:>4} MiB payload: suit-tool decrypt {:.1} MiB, suit-tool process {:.1} MiB",
+                    d as f64 / 1024.0,
+                    pr as f64 / 1024.0
+                );
+                summary.record_count(&format!("tool_decrypt_peak_rss_bytes_{suffix}"), d * 1024);
+                summary.record_count(
+                    &format!("process_encrypted_peak_rss_bytes_{suffix}"),
+                    pr * 1024,
+                );
+            }
             _ => println!("    /usr/bin/time not available (apt-get install time)"),
         }
     }
     std::fs::remove_dir_all(&dir).ok();
+    summary.write();
 }

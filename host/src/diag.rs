@@ -6,8 +6,9 @@ use std::fmt::Write;
 use minicbor::data::Type;
 use minicbor::Decoder;
 
-/// Deepest nesting rendered; deeper items are elided.
-const MAX_DEPTH: usize = 32;
+/// Deepest nesting rendered, counted over the whole input: arrays, maps, tags and CBOR embedded
+/// in byte strings each add a level. Deeper items are elided, so no input overflows the stack.
+const MAX_DEPTH: usize = 64;
 
 /// Renders `bytes` (one or more CBOR items) as indented diagnostic notation. Byte strings whose
 /// content is itself a single well-formed array, map or tagged item are shown as `<< … >>`.
@@ -15,7 +16,7 @@ pub fn to_diag(bytes: &[u8]) -> Result<String, String> {
     let mut out = String::new();
     let mut d = Decoder::new(bytes);
     while d.position() < bytes.len() {
-        item(&mut d, &mut out, 0)?;
+        item(&mut d, &mut out, 0, 0)?;
         out.push('\n');
     }
     Ok(out)
@@ -27,7 +28,8 @@ fn indent(out: &mut String, depth: usize) {
     }
 }
 
-fn embedded(content: &[u8]) -> Option<String> {
+/// `content` rendered as one embedded CBOR item at nesting level `nest`, if it is one.
+fn embedded(content: &[u8], nest: usize) -> Option<String> {
     let first = *content.first()?;
     // Only arrays, maps and tags: short scalars inside bstrs are usually not CBOR.
     if !matches!(first >> 5, 4..=6) {
@@ -35,14 +37,15 @@ fn embedded(content: &[u8]) -> Option<String> {
     }
     let mut d = Decoder::new(content);
     let mut s = String::new();
-    item(&mut d, &mut s, 0).ok()?;
+    item(&mut d, &mut s, 0, nest).ok()?;
     (d.position() == content.len()).then_some(s)
 }
 
-fn item(d: &mut Decoder<'_>, out: &mut String, depth: usize) -> Result<(), String> {
+/// Renders one item indented at `depth`, `nest` levels deep in the whole input.
+fn item(d: &mut Decoder<'_>, out: &mut String, depth: usize, nest: usize) -> Result<(), String> {
     let at = d.position();
     let err = |e: minicbor::decode::Error| format!("malformed CBOR at byte {at}: {e}");
-    if depth > MAX_DEPTH {
+    if nest > MAX_DEPTH {
         d.skip().map_err(err)?;
         out.push('…');
         return Ok(());
@@ -69,7 +72,7 @@ fn item(d: &mut Decoder<'_>, out: &mut String, depth: usize) -> Result<(), Strin
         Type::Simple => write!(out, "simple({})", d.simple().map_err(err)?).ok(),
         Type::Bytes => {
             let b = d.bytes().map_err(err)?;
-            match embedded(b) {
+            match embedded(b, nest + 1) {
                 Some(inner) => {
                     out.push_str("<< ");
                     out.push_str(&inner.replace('\n', &format!("\n{}", "  ".repeat(depth))));
@@ -92,7 +95,7 @@ fn item(d: &mut Decoder<'_>, out: &mut String, depth: usize) -> Result<(), Strin
             for i in 0..n {
                 out.push('\n');
                 indent(out, depth + 1);
-                item(d, out, depth + 1)?;
+                item(d, out, depth + 1, nest + 1)?;
                 if i + 1 < n {
                     out.push(',');
                 }
@@ -110,9 +113,9 @@ fn item(d: &mut Decoder<'_>, out: &mut String, depth: usize) -> Result<(), Strin
             for i in 0..n {
                 out.push('\n');
                 indent(out, depth + 1);
-                item(d, out, depth + 1)?;
+                item(d, out, depth + 1, nest + 1)?;
                 out.push_str(": ");
-                item(d, out, depth + 1)?;
+                item(d, out, depth + 1, nest + 1)?;
                 if i + 1 < n {
                     out.push(',');
                 }
@@ -127,7 +130,7 @@ fn item(d: &mut Decoder<'_>, out: &mut String, depth: usize) -> Result<(), Strin
         Type::Tag => {
             let t = d.tag().map_err(err)?;
             write!(out, "{}(", t.as_u64()).ok();
-            item(d, out, depth)?;
+            item(d, out, depth, nest + 1)?;
             out.push(')');
             None
         }

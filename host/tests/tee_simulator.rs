@@ -851,7 +851,11 @@ fn buffers_and_parameter_types_are_checked() {
         ));
     }
     // LOAD_MANIFEST without its data parameter
-    let load = Request::LoadManifest { target_slot: 0 }.encode();
+    let load = Request::LoadManifest {
+        target_slot: 0,
+        nonce: None,
+    }
+    .encode();
     let p = [
         Param::MemrefInput(load.clone()),
         Param::MemrefOutput(abi::MIN_RESPONSE_BUFFER),
@@ -865,7 +869,7 @@ fn buffers_and_parameter_types_are_checked() {
     // Unknown command
     assert!(s.invoke_params(99, &ok_params()).is_err());
     // Request of another command / garbage / another ABI version: rejections, not crashes.
-    for bad in [vec![], vec![0xff], load, vec![0x81, 0x02]] {
+    for bad in [vec![], vec![0xff], load, vec![0x81, 0x18, 0x63]] {
         let mut p = ok_params();
         p[0] = Param::MemrefInput(bad);
         let out = s.invoke_params(CommandId::GetInfo as u32, &p).unwrap();
@@ -873,7 +877,7 @@ fn buffers_and_parameter_types_are_checked() {
         assert!(r.is_err());
     }
     let mut p = ok_params();
-    p[0] = Param::MemrefInput(vec![0x81, 0x02]);
+    p[0] = Param::MemrefInput(vec![0x81, 0x18, 0x63]);
     let out = s.invoke_params(CommandId::GetInfo as u32, &p).unwrap();
     let r = abi::decode_response(CommandId::GetInfo, &out.response).unwrap();
     assert!(r.unwrap_err().message.contains("ABI version mismatch"));

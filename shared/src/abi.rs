@@ -31,8 +31,11 @@ use crate::cbor::{Reader, Writer};
 use crate::digest::{DigestAlg, DigestValue};
 use crate::error::{Category, Error, Result, Uuid};
 
-/// The version of this ABI; both sides refuse another.
-pub const ABI_VERSION: u32 = 1;
+/// The version of this ABI; both sides refuse another. Version 2: LOAD_MANIFEST takes a
+/// verifier nonce, requests are size-capped per command ([`CommandId::max_request`]), component
+/// ids are bounded ([`MAX_COMPONENT_ID`]), CONFIRM returns the floors of the confirmed
+/// components, reports say "pending" after COMMIT.
+pub const ABI_VERSION: u32 = 2;
 /// Largest chunk any TA may announce.
 pub const MAX_CHUNK_LIMIT: usize = 1 << 20;
 /// Shared-buffer size OP-TEE guarantees.
@@ -44,6 +47,16 @@ pub const MIN_RESPONSE_BUFFER: usize = 16 * 1024;
 pub const DECRYPT_OUTPUT_SLACK: usize = 64;
 /// Longest message an error response carries.
 pub const MAX_MESSAGE: usize = 1024;
+/// Largest encoded component id (CBOR `[* bstr]`) the TA accepts: keeps every reply that
+/// names components (COMMIT, CONFIRM, tokens) within [`MIN_RESPONSE_BUFFER`].
+pub const MAX_COMPONENT_ID: usize = 256;
+/// Largest approval token a request may carry (a token with a [`MAX_COMPONENT_ID`] id and a
+/// [`MAX_NONCE`] verifier nonce is about 600 bytes).
+pub const MAX_TOKEN: usize = 1024;
+/// Longest verifier nonce (LOAD_MANIFEST, REPORT).
+pub const MAX_NONCE: usize = 64;
+/// Most plan items (and so COMMIT tokens): the manifest's component limit.
+pub const MAX_ITEMS: usize = crate::manifest::MAX_COMPONENTS;
 /// The TA's default UUID (ta/ta.mk `TA_UUID`).
 pub const DEFAULT_TA_UUID: &str = "5f8b4d1e-2c3a-4b7e-9d6f-1a2b3c4d5e6f";
 
@@ -128,6 +141,23 @@ pub mod tee {
     }
 }
 
+/// GlobalPlatform login methods, as the TA sees them in `gpd.client.identity`.
+pub mod login {
+    /// No identity (TEEC_LOGIN_PUBLIC); the UUID is nil.
+    pub const PUBLIC: u32 = 0;
+    /// A Linux user: the kernel derives the UUID from the caller's effective uid.
+    pub const USER: u32 = 1;
+    /// Another TA; the UUID is that TA's.
+    pub const TRUSTED_APP: u32 = 0xF000_0000;
+    /// The Linux kernel's namespace for client UUIDs (drivers/tee/tee_core.c
+    /// `tee_client_uuid_ns`): a REE user's UUID is UUIDv5(this, `"uid=<hex uid>"`), a group's
+    /// UUIDv5(this, `"gid=<hex gid>"`).
+    pub const LINUX_CLIENT_NAMESPACE: [u8; 16] = [
+        0x58, 0xac, 0x9c, 0xa0, 0x20, 0x86, 0x46, 0x83, 0xa1, 0xb8, 0xec, 0x4b, 0xc0, 0x8e, 0x01,
+        0xb6,
+    ];
+}
+
 /// A command of the ABI (the GlobalPlatform command id).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[repr(u32)]
@@ -197,6 +227,28 @@ impl CommandId {
     /// Whether the command writes bulk output to parameter 3.
     pub fn data_out(self) -> bool {
         self == CommandId::DecryptForInstall
+    }
+
+    /// Largest request (parameter 0) the TA copies for this command; anything larger is
+    /// refused before it is copied or parsed (TEE_ERROR_EXCESS_DATA).
+    pub fn max_request(self) -> usize {
+        // Room for the array header, the version and integer arguments (9 bytes each).
+        const FIXED: usize = 64;
+        match self {
+            CommandId::GetInfo
+            | CommandId::Confirm
+            | CommandId::Rollback
+            | CommandId::Abort
+            | CommandId::PayloadUpdate
+            | CommandId::PayloadFinal
+            | CommandId::ConfirmUpdate
+            | CommandId::BootVerify => FIXED,
+            CommandId::LoadManifest | CommandId::Report => FIXED + MAX_NONCE,
+            CommandId::DecryptForInstall => FIXED + MAX_TOKEN,
+            CommandId::Commit => FIXED + MAX_ITEMS * (MAX_TOKEN + 3),
+            // KEK (at most 32 bytes), its kid, three UUIDs.
+            CommandId::Provision => FIXED + 32 + MAX_KID + 3 * 17,
+        }
     }
 
     /// Upper-case name as in DESIGN.md.
@@ -411,6 +463,9 @@ pub struct Approval {
     pub size: u64,
 }
 
+/// Longest KEK key id PROVISION accepts.
+pub const MAX_KID: usize = 64;
+
 /// PROVISION request.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Provisioning {
@@ -442,6 +497,9 @@ pub enum Request {
     LoadManifest {
         /// The slot to install into.
         target_slot: u64,
+        /// A verifier's nonce (at most [`MAX_NONCE`] bytes), carried into every approval
+        /// token of this update.
+        nonce: Option<Vec<u8>>,
     },
     /// PAYLOAD_UPDATE for a plan item.
     PayloadUpdate {
@@ -526,8 +584,15 @@ impl Request {
             Request::GetInfo | Request::Confirm | Request::Rollback | Request::Abort => {
                 w.array(1).u64(ABI_VERSION.into());
             }
-            Request::LoadManifest { target_slot: slot } | Request::BootVerify { slot } => {
+            Request::BootVerify { slot } => {
                 w.array(2).u64(ABI_VERSION.into()).u64(*slot);
+            }
+            Request::LoadManifest { target_slot, nonce } => {
+                w.array(3).u64(ABI_VERSION.into()).u64(*target_slot);
+                match nonce {
+                    Some(n) => w.bytes(n),
+                    None => w.null(),
+                };
             }
             Request::PayloadFinal { component } => {
                 w.array(2).u64(ABI_VERSION.into()).u64((*component).into());
@@ -592,12 +657,11 @@ impl Request {
                 | CommandId::Confirm
                 | CommandId::Rollback
                 | CommandId::Abort => 1,
-                CommandId::LoadManifest
-                | CommandId::PayloadFinal
+                CommandId::PayloadFinal
                 | CommandId::Commit
                 | CommandId::Report
                 | CommandId::BootVerify => 2,
-                CommandId::PayloadUpdate | CommandId::ConfirmUpdate => 3,
+                CommandId::LoadManifest | CommandId::PayloadUpdate | CommandId::ConfirmUpdate => 3,
                 CommandId::DecryptForInstall => 5,
                 CommandId::Provision => 5,
             };
@@ -615,6 +679,7 @@ impl Request {
                 CommandId::Abort => Request::Abort,
                 CommandId::LoadManifest => Request::LoadManifest {
                     target_slot: r.u64()?,
+                    nonce: read_nonce(r, "LOAD_MANIFEST nonce")?,
                 },
                 CommandId::BootVerify => Request::BootVerify { slot: r.u64()? },
                 CommandId::PayloadUpdate => Request::PayloadUpdate {
@@ -636,29 +701,22 @@ impl Request {
                 },
                 CommandId::Commit => {
                     let count = r.array()?;
+                    if count > MAX_ITEMS as u64 {
+                        return Err(Error::InvalidValue {
+                            context: "ABI request",
+                            element: "COMMIT tokens",
+                            reason: "more tokens than a plan can have items",
+                        });
+                    }
                     let mut tokens = Vec::new();
                     for _ in 0..count {
                         tokens.push(r.bytes()?.to_vec());
                     }
                     Request::Commit { tokens }
                 }
-                CommandId::Report => {
-                    let nonce = if r.is(minicbor::data::Type::Null) {
-                        r.null()?;
-                        None
-                    } else {
-                        let n = r.bytes()?;
-                        if n.len() > 64 {
-                            return Err(Error::InvalidValue {
-                                context: "ABI request",
-                                element: "REPORT nonce",
-                                reason: "at most 64 bytes",
-                            });
-                        }
-                        Some(n.to_vec())
-                    };
-                    Request::Report { nonce }
-                }
+                CommandId::Report => Request::Report {
+                    nonce: read_nonce(r, "REPORT nonce")?,
+                },
                 CommandId::Provision => {
                     let kek = if r.is(minicbor::data::Type::Null) {
                         r.null()?;
@@ -717,7 +775,7 @@ pub enum Reply {
     },
     /// COMMIT: what was recorded.
     Committed(PendingInstall),
-    /// CONFIRM: the new floors.
+    /// CONFIRM: the floors of the confirmed components, as raised.
     Confirmed(Vec<(ComponentIdBytes, u64)>),
     /// REPORT: the signed SUIT report.
     Report(Vec<u8>),
@@ -789,6 +847,20 @@ pub fn decode_response(
                 reason: "neither [version, 0, body] nor [version, 1, category, message]",
             }),
         }
+    })
+}
+
+fn read_nonce(r: &mut Reader<'_>, element: &'static str) -> Result<Option<Vec<u8>>> {
+    opt_null(r, |r| {
+        let n = r.bytes()?;
+        if n.len() > MAX_NONCE {
+            return Err(Error::InvalidValue {
+                context: "ABI request",
+                element,
+                reason: "at most 64 bytes",
+            });
+        }
+        Ok(n.to_vec())
     })
 }
 
@@ -1197,7 +1269,14 @@ mod tests {
     fn requests_round_trip() {
         let requests = [
             Request::GetInfo,
-            Request::LoadManifest { target_slot: 1 },
+            Request::LoadManifest {
+                target_slot: 1,
+                nonce: None,
+            },
+            Request::LoadManifest {
+                target_slot: 0,
+                nonce: Some(vec![6; MAX_NONCE]),
+            },
             Request::PayloadUpdate {
                 component: 2,
                 offset: 7,
@@ -1232,6 +1311,7 @@ mod tests {
         ];
         for req in requests {
             let bytes = req.encode();
+            assert!(bytes.len() <= req.command().max_request(), "{req:?}");
             assert_eq!(Request::decode(req.command(), &bytes).unwrap(), req);
         }
     }
@@ -1239,7 +1319,7 @@ mod tests {
     #[test]
     fn version_mismatch_is_refused_clearly() {
         let mut w = Writer::new();
-        w.array(1).u64(2);
+        w.array(1).u64(99);
         let e = Request::decode(CommandId::GetInfo, &w.into_bytes()).unwrap_err();
         assert!(
             alloc::format!("{e}").contains("ABI version mismatch"),

@@ -360,6 +360,8 @@ impl<'a> AuthWrapper<'a> {
         let tag = Reader::new(raw, "authentication block")
             .tag()
             .map_err(|_| invalid("not a tagged COSE structure"))?;
+        // coset and ciborium recurse: bound the input before they see it.
+        crate::cbor::check_cose(raw, "authentication block")?;
         let payload = self.digest_encoding;
         let check_payload = |p: &Option<Vec<u8>>| match p {
             None => Ok(()),

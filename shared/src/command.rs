@@ -106,6 +106,10 @@ pub enum Condition {
     UpdateAuthorized,
     /// version (28).
     Version,
+    /// dependency-integrity (7, trust-domains): decoded for inspection only, never processed.
+    DependencyIntegrity,
+    /// is-dependency (8, trust-domains): decoded for inspection only, never processed.
+    IsDependency,
 }
 
 impl Condition {
@@ -124,6 +128,8 @@ impl Condition {
             Condition::MinimumBattery => key::MINIMUM_BATTERY,
             Condition::UpdateAuthorized => key::UPDATE_AUTHORIZED,
             Condition::Version => key::VERSION,
+            Condition::DependencyIntegrity => key::DEPENDENCY_INTEGRITY,
+            Condition::IsDependency => key::IS_DEPENDENCY,
         }
     }
 }
@@ -145,6 +151,8 @@ pub enum Directive {
     Swap,
     /// unlink (33).
     Unlink,
+    /// process-dependency (11, trust-domains): decoded for inspection only, never processed.
+    ProcessDependency,
 }
 
 impl Directive {
@@ -158,6 +166,7 @@ impl Directive {
             Directive::Wait => key::WAIT,
             Directive::Swap => key::SWAP,
             Directive::Unlink => key::UNLINK,
+            Directive::ProcessDependency => key::PROCESS_DEPENDENCY,
         }
     }
 }
@@ -275,6 +284,8 @@ pub struct SequenceRules {
     pub components: usize,
     /// Whether this is (inside) the shared sequence, with its restrictions.
     pub shared: bool,
+    /// Whether dependency commands decode (for inspection) instead of rejecting the sequence.
+    pub dependencies: bool,
 }
 
 impl<'a> CommandSequence<'a> {
@@ -360,9 +371,14 @@ fn decode_command<'a>(
         key::WAIT => directive(r, Directive::Wait),
         key::SWAP => directive(r, Directive::Swap),
         key::UNLINK => directive(r, Directive::Unlink),
-        key::DEPENDENCY_INTEGRITY | key::IS_DEPENDENCY | key::PROCESS_DEPENDENCY => {
+        key::DEPENDENCY_INTEGRITY | key::IS_DEPENDENCY | key::PROCESS_DEPENDENCY
+            if !rules.dependencies =>
+        {
             Err(Error::DependenciesNotSupported(command_name(k)))
         }
+        key::DEPENDENCY_INTEGRITY => condition(r, Condition::DependencyIntegrity),
+        key::IS_DEPENDENCY => condition(r, Condition::IsDependency),
+        key::PROCESS_DEPENDENCY => directive(r, Directive::ProcessDependency),
         key::SET_COMPONENT_INDEX => Ok(Command::SetComponentIndex(decode_index(
             r,
             rules.components,
@@ -524,10 +540,12 @@ mod tests {
     const RULES: SequenceRules = SequenceRules {
         components: 2,
         shared: false,
+        dependencies: false,
     };
     const SHARED: SequenceRules = SequenceRules {
         components: 2,
         shared: true,
+        dependencies: false,
     };
 
     #[test]

@@ -180,7 +180,10 @@ pub enum Error {
     )]
     LegacyInstallKey(&'static str),
     /// A severable element is missing from the envelope although a procedure needs it.
-    #[error("the {0} sequence is severed from the manifest and not present in the envelope")]
+    #[error(
+        "the {0} sequence is severed from the manifest and absent from this envelope (stripped); \
+         this procedure needs the envelope with it"
+    )]
     SeveredElementAbsent(&'static str),
     /// The envelope carries an element the manifest did not sever.
     #[error("the envelope carries a {0} element but the manifest does not sever it")]
@@ -440,7 +443,6 @@ impl Error {
             | NotSuit { .. }
             | UnsupportedManifestVersion(_)
             | LegacyInstallKey(_)
-            | SeveredElementAbsent(_)
             | UnexpectedSeveredElement(_)
             | ForbiddenInSharedSequence(_)
             | ComponentIndexNotSet(_)
@@ -477,7 +479,11 @@ impl Error {
             | UnsupportedEncryptionAlgorithm { .. }
             | UnauthenticatedEncryptionWithoutDigest { .. }
             | UnsupportedDigestAlgorithm(_) => Category::Policy,
-            LimitExceeded { .. } | Io(_) | RandomnessUnavailable => Category::Resource,
+            // Not malformed: a severed member may legitimately be stripped; the envelope
+            // lacks what this procedure needs.
+            SeveredElementAbsent(_) | LimitExceeded { .. } | Io(_) | RandomnessUnavailable => {
+                Category::Resource
+            }
         }
     }
 }

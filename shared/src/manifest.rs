@@ -272,27 +272,21 @@ impl<'a> Manifest<'a> {
         Manifest::decode(envelope)
     }
 
+    /// Like [`Manifest::decode_unauthenticated`], but a manifest with dependencies
+    /// (trust-domains) decodes too, with what it says about them: for showing an envelope,
+    /// never for processing it (which refuses dependencies).
+    pub fn decode_for_inspection(envelope: &Envelope<'a>) -> Result<(Self, Dependencies<'a>)> {
+        Manifest::decode_with(envelope, true)
+    }
+
     fn decode(envelope: &Envelope<'a>) -> Result<Self> {
+        Manifest::decode_with(envelope, false).map(|(m, _)| m)
+    }
+
+    fn decode_with(envelope: &Envelope<'a>, inspect: bool) -> Result<(Self, Dependencies<'a>)> {
         // First pass: raw elements by key, so that the version is checked before anything else
         // is interpreted (§6.1).
-        let raw: BTreeMap<i64, &'a [u8]> =
-            Reader::decode_exact(envelope.manifest.content, "manifest", |r| {
-                let mut entries = r.map()?;
-                let mut raw = BTreeMap::new();
-                while entries.next_entry() {
-                    match r.map_key(&mut entries)? {
-                        Key::Int(k) => {
-                            raw.insert(k, r.raw_item()?);
-                        }
-                        _ => {
-                            return Err(Error::Unsupported(
-                                "manifest elements with non-integer keys".into(),
-                            ))
-                        }
-                    }
-                }
-                Ok(raw)
-            })?;
+        let raw = raw_elements(envelope.manifest.content)?;
         let uint = |k: i64, name: &'static str| -> Result<Option<u64>> {
             raw.get(&k)
                 .map(|b| Reader::decode_exact(b, name, |r| r.u64()))
@@ -325,11 +319,16 @@ impl<'a> Manifest<'a> {
             context: "manifest",
             element: "common",
         })?;
-        let (components, shared_raw) = decode_common(common)?;
-        let n = components.len();
+        let (components, shared_raw, dependency_components) = decode_common(common, inspect)?;
+        // Commands may select a dependency by its index, which may lie past the components.
+        let n = dependency_components
+            .iter()
+            .filter_map(|(i, _)| usize::try_from(*i).ok()?.checked_add(1))
+            .fold(components.len(), usize::max);
         let rules = SequenceRules {
             components: n,
             shared: false,
+            dependencies: inspect,
         };
         let shared_sequence = shared_raw
             .map(|b| {
@@ -339,6 +338,7 @@ impl<'a> Manifest<'a> {
                     SequenceRules {
                         components: n,
                         shared: true,
+                        dependencies: inspect,
                     },
                 )
             })
@@ -364,24 +364,30 @@ impl<'a> Manifest<'a> {
             .get(&key::MANIFEST_COMPONENT_ID)
             .map(|b| Reader::decode_exact(b, "manifest component id", ComponentId::decode))
             .transpose()?;
-        if raw.contains_key(&key::DEPENDENCY_RESOLUTION)
+        let has_resolution = raw.contains_key(&key::DEPENDENCY_RESOLUTION)
             || envelope
                 .severed(envelope::key::DEPENDENCY_RESOLUTION)
-                .is_some()
-        {
+                .is_some();
+        if has_resolution && !inspect {
             return Err(Error::DependenciesNotSupported(
                 "dependency-resolution sequence",
             ));
         }
+        let dependencies = Dependencies {
+            components: dependency_components,
+            resolution: severable(key::DEPENDENCY_RESOLUTION, "dependency-resolution")?
+                .map(|b| checked_sequence(b, "dependency-resolution", rules))?,
+        };
         // Envelope members the manifest does not declare severed are refused by resolve_severable;
         // this catches those whose manifest key is absent altogether.
-        for (k, name) in SEVERABLE {
+        let resolution = (key::DEPENDENCY_RESOLUTION, "dependency-resolution");
+        for (k, name) in SEVERABLE.into_iter().chain([resolution]) {
             if !raw.contains_key(&k) && envelope.severed(k).is_some() {
                 return Err(Error::UnexpectedSeveredElement(name));
             }
         }
 
-        Ok(Manifest {
+        let manifest = Manifest {
             sequence_number,
             components,
             shared_sequence,
@@ -403,13 +409,73 @@ impl<'a> Manifest<'a> {
             .map(|b| checked_sequence(b, "candidate-verification", rules))?,
             text: severable(key::TEXT, "text")?.map(TextMap::decode)?,
             coswid: severable(key::COSWID, "coswid")?.map(Ok)?,
-        })
+        };
+        Ok((manifest, dependencies))
     }
 
     /// Number of components.
     pub fn component_count(&self) -> usize {
         self.components.len()
     }
+
+    /// Checks every severed member `envelope` carries against its digest in the manifest and
+    /// refuses members the manifest does not sever; reads nothing else of the manifest. For an
+    /// authenticated envelope this makes every member it carries authentic.
+    pub fn check_severed_members(
+        envelope: &Envelope<'a>,
+    ) -> Result<Vec<(&'static str, SeveredMember)>> {
+        let raw = raw_elements(envelope.manifest.content)?;
+        let mut members = Vec::new();
+        for (k, name) in SEVERABLE
+            .into_iter()
+            .chain([(key::DEPENDENCY_RESOLUTION, "dependency-resolution")])
+        {
+            if !raw.contains_key(&k) && envelope.severed(k).is_some() {
+                return Err(Error::UnexpectedSeveredElement(name));
+            }
+            let member = match resolve_severable(raw.get(&k).copied(), envelope, k, name)? {
+                Severable::Absent => continue,
+                Severable::Present { severed: false, .. } => SeveredMember::Inline,
+                Severable::Present { severed: true, .. } => SeveredMember::Present,
+                Severable::Severed(_) => SeveredMember::Stripped,
+            };
+            members.push((name, member));
+        }
+        Ok(members)
+    }
+}
+
+/// Where a severable element of a manifest is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SeveredMember {
+    /// Inside the manifest, not severed.
+    Inline,
+    /// Severed and carried by the envelope with a matching digest.
+    Present,
+    /// Severed and left out of the envelope (stripped, as §8.4 permits): only its digest is
+    /// known.
+    Stripped,
+}
+
+/// The manifest's elements by key, undecoded.
+fn raw_elements(content: &[u8]) -> Result<BTreeMap<i64, &[u8]>> {
+    Reader::decode_exact(content, "manifest", |r| {
+        let mut entries = r.map()?;
+        let mut raw = BTreeMap::new();
+        while entries.next_entry() {
+            match r.map_key(&mut entries)? {
+                Key::Int(k) => {
+                    raw.insert(k, r.raw_item()?);
+                }
+                _ => {
+                    return Err(Error::Unsupported(
+                        "manifest elements with non-integer keys".into(),
+                    ))
+                }
+            }
+        }
+        Ok(raw)
+    })
 }
 
 const KNOWN_MANIFEST_KEYS: [i64; 16] = [
@@ -509,16 +575,39 @@ fn checked_sequence<'a>(
     Ok(seq)
 }
 
-type CommonParts<'a> = (Vec<ComponentId<'a>>, Option<&'a [u8]>);
+/// What a manifest says about dependencies (trust-domains). Only
+/// [`Manifest::decode_for_inspection`] yields it: processing refuses dependencies.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Dependencies<'a> {
+    /// suit-dependencies in suit-common: component index → its SUIT_Dependency_Metadata, as
+    /// encoded.
+    pub components: Vec<(u64, &'a [u8])>,
+    /// suit-dependency-resolution.
+    pub resolution: Severable<'a, CommandSequence<'a>>,
+}
 
-fn decode_common(bytes: &[u8]) -> Result<CommonParts<'_>> {
+type CommonParts<'a> = (Vec<ComponentId<'a>>, Option<&'a [u8]>, Vec<(u64, &'a [u8])>);
+
+fn decode_common(bytes: &[u8], dependencies: bool) -> Result<CommonParts<'_>> {
     let content = Reader::decode_exact(bytes, "common", |r| r.bytes())?;
     Reader::decode_exact(content, "common", |r| {
         let mut entries = r.map()?;
         let mut components = Vec::new();
         let mut shared = None;
+        let mut dependency_components = Vec::new();
         while entries.next_entry() {
             match r.map_key(&mut entries)? {
+                Key::Int(1) if dependencies => {
+                    let mut deps = r.map()?;
+                    while deps.next_entry() {
+                        let Key::Int(index) = r.map_key(&mut deps)? else {
+                            return Err(invalid("common", "dependency", "keys are indices"));
+                        };
+                        let index = u64::try_from(index)
+                            .map_err(|_| invalid("common", "dependency", "negative index"))?;
+                        dependency_components.push((index, r.raw_item()?));
+                    }
+                }
                 Key::Int(1) => {
                     return Err(Error::DependenciesNotSupported(
                         "suit-dependencies in suit-common",
@@ -540,7 +629,18 @@ fn decode_common(bytes: &[u8]) -> Result<CommonParts<'_>> {
                                 limit: MAX_COMPONENTS,
                             });
                         }
-                        components.push(ComponentId::decode(r)?);
+                        let id = ComponentId::decode(r)?;
+                        // A component identifier names one storage location: two indices for
+                        // it would give one location two contents (and the text map, keyed by
+                        // identifier, could not describe them).
+                        if components.contains(&id) {
+                            return Err(invalid(
+                                "common",
+                                "components",
+                                "lists a component identifier twice",
+                            ));
+                        }
+                        components.push(id);
                     }
                 }
                 Key::Int(4) => shared = Some(r.bytes()?),
@@ -552,6 +652,6 @@ fn decode_common(bytes: &[u8]) -> Result<CommonParts<'_>> {
                 _ => return Err(invalid("common", "key", "keys are integers")),
             }
         }
-        Ok((components, shared))
+        Ok((components, shared, dependency_components))
     })
 }

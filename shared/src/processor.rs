@@ -97,6 +97,16 @@ pub trait Platform {
         size: Option<u64>,
     ) -> Result<ImageCheck>;
 
+    /// Whether the component's content differs from `digest` (image-not-match). By default
+    /// the negation of [`Platform::check_image`] without a size.
+    fn check_image_differs(
+        &mut self,
+        component: ComponentRef<'_, '_>,
+        digest: &SuitDigest<'_>,
+    ) -> Result<bool> {
+        Ok(self.check_image(component, digest, None)? != ImageCheck::Match)
+    }
+
     /// Constant-time comparison of the component's content with `expected` (check-content).
     fn check_content(&mut self, component: ComponentRef<'_, '_>, expected: &[u8]) -> Result<bool>;
 
@@ -251,18 +261,38 @@ pub struct Processor<'p, 'a, P: Platform> {
     envelope: &'p Envelope<'a>,
     platform: &'p mut P,
     params: Vec<ComponentParams<'a>>,
+    /// Per component, the conditions that passed on the path taken (one bit per command
+    /// number); a try-each branch that fails takes its bits back.
+    passed: Vec<u32>,
+}
+
+/// The bit of `condition` in [`Processor::passed`]'s masks (command numbers are below 32).
+fn condition_bit(condition: Condition) -> u32 {
+    u32::try_from(condition.key())
+        .ok()
+        .and_then(|k| 1u32.checked_shl(k))
+        .unwrap_or(0)
 }
 
 impl<'p, 'a, P: Platform> Processor<'p, 'a, P> {
     /// A processor with cleared parameters.
     pub fn new(authentic: &'p Authentic<'a>, platform: &'p mut P) -> Self {
-        let params = vec![ComponentParams::default(); authentic.manifest.components.len()];
+        let n = authentic.manifest.components.len();
         Processor {
             manifest: &authentic.manifest,
             envelope: &authentic.envelope,
             platform,
-            params,
+            params: vec![ComponentParams::default(); n],
+            passed: vec![0; n],
         }
+    }
+
+    /// Whether `condition` passed for `component` on the path the run took: in a sequence that
+    /// went on, not in a try-each branch that was abandoned.
+    pub fn passed(&self, component: usize, condition: Condition) -> bool {
+        self.passed
+            .get(component)
+            .is_some_and(|bits| bits & condition_bit(condition) != 0)
     }
 
     /// The platform (e.g. to read what a planning platform recorded).
@@ -446,9 +476,13 @@ impl<'p, 'a, P: Platform> Processor<'p, 'a, P> {
                 soft_failure: true,
                 scoped: true,
             };
+            let before = self.passed.clone();
             match self.exec(branch, &mut sub)? {
                 Flow::Completed => return Ok(None),
-                Flow::ConditionFailed(e) if sub.soft_failure => last = Some(e),
+                Flow::ConditionFailed(e) if sub.soft_failure => {
+                    self.passed = before;
+                    last = Some(e);
+                }
                 // The branch turned soft-failure off: its failure aborts (§8.4.8.15).
                 Flow::ConditionFailed(e) => return Err(e),
             }
@@ -502,7 +536,13 @@ impl<'p, 'a, P: Platform> Processor<'p, 'a, P> {
 
     /// Evaluates a condition: `Ok(Some(e))` when it fails, `Err` when evaluating it failed.
     fn condition(&mut self, condition: Condition, c: usize) -> Result<Option<Error>> {
-        Ok(self.evaluate(condition, c)?.err())
+        let outcome = self.evaluate(condition, c)?;
+        if outcome.is_ok() {
+            if let Some(bits) = self.passed.get_mut(c) {
+                *bits |= condition_bit(condition);
+            }
+        }
+        Ok(outcome.err())
     }
 
     fn evaluate(&mut self, condition: Condition, c: usize) -> Result<Result<()>> {
@@ -582,9 +622,10 @@ impl<'p, 'a, P: Platform> Processor<'p, 'a, P> {
             }
             Condition::ImageNotMatch => {
                 let digest = require!(p.image_digest, "image-digest");
-                match self.platform.check_image(comp, &digest, None)? {
-                    ImageCheck::Match => Err(Error::ImageNotMatchFailed { component: c }),
-                    _ => Ok(()),
+                if self.platform.check_image_differs(comp, &digest)? {
+                    Ok(())
+                } else {
+                    Err(Error::ImageNotMatchFailed { component: c })
                 }
             }
             Condition::CheckContent => {
@@ -663,6 +704,10 @@ impl<'p, 'a, P: Platform> Processor<'p, 'a, P> {
                 }
             }
             Condition::Abort => Err(Error::Aborted),
+            // Only inspection decodes these; processing refuses dependencies.
+            Condition::DependencyIntegrity | Condition::IsDependency => {
+                Err(Error::DependenciesNotSupported(condition_name(condition)))
+            }
         })
     }
 
@@ -731,6 +776,9 @@ impl<'p, 'a, P: Platform> Processor<'p, 'a, P> {
                 self.platform.wait(comp, &params)
             }
             Directive::Unlink => self.platform.unlink(comp),
+            Directive::ProcessDependency => {
+                Err(Error::DependenciesNotSupported(directive_name(directive)))
+            }
         }
     }
 }

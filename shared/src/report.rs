@@ -18,9 +18,12 @@
 //! ```
 //!
 //! The result code is the rejection's [`Category::code`], [`TRIAL_FAILED`] for an install
-//! whose trial boot failed and was rolled back, or [`INCOMPLETE`] for an attempt that never
-//! reached COMMIT. Success means committed (install) or confirmed (trial boot). The manifest URI is the manifest's
-//! reference-uri (empty when it has none).
+//! whose trial boot failed and was rolled back, [`INCOMPLETE`] for an attempt that never
+//! reached COMMIT, or [`PENDING`] for a committed install whose trial boot has not confirmed
+//! it yet. Success means confirmed (trial boot), never merely committed. The manifest URI is
+//! the manifest's reference-uri once the envelope authenticated (empty when it has none or
+//! did not authenticate: the TA never signs what an unauthenticated envelope claims; the
+//! digest is then that of the raw input).
 
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -39,6 +42,9 @@ pub const TRIAL_FAILED: i64 = 100;
 /// Result code of an attempt that was planned but never committed (abandoned or failed in the
 /// normal world, e.g. a write that did not read back).
 pub const INCOMPLETE: i64 = 101;
+/// Result code of an install that is committed but whose trial boot has not been confirmed
+/// yet ([`ReportResult::Pending`]; SUIT_Report has no "pending" result of its own).
+pub const PENDING: i64 = 102;
 
 /// SUIT_Report_Reasons.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -96,8 +102,11 @@ impl Reason {
 /// How the attempt ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ReportResult {
-    /// It succeeded (installed and committed, or confirmed).
+    /// It succeeded: the trial boot of the install was confirmed.
     Success,
+    /// Committed; the trial boot has yet to confirm it. Encoded as a result map with code
+    /// [`PENDING`] and reason "operation failed" (not finished), section 0, component 0.
+    Pending,
     /// It failed.
     Failure {
         /// [`Category::code`] of the rejection, or [`TRIAL_FAILED`].
@@ -137,21 +146,15 @@ impl Report {
             ReportResult::Success => {
                 w.bool(true);
             }
+            ReportResult::Pending => {
+                encode_failure(&mut w, PENDING, Reason::OperationFailed, 0, 0);
+            }
             ReportResult::Failure {
                 code,
                 reason,
                 section,
                 component,
-            } => {
-                w.map(3).u64(5).i64(*code).u64(6);
-                w.array(5)
-                    .array(0)
-                    .i64(*section)
-                    .u64(0)
-                    .u64(*component)
-                    .map(0);
-                w.u64(7).u64(reason.code());
-            }
+            } => encode_failure(&mut w, *code, *reason, *section, *component),
         }
         w.u64(99).array(2).str(&self.manifest_uri);
         w.array(2)
@@ -219,6 +222,17 @@ impl Report {
     }
 }
 
+fn encode_failure(w: &mut Writer, code: i64, reason: Reason, section: i64, component: u64) {
+    w.map(3).u64(5).i64(code).u64(6);
+    w.array(5)
+        .array(0)
+        .i64(section)
+        .u64(0)
+        .u64(component)
+        .map(0);
+    w.u64(7).u64(reason.code());
+}
+
 fn invalid(element: &'static str, reason: &'static str) -> Error {
     Error::InvalidValue {
         context: "SUIT report",
@@ -266,6 +280,7 @@ fn decode_result(r: &mut Reader<'_>) -> Result<ReportResult> {
         }
     }
     match (code, record, reason) {
+        (Some(PENDING), Some((0, 0)), Some(Reason::OperationFailed)) => Ok(ReportResult::Pending),
         (Some(code), Some((section, component)), Some(reason)) => Ok(ReportResult::Failure {
             code,
             reason,
@@ -291,6 +306,7 @@ mod tests {
     fn reports_round_trip_signed() {
         for result in [
             ReportResult::Success,
+            ReportResult::Pending,
             ReportResult::Failure {
                 code: Category::Rollback.code().into(),
                 reason: Reason::of(Category::Rollback),

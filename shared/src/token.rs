@@ -18,6 +18,7 @@
 //! | 6 | image digest (plaintext, computed by the TA) | `[alg, bstr]` |
 //! | 7 | image size (plaintext) | uint |
 //! | 8 | session nonce (16 random bytes, one per TA session) | bstr |
+//! | 9 | verifier nonce (optional: given to LOAD_MANIFEST, at most 64 bytes) | bstr |
 //!
 //! Anyone with the device public key can verify a token ([`Token::verify`]); the TA itself
 //! verifies the tokens it is given back at DECRYPT_FOR_INSTALL and COMMIT and additionally
@@ -58,19 +59,27 @@ pub struct Claims {
     pub image_size: u64,
     /// The TA session's nonce.
     pub nonce: [u8; NONCE_LEN],
+    /// The verifier's nonce given to LOAD_MANIFEST, if any (freshness for a server).
+    pub verifier_nonce: Option<Vec<u8>>,
 }
 
 impl Claims {
     /// The payload encoding.
     pub fn encode(&self) -> Vec<u8> {
         let mut w = Writer::new();
-        w.map(8).u64(1).u64(TOKEN_VERSION).u64(2);
+        w.map(8 + usize::from(self.verifier_nonce.is_some()))
+            .u64(1)
+            .u64(TOKEN_VERSION)
+            .u64(2);
         write_digest(&mut w, &self.manifest_digest);
         w.u64(3).u64(self.sequence_number).u64(4);
         write_component_id(&mut w, &self.component_id);
         w.u64(5).u64(self.slot).u64(6);
         write_digest(&mut w, &self.image_digest);
         w.u64(7).u64(self.image_size).u64(8).bytes(&self.nonce);
+        if let Some(n) = &self.verifier_nonce {
+            w.u64(9).bytes(n);
+        }
         w.into_bytes()
     }
 
@@ -90,7 +99,7 @@ impl Claims {
                     _ => Err(Error::InvalidValue {
                         context: "approval token claims",
                         element: "claim key",
-                        reason: "claims must be keys 1 to 8 in order",
+                        reason: "claims must be keys 1 to 8 (and optionally 9) in order",
                     }),
                 }
             };
@@ -119,11 +128,31 @@ impl Claims {
                     element: "nonce",
                     reason: "must be 16 bytes",
                 })?;
+            let verifier_nonce = if entries.next_entry() {
+                if !matches!(r.map_key(&mut entries)?, crate::cbor::Key::Int(9)) {
+                    return Err(Error::InvalidValue {
+                        context: "approval token claims",
+                        element: "claim key",
+                        reason: "only key 9 (verifier nonce) may follow key 8",
+                    });
+                }
+                let n = r.bytes()?;
+                if n.len() > crate::abi::MAX_NONCE {
+                    return Err(Error::InvalidValue {
+                        context: "approval token claims",
+                        element: "verifier nonce",
+                        reason: "at most 64 bytes",
+                    });
+                }
+                Some(n.to_vec())
+            } else {
+                None
+            };
             if entries.next_entry() {
                 return Err(Error::InvalidValue {
                     context: "approval token claims",
                     element: "map",
-                    reason: "has claims beyond key 8",
+                    reason: "has claims beyond key 9",
                 });
             }
             Ok(Claims {
@@ -134,6 +163,7 @@ impl Claims {
                 image_digest,
                 image_size,
                 nonce,
+                verifier_nonce,
             })
         })
     }
@@ -187,6 +217,8 @@ pub(crate) fn open_device_signed(
     if tag != 18 {
         return Err(invalid("not a tagged COSE_Sign1"));
     }
+    // coset and ciborium recurse: bound the input before they see it.
+    crate::cbor::check_cose(bytes, "device-signed object")?;
     let sign1 =
         CoseSign1::from_tagged_slice(bytes).map_err(|_| invalid("a malformed COSE_Sign1"))?;
     // Re-encoding must give the same bytes: no alternative encodings.
@@ -265,6 +297,7 @@ mod tests {
             image_digest: DigestAlg::Sha256.digest(b"image"),
             image_size: 5,
             nonce: [9; NONCE_LEN],
+            verifier_nonce: None,
         }
     }
 
@@ -278,6 +311,36 @@ mod tests {
         let token = claims().sign(&k).unwrap();
         let verified = Token::verify(&token, k.verifying_key()).unwrap();
         assert_eq!(verified.claims, claims());
+    }
+
+    #[test]
+    fn verifier_nonce_round_trips() {
+        let k = key(1);
+        let mut c = claims();
+        c.verifier_nonce = Some(vec![0xab; 12]);
+        let token = c.sign(&k).unwrap();
+        assert_eq!(Token::verify(&token, k.verifying_key()).unwrap().claims, c);
+    }
+
+    #[test]
+    fn the_largest_token_fits_its_request_cap() {
+        use crate::abi::{MAX_COMPONENT_ID, MAX_NONCE, MAX_TOKEN};
+        let k = key(1);
+        let mut c = claims();
+        // 4 parts whose encoding ([* bstr]) is exactly MAX_COMPONENT_ID bytes.
+        let part = (MAX_COMPONENT_ID - 1) / 4 - 3;
+        c.component_id = vec![vec![1; part]; 4];
+        let mut w = Writer::new();
+        write_component_id(&mut w, &c.component_id);
+        assert!(w.into_bytes().len() <= MAX_COMPONENT_ID);
+        c.manifest_digest = DigestAlg::Sha512.digest(b"m");
+        c.image_digest = DigestAlg::Sha512.digest(b"i");
+        c.sequence_number = u64::MAX;
+        c.slot = u64::MAX;
+        c.image_size = u64::MAX;
+        c.verifier_nonce = Some(vec![0xee; MAX_NONCE]);
+        let token = c.sign(&k).unwrap();
+        assert!(token.len() <= MAX_TOKEN, "{} bytes", token.len());
     }
 
     #[test]

@@ -3,9 +3,10 @@
 //! The glue only translates: GlobalPlatform parameters into the core's [`Param`]s (every
 //! input memref is copied into TA memory first, REQ.SEC.MFST.CONST), the core's output back
 //! into the output memrefs, and the platform traits onto the TEE Internal Core API: persistent
-//! objects (RPMB when the platform has it, else REE-FS), TEE_GenerateRandom, TEE_GetREETime.
-//! Every decision is the core's. The TA is single-instance and multi-session (build.rs), so
-//! the one core instance sees every session.
+//! objects (RPMB when the platform has it, else REE-FS), TEE_GenerateRandom, time (below), and
+//! the client identity of each session (`gpd.client.identity`). Every decision is the core's.
+//! The TA is single-instance and multi-session (build.rs), so the one core instance sees every
+//! session. Inputs are capped per command before they are copied ([`Ta::input_limit`]).
 
 #![no_std]
 #![no_main]
@@ -16,13 +17,17 @@ use alloc::format;
 use alloc::vec::Vec;
 
 use optee_utee::prelude::*;
+use optee_utee::property::{ClientIdentity as ClientIdentityKey, PropertyKey};
 use optee_utee::{
     DataFlag, Error, ErrorKind, ObjectStorageConstants, PersistentObject, Random, Result, Time,
 };
 use suit_shared::abi::StorageKind;
 use suit_shared::auth::TrustAnchor;
 use suit_shared::error::Uuid;
-use suit_ta_core::{Clock, Config, Param, Rng, SessionId, Storage, StorageError, Ta, TeeError};
+use suit_ta_core::{
+    ClientIdentity, ClientPolicy, Clock, Config, Param, Rng, SessionId, Storage, StorageError, Ta,
+    TeeError,
+};
 
 include!(concat!(env!("OUT_DIR"), "/ta_config.rs"));
 
@@ -126,18 +131,39 @@ impl Rng for TeeRng {
     }
 }
 
-/// REE time: as trustworthy as the normal world (use-before guards honest devices only).
-struct ReeClock;
+/// Time for use-before: REE time, but never earlier than the latest time this TA has seen
+/// since the TEE booted.
+///
+/// GlobalPlatform offers no trusted wall clock here: TEE_GetSystemTime has an arbitrary origin
+/// (on OP-TEE the secure counter since boot), and TEE_GetTAPersistentTime only returns what
+/// the TA itself set, advanced by that counter. OP-TEE keeps the latter in secure memory, so it
+/// survives TA restarts but not a reboot. The TA therefore keeps its latest reading as its
+/// persistent time: within one boot, root cannot set the REE clock back to pass a use-before
+/// deadline already seen; across a reboot (no secure RTC on this platform) REE time is all
+/// there is, and use-before binds honest devices only. Anti-rollback floors do not depend on
+/// time.
+struct GuardedReeClock;
 
-impl Clock for ReeClock {
+impl Clock for GuardedReeClock {
     fn now(&self) -> Option<u64> {
-        let mut t = Time::new();
-        t.ree_time();
-        Some(u64::from(t.seconds))
+        let mut ree = Time::new();
+        ree.ree_time();
+        let mut seen = Time::new();
+        let floor = seen.ta_time().ok().map(|()| seen.seconds);
+        let now = ree.seconds.max(floor.unwrap_or(0));
+        if floor != Some(now) {
+            // Best effort: without it the next reading is plain REE time again.
+            let _ = Time {
+                seconds: now,
+                millis: 0,
+            }
+            .set_ta_time();
+        }
+        Some(u64::from(now))
     }
 }
 
-type Core = Ta<TeeStorage, TeeRng, ReeClock>;
+type Core = Ta<TeeStorage, TeeRng, GuardedReeClock>;
 
 /// The TA's one core instance.
 static mut CORE: Option<Core> = None;
@@ -166,16 +192,51 @@ fn create() -> Result<()> {
         class_id: Uuid(CLASS_ID),
         max_chunk: MAX_CHUNK,
         max_envelope: MAX_ENVELOPE,
+        client: match CLIENT {
+            Some((login, uuid)) => ClientPolicy::Only(ClientIdentity { login, uuid }),
+            None => ClientPolicy::Any,
+        },
+        factory: FACTORY,
     };
-    let ta = Ta::new(config, TeeStorage { kind: None }, TeeRng, ReeClock);
+    let ta = Ta::new(config, TeeStorage { kind: None }, TeeRng, GuardedReeClock);
     // SAFETY: see `core()`; create runs once, before any session entry point.
     unsafe { *core::ptr::addr_of_mut!(CORE) = Some(ta) };
     Ok(())
 }
 
+/// The UUID's 16 bytes, from its canonical text (optee-utee exposes no safe byte accessor).
+fn uuid_bytes(uuid: &optee_utee::Uuid) -> Option<[u8; 16]> {
+    let text = format!("{uuid}");
+    let digits: Vec<u8> = text
+        .bytes()
+        .filter(|b| *b != b'-')
+        .map(|b| char::from(b).to_digit(16).and_then(|d| u8::try_from(d).ok()))
+        .collect::<Option<_>>()?;
+    let mut bytes = [0u8; 16];
+    if digits.len() != 2 * bytes.len() {
+        return None;
+    }
+    for (byte, pair) in bytes.iter_mut().zip(digits.chunks_exact(2)) {
+        *byte = pair[0] << 4 | pair[1];
+    }
+    Some(bytes)
+}
+
+/// The client identity OP-TEE vouches for.
+fn client_identity() -> Result<ClientIdentity> {
+    let identity = ClientIdentityKey.get()?;
+    Ok(ClientIdentity {
+        login: identity.login_type().into(),
+        uuid: uuid_bytes(&identity.uuid()).ok_or_else(|| Error::new(ErrorKind::BadFormat))?,
+    })
+}
+
 #[ta_open_session]
 fn open_session(_params: &mut ParametersAny, ctx: &mut SessionContext) -> Result<()> {
-    ctx.id = core()?.open_session();
+    let client = client_identity()?;
+    ctx.id = core()?
+        .open_session(client)
+        .map_err(|e| Error::from_raw_error(e.code()))?;
     Ok(())
 }
 
@@ -192,19 +253,11 @@ fn destroy() {
     unsafe { *core::ptr::addr_of_mut!(CORE) = None };
 }
 
-/// Largest input memref the glue copies: anything larger cannot be a valid request, chunk or
-/// envelope and is refused before it costs TA memory.
-const MAX_INPUT: usize = if MAX_CHUNK > MAX_ENVELOPE {
-    MAX_CHUNK
-} else {
-    MAX_ENVELOPE
-};
-
-/// Copies an input memref into TA memory (REQ.SEC.MFST.CONST), failing cleanly when it is too
-/// large or memory is short.
-fn copy_in(m: &impl ParameterMemrefRead) -> Result<Vec<u8>> {
+/// Copies an input memref into TA memory (REQ.SEC.MFST.CONST), failing cleanly when it is
+/// larger than `limit` (what the command accepts in this parameter) or memory is short.
+fn copy_in(m: &impl ParameterMemrefRead, limit: usize) -> Result<Vec<u8>> {
     let len = m.buffer_len();
-    if len > MAX_INPUT {
+    if len > limit {
         return Err(Error::new(ErrorKind::ExcessData));
     }
     let mut copy = Vec::new();
@@ -215,16 +268,17 @@ fn copy_in(m: &impl ParameterMemrefRead) -> Result<Vec<u8>> {
     Ok(copy)
 }
 
-/// A GlobalPlatform parameter in the core's representation, inputs copied.
-fn param(p: &ParameterAny<'_>) -> Result<Param> {
+/// A GlobalPlatform parameter in the core's representation, inputs of at most `limit` bytes
+/// copied.
+fn param(p: &ParameterAny<'_>, limit: usize) -> Result<Param> {
     Ok(match p {
         ParameterAny::None => Param::None,
         ParameterAny::ValueInput(v) => Param::ValueInput(v.get_a(), v.get_b()),
         ParameterAny::ValueOutput(_) => Param::ValueOutput,
         ParameterAny::ValueInout(v) => Param::ValueInout(v.get_a(), v.get_b()),
-        ParameterAny::MemrefInput(m) => Param::MemrefInput(copy_in(m)?),
+        ParameterAny::MemrefInput(m) => Param::MemrefInput(copy_in(m, limit)?),
         ParameterAny::MemrefOutput(m) => Param::MemrefOutput(m.buffer_len()),
-        ParameterAny::MemrefInout(m) => Param::MemrefInout(copy_in(m)?),
+        ParameterAny::MemrefInout(m) => Param::MemrefInout(copy_in(m, limit)?),
         // An implementation-defined type never matches the ABI.
         ParameterAny::Unknown(..) => return Err(Error::new(ErrorKind::BadParameters)),
     })
@@ -236,13 +290,17 @@ fn write_output(p: &mut ParameterAny<'_>, data: &[u8]) -> Result<()> {
 
 #[ta_invoke_command]
 fn invoke_command(ctx: &mut SessionContext, cmd_id: u32, params: &mut ParametersAny) -> Result<()> {
+    let core = core()?;
+    // Nothing is copied before its size is known to fit the command (a request carrying a
+    // huge "token" must not cost TA heap).
+    let limit = |i| core.input_limit(cmd_id, i);
     let copied = [
-        param(&params.0)?,
-        param(&params.1)?,
-        param(&params.2)?,
-        param(&params.3)?,
+        param(&params.0, limit(0))?,
+        param(&params.1, limit(1))?,
+        param(&params.2, limit(2))?,
+        param(&params.3, limit(3))?,
     ];
-    match core()?.invoke(ctx.id, cmd_id, &copied) {
+    match core.invoke(ctx.id, cmd_id, &copied) {
         Ok(out) => {
             write_output(&mut params.1, &out.response)?;
             if let Some(data) = out.data {

@@ -90,3 +90,90 @@ pub fn ids() -> (String, String) {
     let c = uuid::Uuid::new_v5(&v, b"bench");
     (v.to_string(), c.to_string())
 }
+
+/// The directory of `make bench`'s figures, `build/bench` in the repository.
+pub fn summary_dir() -> std::path::PathBuf {
+    let host = Path::new(env!("CARGO_MANIFEST_DIR"));
+    host.parent().unwrap_or(host).join("build/bench")
+}
+
+/// One bench binary's named figures. [`Summary::write`] saves them as `build/bench/<bench>.json`
+/// and merges every bench's file into the flat object `build/bench/summary.json` (`make bench`
+/// empties `build/bench` first, so no figure of an earlier run survives).
+pub struct Summary {
+    bench: &'static str,
+    figures: serde_json::Map<String, serde_json::Value>,
+}
+
+impl Summary {
+    /// No figures yet for the bench binary `bench`.
+    pub fn new(bench: &'static str) -> Self {
+        Summary {
+            bench,
+            figures: serde_json::Map::new(),
+        }
+    }
+
+    /// Records a figure, rounded to 4 significant digits.
+    pub fn record(&mut self, key: &str, value: f64) {
+        let rounded = if value == 0.0 || !value.is_finite() {
+            value
+        } else {
+            let scale = 10f64.powi(3 - value.abs().log10().floor() as i32);
+            (value * scale).round() / scale
+        };
+        let number = serde_json::Number::from_f64(rounded)
+            .unwrap_or_else(|| panic!("figure {key} is not a number: {value}"));
+        assert!(
+            self.figures
+                .insert(key.to_string(), number.into())
+                .is_none(),
+            "figure {key} recorded twice"
+        );
+    }
+
+    /// Records a count (bytes, invocations).
+    pub fn record_count(&mut self, key: &str, value: u64) {
+        assert!(
+            self.figures.insert(key.to_string(), value.into()).is_none(),
+            "figure {key} recorded twice"
+        );
+    }
+
+    /// Writes this bench's figures and merges all the benches' into `summary.json`.
+    pub fn write(self) {
+        let dir = summary_dir();
+        std::fs::create_dir_all(&dir).unwrap();
+        let own = dir.join(format!("{}.json", self.bench));
+        let text = serde_json::to_string_pretty(&self.figures).unwrap();
+        std::fs::write(&own, text + "\n").unwrap();
+        let mut parts: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| {
+                p.extension().is_some_and(|x| x == "json")
+                    && p.file_name().is_some_and(|n| n != "summary.json")
+            })
+            .collect();
+        parts.sort();
+        let mut all = serde_json::Map::new();
+        for part in parts {
+            let figures: serde_json::Map<String, serde_json::Value> =
+                serde_json::from_slice(&std::fs::read(&part).unwrap()).unwrap();
+            for (k, v) in figures {
+                assert!(
+                    all.insert(k.clone(), v).is_none(),
+                    "figure {k} in two benches"
+                );
+            }
+        }
+        let summary = dir.join("summary.json");
+        let text = serde_json::to_string_pretty(&all).unwrap();
+        std::fs::write(&summary, text + "\n").unwrap();
+        println!(
+            "figures: {} (merged into {})",
+            own.display(),
+            summary.display()
+        );
+    }
+}

@@ -1,5 +1,7 @@
 //! The `suit-agent` command line (DESIGN.md §8). Exit codes: 0 ok, 1 rejected or failed,
-//! 2 usage or configuration error, 3 nothing to do.
+//! 2 usage or configuration error, 3 nothing to do, 4 alarm: `boot-check` found that the TA
+//! no longer holds the install committed for the running trial slot (see
+//! [`AgentError::InstallVanished`]); the line `SUIT-AGENT: ALARM: ...` says so on the console.
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -15,7 +17,7 @@ use super::fetch::progress;
 use super::update::{Agent, AgentError, BootCheck};
 use crate::tee::simulator::{SimulatorConfig, SimulatorSession};
 use crate::tee::Tee;
-use crate::tool::spec::{class_uuid, parse_uuid, vendor_uuid};
+use crate::tool::spec::{class_uuid, parse_nonce, parse_uuid, vendor_uuid, Nonce};
 
 /// Which TEE backend to use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -56,6 +58,10 @@ enum Cmd {
     Install {
         /// http(s):// or file:// URL, or a path (e.g. on a USB stick).
         source: String,
+        /// A verifier's nonce (hex, at most 64 bytes) for the approval tokens and the SUIT
+        /// report of this install.
+        #[arg(long, value_name = "HEX", value_parser = parse_nonce)]
+        nonce: Option<Nonce>,
     },
     /// Ask whether SOURCE (default: the channel) offers an applicable newer update; changes
     /// nothing. Exit 0 if it does, 3 if not.
@@ -73,11 +79,19 @@ enum Cmd {
         json: bool,
     },
     /// Run the health check and confirm the running trial slot (raises the floors).
-    Confirm,
+    Confirm {
+        /// A verifier's nonce (hex, at most 64 bytes) for the SUIT report.
+        #[arg(long, value_name = "HEX", value_parser = parse_nonce)]
+        nonce: Option<Nonce>,
+    },
     /// Drop the pending or unfinished install; floors unchanged.
     Rollback,
     /// Early boot: confirm a healthy trial boot, roll back after a failed one.
-    BootCheck,
+    BootCheck {
+        /// A verifier's nonce (hex, at most 64 bytes) for the SUIT report.
+        #[arg(long, value_name = "HEX", value_parser = parse_nonce)]
+        nonce: Option<Nonce>,
+    },
     /// Poll the channel and install updates as they appear.
     Daemon,
     /// Boot stage: ask the TA what SLOT may boot; print the dm-verity table of its component
@@ -294,7 +308,8 @@ fn run(cli: Cli) -> Result<(), Failure> {
                 print_info(&info);
             }
         }
-        Cmd::Install { source } => {
+        Cmd::Install { source, nonce } => {
+            agent.set_nonce(nonce.map(|n| n.0));
             let installed = agent.install(&source)?;
             for (id, size) in &installed.components {
                 println!("wrote {id} ({size} bytes) to slot {}", installed.slot);
@@ -378,8 +393,14 @@ fn run(cli: Cli) -> Result<(), Failure> {
                 print_info(&info);
             }
         }
-        Cmd::Confirm => report_boot_check(agent.confirm()?),
-        Cmd::BootCheck => report_boot_check(agent.boot_check()?),
+        Cmd::Confirm { nonce } => {
+            agent.set_nonce(nonce.map(|n| n.0));
+            report_boot_check(agent.confirm()?)
+        }
+        Cmd::BootCheck { nonce } => {
+            agent.set_nonce(nonce.map(|n| n.0));
+            report_boot_check(agent.boot_check()?)
+        }
         Cmd::Rollback => println!("SUIT-AGENT: {}", agent.rollback()?),
         Cmd::Daemon => agent.daemon()?,
         Cmd::BootVerify { slot, json } => {
@@ -505,6 +526,8 @@ pub fn main() -> ExitCode {
             let code = e.exit_code();
             if code == 3 {
                 println!("SUIT-AGENT: nothing to do: {e}");
+            } else if code == 4 {
+                println!("SUIT-AGENT: ALARM: {e}");
             } else {
                 eprintln!("suit-agent: error [{}]: {e}", e.category());
                 println!("SUIT-AGENT: FAILED [{}]: {e}", e.category());

@@ -521,6 +521,15 @@ pub enum ConfigError {
         /// The I/O error.
         source: std::io::Error,
     },
+    /// The file, or its directory, could be changed by someone other than root and the user
+    /// running the agent; the configuration names commands run as root, so it is refused.
+    #[error("refusing the config file {}: {reason}; it names commands run as root, so only root (or the user running suit-agent) may change it: chown root and chmod go-w", path.display())]
+    Untrusted {
+        /// The config file.
+        path: PathBuf,
+        /// Who else could change it.
+        reason: String,
+    },
     /// The file is not a valid configuration.
     #[error("{}:{line}:{column}: {}{message}", path.display(), field.as_ref().map(|f| format!("{f}: ")).unwrap_or_default())]
     Invalid {
@@ -539,12 +548,18 @@ pub enum ConfigError {
 }
 
 impl Config {
-    /// Reads and parses the config file at `path`.
+    /// Reads and parses the config file at `path`, which must be a regular file that only
+    /// root or the running user can change (see [`ConfigError::Untrusted`]).
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        use std::io::Read;
+        let read_error = |source| ConfigError::Read {
             path: path.to_path_buf(),
             source,
-        })?;
+        };
+        let mut file = std::fs::File::open(path).map_err(read_error)?;
+        check_trusted(path, &file)?;
+        let mut text = String::new();
+        file.read_to_string(&mut text).map_err(read_error)?;
         Config::parse(&text, path)
     }
 
@@ -567,6 +582,68 @@ impl Config {
     pub fn component(&self, id: &ComponentId<'_>) -> Option<&ComponentConfig> {
         self.components.iter().find(|c| c.id.matches(id))
     }
+}
+
+/// Refuses the opened config `file` (named `path`) unless it is a regular file that only
+/// root or the running user can change, in a directory of which the same holds (or which is
+/// sticky, like `/tmp`): whoever can change it chooses the commands the agent runs as root.
+fn check_trusted(path: &Path, file: &std::fs::File) -> Result<(), ConfigError> {
+    let euid = rustix::process::geteuid().as_raw();
+    let untrusted = |reason: String| ConfigError::Untrusted {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let read_error = |source| ConfigError::Read {
+        path: path.to_path_buf(),
+        source,
+    };
+    let meta = file.metadata().map_err(read_error)?;
+    if !meta.is_file() {
+        return Err(untrusted("it is not a regular file".into()));
+    }
+    if let Some(reason) = writable_by_others(&meta, euid, "it", false) {
+        return Err(untrusted(reason));
+    }
+    let real = std::fs::canonicalize(path).map_err(read_error)?;
+    if let Some(dir) = real.parent() {
+        let meta = std::fs::metadata(dir).map_err(read_error)?;
+        let what = format!("its directory {}", dir.display());
+        if let Some(reason) = writable_by_others(&meta, euid, &what, true) {
+            return Err(untrusted(reason));
+        }
+    }
+    Ok(())
+}
+
+/// Why `what` (with metadata `meta`) could be changed by someone other than root and `euid`;
+/// `None` when it cannot. A sticky directory (`sticky_ok`) may be writable by all: nobody
+/// else can replace a file in it that they do not own.
+fn writable_by_others(
+    meta: &std::fs::Metadata,
+    euid: u32,
+    what: &str,
+    sticky_ok: bool,
+) -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    let (owner, mode) = (meta.uid(), meta.mode());
+    if owner != 0 && owner != euid {
+        return Some(format!(
+            "{what} is owned by uid {owner}, neither root nor the user running suit-agent (uid {euid})"
+        ));
+    }
+    if sticky_ok && mode & 0o1000 != 0 {
+        return None;
+    }
+    let who = match (mode & 0o020 != 0, mode & 0o002 != 0) {
+        (false, false) => return None,
+        (true, false) => "its group",
+        (false, true) => "everyone",
+        (true, true) => "its group and everyone",
+    };
+    Some(format!(
+        "{what} is writable by {who} (mode {:04o})",
+        mode & 0o7777
+    ))
 }
 
 /// 1-based line and column (in characters) of byte `offset` in `text`.

@@ -223,6 +223,10 @@ pub enum OutcomeResult {
     RolledBack,
     /// The update stopped before the trial boot (rejected, failed, or cancelled).
     Aborted,
+    /// The TA no longer held the committed install while its trial slot ran (another TEE
+    /// client rolled it back, or the TA's storage was restored): `boot-check` raised an alarm
+    /// and fell back to the other slot.
+    Vanished,
 }
 
 /// Seconds since the Unix epoch (0 if the clock is before it).

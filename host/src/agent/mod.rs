@@ -11,6 +11,7 @@
 //! | [`journal`] | the agent's crash-safe record of where an update is |
 //! | [`staging`] | the staging directory: where envelopes and payloads wait for the TA's approval |
 //! | [`atomic`] | durable file replacement (temp file, fsync, rename, fsync of the directory) |
+//! | [`storage`] | a slot's block device or file: what it holds after an install, its read-back check |
 //! | [`update`] | the update flows on top of them: install, boot-check, confirm, rollback, check, daemon |
 //! | [`cli`] | the `suit-agent` command line |
 
@@ -26,6 +27,7 @@ pub mod config;
 pub mod fetch;
 pub mod journal;
 pub mod staging;
+pub mod storage;
 pub mod update;
 pub mod verity;
 

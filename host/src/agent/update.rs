@@ -17,13 +17,14 @@
 //! dropped, so that the next run downloads it again rather than resubmitting it.
 
 use std::fs::{File, OpenOptions};
-use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use suit_shared::abi::{Info, InstallState, PayloadSource, PendingInstall, Plan, PlanItem};
-use suit_shared::digest::{DigestValue, Hasher};
+use suit_shared::abi::{
+    Info, InstallState, LastOutcome, PayloadSource, PendingInstall, Plan, PlanItem,
+};
 use suit_shared::manifest::ComponentId;
 use suit_shared::Category;
 
@@ -35,6 +36,7 @@ use super::journal::{
     Step, UpdateRecord,
 };
 use super::staging::{Staging, StagingError};
+use super::storage::VerifyError;
 use super::Slot;
 use crate::tee::{Tee, TeeError};
 
@@ -75,13 +77,15 @@ pub enum AgentError {
     /// The plan cannot be carried out safely.
     #[error("{0}")]
     Plan(String),
-    /// A written slot does not read back as approved.
-    #[error("component {component}: {} does not read back as the TA approved it (digest mismatch); the slot is not activated", path.display())]
+    /// A written slot does not read back as approved (see [`super::storage`]).
+    #[error("component {component}: {} does not read back as the TA approved it ({reason}); the slot is not activated", path.display())]
     ReadBack {
         /// The component.
         component: String,
         /// The slot device or file.
         path: PathBuf,
+        /// What differs.
+        reason: VerifyError,
     },
     /// Another update is committed and waits for its trial boot.
     #[error("an update to slot {0} is committed and waits for its trial boot: reboot, or run `suit-agent rollback`")]
@@ -92,14 +96,26 @@ pub enum AgentError {
     /// There is nothing to do (no update, nothing pending).
     #[error("{0}")]
     NothingToDo(String),
+    /// The trial slot runs an install the agent committed, but the TA no longer holds it (it
+    /// was rolled back by another TEE client, or the TA's storage was restored) and did not
+    /// confirm it: an alarm. The slot was marked bad; the device falls back to the other.
+    #[error("the TA no longer holds the committed install of sequence {sequence_number} while its trial slot {slot} runs (rolled back by another TEE client, or the TA's storage was restored); slot {slot} is marked bad and the device falls back to slot {}", slot.other())]
+    InstallVanished {
+        /// The trial slot, running.
+        slot: Slot,
+        /// The sequence number of the install that vanished.
+        sequence_number: u64,
+    },
 }
 
 impl AgentError {
-    /// Exit code of the CLI contract: 1 rejected/failed, 2 configuration, 3 nothing to do.
+    /// Exit code of the CLI contract: 1 rejected/failed, 2 configuration, 3 nothing to do,
+    /// 4 alarm (the TA's install state contradicts what the agent committed).
     pub fn exit_code(&self) -> u8 {
         match self {
             AgentError::Config(_) => 2,
             AgentError::NothingToDo(_) => 3,
+            AgentError::InstallVanished { .. } => 4,
             _ => 1,
         }
     }
@@ -109,7 +125,9 @@ impl AgentError {
         match self {
             AgentError::Tee(e) => e.category(),
             AgentError::ReadBack { .. } => Category::Digest,
-            AgentError::Plan(_) | AgentError::Config(_) => Category::Policy,
+            AgentError::Plan(_) | AgentError::Config(_) | AgentError::InstallVanished { .. } => {
+                Category::Policy
+            }
             _ => Category::Resource,
         }
     }
@@ -178,6 +196,8 @@ pub struct Agent {
     boot: Box<dyn BootControl>,
     fetcher: Fetcher,
     progress: Box<dyn FnMut() -> Box<dyn Progress>>,
+    /// A verifier's nonce for the approval tokens and SUIT reports (`--nonce`).
+    nonce: Option<Vec<u8>>,
 }
 
 impl Agent {
@@ -201,7 +221,14 @@ impl Agent {
             }),
             config,
             progress,
+            nonce: None,
         })
+    }
+
+    /// Sets the verifier's nonce that the next install's approval tokens and the SUIT reports
+    /// carry (freshness for a server that asked for them).
+    pub fn set_nonce(&mut self, nonce: Option<Vec<u8>>) {
+        self.nonce = nonce;
     }
 
     /// The agent's configuration.
@@ -311,16 +338,20 @@ impl Agent {
         let envelope = self.fetch_envelope(source, &envelope_path, &info)?;
 
         tracing::info!("asking the TA to verify the envelope for slot {target}");
-        let plan = match self.tee.load_manifest(&envelope, slot_number) {
-            Ok(plan) => plan,
-            Err(e) => {
-                let _ = std::fs::remove_file(&envelope_path);
-                journal.last_outcome = Some(aborted_outcome(&[], 0, target, &e));
-                self.journal.save(&journal)?;
-                self.file_report();
-                return Err(e.into());
-            }
-        };
+        let plan =
+            match self
+                .tee
+                .load_manifest_with_nonce(&envelope, slot_number, self.nonce.as_deref())
+            {
+                Ok(plan) => plan,
+                Err(e) => {
+                    let _ = std::fs::remove_file(&envelope_path);
+                    journal.last_outcome = Some(aborted_outcome(&[], 0, target, &e));
+                    self.journal.save(&journal)?;
+                    self.file_report();
+                    return Err(e.into());
+                }
+            };
         let digest = plan.manifest_digest.as_bytes().to_vec();
         let resumed = journal
             .update
@@ -449,16 +480,20 @@ impl Agent {
             let written = self
                 .write_slot(item, &approval.token, &staged, &slot_path)
                 .and_then(|()| {
-                    if digest_prefix(&slot_path, approval.size, &approval.digest)?
-                        == approval.digest
-                    {
-                        Ok(())
-                    } else {
-                        Err(AgentError::ReadBack {
-                            component: display_id(&item.component_id),
-                            path: slot_path.clone(),
-                        })
-                    }
+                    super::storage::verify(&slot_path, approval.size, &approval.digest).map_err(
+                        |reason| match reason {
+                            VerifyError::Io(source) => AgentError::Io {
+                                action: "read back",
+                                path: slot_path.clone(),
+                                source,
+                            },
+                            reason => AgentError::ReadBack {
+                                component: display_id(&item.component_id),
+                                path: slot_path.clone(),
+                                reason,
+                            },
+                        },
+                    )
                 })
                 // The dm-verity tree after the image: the boot stage mounts the slot through it.
                 .and_then(|()| {
@@ -554,7 +589,6 @@ impl Agent {
             .truncate(false)
             .open(slot_path)
             .map_err(io_err("open", slot_path))?;
-        let regular = out.metadata().map(|m| m.is_file()).unwrap_or(false);
         let written = if item.encryption_info.is_some() {
             // Unverified plaintext until decrypt_stream returns Ok; nothing is committed before.
             self.tee
@@ -562,11 +596,8 @@ impl Agent {
         } else {
             io::copy(&mut input, &mut out).map_err(io_err("write", slot_path))?
         };
-        if regular {
-            out.set_len(written)
-                .map_err(io_err("truncate", slot_path))?;
-        }
-        out.sync_all().map_err(io_err("sync", slot_path))
+        // Nothing of the slot's old content stays behind the image.
+        super::storage::finish(&out, written).map_err(io_err("finish", slot_path))
     }
 
     /// At early boot: confirms a trial boot that passes its health check, rolls back after a
@@ -577,27 +608,24 @@ impl Agent {
         let booted = self.booted_slot()?;
         let info = self.tee.get_info()?;
         let mut journal = self.journal.load()?;
-        let InstallState::Trial(pending) = info.install else {
-            if journal
-                .update
-                .as_ref()
-                .is_some_and(|u| u.step >= Step::Committed)
-            {
-                // The TA has no pending install (confirmed or rolled back elsewhere): forget it.
-                journal.update = None;
-                self.journal.save(&journal)?;
-                self.staging.remove_all_except(None)?;
-            }
-            // The bootloader took one attempt for this boot; a slot that boots with nothing
-            // pending is good, so its attempts are restored (RAUC's mark-good at every boot).
-            // Without this, the third ordinary boot would fall back to the other slot.
-            self.boot.mark_good(booted)?;
-            return Ok(BootCheck::Idle(booted));
+        let InstallState::Trial(pending) = &info.install else {
+            return self.nothing_pending(booted, &info, journal);
         };
+        let pending = pending.clone();
         let pending_slot = self.pending_slot(&pending)?;
         if booted == pending_slot {
             return match self.health_check() {
-                Ok(()) => self.confirm_running(&pending, booted, &mut journal),
+                Ok(()) => match self.confirm_running(&pending, booted, &mut journal) {
+                    // The install may have vanished while it was being confirmed.
+                    Err(e) => match self.tee.get_info() {
+                        Ok(now) if now.install == InstallState::Idle => {
+                            tracing::warn!("confirming slot {booted} failed: {e}");
+                            self.nothing_pending(booted, &now, journal)
+                        }
+                        _ => Err(e),
+                    },
+                    confirmed => confirmed,
+                },
                 Err(e) => {
                     // Fall back on the next boot; the old slot's boot-check rolls back.
                     self.boot.mark_bad(booted)?;
@@ -687,6 +715,67 @@ impl Agent {
             status: record.status,
             components,
         })
+    }
+
+    /// `boot-check` when the TA holds no pending install. An install the journal says was
+    /// committed is forgotten — unless its trial slot is the one running and the TA did not
+    /// confirm it: then the install vanished behind the agent's back (another TEE client
+    /// rolled it back, or the TA's storage was restored), and the alarm is raised: the slot,
+    /// which nothing confirmed, is marked bad, the outcome is journaled, the device reboots
+    /// into the other slot (reboot-command) and [`AgentError::InstallVanished`] is returned.
+    fn nothing_pending(
+        &mut self,
+        booted: Slot,
+        info: &Info,
+        mut journal: Journal,
+    ) -> Result<BootCheck, AgentError> {
+        let committed = journal.update.take().filter(|u| u.step >= Step::Committed);
+        if let Some(update) = committed {
+            let vanished = update.target_slot == booted && !confirmed_by_ta(info, &update);
+            let (result, message) = if vanished {
+                (
+                    OutcomeResult::Vanished,
+                    "the TA dropped the committed install during its trial",
+                )
+            } else if update.target_slot == booted {
+                // Confirmed by the TA, but the journal was not updated (power cut).
+                (OutcomeResult::Confirmed, "confirmed before an interruption")
+            } else {
+                (
+                    OutcomeResult::Aborted,
+                    "the TA dropped the committed install before its trial",
+                )
+            };
+            journal.last_outcome = Some(Outcome {
+                manifest_digest: update.manifest_digest.clone(),
+                sequence_number: update.sequence_number,
+                slot: update.target_slot,
+                result,
+                message: Some(message.into()),
+                finished_at: super::journal::unix_now(),
+            });
+            self.journal.save(&journal)?;
+            self.staging.remove_all_except(None)?;
+            if vanished {
+                let alarm = AgentError::InstallVanished {
+                    slot: booted,
+                    sequence_number: update.sequence_number,
+                };
+                tracing::error!("ALARM: {alarm}");
+                self.boot.mark_bad(booted)?;
+                // A signed report when the TA has one (REPORT covers this session only).
+                self.file_report();
+                if let Some(cmd) = &self.config.reboot_command {
+                    run_command(cmd, Duration::from_secs(60)).map_err(AgentError::Plan)?;
+                }
+                return Err(alarm);
+            }
+        }
+        // The bootloader took one attempt for this boot; a slot that boots with nothing
+        // pending is good, so its attempts are restored (RAUC's mark-good at every boot).
+        // Without this, the third ordinary boot would fall back to the other slot.
+        self.boot.mark_good(booted)?;
+        Ok(BootCheck::Idle(booted))
     }
 
     /// Runs the health check and confirms the running trial slot (`suit-agent confirm`).
@@ -873,7 +962,7 @@ impl Agent {
     /// A report that cannot be made, kept or sent is logged, never fatal: the update itself
     /// is already decided.
     fn file_report(&mut self) {
-        let report = match self.tee.report(None) {
+        let report = match self.tee.report(self.nonce.as_deref()) {
             Ok(report) => report,
             Err(e) => {
                 tracing::warn!("no SUIT report from the TA: {e}");
@@ -1008,6 +1097,17 @@ fn fetch_bound(item: &PlanItem) -> Result<u64, AgentError> {
     }
 }
 
+/// Whether the TA's state shows `update` confirmed: the last outcome is a confirmation and
+/// every component's floor reached the update's sequence number (floors rise only at CONFIRM).
+fn confirmed_by_ta(info: &Info, update: &UpdateRecord) -> bool {
+    info.last_outcome == LastOutcome::Confirmed
+        && update.components.iter().all(|c| {
+            info.floors
+                .iter()
+                .any(|(id, floor)| *id == c.id.0 && *floor >= update.sequence_number)
+        })
+}
+
 fn record_state(journal: &Journal, n: usize) -> ComponentState {
     journal
         .update
@@ -1102,40 +1202,6 @@ impl<R: Read> Read for Metered<R> {
         self.progress.advanced(self.done);
         Ok(n)
     }
-}
-
-/// Reads until `buf` is full or the input ends; returns the bytes read.
-fn read_full(r: &mut dyn Read, buf: &mut [u8]) -> io::Result<usize> {
-    let mut n = 0;
-    while n < buf.len() {
-        match r.read(&mut buf[n..]) {
-            Ok(0) => break,
-            Ok(k) => n += k,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(n)
-}
-
-/// Digest (with `like`'s algorithm) of the first `size` bytes of `path`, read back from the
-/// device (a block device may be larger than the image).
-fn digest_prefix(path: &Path, size: u64, like: &DigestValue) -> Result<DigestValue, AgentError> {
-    let mut f = File::open(path).map_err(io_err("open", path))?;
-    f.seek(SeekFrom::Start(0)).map_err(io_err("seek", path))?;
-    let mut hasher = Hasher::new(like.alg());
-    let mut remaining = size;
-    let mut buf = vec![0u8; 256 * 1024];
-    while remaining > 0 {
-        let want = remaining.min(buf.len() as u64) as usize;
-        let n = read_full(&mut f, &mut buf[..want]).map_err(io_err("read", path))?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-        remaining -= n as u64;
-    }
-    Ok(hasher.finalize())
 }
 
 #[cfg(test)]

@@ -174,10 +174,22 @@ pub trait Tee {
 
     /// LOAD_MANIFEST: authenticates the envelope and returns the install plan for `target_slot`.
     fn load_manifest(&mut self, envelope: &[u8], target_slot: u64) -> Result<Plan, TeeError> {
-        match self
-            .call(&Request::LoadManifest { target_slot }, Some(envelope))?
-            .0
-        {
+        self.load_manifest_with_nonce(envelope, target_slot, None)
+    }
+
+    /// LOAD_MANIFEST with a verifier's nonce (at most [`abi::MAX_NONCE`] bytes) that every
+    /// approval token of this update carries.
+    fn load_manifest_with_nonce(
+        &mut self,
+        envelope: &[u8],
+        target_slot: u64,
+        nonce: Option<&[u8]>,
+    ) -> Result<Plan, TeeError> {
+        let request = Request::LoadManifest {
+            target_slot,
+            nonce: nonce.map(<[u8]>::to_vec),
+        };
+        match self.call(&request, Some(envelope))?.0 {
             Reply::Plan(plan) => Ok(plan),
             _ => Err(unexpected("LOAD_MANIFEST")),
         }
@@ -369,6 +381,18 @@ pub trait Tee {
             Reply::Boot(record) => Ok(record),
             _ => Err(unexpected("BOOT_VERIFY")),
         }
+    }
+}
+
+/// The identity the Linux kernel gives a client that opens a session with the user login
+/// (TEEC_LOGIN_USER) as effective uid `uid`: UUIDv5 of `"uid=<hex>"` in the kernel's client
+/// namespace (drivers/tee/tee_core.c). A TA built with `TA_CLIENT=user:<uid>` obeys it.
+pub fn linux_user_identity(uid: u32) -> suit_ta_core::ClientIdentity {
+    let namespace = uuid::Uuid::from_bytes(abi::login::LINUX_CLIENT_NAMESPACE);
+    let name = format!("uid={uid:x}");
+    suit_ta_core::ClientIdentity {
+        login: abi::login::USER,
+        uuid: *uuid::Uuid::new_v5(&namespace, name.as_bytes()).as_bytes(),
     }
 }
 

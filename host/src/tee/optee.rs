@@ -5,7 +5,7 @@
 //! transport problem, mapped to a readable message ([`suit_shared::abi::tee::message`])
 //! because optee-teec calls many codes "Unknown error.".
 
-use optee_teec::{Context, Operation, ParamNone, ParamTmpRef, Uuid};
+use optee_teec::{ConnectionMethods, Context, Operation, ParamNone, ParamTmpRef, Uuid};
 use suit_shared::abi::{self, CommandId};
 
 use super::{Backend, RawOutput, Tee, TeeError};
@@ -18,7 +18,10 @@ pub struct OpteeSession {
 }
 
 impl OpteeSession {
-    /// Opens a session with the TA `uuid` (e.g. [`abi::DEFAULT_TA_UUID`]).
+    /// Opens a session with the TA `uuid` (e.g. [`abi::DEFAULT_TA_UUID`]) with the user login
+    /// (TEEC_LOGIN_USER): the kernel vouches for this process's effective uid, and the TA only
+    /// obeys the uid it was built for (`TA_CLIENT`, default root; see
+    /// [`super::linux_user_identity`]).
     pub fn open(uuid: &str) -> Result<Self, TeeError> {
         let uuid = Uuid::parse_str(uuid)
             .map_err(|_| TeeError::Backend(format!("{uuid:?} is not a TA UUID")))?;
@@ -31,7 +34,7 @@ impl OpteeSession {
             ),
         })?;
         let session = context
-            .open_session(uuid)
+            .open_session_with_login(uuid, ConnectionMethods::LoginUser)
             .map_err(|e| TeeError::from_code("open session", e.raw_code()))?;
         Ok(OpteeSession {
             session,

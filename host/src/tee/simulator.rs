@@ -13,7 +13,10 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use suit_shared::abi::{self, CommandId, StorageKind};
 use suit_shared::auth::TrustAnchor;
 use suit_shared::error::Uuid;
-use suit_ta_core::{Clock, Config, Output, Param, Rng, SessionId, Storage, StorageError, Ta};
+use suit_ta_core::{
+    ClientIdentity, ClientPolicy, Clock, Config, Output, Param, Rng, SessionId, Storage,
+    StorageError, Ta,
+};
 
 use super::{Backend, RawOutput, Tee, TeeError};
 use crate::tool::spec::{class_uuid, vendor_uuid};
@@ -50,6 +53,12 @@ pub struct SimulatorConfig {
     pub max_chunk: usize,
     /// Largest envelope.
     pub max_envelope: usize,
+    /// Which client may change state ([`ClientPolicy::Any`] by default: the simulator runs
+    /// inside its one client's process).
+    pub client: ClientPolicy,
+    /// Whether PROVISION is available (true by default: the simulator is a development
+    /// device, like a TA built with TA_FACTORY=1).
+    pub factory: bool,
 }
 
 impl SimulatorConfig {
@@ -63,6 +72,8 @@ impl SimulatorConfig {
             class_id: class_uuid(vendor_id, DEFAULT_CLASS),
             max_chunk: MAX_CHUNK,
             max_envelope: MAX_ENVELOPE,
+            client: ClientPolicy::Any,
+            factory: true,
         }
     }
 }
@@ -166,19 +177,36 @@ impl SimulatedTa {
             class_id: config.class_id,
             max_chunk: config.max_chunk.min(abi::MAX_CHUNK_LIMIT),
             max_envelope: config.max_envelope,
+            client: config.client,
+            factory: config.factory,
         };
         Ok(SimulatedTa {
             ta: Arc::new(Mutex::new(Ta::new(core, storage, OsRng, SystemClock))),
         })
     }
 
-    /// Opens a session.
+    /// Opens a session as a public client (no identity).
+    ///
+    /// # Panics
+    ///
+    /// When [`suit_ta_core::MAX_SESSIONS`] sessions are open (use
+    /// [`SimulatedTa::open_session_as`] to handle that).
     pub fn open_session(&self) -> SimulatorSession {
-        let id = lock(&self.ta).open_session();
-        SimulatorSession {
+        match self.open_session_as(ClientIdentity::PUBLIC) {
+            Ok(session) => session,
+            Err(e) => panic!("simulator: cannot open a session: {e}"),
+        }
+    }
+
+    /// Opens a session as `client`, as if the TEE vouched for that identity.
+    pub fn open_session_as(&self, client: ClientIdentity) -> Result<SimulatorSession, TeeError> {
+        let id = lock(&self.ta)
+            .open_session(client)
+            .map_err(|e| TeeError::from_code("open session", e.code()))?;
+        Ok(SimulatorSession {
             ta: self.ta.clone(),
             id,
-        }
+        })
     }
 }
 
@@ -197,7 +225,7 @@ pub struct SimulatorSession {
 impl SimulatorSession {
     /// Opens a simulated TA on `config` and a session on it.
     pub fn connect(config: SimulatorConfig) -> Result<Self, TeeError> {
-        Ok(SimulatedTa::new(config)?.open_session())
+        SimulatedTa::new(config)?.open_session_as(ClientIdentity::PUBLIC)
     }
 
     /// A raw invoke with arbitrary parameters, exactly as the TA glue passes them to the core

@@ -7,7 +7,7 @@ use suit_shared::command::{command_name, Command, CommandSequence, IndexSelectio
 use suit_shared::digest::SuitDigest;
 use suit_shared::encryption::EncryptionInfo;
 use suit_shared::envelope::{Envelope, Framing};
-use suit_shared::manifest::{Manifest, Severable, TextMap};
+use suit_shared::manifest::{Dependencies, Manifest, Severable, TextMap};
 use suit_shared::params::{Parameter, VendorId};
 use suit_shared::Result;
 
@@ -128,10 +128,27 @@ fn text_json(t: &TextMap<'_>) -> Value {
     Value::Object(langs)
 }
 
+/// Dependencies (trust-domains), shown though processing refuses them; null when none.
+fn dependencies_json(deps: &Dependencies<'_>) -> Value {
+    if deps.components.is_empty() && deps.resolution == Severable::Absent {
+        return Value::Null;
+    }
+    let components: Vec<Value> = deps
+        .components
+        .iter()
+        .map(|(index, metadata)| json!({ "index": index, "metadata": hex(metadata) }))
+        .collect();
+    json!({
+        "components": components,
+        "dependency-resolution": severable_json(&deps.resolution, sequence_json),
+        "processing": "refused: dependencies not supported",
+    })
+}
+
 /// The envelope and its manifest as JSON.
 pub fn to_json(bytes: &[u8]) -> Result<Value> {
     let env = Envelope::decode(bytes)?;
-    let m = Manifest::decode_unauthenticated(&env)?;
+    let (m, deps) = Manifest::decode_for_inspection(&env)?;
     let auth = match &env.auth {
         None => Value::Null,
         Some(a) => {
@@ -174,6 +191,7 @@ pub fn to_json(bytes: &[u8]) -> Result<Value> {
         "invoke": opt_seq(&m.invoke),
         "uninstall": opt_seq(&m.uninstall),
         "text": severable_json(&m.text, text_json),
+        "dependencies": dependencies_json(&deps),
         "integrated-payloads": env.integrated.iter().map(|p| json!({ "key": p.key, "size": p.data.len() })).collect::<Vec<_>>(),
     }))
 }
@@ -246,6 +264,27 @@ pub fn to_text(bytes: &[u8]) -> Result<String> {
                 out.push_str(&format!("{key}:\n"));
                 sequence_text(&mut out, 1, s);
             }
+        }
+    }
+    if let Some(deps) = v["dependencies"].as_object() {
+        out.push_str("dependencies (processing refuses them: dependencies not supported):\n");
+        for d in deps["components"].as_array().into_iter().flatten() {
+            out.push_str(&format!(
+                "  component [{}] is a dependency manifest, metadata {}\n",
+                d["index"],
+                d["metadata"].as_str().unwrap_or("?")
+            ));
+        }
+        let resolution = &deps["dependency-resolution"];
+        match resolution.get("value") {
+            Some(seq) => {
+                out.push_str("dependency-resolution:\n");
+                sequence_text(&mut out, 1, seq);
+            }
+            None if resolution.get("absent-from-envelope").is_some() => {
+                out.push_str("dependency-resolution: severed, not in this envelope\n")
+            }
+            None => {}
         }
     }
     if let Some(text) = v["text"].get("value") {

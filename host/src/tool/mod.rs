@@ -21,7 +21,7 @@ use suit_shared::author::{build_envelope, encode_manifest, sign_envelope};
 use suit_shared::digest::{DigestAlg, DigestValue, Hasher};
 use suit_shared::envelope::Envelope;
 use suit_shared::error::Uuid;
-use suit_shared::manifest::Manifest;
+use suit_shared::manifest::{Manifest, SeveredMember};
 use suit_shared::processor::{DeviceIdentity, Processor, Section};
 use suit_shared::Error;
 
@@ -365,6 +365,8 @@ fn run(command: Cmd) -> Result<(), ToolError> {
             let env = Envelope::decode(&bytes)?;
             let auth = env.auth.as_ref().ok_or(Error::BareManifest)?;
             let ok = auth.authenticate(env.manifest.encoding, &anchors)?;
+            // The signature covers severed members only through their digests in the manifest.
+            let members = Manifest::check_severed_members(&env)?;
             println!(
                 "authentic: block {} ({}) verified with trust anchor {} ({})",
                 ok.block,
@@ -372,6 +374,15 @@ fn run(command: Cmd) -> Result<(), ToolError> {
                 ok.anchor + 1,
                 anchors[ok.anchor].describe()
             );
+            for (name, member) in members {
+                match member {
+                    SeveredMember::Inline => {}
+                    SeveredMember::Present => {
+                        println!("severed {name}: present, matches its digest in the manifest")
+                    }
+                    SeveredMember::Stripped => println!("severed {name}: absent (stripped)"),
+                }
+            }
             Ok(())
         }
         Cmd::Inspect {

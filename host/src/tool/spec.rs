@@ -31,8 +31,8 @@
 //! ```
 //!
 //! An encrypted component gets a fresh random content key and IV (never reused) and follows the
-//! draft's two-component form: a cache component (the component's id plus a last part
-//! "ciphertext", listed after all spec components) fetches the ciphertext and checks its digest
+//! draft's two-component form: a cache component (a sibling of the component: its id with
+//! ".ciphertext" appended to the last part, listed after all spec components) fetches the ciphertext and checks its digest
 //! *before* anything is decrypted; then copy with encryption-info decrypts it into the
 //! component, whose plaintext digest is checked by image-match at install and validate. With
 //! AES-GCM the tag also authenticates the payload; the digests bind it to the signed manifest.
@@ -173,11 +173,15 @@ struct EncryptedPayload {
     size: u64,
 }
 
-/// Last part of the id of the cache component that holds an encrypted component's ciphertext.
-const CIPHERTEXT_ID_PART: &[u8] = b"ciphertext";
+/// Appended to the last id part of an encrypted component to name the cache component that
+/// holds its ciphertext: a sibling (`["fw"]` → `["fw.ciphertext"]`), not a child, so that an
+/// implementation mapping ids to paths (libcsuit) can hold both.
+const CIPHERTEXT_ID_SUFFIX: &[u8] = b".ciphertext";
 
 struct PreparedComponent {
     id: Vec<Vec<u8>>,
+    /// Id of the cache component for its ciphertext, if encrypted.
+    cache_id: Vec<Vec<u8>>,
     variants: Vec<Variant>,
     text: Vec<(i64, String)>,
 }
@@ -234,9 +238,23 @@ impl Spec {
                 "the spec needs at least one [[component]]".into(),
             ));
         }
-        let mut components = Vec::new();
+        let mut components: Vec<PreparedComponent> = Vec::new();
         for (i, c) in self.components.into_iter().enumerate() {
             components.push(prepare_component(i, c, base, digest_alg)?);
+        }
+        let encrypted = components.iter().filter(|c| c.encrypted().is_some());
+        for cache in encrypted {
+            if components.iter().any(|c| c.id == cache.cache_id) {
+                let show = |id: &[Vec<u8>]| {
+                    ComponentId(id.iter().map(Vec::as_slice).collect()).to_string()
+                };
+                return Err(ToolError::Usage(format!(
+                    "component id {} is taken: it names the ciphertext of the encrypted \
+                     component {}",
+                    show(&cache.cache_id),
+                    show(&cache.id)
+                )));
+            }
         }
         let mut text = Vec::new();
         if let Some(t) = self.text {
@@ -261,6 +279,22 @@ fn component_part(text: &str) -> Result<Vec<u8>, ToolError> {
         Some(hex) => decode_hex(hex)
             .ok_or_else(|| ToolError::Usage(format!("invalid hex component id part {text:?}"))),
         None => Ok(text.as_bytes().to_vec()),
+    }
+}
+
+/// A verifier's nonce given on a command line in hex (1 to [`suit_shared::abi::MAX_NONCE`]
+/// bytes): `suit-agent --nonce`, `suit-tool verify-token/verify-report --nonce`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Nonce(pub Vec<u8>);
+
+/// Parses a [`Nonce`] (a clap value parser).
+pub fn parse_nonce(text: &str) -> Result<Nonce, String> {
+    match decode_hex(text) {
+        Some(n) if !n.is_empty() && n.len() <= suit_shared::abi::MAX_NONCE => Ok(Nonce(n)),
+        _ => Err(format!(
+            "{text:?} is not a nonce: 1 to {} bytes in hex",
+            suit_shared::abi::MAX_NONCE
+        )),
     }
 }
 
@@ -362,7 +396,17 @@ fn prepare_component(
     text.extend(c.model_name.map(|t| (2, t)));
     text.extend(c.description.map(|t| (5, t)));
     text.extend(c.version.map(|t| (6, t)));
-    Ok(PreparedComponent { id, variants, text })
+    let mut cache_id = id.clone();
+    match cache_id.last_mut() {
+        Some(last) => last.extend_from_slice(CIPHERTEXT_ID_SUFFIX),
+        None => cache_id.push(CIPHERTEXT_ID_SUFFIX.to_vec()),
+    }
+    Ok(PreparedComponent {
+        id,
+        cache_id,
+        variants,
+        text,
+    })
 }
 
 /// Encrypts a component's image with a fresh content key and IV; returns the plaintext's
@@ -516,9 +560,13 @@ impl Prepared {
             validate.push(Command::Condition(Condition::ImageMatch, policy(15)));
         }
         let cache_ids = caches.iter().map(|&i| {
-            let mut id: Vec<&[u8]> = self.components[i].id.iter().map(Vec::as_slice).collect();
-            id.push(CIPHERTEXT_ID_PART);
-            ComponentId(id)
+            ComponentId(
+                self.components[i]
+                    .cache_id
+                    .iter()
+                    .map(Vec::as_slice)
+                    .collect(),
+            )
         });
         let text = self.text_map();
         let sever = |name| self.sever.contains(&name);

@@ -6,9 +6,10 @@ use std::path::PathBuf;
 
 use suit_shared::auth::TrustAnchor;
 use suit_shared::manifest::ComponentId;
-use suit_shared::report::{Report, ReportResult};
+use suit_shared::report::{Reason, Report, ReportResult, PENDING};
 use suit_shared::token::Token;
 
+use super::spec::{parse_nonce, Nonce};
 use super::{hex, read, ToolError};
 use crate::keys;
 
@@ -20,6 +21,9 @@ pub struct VerifyTokenArgs {
     device_key: PathBuf,
     /// The token (COSE_Sign1 bytes).
     token: PathBuf,
+    /// The verifier nonce the token must carry (hex), as given to the agent's `--nonce`.
+    #[arg(long, value_name = "HEX", value_parser = parse_nonce)]
+    nonce: Option<Nonce>,
 }
 
 /// Arguments of `verify-report`.
@@ -33,6 +37,23 @@ pub struct VerifyReportArgs {
     /// JSON output.
     #[arg(long)]
     json: bool,
+    /// The nonce the report must carry (hex), as given to the agent's `--nonce`.
+    #[arg(long, value_name = "HEX", value_parser = parse_nonce)]
+    nonce: Option<Nonce>,
+}
+
+/// Fails (exit 1) unless `found` is the `expected` nonce, when one is expected.
+fn check_nonce(what: &str, expected: Option<&[u8]>, found: Option<&[u8]>) -> Result<(), ToolError> {
+    match expected {
+        Some(e) if found != Some(e) => Err(ToolError::Rejected(
+            suit_shared::Error::NotAuthenticated(format!(
+                "the {what} carries {}, not the expected nonce {} (stale or replayed?)",
+                found.map_or_else(|| "no nonce".to_string(), |n| format!("nonce {}", hex(n))),
+                hex(e)
+            )),
+        )),
+        _ => Ok(()),
+    }
 }
 
 fn device_key(path: &std::path::Path) -> Result<p384::ecdsa::VerifyingKey, ToolError> {
@@ -49,8 +70,18 @@ fn device_key(path: &std::path::Path) -> Result<p384::ecdsa::VerifyingKey, ToolE
 /// Verifies a SUIT report and prints what it says.
 pub fn verify_report(args: VerifyReportArgs) -> Result<(), ToolError> {
     let report = Report::verify(&read(&args.report)?, &device_key(&args.device_key)?)?;
+    check_nonce(
+        "report",
+        args.nonce.as_ref().map(|n| &n.0[..]),
+        report.nonce.as_deref(),
+    )?;
     let (result, code, reason) = match &report.result {
         ReportResult::Success => ("success", None, None),
+        ReportResult::Pending => (
+            "pending",
+            Some(PENDING),
+            Some(Reason::OperationFailed.code()),
+        ),
         ReportResult::Failure { code, reason, .. } => ("failure", Some(*code), Some(reason.code())),
     };
     if args.json {
@@ -84,17 +115,26 @@ pub fn verify_token(args: VerifyTokenArgs) -> Result<(), ToolError> {
     let key = device_key(&args.device_key)?;
     let token = Token::verify(&read(&args.token)?, &key)?;
     let c = &token.claims;
+    check_nonce(
+        "token",
+        args.nonce.as_ref().map(|n| &n.0[..]),
+        c.verifier_nonce.as_deref(),
+    )?;
     let parts: Vec<&[u8]> = c.component_id.iter().map(Vec::as_slice).collect();
     println!(
         "valid approval token: component {} for slot {}, image {:?} ({} bytes), manifest {:?} \
-         with sequence number {}, session nonce {}",
+         with sequence number {}, session nonce {}{}",
         ComponentId(parts),
         c.slot,
         c.image_digest,
         c.image_size,
         c.manifest_digest,
         c.sequence_number,
-        hex(&c.nonce)
+        hex(&c.nonce),
+        c.verifier_nonce
+            .as_deref()
+            .map(|n| format!(", verifier nonce {}", hex(n)))
+            .unwrap_or_default()
     );
     Ok(())
 }

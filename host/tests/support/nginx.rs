@@ -43,7 +43,8 @@ impl Nginx {
     ///
     /// Locations: everything under `/` is static; `/norange/` ignores `Range` (always the
     /// whole file, `200`); `/unavailable` always answers `503`; `/slow/` sends 512 KiB/s;
-    /// `/reports/` accepts anything (`204`).
+    /// `/reports/` accepts anything (`204`); `/to-http/X` redirects (`302`) to `X` over plain
+    /// HTTP and `/to-https/X` to `X` over HTTPS, whichever port was asked.
     pub fn start() -> Nginx {
         debian::ensure_tool("nginx", "nginx-light");
         let dir = tempfile::tempdir().unwrap();
@@ -202,6 +203,8 @@ http {{
         location = /unavailable {{ return 503; }}
         location /slow/ {{ limit_rate 512k; }}
         location /reports/ {{ return 204; }}
+        location ~ ^/to-http/(.*)$ {{ return 302 http://127.0.0.1:{http_port}/$1; }}
+        location ~ ^/to-https/(.*)$ {{ return 302 https://127.0.0.1:{https_port}/$1; }}
     }}
 }}
 "#

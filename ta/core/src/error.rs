@@ -50,6 +50,9 @@ pub enum TaError {
         /// Policy (no or withdrawn approval) or rollback (below the floor).
         category: Category,
     },
+    /// The manifest is authentic but the TA's install policy refuses it.
+    #[error("refused by the TA's install policy: {0}")]
+    Refused(String),
     /// Something is too large.
     #[error("{what} of {size} bytes exceeds the limit of {limit} bytes")]
     TooLarge {
@@ -67,7 +70,7 @@ impl TaError {
     pub fn category(&self) -> Category {
         match self {
             TaError::Suit(e) => e.category(),
-            TaError::OutOfOrder { .. } => Category::Policy,
+            TaError::OutOfOrder { .. } | TaError::Refused(_) => Category::Policy,
             TaError::Token(_) => Category::Authentication,
             TaError::Diverged => Category::Digest,
             TaError::NotBootable { category, .. } => *category,

@@ -28,12 +28,21 @@
 //! ```
 //!
 //! "Trial" is the committed install while the device tries the new slot: CONFIRM is refused
-//! in the session that committed (the trial boot runs in a new session) and whenever no
-//! install is pending. LOAD_MANIFEST is refused while an install is pending, so floors are
+//! in the session that committed, also after an ABORT there (the trial boot runs in a new
+//! session), and whenever no install is pending (ROLLBACK ends the trial for good). LOAD_MANIFEST is refused while an install is pending, so floors are
 //! only ever raised by the install they were checked against. A token is only accepted back
 //! (DECRYPT_FOR_INSTALL, COMMIT) when it verifies with the device key and states exactly what
 //! this session approved, including the session's random nonce. Every rejection leaves the
 //! persistent state unchanged.
+//!
+//! # Who may change state
+//!
+//! Every session records the client identity the TEE vouches for (GlobalPlatform
+//! `gpd.client.identity`: login method and UUID; for a Linux user the kernel derives the UUID
+//! from the effective uid). Only the identity of [`ClientPolicy`] (build-time `TA_CLIENT`,
+//! default: Linux user root) may use the commands that change anything — LOAD_MANIFEST and
+//! everything after it, ROLLBACK, ABORT, PROVISION; GET_INFO and REPORT are open to every
+//! client. PROVISION additionally needs a factory build ([`Config::factory`]) and works once.
 //!
 //! Tokens: [`suit_shared::token`]. Running a manifest before its payloads exist: [`plan`].
 #![no_std]
@@ -52,4 +61,6 @@ mod ta;
 
 pub use error::{Result, TaError};
 pub use platform::{Clock, Rng, Storage, StorageError};
-pub use ta::{Config, Output, Param, SessionId, Ta, TeeError};
+pub use ta::{
+    ClientIdentity, ClientPolicy, Config, Output, Param, SessionId, Ta, TeeError, MAX_SESSIONS,
+};

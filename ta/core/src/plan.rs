@@ -1,23 +1,44 @@
 //! Running a manifest whose payloads are not there yet (DESIGN.md §4).
 //!
-//! The same [`Planner`] platform runs the manifest twice. At LOAD_MANIFEST (planning mode)
-//! fetch, write and copy are recorded as planned content of their component, and a condition
-//! on a planned component's content becomes an expectation (digest, size) attached to it and
-//! is answered "match"; everything else — vendor/class/device checks, component-slot (against
-//! the target slot the agent names), use-before, try-each choices — is decided for real. At
-//! COMMIT (verification mode) the content conditions are answered from the digests the TA
-//! computed while the bytes streamed through it. Both runs record a trace of every
-//! content-related step and its answer; COMMIT requires the two traces to be equal, i.e. the
-//! second run passes and takes the same path.
+//! The same [`Planner`] platform runs the manifest at LOAD_MANIFEST ([`plan`]) and again at
+//! COMMIT ([`verify`]). Fetch, write and copy are recorded as planned content; every payload
+//! (the bytes one fetch, write or decrypting copy produces) has what the planner knows about
+//! it: a digest and size it must have, digests it must not have, or its very bytes (content
+//! written from the manifest). Everything that is not about content — vendor/class/device
+//! checks, component-slot (against the target slot the agent names), use-before — is decided
+//! for real.
 //!
-//! A component that is only the staging source of a copy (the firmware-encryption draft's
-//! form: fetch the ciphertext into a cache component, check its digest, copy-decrypt into the
-//! real component) is not an install item of its own: its expectations become the item's
-//! `fetch_digest` / `fetch_size`, checked on the streamed bytes before decryption, and at COMMIT
-//! its conditions are answered from what the TA computed over those bytes.
+//! **Content conditions while planning.** An image-match or image-not-match whose answer
+//! follows from what is known gets that answer. One that does not is a *decision*: the first
+//! run answers "the condition holds" (and records that as an expectation), then [`plan`]
+//! explores every other answer, one run per alternative. A manifest is planned when exactly one
+//! path succeeds; its expectations become the plan's digests and sizes. So an image-not-match
+//! never pins a digest, an expectation made in a try-each branch that was abandoned does not
+//! hold the next branch back, and a manifest that accepts alternative contents for a component
+//! (try-each over image-match) is refused as unsupported — the TA approves one content per
+//! component.
 //!
-//! Limits, each rejected with a clear message: a condition on content the update does not
-//! provide (the TA cannot see the slots), check-content and swap.
+//! **COMMIT** answers the content conditions from the digests the TA computed while the bytes
+//! streamed through it. Both runs record a trace of every content-related step and its answer;
+//! COMMIT requires the two traces to be equal, i.e. the second run passes and takes the same
+//! path.
+//!
+//! A component that is only the staging source of a copy (the draft's fetch → check → copy,
+//! e.g. its Example 4, or the firmware-encryption form: fetch the ciphertext into a cache
+//! component, check its digest, copy-decrypt into the real component) is not an install item of
+//! its own. A plain copy installs the staged bytes themselves; a decrypting copy's staged
+//! expectations become the item's `fetch_digest` / `fetch_size`, checked on the streamed bytes
+//! before decryption.
+//!
+//! **Install policy**, refused at LOAD_MANIFEST: every installed component needs a plaintext
+//! image digest and size that the manifest checks (the AEAD tag of an encrypted payload is not
+//! enough: anyone holding a fleet KEK could substitute a payload), and vendor-id and class-id
+//! conditions that passed for it on the path taken (otherwise the manifest applies to every
+//! device).
+//!
+//! Limits, each refused with a clear message: a condition on content the update does not
+//! provide (the TA cannot see the slots), digests of two algorithms for one payload,
+//! check-content and swap.
 
 use alloc::format;
 use alloc::string::String;
@@ -25,13 +46,21 @@ use alloc::vec;
 use alloc::vec::Vec;
 
 use suit_shared::abi::{ComponentIdBytes, PayloadSource, PlanItem};
+use suit_shared::command::Condition;
 use suit_shared::digest::{DigestAlg, DigestValue, SuitDigest};
-use suit_shared::manifest::ComponentId;
+use suit_shared::manifest::{Authentic, ComponentId};
 use suit_shared::params::ComponentParams;
-use suit_shared::processor::{ComponentRef, DeviceIdentity, FetchSource, ImageCheck, Platform};
-use suit_shared::{Error, Result};
+use suit_shared::processor::{
+    ComponentRef, DeviceIdentity, FetchSource, ImageCheck, Platform, Processor, Section,
+};
+use suit_shared::Error;
 
-/// A digest and size the TA computed over a component's plaintext.
+use crate::error::{Result, TaError};
+
+/// Most runs of a manifest [`plan`] makes while exploring the answers to content conditions.
+const MAX_RUNS: usize = 128;
+
+/// A digest and size the TA computed over a payload.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Computed {
     /// The digest.
@@ -49,18 +78,97 @@ pub enum Step {
     Write(usize),
     /// Copy (and possibly decrypt) from the second component into the first.
     Copy(usize, usize),
-    /// A digest/size condition and whether it matched.
-    Check(usize, DigestValue, Option<u64>, ImageCheck),
+    /// A digest/size condition (image-match, image-not-match) and whether the content matched.
+    Check(usize, DigestValue, Option<u64>, bool),
+}
+
+/// What a run knows about one payload's bytes.
+#[derive(Debug, Clone, Default)]
+struct Knowledge {
+    /// The bytes themselves (plain content written from the manifest).
+    bytes: Option<Vec<u8>>,
+    /// The digest the bytes must have.
+    digest: Option<DigestValue>,
+    /// The size the bytes must have.
+    size: Option<u64>,
+    /// Digest (with size, when given) the bytes must not have.
+    excluded: Vec<(DigestValue, Option<u64>)>,
+}
+
+impl Knowledge {
+    fn of(computed: &Computed) -> Self {
+        Knowledge {
+            digest: Some(computed.digest.clone()),
+            size: Some(computed.size),
+            ..Knowledge::default()
+        }
+    }
+
+    /// Whether the bytes have `digest` (and `size`): `None` when that does not follow from
+    /// what is known.
+    fn matches(
+        &self,
+        c: usize,
+        digest: &DigestValue,
+        size: Option<u64>,
+    ) -> suit_shared::Result<Option<bool>> {
+        if let Some(bytes) = &self.bytes {
+            return Ok(Some(
+                digest.alg().digest(bytes) == *digest
+                    && size.is_none_or(|s| s == bytes.len() as u64),
+            ));
+        }
+        if let (Some(known), Some(s)) = (self.size, size) {
+            if known != s {
+                return Ok(Some(false));
+            }
+        }
+        let other = self
+            .digest
+            .iter()
+            .chain(self.excluded.iter().map(|(d, _)| d))
+            .find(|d| d.alg() != digest.alg());
+        if let Some(other) = other {
+            return Err(Error::Unsupported(format!(
+                "component {c} is checked against digests of two algorithms ({:?} and {:?}); \
+                 the TA hashes a payload with one",
+                other.alg(),
+                digest.alg()
+            )));
+        }
+        let size_then = size.or(self.size);
+        let excluded = self
+            .excluded
+            .iter()
+            .any(|(d, s)| d == digest && s.is_none_or(|s| Some(s) == size_then));
+        Ok(match &self.digest {
+            Some(known) if known != digest => Some(false),
+            _ if excluded => Some(false),
+            Some(_) if size.is_none() || self.size.is_some() => Some(true),
+            _ => None,
+        })
+    }
+
+    /// Records the answer of a decision.
+    fn learn(&mut self, digest: &DigestValue, size: Option<u64>, matched: bool) {
+        if matched {
+            self.digest = Some(digest.clone());
+            self.size = size.or(self.size);
+        } else {
+            self.excluded.push((digest.clone(), size));
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
 struct Content {
     source: PayloadSource,
     encryption_info: Option<Vec<u8>>,
-    digest: Option<DigestValue>,
-    size: Option<u64>,
-    /// The staging component this content was copied from.
-    from: Option<usize>,
+    /// The payload the component holds.
+    payload: usize,
+    /// For a copy: the source component and the payload as it arrives there (the
+    /// ciphertext when the copy decrypts, else the same payload).
+    from: Option<(usize, usize)>,
 }
 
 /// One install item of the plan, with the staging component its bytes pass through.
@@ -70,77 +178,211 @@ pub struct Planned {
     pub item: PlanItem,
     /// The staging component (source of the copy), if any.
     pub staging: Option<usize>,
+    /// The payload (numbered in run order) the item installs.
+    pub payload: usize,
+    /// The payload the item's bytes arrive as, when a copy decrypts them on the way.
+    pub fetched_payload: Option<usize>,
 }
 
-/// The planning / verification platform.
-pub struct Planner<'c> {
-    identity: DeviceIdentity,
-    slot: u64,
-    now: Option<u64>,
-    computed: Option<&'c [Option<Computed>]>,
-    content: Vec<Option<Content>>,
-    copied_from: Vec<bool>,
-    /// The steps taken so far.
+/// A planned manifest: its install items and the content steps of its path.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// The install items.
+    pub items: Vec<Planned>,
+    /// The content-related steps of the path, with their answers.
     pub trace: Vec<Step>,
 }
 
+/// The planning / verification platform.
+struct Planner<'c> {
+    identity: DeviceIdentity,
+    slot: u64,
+    now: Option<u64>,
+    /// Verification mode: what the TA computed, per payload.
+    computed: Option<&'c [Option<Computed>]>,
+    content: Vec<Option<Content>>,
+    payloads: Vec<Knowledge>,
+    copied_from: Vec<bool>,
+    /// Answers to give to the first decisions (planning mode).
+    script: Vec<bool>,
+    /// Answers given to decisions so far.
+    decisions: Vec<bool>,
+    trace: Vec<Step>,
+}
+
+/// Plans `authentic`'s `sections` for the target `slot` (LOAD_MANIFEST).
+pub fn plan(
+    authentic: &Authentic<'_>,
+    sections: &[Section],
+    identity: &DeviceIdentity,
+    slot: u64,
+    now: Option<u64>,
+) -> Result<Plan> {
+    let mut pending = vec![Vec::new()];
+    let mut planned: Option<Plan> = None;
+    let mut first_error = None;
+    let mut runs = 0;
+    while let Some(script) = pending.pop() {
+        runs += 1;
+        let mut planner = Planner::new(identity, slot, now, authentic, None);
+        planner.script = script;
+        let outcome = match run(authentic, sections, &mut planner) {
+            // What the planner cannot evaluate on one path leaves the whole plan unknown.
+            Err(e @ TaError::Suit(Error::Unsupported(_))) => return Err(e),
+            Err(e) => Err(e),
+            Ok(applicable) => planner.finish(&authentic.manifest.components, &applicable),
+        };
+        // Every decision this run took beyond its script, answered the other way.
+        for k in planner.script.len()..planner.decisions.len() {
+            let mut other = planner.decisions[..k].to_vec();
+            other.push(!planner.decisions[k]);
+            pending.push(other);
+        }
+        if runs + pending.len() > MAX_RUNS {
+            return Err(too_many_paths().into());
+        }
+        match outcome {
+            Ok(items) => {
+                if let Some(first) = &planned {
+                    return Err(alternatives(&first.items, &items));
+                }
+                planned = Some(Plan {
+                    items,
+                    trace: planner.trace,
+                });
+            }
+            Err(e) => {
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+    match (planned, first_error) {
+        (Some(plan), _) => Ok(plan),
+        (None, Some(e)) => Err(e),
+        // The first run always ends one way or the other.
+        (None, None) => Err(too_many_paths().into()),
+    }
+}
+
+fn too_many_paths() -> Error {
+    Error::Unsupported(format!(
+        "the manifest's content conditions leave more than {MAX_RUNS} paths to explore"
+    ))
+}
+
+/// Runs `authentic`'s `sections` again over what the TA `computed` per payload (COMMIT);
+/// returns the trace, to be compared with the plan's.
+pub fn verify(
+    authentic: &Authentic<'_>,
+    sections: &[Section],
+    identity: &DeviceIdentity,
+    slot: u64,
+    now: Option<u64>,
+    computed: &[Option<Computed>],
+) -> Result<Vec<Step>> {
+    let mut verifier = Planner::new(identity, slot, now, authentic, Some(computed));
+    run(authentic, sections, &mut verifier)?;
+    Ok(verifier.trace)
+}
+
+/// One run; returns per component whether vendor-id and class-id passed for it.
+fn run(
+    authentic: &Authentic<'_>,
+    sections: &[Section],
+    planner: &mut Planner<'_>,
+) -> Result<Vec<bool>> {
+    let mut processor = Processor::new(authentic, planner);
+    processor.run(sections)?;
+    Ok((0..authentic.manifest.components.len())
+        .map(|c| {
+            processor.passed(c, Condition::VendorId) && processor.passed(c, Condition::ClassId)
+        })
+        .collect())
+}
+
+/// The refusal of a manifest with two successful paths.
+fn alternatives(first: &[Planned], second: &[Planned]) -> TaError {
+    let differing = first
+        .iter()
+        .find(|a| !second.iter().any(|b| b.item == a.item))
+        .or_else(|| {
+            second
+                .iter()
+                .find(|b| !first.iter().any(|a| a.item == b.item))
+        })
+        .map_or(String::from("the plan"), |p| {
+            format!("component {}", p.item.index)
+        });
+    Error::Unsupported(format!(
+        "the manifest accepts alternative contents ({differing} differs between them, e.g. \
+         try-each over image-match); the TA approves exactly one content per component"
+    ))
+    .into()
+}
+
+fn refused(reason: String) -> TaError {
+    TaError::Refused(reason)
+}
+
 impl<'c> Planner<'c> {
-    /// A planner for `components` components; `computed` selects verification mode.
-    pub fn new(
-        identity: DeviceIdentity,
+    fn new(
+        identity: &DeviceIdentity,
         slot: u64,
         now: Option<u64>,
-        components: usize,
+        authentic: &Authentic<'_>,
         computed: Option<&'c [Option<Computed>]>,
     ) -> Self {
+        let components = authentic.manifest.components.len();
         Planner {
-            identity,
+            identity: identity.clone(),
             slot,
             now,
             computed,
             content: vec![None; components],
+            payloads: Vec::new(),
             copied_from: vec![false; components],
+            script: Vec::new(),
+            decisions: Vec::new(),
             trace: Vec::new(),
         }
     }
 
     /// The install plan after a planning run: every component that receives new content and
-    /// is not only a staging source of a copy.
-    pub fn finish(self, components: &[ComponentId<'_>]) -> Result<Vec<Planned>> {
+    /// is not only a staging source of a copy; `applicable[c]` tells whether vendor-id and
+    /// class-id passed for component `c`.
+    fn finish(&self, components: &[ComponentId<'_>], applicable: &[bool]) -> Result<Vec<Planned>> {
         let mut items = Vec::new();
         for (index, content) in self.content.iter().enumerate() {
             let Some(content) = content else { continue };
             if self.copied_from[index] {
                 continue;
             }
-            let mut content = content.clone();
-            let staging = content.from;
-            let (mut fetch_digest, mut fetch_size) = (None, None);
-            if let Some(s) = staging
-                .and_then(|s| self.content.get(s))
-                .and_then(Option::as_ref)
-            {
-                if content.encryption_info.is_some() {
-                    fetch_digest = s.digest.clone();
-                    fetch_size = s.size;
-                } else if content.digest.is_none() {
-                    // A plain copy: the staged bytes are the component's bytes.
-                    content.digest = s.digest.clone();
-                    content.size = content.size.or(s.size);
-                }
-            }
-            if let (PayloadSource::Content(bytes), None, None) =
-                (&content.source, &content.encryption_info, &content.digest)
-            {
-                content.digest = Some(DigestAlg::Sha256.digest(bytes));
-                content.size = Some(bytes.len() as u64);
-            }
-            if content.digest.is_none() && content.encryption_info.is_none() {
-                return Err(Error::Unsupported(format!(
-                    "component {index} receives a payload that the manifest never checks \
-                     (no image-match after fetch/copy): it cannot be approved"
+            let known = &self.payloads[content.payload];
+            let (digest, size) = match (&known.bytes, &content.encryption_info) {
+                (Some(bytes), None) => (
+                    Some(DigestAlg::Sha256.digest(bytes)),
+                    Some(bytes.len() as u64),
+                ),
+                _ => (known.digest.clone(), known.size),
+            };
+            let (Some(digest), Some(size)) = (digest, size) else {
+                return Err(refused(format!(
+                    "component {index} would be installed without a plaintext image-digest and \
+                     image-size that the manifest checks (image-match after the fetch, write or \
+                     copy); the TA approves no payload on an encryption tag alone"
+                )));
+            };
+            if !applicable.get(index).copied().unwrap_or(false) {
+                return Err(refused(format!(
+                    "the manifest installs component {index} without checking both vendor-id \
+                     and class-id for it: it would apply to every device"
                 )));
             }
+            let fetched_payload = content
+                .from
+                .map(|(_, p)| p)
+                .filter(|&p| p != content.payload);
+            let fetched = fetched_payload.map(|p| &self.payloads[p]);
             let id: ComponentIdBytes = components[index].0.iter().map(|p| p.to_vec()).collect();
             items.push(Planned {
                 item: PlanItem {
@@ -150,87 +392,83 @@ impl<'c> Planner<'c> {
                     })?,
                     component_id: id,
                     slot: self.slot,
-                    source: content.source,
-                    size: content.size,
-                    digest: content.digest,
-                    encryption_info: content.encryption_info,
-                    fetch_size,
-                    fetch_digest,
+                    source: content.source.clone(),
+                    size: Some(size),
+                    digest: Some(digest),
+                    encryption_info: content.encryption_info.clone(),
+                    fetch_size: fetched.and_then(|k| k.size),
+                    fetch_digest: fetched.and_then(|k| k.digest.clone()),
                 },
-                staging,
+                staging: content.from.map(|(s, _)| s),
+                payload: content.payload,
+                fetched_payload,
             });
         }
         if items.is_empty() {
             return Err(Error::Unsupported(String::from(
                 "the manifest installs no payload (no fetch, write or copy in payload-fetch/install)",
-            )));
+            ))
+            .into());
         }
         Ok(items)
     }
 
-    fn content_of(&self, c: usize, what: &str) -> Result<&Content> {
+    fn content_of(&self, c: usize, what: &str) -> suit_shared::Result<&Content> {
         self.content.get(c).and_then(Option::as_ref).ok_or_else(|| {
             Error::Unsupported(format!(
                 "{what} on the current content of component {c}, which this update does not \
-                     provide (the TA cannot read the slots)"
+                 provide (the TA cannot read the slots)"
             ))
         })
     }
 
-    fn planned_check(
+    /// Whether component `c`'s content has `digest` (and `size`): from what is known, from
+    /// what the TA computed (verification), or as a decision (planning).
+    fn matches(
         &mut self,
         c: usize,
         digest: &DigestValue,
         size: Option<u64>,
-    ) -> Result<ImageCheck> {
-        self.content_of(c, "an image condition")?;
-        let content = self.content[c]
-            .as_mut()
-            .ok_or(Error::ComponentIndexOutOfRange {
-                index: c as u64,
-                count: 0,
-            })?;
-        match &content.digest {
-            None => content.digest = Some(digest.clone()),
-            Some(d) if d == digest => {}
-            Some(_) => return Ok(ImageCheck::DigestMismatch),
-        }
-        match (content.size, size) {
-            (Some(actual), Some(s)) if actual != s => {
-                return Ok(ImageCheck::SizeMismatch { actual })
+        holds_if_matched: bool,
+    ) -> suit_shared::Result<bool> {
+        let payload = self.content_of(c, "an image condition")?.payload;
+        let from_computed;
+        let known = match (self.computed, &self.payloads[payload].bytes) {
+            (Some(computed), None) => {
+                from_computed = computed
+                    .get(payload)
+                    .and_then(Option::as_ref)
+                    .map(Knowledge::of)
+                    .unwrap_or_default();
+                &from_computed
             }
-            (None, Some(s)) => content.size = Some(s),
-            _ => {}
-        }
-        Ok(ImageCheck::Match)
-    }
-
-    fn verified_check(
-        &self,
-        computed: &[Option<Computed>],
-        c: usize,
-        digest: &DigestValue,
-        size: Option<u64>,
-    ) -> Result<ImageCheck> {
-        self.content_of(c, "an image condition")?;
-        let Some(Some(actual)) = computed.get(c) else {
-            return Ok(ImageCheck::DigestMismatch);
+            _ => &self.payloads[payload],
         };
-        if let Some(s) = size {
-            if s != actual.size {
-                return Ok(ImageCheck::SizeMismatch {
-                    actual: actual.size,
-                });
+        let matched = match (known.matches(c, digest, size)?, self.computed) {
+            (Some(matched), _) => matched,
+            // Verification: content the TA did not compute matches nothing.
+            (None, Some(_)) => false,
+            (None, None) => {
+                if self.decisions.len() == MAX_RUNS {
+                    return Err(too_many_paths());
+                }
+                let holds = self
+                    .script
+                    .get(self.decisions.len())
+                    .copied()
+                    .unwrap_or(true);
+                self.decisions.push(holds);
+                let matched = holds == holds_if_matched;
+                self.payloads[payload].learn(digest, size, matched);
+                matched
             }
-        }
-        Ok(if actual.digest == *digest {
-            ImageCheck::Match
-        } else {
-            ImageCheck::DigestMismatch
-        })
+        };
+        self.trace
+            .push(Step::Check(c, digest.clone(), size, matched));
+        Ok(matched)
     }
 
-    fn set(&mut self, c: usize, content: Content) -> Result<()> {
+    fn set(&mut self, c: usize, content: Content) -> suit_shared::Result<()> {
         let slot = self
             .content
             .get_mut(c)
@@ -241,6 +479,19 @@ impl<'c> Planner<'c> {
         *slot = Some(content);
         Ok(())
     }
+
+    fn new_payload(&mut self, knowledge: Knowledge) -> usize {
+        self.payloads.push(knowledge);
+        self.payloads.len() - 1
+    }
+}
+
+fn digest_value(digest: &SuitDigest<'_>) -> suit_shared::Result<DigestValue> {
+    DigestValue::new(digest.alg, digest.bytes).ok_or(Error::InvalidValue {
+        context: "image-digest",
+        element: "digest",
+        reason: "length does not match its algorithm",
+    })
 }
 
 impl Platform for Planner<'_> {
@@ -257,22 +508,33 @@ impl Platform for Planner<'_> {
         component: ComponentRef<'_, '_>,
         digest: &SuitDigest<'_>,
         size: Option<u64>,
-    ) -> Result<ImageCheck> {
+    ) -> suit_shared::Result<ImageCheck> {
         let c = component.index;
-        let wanted = DigestValue::new(digest.alg, digest.bytes).ok_or(Error::InvalidValue {
-            context: "image-digest",
-            element: "digest",
-            reason: "length does not match its algorithm",
-        })?;
-        let answer = match self.computed {
-            None => self.planned_check(c, &wanted, size)?,
-            Some(computed) => self.verified_check(computed, c, &wanted, size)?,
-        };
-        self.trace.push(Step::Check(c, wanted, size, answer));
-        Ok(answer)
+        let wanted = digest_value(digest)?;
+        if self.matches(c, &wanted, size, true)? {
+            return Ok(ImageCheck::Match);
+        }
+        let payload = self.content_of(c, "an image condition")?.payload;
+        Ok(match (self.payloads[payload].size, size) {
+            (Some(actual), Some(s)) if actual != s => ImageCheck::SizeMismatch { actual },
+            _ => ImageCheck::DigestMismatch,
+        })
     }
 
-    fn check_content(&mut self, component: ComponentRef<'_, '_>, _expected: &[u8]) -> Result<bool> {
+    fn check_image_differs(
+        &mut self,
+        component: ComponentRef<'_, '_>,
+        digest: &SuitDigest<'_>,
+    ) -> suit_shared::Result<bool> {
+        let wanted = digest_value(digest)?;
+        Ok(!self.matches(component.index, &wanted, None, false)?)
+    }
+
+    fn check_content(
+        &mut self,
+        component: ComponentRef<'_, '_>,
+        _expected: &[u8],
+    ) -> suit_shared::Result<bool> {
         Err(Error::Unsupported(format!(
             "check-content on component {} (use image-match)",
             component.index
@@ -284,20 +546,20 @@ impl Platform for Planner<'_> {
         component: ComponentRef<'_, '_>,
         source: FetchSource<'_>,
         params: &ComponentParams<'_>,
-    ) -> Result<()> {
+    ) -> suit_shared::Result<()> {
         let source = match source {
             FetchSource::Uri(uri) => PayloadSource::Uri(String::from(uri)),
             FetchSource::Integrated { uri, .. } => PayloadSource::Integrated(String::from(uri)),
         };
         self.trace
             .push(Step::Fetch(component.index, source.clone()));
+        let payload = self.new_payload(Knowledge::default());
         self.set(
             component.index,
             Content {
                 source,
                 encryption_info: params.encryption_info.map(<[u8]>::to_vec),
-                digest: None,
-                size: None,
+                payload,
                 from: None,
             },
         )
@@ -307,20 +569,25 @@ impl Platform for Planner<'_> {
         &mut self,
         component: ComponentRef<'_, '_>,
         params: &ComponentParams<'_>,
-    ) -> Result<()> {
+    ) -> suit_shared::Result<()> {
         let content = params.content.ok_or(Error::ParameterUnset {
             command: "directive-write",
             parameter: "content",
             component: component.index,
         })?;
         self.trace.push(Step::Write(component.index));
+        // Encrypted content: the planner knows the ciphertext, not the plaintext.
+        let bytes = params.encryption_info.is_none().then(|| content.to_vec());
+        let payload = self.new_payload(Knowledge {
+            bytes,
+            ..Knowledge::default()
+        });
         self.set(
             component.index,
             Content {
                 source: PayloadSource::Content(content.to_vec()),
                 encryption_info: params.encryption_info.map(<[u8]>::to_vec),
-                digest: None,
-                size: None,
+                payload,
                 from: None,
             },
         )
@@ -331,7 +598,7 @@ impl Platform for Planner<'_> {
         component: ComponentRef<'_, '_>,
         source: ComponentRef<'_, '_>,
         params: &ComponentParams<'_>,
-    ) -> Result<()> {
+    ) -> suit_shared::Result<()> {
         let from = self.content_of(source.index, "a copy")?.clone();
         if from.encryption_info.is_some() && params.encryption_info.is_some() {
             return Err(Error::Unsupported(String::from(
@@ -340,6 +607,11 @@ impl Platform for Planner<'_> {
         }
         self.trace.push(Step::Copy(component.index, source.index));
         self.copied_from[source.index] = true;
+        // A decrypting copy makes a new payload (the plaintext); a plain copy the same one.
+        let payload = match params.encryption_info {
+            Some(_) => self.new_payload(Knowledge::default()),
+            None => from.payload,
+        };
         self.set(
             component.index,
             Content {
@@ -348,9 +620,8 @@ impl Platform for Planner<'_> {
                     .encryption_info
                     .map(<[u8]>::to_vec)
                     .or(from.encryption_info),
-                digest: None,
-                size: None,
-                from: Some(source.index),
+                payload,
+                from: Some((source.index, from.payload)),
             },
         )
     }

@@ -14,14 +14,14 @@ use suit_shared::boot::{BootComponent, BootRecord, BootStatus};
 use suit_shared::digest::{DigestAlg, DigestValue};
 use suit_shared::error::Uuid;
 use suit_shared::manifest::Manifest;
-use suit_shared::processor::{DeviceIdentity, Processor, Section};
+use suit_shared::processor::{DeviceIdentity, Section};
 use suit_shared::report::{Reason, Report, ReportResult, INCOMPLETE, TRIAL_FAILED};
 use suit_shared::token::{Claims, Token, NONCE_LEN};
 use suit_shared::verity::VerityParams;
 use suit_shared::{Category, Error};
 
 use crate::error::{Result, TaError};
-use crate::plan::{Computed, Planner, Step};
+use crate::plan::{self, Computed, Step};
 use crate::platform::{Clock, Rng, Storage};
 use crate::state::{Kek, State};
 use crate::stream::{Decrypt, PayloadStream};
@@ -71,7 +71,52 @@ pub struct Config {
     pub max_chunk: usize,
     /// Largest envelope accepted.
     pub max_envelope: usize,
+    /// Which TEE client may use the commands that change state (all but GET_INFO and REPORT).
+    pub client: ClientPolicy,
+    /// A factory build: PROVISION is available (once). Production builds leave it closed.
+    pub factory: bool,
 }
+
+/// Who opened a session, as the TEE vouches for it (GlobalPlatform `gpd.client.identity`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientIdentity {
+    /// The login method ([`abi::login`]).
+    pub login: u32,
+    /// The client UUID: for a Linux user derived by the kernel from its effective uid
+    /// ([`abi::login::LINUX_CLIENT_NAMESPACE`]); nil for a public login.
+    pub uuid: [u8; 16],
+}
+
+impl ClientIdentity {
+    /// A public login: no identity.
+    pub const PUBLIC: ClientIdentity = ClientIdentity {
+        login: abi::login::PUBLIC,
+        uuid: [0; 16],
+    };
+}
+
+/// Which clients may change the TA's state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientPolicy {
+    /// Any client (development only: any process that can open /dev/tee0 may install, roll
+    /// back or provision).
+    Any,
+    /// Only this identity (e.g. the agent's Linux user).
+    Only(ClientIdentity),
+}
+
+impl ClientPolicy {
+    /// Whether `client` may change state.
+    pub fn allows(&self, client: &ClientIdentity) -> bool {
+        match self {
+            ClientPolicy::Any => true,
+            ClientPolicy::Only(allowed) => allowed == client,
+        }
+    }
+}
+
+/// Most sessions open at once; more are refused (each may hold an update in TA memory).
+pub const MAX_SESSIONS: usize = 16;
 
 /// One GlobalPlatform parameter as the core sees it: inputs already copied into TA memory,
 /// outputs as capacities.
@@ -110,6 +155,19 @@ pub enum TeeError {
     /// The session id is not open.
     #[error("no such session")]
     NoSession,
+    /// An input is larger than this command ever needs; refused before it is parsed.
+    #[error("parameter {param} holds {size} bytes, more than the {limit} this command accepts")]
+    ExcessData {
+        /// The parameter index.
+        param: usize,
+        /// Its size.
+        size: usize,
+        /// The command's limit for it.
+        limit: usize,
+    },
+    /// Too many sessions are open.
+    #[error("too many sessions are open")]
+    Busy,
 }
 
 impl TeeError {
@@ -119,6 +177,8 @@ impl TeeError {
             TeeError::BadParameters(_) => abi::tee::ERROR_BAD_PARAMETERS,
             TeeError::ShortBuffer { .. } => abi::tee::ERROR_SHORT_BUFFER,
             TeeError::NoSession => abi::tee::ERROR_BAD_STATE,
+            TeeError::ExcessData { .. } => abi::tee::ERROR_EXCESS_DATA,
+            TeeError::Busy => abi::tee::ERROR_BUSY,
         }
     }
 }
@@ -147,6 +207,10 @@ struct Item {
     plan: PlanItem,
     /// The staging component the bytes pass through (source of a copy), if any.
     staging: Option<usize>,
+    /// The payload of the plan the item installs.
+    payload: usize,
+    /// The payload of the plan its bytes arrive as, when they are decrypted on the way.
+    fetched_payload: Option<usize>,
     /// Digest and size of the bytes as streamed (before decryption), once approved.
     fetched: Option<Computed>,
     /// The dm-verity tree of the approved plaintext, once approved (verified boot).
@@ -173,10 +237,18 @@ struct Update {
     items: Vec<Item>,
     trace: Vec<Step>,
     committed: bool,
+    /// The verifier's nonce given to LOAD_MANIFEST, carried into every token.
+    verifier_nonce: Option<Vec<u8>>,
 }
 
-#[derive(Default)]
 struct Session {
+    /// Whether the client may use the commands that change state.
+    trusted: bool,
+    /// This session committed an install: it may not CONFIRM it, even after ABORT (the
+    /// confirmation belongs to the trial boot, in a new session).
+    committed: bool,
+    /// The reference of the envelope the current LOAD_MANIFEST authenticated, if it did.
+    authenticated: Option<(alloc::string::String, DigestValue)>,
     nonce: [u8; NONCE_LEN],
     update: Option<Update>,
     confirm: Vec<Option<Computed>>,
@@ -190,27 +262,6 @@ struct Attempt {
     manifest_uri: alloc::string::String,
     manifest_digest: DigestValue,
     result: ReportResult,
-}
-
-/// The reference (reference-uri, manifest digest) of an envelope as far as it decodes; the
-/// digest of the raw input when it does not.
-fn envelope_reference(envelope: &[u8]) -> (alloc::string::String, DigestValue) {
-    let Ok(env) = suit_shared::envelope::Envelope::decode(envelope) else {
-        return (
-            alloc::string::String::new(),
-            Report::digest_of_input(envelope),
-        );
-    };
-    let digest = env
-        .auth
-        .as_ref()
-        .and_then(|a| DigestValue::new(a.digest.alg, a.digest.bytes))
-        .unwrap_or_else(|| Report::digest_of_input(envelope));
-    let uri = Manifest::decode_unauthenticated(&env)
-        .ok()
-        .and_then(|m| m.reference_uri.map(alloc::string::String::from))
-        .unwrap_or_default();
-    (uri, digest)
 }
 
 fn failure(e: &TaError) -> ReportResult {
@@ -255,14 +306,49 @@ impl<S: Storage, R: Rng, C: Clock> Ta<S, R, C> {
         self.storage
     }
 
-    /// Opens a session with a fresh random nonce.
-    pub fn open_session(&mut self) -> SessionId {
-        let id = self.next_session;
-        self.next_session = self.next_session.wrapping_add(1).max(1);
-        let mut session = Session::default();
+    /// Opens a session for `client` with a fresh random nonce; never reuses the id of a live
+    /// session. Fails when [`MAX_SESSIONS`] are open.
+    pub fn open_session(
+        &mut self,
+        client: ClientIdentity,
+    ) -> core::result::Result<SessionId, TeeError> {
+        if self.sessions.len() >= MAX_SESSIONS {
+            return Err(TeeError::Busy);
+        }
+        // Fewer than MAX_SESSIONS ids are taken, so a free one is found within that many steps.
+        let mut id = self.next_session;
+        while self.sessions.contains_key(&id) {
+            id = id.wrapping_add(1).max(1);
+        }
+        self.next_session = id.wrapping_add(1).max(1);
+        let mut session = Session {
+            trusted: self.config.client.allows(&client),
+            committed: false,
+            authenticated: None,
+            nonce: [0; NONCE_LEN],
+            update: None,
+            confirm: Vec::new(),
+            confirming: None,
+            attempt: None,
+        };
         self.rng.fill(&mut session.nonce);
         self.sessions.insert(id, session);
-        id
+        Ok(id)
+    }
+
+    /// The largest input the glue may copy for parameter `param` of `command`: the request's
+    /// cap ([`CommandId::max_request`]), the envelope or chunk limit for bulk input, 0 when
+    /// the command takes no input there (or is unknown).
+    pub fn input_limit(&self, command: u32, param: usize) -> usize {
+        let Some(command) = CommandId::from_u32(command) else {
+            return 0;
+        };
+        match param {
+            abi::PARAM_REQUEST => command.max_request(),
+            abi::PARAM_DATA_IN if command == CommandId::LoadManifest => self.config.max_envelope,
+            abi::PARAM_DATA_IN if command.data_in() => self.config.max_chunk,
+            _ => 0,
+        }
     }
 
     /// Closes a session, dropping any update it held.
@@ -290,6 +376,13 @@ impl<S: Storage, R: Rng, C: Clock> Ta<S, R, C> {
                 "parameter 0 must be a memref input (request)",
             ));
         };
+        if request.len() > command.max_request() {
+            return Err(TeeError::ExcessData {
+                param: abi::PARAM_REQUEST,
+                size: request.len(),
+                limit: command.max_request(),
+            });
+        }
         let Param::MemrefOutput(response_capacity) = params[abi::PARAM_RESPONSE] else {
             return Err(TeeError::BadParameters(
                 "parameter 1 must be a memref output (response)",
@@ -342,7 +435,15 @@ impl<S: Storage, R: Rng, C: Clock> Ta<S, R, C> {
         let mut out = Vec::new();
         let result = Request::decode(command, request)
             .map_err(TaError::from)
-            .and_then(|req| self.dispatch(id, req, data.unwrap_or_default(), &mut out));
+            .and_then(|req| {
+                self.dispatch(
+                    id,
+                    req,
+                    data.unwrap_or_default(),
+                    response_capacity,
+                    &mut out,
+                )
+            });
         let result = result.map_err(|e| e.rejection());
         let mut response = encode_response(&result);
         if response.len() > response_capacity {
@@ -381,13 +482,14 @@ impl<S: Storage, R: Rng, C: Clock> Ta<S, R, C> {
         id: SessionId,
         req: Request,
         data: &[u8],
+        capacity: usize,
         out: &mut Vec<u8>,
     ) -> Result<Reply> {
         let mut session = self
             .sessions
             .remove(&id)
             .ok_or_else(|| TaError::order(req.command(), "no session"))?;
-        let result = self.run(id, &mut session, req, data, out);
+        let result = self.run(id, &mut session, req, data, capacity, out);
         self.sessions.insert(id, session);
         result
     }
@@ -398,8 +500,17 @@ impl<S: Storage, R: Rng, C: Clock> Ta<S, R, C> {
         s: &mut Session,
         req: Request,
         data: &[u8],
+        capacity: usize,
         out: &mut Vec<u8>,
     ) -> Result<Reply> {
+        let command = req.command();
+        if !s.trusted && !matches!(command, CommandId::GetInfo | CommandId::Report) {
+            return Err(TaError::order(
+                command,
+                "this TEE client is not the one the TA was built to obey (TA_CLIENT); only \
+                 GET_INFO and REPORT are open to other clients",
+            ));
+        }
         if data.len() > self.config.max_chunk && !matches!(req, Request::LoadManifest { .. }) {
             return Err(TaError::TooLarge {
                 what: "a data chunk",
@@ -407,7 +518,7 @@ impl<S: Storage, R: Rng, C: Clock> Ta<S, R, C> {
                 limit: self.config.max_chunk,
             });
         }
-        let command = req.command();
+        s.authenticated = None;
         let pending = match command {
             CommandId::Confirm | CommandId::Rollback => match self.state().map(|st| &st.install) {
                 Ok(InstallState::Trial(p)) => Some(p.clone()),
@@ -415,9 +526,23 @@ impl<S: Storage, R: Rng, C: Clock> Ta<S, R, C> {
             },
             _ => None,
         };
-        let result = self.execute(id, s, req, data, out);
+        let result = self.execute(id, s, req, data, capacity, out);
         Self::note_attempt(s, command, data, pending, &result);
         result
+    }
+
+    /// Fails unless `reply` encodes within `capacity` (checked before any state changes, so
+    /// that a reply too large for the client's buffer never follows a change it reports).
+    fn fits(reply: &Reply, capacity: usize) -> Result<()> {
+        let size = encode_response(&Ok(reply.clone())).len();
+        if size > capacity {
+            return Err(TaError::TooLarge {
+                what: "the response",
+                size,
+                limit: capacity,
+            });
+        }
+        Ok(())
     }
 
     /// Records what REPORT will say about this session's attempt.
@@ -430,7 +555,10 @@ impl<S: Storage, R: Rng, C: Clock> Ta<S, R, C> {
     ) {
         match (command, result) {
             (CommandId::LoadManifest, _) => {
-                let (manifest_uri, manifest_digest) = envelope_reference(data);
+                // What an envelope says about itself is only reported once it authenticated.
+                let (manifest_uri, manifest_digest) = s.authenticated.take().unwrap_or_else(|| {
+                    (alloc::string::String::new(), Report::digest_of_input(data))
+                });
                 let result = match result {
                     // Success only once committed.
                     Ok(_) => ReportResult::Failure {
@@ -448,8 +576,9 @@ impl<S: Storage, R: Rng, C: Clock> Ta<S, R, C> {
                 });
             }
             (CommandId::Commit, Ok(_)) => {
+                // Success only once the trial boot confirms it.
                 if let Some(a) = s.attempt.as_mut() {
-                    a.result = ReportResult::Success;
+                    a.result = ReportResult::Pending;
                 }
             }
             (
@@ -518,27 +647,30 @@ impl<S: Storage, R: Rng, C: Clock> Ta<S, R, C> {
         s: &mut Session,
         req: Request,
         data: &[u8],
+        capacity: usize,
         out: &mut Vec<u8>,
     ) -> Result<Reply> {
         match req {
             Request::GetInfo => self.get_info().map(|i| Reply::Info(Box::new(i))),
             Request::Report { nonce } => self.report(s, nonce),
-            Request::LoadManifest { target_slot } => self.load_manifest(id, s, target_slot, data),
+            Request::LoadManifest { target_slot, nonce } => {
+                self.load_manifest(id, s, (target_slot, nonce), data)
+            }
             Request::PayloadUpdate { component, offset } => {
                 self.payload_update(s, component, offset, data)
             }
-            Request::PayloadFinal { component } => self.payload_final(s, component),
+            Request::PayloadFinal { component } => self.payload_final(s, component, capacity),
             Request::DecryptForInstall {
                 component,
                 token,
                 offset,
                 last,
             } => self.decrypt_for_install(s, component, &token, (offset, last), data, out),
-            Request::Commit { tokens } => self.commit(id, s, &tokens),
+            Request::Commit { tokens } => self.commit(id, s, &tokens, capacity),
             Request::ConfirmUpdate { component, offset } => {
                 self.confirm_update(s, component, offset, data)
             }
-            Request::Confirm => self.confirm(s),
+            Request::Confirm => self.confirm(s, capacity),
             Request::Rollback => self.rollback(id, s),
             Request::Abort => {
                 s.update = None;
@@ -634,7 +766,7 @@ impl<S: Storage, R: Rng, C: Clock> Ta<S, R, C> {
         &mut self,
         id: SessionId,
         s: &mut Session,
-        slot: u64,
+        (slot, verifier_nonce): (u64, Option<Vec<u8>>),
         envelope: &[u8],
     ) -> Result<Reply> {
         const CMD: CommandId = CommandId::LoadManifest;
@@ -673,29 +805,40 @@ impl<S: Storage, R: Rng, C: Clock> Ta<S, R, C> {
         // authentication.
         let authentic = Manifest::authenticate(envelope, &config.anchors)?;
         let manifest = &authentic.manifest;
+        if let Some(auth) = &authentic.envelope.auth {
+            if let Some(digest) = DigestValue::new(auth.digest.alg, auth.digest.bytes) {
+                let uri = manifest.reference_uri.map(alloc::string::String::from);
+                s.authenticated = Some((uri.unwrap_or_default(), digest));
+            }
+        }
         for component in &manifest.components {
             let id: abi::ComponentIdBytes = component.0.iter().map(|p| p.to_vec()).collect();
+            let mut encoded = suit_shared::cbor::Writer::new();
+            abi::write_component_id(&mut encoded, &id);
+            let size = encoded.into_bytes().len();
+            if size > abi::MAX_COMPONENT_ID {
+                return Err(TaError::TooLarge {
+                    what: "a component id",
+                    size,
+                    limit: abi::MAX_COMPONENT_ID,
+                });
+            }
             manifest.check_sequence_number(state.floor(&id))?;
         }
-        let mut planner = Planner::new(
-            Self::identity(&state, &config),
+        let plan::Plan {
+            items: planned,
+            trace,
+        } = plan::plan(
+            &authentic,
+            &SECTIONS,
+            &Self::identity(&state, &config),
             slot,
             now,
-            manifest.components.len(),
-            None,
-        );
-        Processor::new(&authentic, &mut planner).run(&SECTIONS)?;
-        let trace = core::mem::take(&mut planner.trace);
-        let planned = planner.finish(&manifest.components)?;
+        )?;
         let items: Vec<PlanItem> = planned.iter().map(|p| p.item.clone()).collect();
         for item in &items {
             if let Some(info) = &item.encryption_info {
-                crate::crypto::check_recipient(
-                    info,
-                    item.digest.is_some(),
-                    item.index as usize,
-                    &state,
-                )?;
+                crate::crypto::check_recipient(info, &state)?;
             }
         }
         let auth = authentic
@@ -725,6 +868,8 @@ impl<S: Storage, R: Rng, C: Clock> Ta<S, R, C> {
                 .map(|p| Item {
                     plan: p.item,
                     staging: p.staging,
+                    payload: p.payload,
+                    fetched_payload: p.fetched_payload,
                     fetched: None,
                     verity: None,
                     state: ItemState::Pending,
@@ -732,6 +877,7 @@ impl<S: Storage, R: Rng, C: Clock> Ta<S, R, C> {
                 .collect(),
             trace,
             committed: false,
+            verifier_nonce,
         });
         self.update_owner = Some(id);
         Ok(Reply::Plan(plan))
@@ -857,10 +1003,11 @@ impl<S: Storage, R: Rng, C: Clock> Ta<S, R, C> {
             image_digest: computed.digest.clone(),
             image_size: computed.size,
             nonce,
+            verifier_nonce: update.verifier_nonce.clone(),
         }
     }
 
-    fn payload_final(&mut self, s: &mut Session, component: u32) -> Result<Reply> {
+    fn payload_final(&mut self, s: &mut Session, component: u32, capacity: usize) -> Result<Reply> {
         const CMD: CommandId = CommandId::PayloadFinal;
         let nonce = s.nonce;
         let update = Self::open_update(s, CMD)?;
@@ -914,15 +1061,18 @@ impl<S: Storage, R: Rng, C: Clock> Ta<S, R, C> {
         let key = self.state()?.device_key.clone();
         let update = Self::open_update(s, CMD)?;
         let token = Self::claims(update, &plan, &computed, nonce).sign(&key)?;
+        let reply = Reply::Approval(Approval {
+            token,
+            digest: computed.digest.clone(),
+            size: computed.size,
+        });
+        // The stream is consumed: on a reply too large the component streams again from 0.
+        Self::fits(&reply, capacity)?;
         let item = Self::item(update, CMD, component)?;
         item.fetched = fetched;
         item.verity = verity;
-        item.state = ItemState::Approved(computed.clone());
-        Ok(Reply::Approval(Approval {
-            token,
-            digest: computed.digest,
-            size: computed.size,
-        }))
+        item.state = ItemState::Approved(computed);
+        Ok(reply)
     }
 
     fn check_token(&mut self, token: &[u8], expected: &Claims) -> Result<()> {
@@ -1013,7 +1163,13 @@ impl<S: Storage, R: Rng, C: Clock> Ta<S, R, C> {
         })
     }
 
-    fn commit(&mut self, id: SessionId, s: &mut Session, tokens: &[Vec<u8>]) -> Result<Reply> {
+    fn commit(
+        &mut self,
+        id: SessionId,
+        s: &mut Session,
+        tokens: &[Vec<u8>],
+        capacity: usize,
+    ) -> Result<Reply> {
         const CMD: CommandId = CommandId::Commit;
         let nonce = s.nonce;
         let update = Self::open_update(s, CMD)?;
@@ -1025,7 +1181,15 @@ impl<S: Storage, R: Rng, C: Clock> Ta<S, R, C> {
             )));
         }
         let mut expected = Vec::new();
-        let mut computed = alloc::vec![None; suit_shared::manifest::MAX_COMPONENTS];
+        // What the TA computed, per payload of the plan.
+        let payloads = update
+            .items
+            .iter()
+            .flat_map(|i| [Some(i.payload), i.fetched_payload])
+            .flatten()
+            .max()
+            .map_or(0, |p| p + 1);
+        let mut computed = alloc::vec![None; payloads];
         for item in &update.items {
             let index = item.plan.index;
             let ok = match (&item.state, &item.plan.encryption_info) {
@@ -1044,13 +1208,11 @@ impl<S: Storage, R: Rng, C: Clock> Ta<S, R, C> {
                 ));
             };
             expected.push(Self::claims(update, &item.plan, c, nonce));
-            if let Some(slot) = computed.get_mut(index as usize) {
+            if let Some(slot) = computed.get_mut(item.payload) {
                 *slot = Some(c.clone());
             }
-            if let Some(staging) = item.staging {
-                if let Some(slot) = computed.get_mut(staging) {
-                    *slot = item.fetched.clone();
-                }
+            if let Some(slot) = item.fetched_payload.and_then(|p| computed.get_mut(p)) {
+                *slot = item.fetched.clone();
             }
         }
         let envelope = update.envelope.clone();
@@ -1092,18 +1254,19 @@ impl<S: Storage, R: Rng, C: Clock> Ta<S, R, C> {
             }
         }
         let authentic = Manifest::authenticate(&envelope, &config.anchors)?;
-        let mut verifier = Planner::new(
-            Self::identity(&state, &config),
+        let again = plan::verify(
+            &authentic,
+            &SECTIONS,
+            &Self::identity(&state, &config),
             slot,
             now,
-            authentic.manifest.components.len(),
-            Some(&computed),
-        );
-        Processor::new(&authentic, &mut verifier).run(&SECTIONS)?;
-        if verifier.trace != trace {
+            &computed,
+        )?;
+        if again != trace {
             return Err(TaError::Diverged);
         }
-        let record = pending.clone();
+        let reply = Reply::Committed(pending.clone());
+        Self::fits(&reply, capacity)?;
         let boot = BootRecord {
             slot,
             sequence_number: pending.sequence_number,
@@ -1120,6 +1283,7 @@ impl<S: Storage, R: Rng, C: Clock> Ta<S, R, C> {
                 })
                 .collect(),
         };
+        let record = pending;
         self.change_state(|st| {
             st.install = InstallState::Trial(record);
             st.set_boot_record(boot);
@@ -1128,14 +1292,15 @@ impl<S: Storage, R: Rng, C: Clock> Ta<S, R, C> {
         if let Some(u) = s.update.as_mut() {
             u.committed = true;
         }
+        s.committed = true;
         if self.update_owner == Some(id) {
             self.update_owner = None;
         }
-        Ok(Reply::Committed(pending))
+        Ok(reply)
     }
 
     fn pending_for_confirm(&mut self, s: &Session, command: CommandId) -> Result<PendingInstall> {
-        if s.update.as_ref().is_some_and(|u| u.committed) {
+        if s.committed {
             return Err(TaError::order(
                 command,
                 "this session committed the install; confirm from the trial boot (a new session)",
@@ -1192,7 +1357,7 @@ impl<S: Storage, R: Rng, C: Clock> Ta<S, R, C> {
         Ok(Reply::Done)
     }
 
-    fn confirm(&mut self, s: &mut Session) -> Result<Reply> {
+    fn confirm(&mut self, s: &mut Session, capacity: usize) -> Result<Reply> {
         const CMD: CommandId = CommandId::Confirm;
         let pending = self.pending_for_confirm(s, CMD)?;
         if s.confirm.len() != pending.components.len() {
@@ -1229,9 +1394,12 @@ impl<S: Storage, R: Rng, C: Clock> Ta<S, R, C> {
             }
         }
         s.confirm.clear();
+        let mut reply = Reply::Done;
         self.change_state(|st| {
+            let mut floors = Vec::new();
             for c in &pending.components {
                 st.raise_floor(&c.component_id, pending.sequence_number);
+                floors.push((c.component_id.clone(), st.floor(&c.component_id)));
             }
             st.install = InstallState::Idle;
             st.last_outcome = LastOutcome::Confirmed;
@@ -1241,9 +1409,10 @@ impl<S: Storage, R: Rng, C: Clock> Ta<S, R, C> {
                     st.set_boot_record(record);
                 }
             }
-            Ok(())
+            reply = Reply::Confirmed(floors);
+            Self::fits(&reply, capacity)
         })?;
-        Ok(Reply::Confirmed(self.state()?.floors.clone()))
+        Ok(reply)
     }
 
     fn rollback(&mut self, id: SessionId, s: &mut Session) -> Result<Reply> {
@@ -1321,6 +1490,13 @@ impl<S: Storage, R: Rng, C: Clock> Ta<S, R, C> {
 
     fn provision(&mut self, p: &Provisioning) -> Result<Reply> {
         const CMD: CommandId = CommandId::Provision;
+        if !self.config.factory {
+            return Err(TaError::order(
+                CMD,
+                "this TA is a production build: provisioning is only available in a factory \
+                 build (TA_FACTORY=1)",
+            ));
+        }
         if self.state()?.provisioned {
             return Err(TaError::order(
                 CMD,
@@ -1351,3 +1527,6 @@ impl<S: Storage, R: Rng, C: Clock> Ta<S, R, C> {
         Ok(Reply::Done)
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -123,6 +123,9 @@ impl HttpClient {
         let response = self
             .agent
             .post(url_text)
+            .config()
+            .https_only(url.scheme() == "https")
+            .build()
             .header("Content-Type", content_type)
             .send(body)
             .map_err(|e| classify(url_text, e))?;
@@ -161,7 +164,14 @@ impl HttpClient {
             staged.discard()?;
             offset = 0;
         }
-        let mut request = self.agent.get(url_text);
+        // A redirect from https to http would drop the server's authentication (and the
+        // transfer's confidentiality): every hop of an https request must stay https.
+        let mut request = self
+            .agent
+            .get(url_text)
+            .config()
+            .https_only(url.scheme() == "https")
+            .build();
         if offset > 0 {
             request = request.header("Range", format!("bytes={offset}-"));
             if let Some(validator) = origin.as_ref().and_then(PartialOrigin::validator) {
@@ -342,6 +352,7 @@ fn classify(url: &str, error: ureq::Error) -> FetchError {
     let url = url.to_string();
     let reason = error.to_string();
     match error {
+        ureq::Error::RequireHttpsOnly(to) => FetchError::Downgrade { url, to },
         ureq::Error::Tls(_) | ureq::Error::Pem(_) => FetchError::Tls { url, reason },
         ureq::Error::Rustls(ref tls) if is_about_the_peer(tls) => FetchError::Tls { url, reason },
         ureq::Error::Io(ref io)

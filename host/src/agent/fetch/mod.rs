@@ -24,7 +24,8 @@
 //! the bytes later written, even if the stick is changed or removed in between.
 //!
 //! HTTPS uses rustls (ring provider) with the config's CA files and, unless disabled, the
-//! system's CA store. No proxy from the environment is used, and responses are requested
+//! system's CA store; redirects are followed, but never from `https://` to `http://`
+//! ([`FetchError::Downgrade`]). No proxy from the environment is used, and responses are requested
 //! without content encoding, so that byte ranges and sizes are those of the file itself.
 
 use std::ffi::OsString;
@@ -154,6 +155,15 @@ pub enum FetchError {
         url: String,
         /// What happened.
         reason: String,
+    },
+    /// An `https://` request was redirected to a plain `http://` URL, which is refused: the
+    /// redirect would drop the server's authentication.
+    #[error("{url}: refusing the redirect to {to}: a downgrade from https to http")]
+    Downgrade {
+        /// The URL requested.
+        url: String,
+        /// Where the server redirected to.
+        to: String,
     },
     /// The request itself is wrong (bad URL, redirect loop).
     #[error("{url}: {reason}")]
