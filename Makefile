@@ -60,6 +60,7 @@ clippy:
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
 unit:
+	@bash qemu/debian.sh host-tools cryptsetup-bin   # veritysetup, for shared/tests/verity_veritysetup.rs
 	$(CARGO) test --workspace
 
 host:

@@ -7,6 +7,7 @@
 #                       uboot-env.img (pflash)
 #   Image               the kernel (linux-image-*-cloud-arm64)
 #   initramfs.cpio.gz   busybox, glibc, libgcc_s, tee-supplicant, libteec, xtest + its TAs,
+#                       dmsetup (+ libdevmapper and its libraries, for dm-verity),
 #                       kernel modules and qemu/init.sh as /init (TA/agent/scenario are added
 #                       per run by qemu/run.sh as a second cpio archive)
 #   rootfs/             the unpacked initramfs tree (qemu/run.sh checks added binaries against it)
@@ -29,8 +30,12 @@ exec 9>"$C/.lock"; flock 9   # one builder at a time (parallel test runs, make -
 HOST_PACKAGES=(qemu-system-arm gcc-aarch64-linux-gnu binutils-aarch64-linux-gnu u-boot-tools dpkg-dev
                device-tree-compiler cpio xz-utils gzip make gcc e2fsprogs python3)
 TARGET_PACKAGES=(optee-os tee-supplicant libteec2 libckteec0t64 optee-test-qemu busybox-static libc6 libgcc-s1
-                 libssl3t64 zlib1g libzstd1)
+                 libssl3t64 zlib1g libzstd1
+                 dmsetup libdevmapper1.02.1 libselinux1 libudev1 libpcre2-8-0 libcap2)
 MODULES=(tee optee virtio_blk failover net_failover virtio_net)   # load order, see init.sh
+# device-mapper and dm-verity for the verified boot of the slots: loaded after MODULES when the
+# kernel ships them as modules; a kernel with them built in has none of these files.
+OPTIONAL_MODULES=(dm-mod dm-bufio reed_solomon dm-verity)
 
 # ---- fast path: nothing changed since the last complete build ----
 inputs_key() {
@@ -143,7 +148,8 @@ multiarch=usr/lib/aarch64-linux-gnu
 cp "${P[busybox-static]}/usr/bin/busybox" "$R/usr/bin/busybox"
 ln -s busybox "$R/usr/bin/sh"   # for #!/bin/sh; init installs the other applet links
 # shared libraries (glibc without gconv, and what xtest / the agent need)
-for pkg in libc6 libgcc-s1 libteec2 libckteec0t64 libssl3t64 zlib1g libzstd1; do
+for pkg in libc6 libgcc-s1 libteec2 libckteec0t64 libssl3t64 zlib1g libzstd1 \
+           libdevmapper1.02.1 libselinux1 libudev1 libpcre2-8-0 libcap2; do
     find "${P[$pkg]}/$multiarch" -maxdepth 1 \( -name '*.so' -o -name '*.so.*' \) \
         -exec cp -a {} "$R/$multiarch/" \;
 done
@@ -151,6 +157,8 @@ cp -a "${P[libc6]}/usr/lib/ld-linux-aarch64.so.1" "$R/usr/lib/"
 # OP-TEE normal world
 cp "${P[tee-supplicant]}/usr/sbin/tee-supplicant" "$R/usr/sbin/"
 cp "${P[optee-test-qemu]}/usr/bin/xtest" "$R/usr/bin/"
+# device-mapper: the boot stage sets up the slots' dm-verity devices with it
+cp "${P[dmsetup]}/usr/sbin/dmsetup" "$R/usr/sbin/"
 mkdir -p "$R/usr/lib/optee_armtz" "$R/usr/lib/tee-supplicant/plugins"
 cp "${P[optee-test-qemu]}"/usr/lib/optee_armtz/*.ta "$R/usr/lib/optee_armtz/"
 if [ -d "${P[optee-test-qemu]}/usr/lib/tee-supplicant/plugins" ]; then
@@ -162,7 +170,14 @@ for m in "${MODULES[@]}"; do
     [ -n "$ko" ] || die "kernel module $m not found in $kpkg"
     case "$ko" in *.xz) xz -dc "$ko" ;; *) cat "$ko" ;; esac > "$R/usr/lib/modules/$m.ko"
 done
-echo "${MODULES[*]}" > "$R/usr/lib/modules/load-order"
+loaded=("${MODULES[@]}")
+for m in "${OPTIONAL_MODULES[@]}"; do
+    ko=$(find "$K/usr/lib/modules" -name "$m.ko*" | head -n1)
+    if [ -z "$ko" ]; then say "kernel module $m not in $kpkg (built in, or dm-verity unavailable)"; continue; fi
+    case "$ko" in *.xz) xz -dc "$ko" ;; *) cat "$ko" ;; esac > "$R/usr/lib/modules/$m.ko"
+    loaded+=("$m")
+done
+echo "${loaded[*]}" > "$R/usr/lib/modules/load-order"
 install -m 0755 "$here/init.sh" "$R/init"
 printf 'root:x:0:0:root:/root:/bin/sh\n' > "$R/etc/passwd"
 printf 'root:x:0:\n' > "$R/etc/group"
@@ -179,7 +194,7 @@ check_needed() {   # ROOT FILE...
     done
     return $missing
 }
-check_needed "$R" "$R/usr/sbin/tee-supplicant" "$R/usr/bin/xtest" "$R"/$multiarch/*.so* \
+check_needed "$R" "$R/usr/sbin/tee-supplicant" "$R/usr/bin/xtest" "$R/usr/sbin/dmsetup" "$R"/$multiarch/*.so* \
     || die "shared libraries missing from the initramfs (above)"
 
 say "packing initramfs"

@@ -8,11 +8,18 @@
 #   3. mounts the data disk (ext4) at /data; OP-TEE's REE-FS secure storage
 #      /var/lib/optee-client/data/tee lives on it (/data/tee, bind-mounted), as does the agent's
 #      state /data/suit-agent (with staging/) and the boot state /data/boot/bootstate;
-#   4. boot decision from /data/boot/bootstate (lines BOOT_ORDER=A B, BOOT_A_LEFT=3,
-#      BOOT_B_LEFT=3): the first slot of BOOT_ORDER with LEFT > 0 is booted and its LEFT
-#      decremented (file rewritten atomically); if none is left, both are reset to 3 first;
-#      the booted slot goes to /run/suit/booted-slot; its disk is mounted read-only at /slot;
-#   5. starts tee-supplicant (after /data is mounted), configures lo and eth0 (10.0.2.15),
+#   4. starts tee-supplicant (after /data is mounted: secure storage lives there);
+#   5. boot decision from /data/boot/bootstate (lines BOOT_ORDER=A B, BOOT_A_LEFT=3,
+#      BOOT_B_LEFT=3), RAUC semantics: the slots of BOOT_ORDER with LEFT > 0 in that order (if
+#      none is left, both are reset to 3 first), then the other slot as a fallback. Verified
+#      boot: each candidate is asked of the TA (`suit-agent boot-verify --slot X`, BOOT_VERIFY)
+#      and mapped through dm-verity with the TA's root hash; its application files are read
+#      through it (a tampered block fails there). The first that passes is booted: its LEFT is
+#      decremented (file rewritten atomically), the slot goes to /run/suit/booted-slot and the
+#      verified device is mounted read-only at /slot. A refused or failing slot is never
+#      mounted otherwise. No slot passes: "SUIT-BOOT: recovery: <why>", no application runs.
+#      (An image without the agent — the harness's own checks — mounts slots unverified and
+#      says so.) Then lo and eth0 (10.0.2.15) are configured,
 #   6. when the update agent is installed (/usr/bin/suit-agent and /etc/suit-agent/config.toml),
 #      runs `suit-agent boot-check` as the init system's oneshot unit would: it confirms a
 #      healthy trial boot, rolls back after a failed one, marks an ordinary boot good; if it
@@ -36,6 +43,7 @@ boot() { echo "SUIT-BOOT: $*"; }
 finish() {
     sync
     umount /slot 2>/dev/null
+    dmsetup remove_all 2>/dev/null
     umount /media/usb 2>/dev/null
     umount /var/lib/optee-client/data/tee 2>/dev/null
     umount /data 2>/dev/null
@@ -51,6 +59,13 @@ say "start (kernel $(uname -r), uptime $(cut -d' ' -f1 /proc/uptime) s)"
 for m in $(cat /lib/modules/load-order); do
     insmod "/lib/modules/$m.ko" || fatal "insmod $m failed"
 done
+# device-mapper without udev: libdevmapper creates the /dev/mapper nodes itself
+export DM_DISABLE_UDEV=1
+if dmsetup targets 2>/dev/null | grep -q '^verity'; then
+    say "dm-verity available ($(dmsetup targets | awk '$1 == "verity" { print $1, $2 }'))"
+else
+    say "WARNING: no dm-verity target in this kernel: verified slots cannot be mounted"
+fi
 
 # ---- disks by serial ----
 i=0
@@ -74,7 +89,21 @@ fi
 mkdir -p /data/tee /data/suit-agent/staging /data/boot /var/lib/optee-client/data/tee
 mount -o bind /data/tee /var/lib/optee-client/data/tee || fatal "cannot bind /data/tee"
 
-# ---- boot decision (RAUC semantics) ----
+# ---- TEE ----
+i=0
+while [ ! -e /dev/teepriv0 ] && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
+[ -e /dev/teepriv0 ] || fatal "no /dev/teepriv0: OP-TEE driver did not probe (see the secure UART log)"
+# RPMB variant: OP-TEE reaches RPMB through the kernel's RPMB subsystem (routing model "kernel",
+# not "user" = through tee-supplicant); wait for the eMMC's RPMB device and report it
+if [ "$(cat /sys/class/tee/tee0/rpmb_routing_model 2>/dev/null)" = kernel ]; then
+    i=0
+    while [ -z "$(ls /sys/class/rpmb 2>/dev/null)" ] && [ $i -lt 30 ]; do sleep 0.1; i=$((i + 1)); done
+    say "rpmb routing=kernel devices=$(ls /sys/class/rpmb 2>/dev/null | tr '\n' ' ')cid=$(cat /sys/bus/mmc/devices/*/cid 2>/dev/null | head -n1)"
+fi
+tee-supplicant -d || fatal "tee-supplicant did not start"
+say "tee-supplicant started (secure storage on /data/tee)"
+
+# ---- boot decision (RAUC semantics), verified through the TA ----
 BS=/data/boot/bootstate
 BOOT_ORDER="A B"; BOOT_A_LEFT=3; BOOT_B_LEFT=3; extra=""
 write_bootstate() {
@@ -109,54 +138,90 @@ for s in $BOOT_ORDER; do
     case "$s" in A|B) order="$order $s" ;; *) boot "ignoring unknown slot '$s' in BOOT_ORDER" ;; esac
 done
 [ -n "$order" ] || { boot "BOOT_ORDER has no valid slot, using \"A B\""; order=" A B"; }
-pick() {
+candidates() {   # the slots of BOOT_ORDER with tries left, then the others (fallback)
     for s in $order; do
         eval left=\$BOOT_${s}_LEFT
-        if [ "$left" -gt 0 ]; then slot=$s; return 0; fi
-        boot "slot $s skipped (BOOT_${s}_LEFT=0)"
+        if [ "$left" -gt 0 ]; then echo "$s"; else boot "slot $s skipped (BOOT_${s}_LEFT=0)" >&2; fi
     done
-    return 1
+    for s in A B; do
+        case " $order " in *" $s "*) eval left=\$BOOT_${s}_LEFT; [ "$left" -gt 0 ] || echo "$s" ;; *) echo "$s" ;; esac
+    done
 }
-slot=""
-if ! pick; then
+verified=""
+if [ -x /usr/bin/suit-agent ] && [ -f /etc/suit-agent/config.toml ]; then verified=1; fi
+# verify SLOT: the TA's approval, dm-verity with its root, the application read through it;
+# on success the verified device is mounted at /slot. Prints why not otherwise.
+verify() {
+    s=$1; name=suit-slot-$(echo "$s" | tr AB ab); t0=$(cut -d' ' -f1 /proc/uptime)
+    if ! table=$(suit-agent boot-verify --slot "$s" 2>/tmp/boot-verify.err); then
+        why=$(sed -n 's/^suit-agent: error \[[a-z]*\]: //p' /tmp/boot-verify.err | tail -n 1)
+        boot "slot $s refused by the TA: ${why:-$(tail -n 1 /tmp/boot-verify.err)}"
+        return 1
+    fi
+    boot "slot $s approved by the TA: $(sed -n 's/^suit-agent: slot [AB] approved by the TA: //p' /tmp/boot-verify.err)"
+    if ! dmsetup create --readonly "$name" --table "$table" 2>/tmp/dmsetup.err; then
+        boot "slot $s: dm-verity setup failed: $(tail -n 1 /tmp/dmsetup.err)"
+        return 1
+    fi
+    if ! mount -t ext4 -o ro,noload "/dev/mapper/$name" /slot 2>/dev/null; then
+        boot "slot $s: verification failed: no mountable filesystem through dm-verity (tampered, or no hash tree after the image)"
+        dmsetup remove "$name" 2>/dev/null
+        return 1
+    fi
+    # the application's files, read through dm-verity: a changed block gives EIO here
+    if ! (for f in $(find /slot/app -type f 2>/dev/null); do cat "$f" > /dev/null || exit 1; done) 2>/dev/null \
+       || dmsetup status "$name" | grep -q ' C$'; then
+        boot "slot $s: verification failed: dm-verity found corrupted blocks (the slot differs from what the TA approved)"
+        umount /slot; dmsetup remove "$name" 2>/dev/null
+        return 1
+    fi
+    boot "slot $s: dm-verity device /dev/mapper/$name (root hash from the TA) mounted read-only at /slot"
+    boot "slot $s verified in $(awk -v a="$t0" -v b="$(cut -d' ' -f1 /proc/uptime)" 'BEGIN { printf "%.2f", b - a }') s (BOOT_VERIFY, dm-verity setup, application read)"
+    return 0
+}
+has_left=""
+for s in $order; do eval left=\$BOOT_${s}_LEFT; [ "$left" -gt 0 ] && has_left=1; done
+if [ -z "$has_left" ]; then
     boot "NO-SLOT-LEFT: no slot in BOOT_ORDER=\"$BOOT_ORDER\" has tries left; resetting BOOT_A_LEFT=3 BOOT_B_LEFT=3"
     BOOT_A_LEFT=3; BOOT_B_LEFT=3
-    pick
 fi
-eval left=\$BOOT_${slot}_LEFT
-eval BOOT_${slot}_LEFT=$((left - 1))
-write_bootstate || fatal "cannot write $BS"
-echo "$slot" > /run/suit/booted-slot
-boot "booting slot $slot (BOOT_${slot}_LEFT $left -> $((left - 1)))"
-slotserial=slot-$(echo "$slot" | tr AB ab)
-if dev=$(disk "$slotserial"); then
-    # noload: no journal replay, so the slot's blocks stay exactly as written (the TA
-    # re-hashes the running slot's device when the agent confirms an update)
-    if mount -t ext4 -o ro,noload "$dev" /slot 2>/dev/null; then
-        boot "slot $slot: $dev mounted read-only at /slot"
+slot=""; refused=""
+for s in $(candidates); do
+    if [ -z "$verified" ]; then
+        slot=$s; break
+    fi
+    if verify "$s"; then slot=$s; break; fi
+    refused="$refused $s"
+done
+if [ -n "$slot" ]; then
+    eval left=\$BOOT_${slot}_LEFT
+    if [ "$left" -gt 0 ]; then
+        eval BOOT_${slot}_LEFT=$((left - 1))
+        write_bootstate || fatal "cannot write $BS"
+        boot "booting slot $slot (BOOT_${slot}_LEFT $left -> $((left - 1)))"
     else
-        boot "slot $slot: no ext4 filesystem on $dev, nothing to start"
+        boot "booting slot $slot as the fallback (BOOT_${slot}_LEFT=0)"
+    fi
+    echo "$slot" > /run/suit/booted-slot
+    if [ -z "$verified" ]; then
+        boot "WARNING: no suit-agent in this image: slot $slot is mounted WITHOUT verification"
+        slotserial=slot-$(echo "$slot" | tr AB ab)
+        if dev=$(disk "$slotserial"); then
+            if mount -t ext4 -o ro,noload "$dev" /slot 2>/dev/null; then
+                boot "slot $slot: $dev mounted read-only at /slot"
+            else
+                boot "slot $slot: no ext4 filesystem on $dev, nothing to start"
+            fi
+        else
+            boot "slot $slot: no disk with serial=$slotserial"
+        fi
     fi
 else
-    boot "slot $slot: no disk with serial=$slotserial"
+    boot "recovery: no slot is approved by the TA and verifies (refused:$refused); not running any application"
 fi
 if usb=$(disk usb); then
     mount -t ext4 -o ro "$usb" /media/usb 2>/dev/null && say "usb disk $usb mounted read-only at /media/usb"
 fi
-
-# ---- TEE ----
-i=0
-while [ ! -e /dev/teepriv0 ] && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
-[ -e /dev/teepriv0 ] || fatal "no /dev/teepriv0: OP-TEE driver did not probe (see the secure UART log)"
-# RPMB variant: OP-TEE reaches RPMB through the kernel's RPMB subsystem (routing model "kernel",
-# not "user" = through tee-supplicant); wait for the eMMC's RPMB device and report it
-if [ "$(cat /sys/class/tee/tee0/rpmb_routing_model 2>/dev/null)" = kernel ]; then
-    i=0
-    while [ -z "$(ls /sys/class/rpmb 2>/dev/null)" ] && [ $i -lt 30 ]; do sleep 0.1; i=$((i + 1)); done
-    say "rpmb routing=kernel devices=$(ls /sys/class/rpmb 2>/dev/null | tr '\n' ' ')cid=$(cat /sys/bus/mmc/devices/*/cid 2>/dev/null | head -n1)"
-fi
-tee-supplicant -d || fatal "tee-supplicant did not start"
-say "tee-supplicant started (secure storage on /data/tee)"
 
 # ---- network: loopback, and eth0 for the test server at 10.0.2.100:8080 ----
 ifconfig lo 127.0.0.1 up
@@ -165,10 +230,10 @@ if [ -e /sys/class/net/eth0 ]; then
 fi
 
 say "ready (uptime $(cut -d' ' -f1 /proc/uptime) s)"
-echo "SUIT-READY slot=$slot"
+echo "SUIT-READY slot=${slot:-none}"
 
 # ---- the update agent's boot check: after the TEE and the network, before the application ----
-if [ -x /usr/bin/suit-agent ] && [ -f /etc/suit-agent/config.toml ]; then
+if [ -n "$slot" ] && [ -x /usr/bin/suit-agent ] && [ -f /etc/suit-agent/config.toml ]; then
     say "suit-agent boot-check (slot $slot)"
     t0=$(cut -d' ' -f1 /proc/uptime)
     # through a pipe: the agent logs plain lines, as into a service's journal
@@ -184,7 +249,7 @@ if [ -x /usr/bin/suit-agent ] && [ -f /etc/suit-agent/config.toml ]; then
 fi
 
 # ---- the slot's application, then the run's scenario ----
-if [ -x /slot/app/start ]; then
+if [ -n "$slot" ] && [ -x /slot/app/start ]; then
     echo "SUIT-APP: starting /slot/app/start (slot $slot)"
     /slot/app/start; rc=$?
     echo "SUIT-APP: exit $rc"

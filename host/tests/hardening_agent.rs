@@ -536,12 +536,14 @@ fn block_device_slot_holds_the_image_then_zeros() {
     dev.install_v2_and_reboot(&nginx, &v2);
     let content = std::fs::read(&slot_b.dev).unwrap();
     assert_eq!(content.len(), 1024 * 1024);
-    assert_eq!(&content[..v2.len()], &v2[..]);
-    let stale = content[v2.len()..].iter().position(|&b| b != 0);
+    // The image, zero padding and its dm-verity tree (verified boot), then zeros.
+    let (_, slot_image) = suit_shared::verity::slot_image(&v2, sha256(&v2).as_bytes()).unwrap();
+    assert_eq!(&content[..slot_image.len()], &slot_image[..]);
+    let stale = content[slot_image.len()..].iter().position(|&b| b != 0);
     assert_eq!(
-        stale.map(|i| i + v2.len()),
+        stale.map(|i| i + slot_image.len()),
         None,
-        "old bytes after the image"
+        "old bytes after the image and its hash tree"
     );
     let out = dev.ok(&["boot-check"]);
     assert!(out.contains("confirmed slot B"), "{out}");

@@ -186,11 +186,13 @@ pub enum CommandId {
     Provision = 11,
     /// A SUIT report of this session's last update attempt, signed with the device key.
     Report = 12,
+    /// What the TA approved to boot from a slot (verified boot), or a refusal.
+    BootVerify = 13,
 }
 
 impl CommandId {
     /// Every command.
-    pub const ALL: [CommandId; 12] = [
+    pub const ALL: [CommandId; 13] = [
         CommandId::GetInfo,
         CommandId::LoadManifest,
         CommandId::PayloadUpdate,
@@ -203,6 +205,7 @@ impl CommandId {
         CommandId::Abort,
         CommandId::Provision,
         CommandId::Report,
+        CommandId::BootVerify,
     ];
 
     /// From the GlobalPlatform command id.
@@ -238,7 +241,8 @@ impl CommandId {
             | CommandId::Abort
             | CommandId::PayloadUpdate
             | CommandId::PayloadFinal
-            | CommandId::ConfirmUpdate => FIXED,
+            | CommandId::ConfirmUpdate
+            | CommandId::BootVerify => FIXED,
             CommandId::LoadManifest | CommandId::Report => FIXED + MAX_NONCE,
             CommandId::DecryptForInstall => FIXED + MAX_TOKEN,
             CommandId::Commit => FIXED + MAX_ITEMS * (MAX_TOKEN + 3),
@@ -262,6 +266,7 @@ impl CommandId {
             CommandId::Abort => "ABORT",
             CommandId::Provision => "PROVISION",
             CommandId::Report => "REPORT",
+            CommandId::BootVerify => "BOOT_VERIFY",
         }
     }
 }
@@ -545,6 +550,11 @@ pub enum Request {
         /// Freshness value from the agent (e.g. from the report server), at most 64 bytes.
         nonce: Option<Vec<u8>>,
     },
+    /// BOOT_VERIFY of a slot (component-slot number).
+    BootVerify {
+        /// The slot the boot stage is about to mount.
+        slot: u64,
+    },
 }
 
 impl Request {
@@ -563,6 +573,7 @@ impl Request {
             Request::Abort => CommandId::Abort,
             Request::Provision(_) => CommandId::Provision,
             Request::Report { .. } => CommandId::Report,
+            Request::BootVerify { .. } => CommandId::BootVerify,
         }
     }
 
@@ -572,6 +583,9 @@ impl Request {
         match self {
             Request::GetInfo | Request::Confirm | Request::Rollback | Request::Abort => {
                 w.array(1).u64(ABI_VERSION.into());
+            }
+            Request::BootVerify { slot } => {
+                w.array(2).u64(ABI_VERSION.into()).u64(*slot);
             }
             Request::LoadManifest { target_slot, nonce } => {
                 w.array(3).u64(ABI_VERSION.into()).u64(*target_slot);
@@ -643,7 +657,10 @@ impl Request {
                 | CommandId::Confirm
                 | CommandId::Rollback
                 | CommandId::Abort => 1,
-                CommandId::PayloadFinal | CommandId::Commit | CommandId::Report => 2,
+                CommandId::PayloadFinal
+                | CommandId::Commit
+                | CommandId::Report
+                | CommandId::BootVerify => 2,
                 CommandId::LoadManifest | CommandId::PayloadUpdate | CommandId::ConfirmUpdate => 3,
                 CommandId::DecryptForInstall => 5,
                 CommandId::Provision => 5,
@@ -664,6 +681,7 @@ impl Request {
                     target_slot: r.u64()?,
                     nonce: read_nonce(r, "LOAD_MANIFEST nonce")?,
                 },
+                CommandId::BootVerify => Request::BootVerify { slot: r.u64()? },
                 CommandId::PayloadUpdate => Request::PayloadUpdate {
                     component: u32_of(r)?,
                     offset: r.u64()?,
@@ -761,6 +779,8 @@ pub enum Reply {
     Confirmed(Vec<(ComponentIdBytes, u64)>),
     /// REPORT: the signed SUIT report.
     Report(Vec<u8>),
+    /// BOOT_VERIFY: what the slot may boot.
+    Boot(crate::boot::BootRecord),
     /// Commands without a body (PAYLOAD_UPDATE, CONFIRM_UPDATE, ROLLBACK, ABORT, PROVISION).
     Done,
 }
@@ -1095,6 +1115,7 @@ fn encode_reply(w: &mut Writer, reply: &Reply) {
         Reply::Report(report) => {
             w.bytes(report);
         }
+        Reply::Boot(record) => crate::boot::write_boot_record(w, record),
         Reply::Done => {
             w.null();
         }
@@ -1227,6 +1248,7 @@ fn decode_reply(command: CommandId, r: &mut Reader<'_>) -> Result<Reply> {
         CommandId::Commit => Reply::Committed(read_pending(r)?),
         CommandId::Confirm => Reply::Confirmed(read_floors(r)?),
         CommandId::Report => Reply::Report(r.bytes()?.to_vec()),
+        CommandId::BootVerify => Reply::Boot(crate::boot::read_boot_record(r)?),
         CommandId::PayloadUpdate
         | CommandId::ConfirmUpdate
         | CommandId::Rollback

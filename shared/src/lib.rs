@@ -10,6 +10,7 @@ pub mod abi;
 pub mod auth;
 #[cfg(feature = "author")]
 pub mod author;
+pub mod boot;
 pub mod cbor;
 pub mod command;
 pub mod digest;
@@ -21,5 +22,6 @@ pub mod params;
 pub mod processor;
 pub mod report;
 pub mod token;
+pub mod verity;
 
 pub use error::{Category, Error, Result};

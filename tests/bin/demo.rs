@@ -59,6 +59,8 @@ fn show(run: &Run) {
     for line in run.lines().filter(|l| {
         [
             "SUIT-BOOT: booting",
+            "SUIT-BOOT: slot",
+            "SUIT-BOOT: recovery",
             "SUIT-READY",
             "SUIT-AGENT:",
             "SUIT-BOOTCHECK",
@@ -112,7 +114,10 @@ fn demo() -> Result<()> {
         "The device",
         "Two firmware slots, A and B, each an ext4 image with an application app/start\n\
          (prints its version) and a health check app/health. Slot A holds v1; slot B is empty.\n\
-         A data disk keeps the TA's secure storage, the agent's state and the boot state.",
+         A data disk keeps the TA's secure storage, the agent's state and the boot state.\n\
+         Manufacturing: v1 is flashed into slot A, and a factory boot (in recovery: the TA has\n\
+         approved nothing yet) runs `suit-agent factory-install` of v1's signed envelope, so that\n\
+         the TA records slot A's dm-verity root hash. No trust on first use.",
     );
     let v1 = Firmware::build(&vendor, "v1", true, 8).map_err(err)?;
     let v2 = Firmware::build(&vendor, "v2", true, 8).map_err(err)?;
@@ -122,9 +127,10 @@ fn demo() -> Result<()> {
     step(
         3,
         "First boot: firmware v1",
-        "QEMU starts TF-A, OP-TEE and Linux. The init picks slot A, starts tee-supplicant, runs\n\
+        "QEMU starts TF-A, OP-TEE and Linux. The init (verified boot) asks the TA what slot A\n\
+         may boot (BOOT_VERIFY), maps it through dm-verity with the TA's root hash, runs\n\
          `suit-agent boot-check` (nothing pending), then v1's application. We ask the TA for its\n\
-         identity: on first use it generates the device's P-384 key inside OP-TEE.",
+         identity: it generated the device's P-384 key inside OP-TEE at the factory boot.",
     );
     let run = dev.boot("info device").map_err(err)?;
     show(&run);
@@ -213,7 +219,8 @@ fn demo() -> Result<()> {
     step(
         7,
         "Reboot into v2",
-        "The init boots slot B once (trial). boot-check runs v2's health check, streams slot B\n\
+        "The init boots slot B once (trial): the TA approves it for its trial boots, dm-verity\n\
+         checks every block read against the root the TA computed. boot-check runs v2's health check, streams slot B\n\
          through the TA, which compares it with what it approved and raises the anti-rollback\n\
          floor to 2 (CONFIRM); slot B becomes the default. Then v2's application starts.",
     );

@@ -258,6 +258,11 @@ impl Device {
     }
 
     /// [`Device::new`] in the directory `dir`.
+    ///
+    /// Manufacturing is played too: `factory` is flashed into slot A, then a factory boot
+    /// (`boot-1`, the device in recovery: nothing is approved yet) runs
+    /// `suit-agent factory-install` of its signed envelope (sequence number 0, from a USB stick
+    /// removed afterwards), so that the TA approves slot A for boot — no trust on first use.
     pub fn at(dir: PathBuf, factory: &Firmware) -> Result<Device> {
         ensure_ta()?;
         let agent = ensure_agent()?;
@@ -269,7 +274,41 @@ impl Device {
         let blank = vm.dir().join("blank.img");
         make_ext4(&empty, &blank, 4, "blank")?;
         vm.set_slot(Disk::SlotB, &blank)?;
-        Ok(Device { vm })
+        let mut dev = Device { vm };
+        dev.factory_install(factory)?;
+        Ok(dev)
+    }
+
+    /// The factory boot of [`Device::at`].
+    fn factory_install(&mut self, factory: &Firmware) -> Result<()> {
+        let stick = self.vm.dir().join("factory-usb");
+        fs::create_dir_all(&stick).map_err(io("create", &stick))?;
+        let image = stick.join("firmware.img");
+        fs::copy(&factory.image, &image).map_err(io("copy", &image))?;
+        let fw = Firmware {
+            version: factory.version.clone(),
+            image,
+        };
+        Release::create(
+            &stick,
+            "firmware",
+            0,
+            CLASS,
+            &fw,
+            "file:///media/usb/firmware.img",
+            None,
+        )?;
+        let size_mib = u32::try_from(fw.size()? >> 20)
+            .unwrap_or(u32::MAX)
+            .saturating_add(8);
+        self.vm.set_usb(&stick, size_mib)?;
+        let run = self.boot("agent factory factory-install /media/usb/firmware.suit --slot A")?;
+        let _ = fs::remove_file(self.vm.disk_path(Disk::Usb));
+        self.vm.no_script();
+        match run.step("factory") {
+            Ok(step) if step.exit == 0 => Ok(()),
+            _ => run.fail("the factory install of slot A failed"),
+        }
     }
 
     /// Boots with `script` (after the guest helpers) until the guest powers off.
@@ -419,8 +458,8 @@ pub fn phase<T>(name: &str, f: impl FnOnce() -> T) -> T {
 }
 
 /// Checks that the TAs of `ta_dir` load in OP-TEE and answer: boots a throwaway device
-/// (`build/qemu-tests/<name>/`) with them and the agent; /init's `suit-agent boot-check` and
-/// `suit-agent info` must both succeed. The error names the TA file and quotes what the agent
+/// (`build/qemu-tests/<name>/`) with them and the agent; the TA must answer /init's
+/// BOOT_VERIFY (a refusal: nothing is approved on that device) and `suit-agent info`. The error names the TA file and quotes what the agent
 /// and OP-TEE said.
 pub fn preflight(name: &str, ta_dir: &Path) -> Result<()> {
     let tas: Vec<PathBuf> = fs::read_dir(ta_dir)
@@ -444,8 +483,10 @@ pub fn preflight(name: &str, ta_dir: &Path) -> Result<()> {
         .tas(ta_dir)
         .script(&format!("{GUEST_HELPERS}agent preflight info\n"));
     let run = vm.boot()?;
+    // No slot is approved on this throwaway device (the boot stage stops in recovery, so
+    // boot-check does not run): the TA answering BOOT_VERIFY and `info` is the check.
     let answered = run.outcome == Outcome::PoweredOff
-        && run.boot_check().is_some_and(|(ok, _)| ok)
+        && run.contains("is not approved to boot")
         && run.step("preflight").is_ok_and(|s| s.exit == 0)
         && run.contains("secure storage: ");
     if answered {
@@ -457,7 +498,7 @@ pub fn preflight(name: &str, ta_dir: &Path) -> Result<()> {
         .collect();
     let optee: Vec<&str> = run.optee.lines().filter(|l| l.starts_with("E/")).collect();
     Err(Error(format!(
-        "preflight: the TA {names} does not load or answer in OP-TEE (suit-agent boot-check / info in QEMU)\n  \
+        "preflight: the TA {names} does not load or answer in OP-TEE (BOOT_VERIFY at boot / suit-agent info in QEMU)\n  \
          agent:  {}\n  OP-TEE: {}\n{}",
         if agent.is_empty() { "(nothing)".into() } else { agent.join("\n          ") },
         if optee.is_empty() { "(no error lines)".into() } else { optee.join("\n          ") },

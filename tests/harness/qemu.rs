@@ -767,7 +767,8 @@ struct QemuLock {
 }
 
 /// Make an ext4 image of `size_mib` MiB at `out` holding the files of `dir` (mkfs.ext4 -d), e.g.
-/// a slot image with `app/start`. Needs no root.
+/// a slot image with `app/start`. Needs no root. 4096-byte blocks: a dm-verity device has
+/// 4096-byte logical blocks, and ext4 cannot mount with smaller ones on it.
 pub fn make_ext4(dir: &Path, out: &Path, size_mib: u32, label: &str) -> Result<()> {
     let _ = fs::remove_file(out);
     let file = File::create(out).map_err(|e| Error(format!("{}: {e}", out.display())))?;
@@ -775,7 +776,17 @@ pub fn make_ext4(dir: &Path, out: &Path, size_mib: u32, label: &str) -> Result<(
         .map_err(|e| Error(format!("{}: {e}", out.display())))?;
     drop(file);
     let status = Command::new("mkfs.ext4")
-        .args(["-q", "-F", "-L", label, "-E", "root_owner=0:0", "-d"])
+        .args([
+            "-q",
+            "-F",
+            "-b",
+            "4096",
+            "-L",
+            label,
+            "-E",
+            "root_owner=0:0",
+            "-d",
+        ])
         .arg(dir)
         .arg(out)
         .stdin(Stdio::null())

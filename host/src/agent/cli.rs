@@ -94,6 +94,25 @@ enum Cmd {
     },
     /// Poll the channel and install updates as they appear.
     Daemon,
+    /// Boot stage: ask the TA what SLOT may boot; print the dm-verity table of its component
+    /// (exit 0), or the TA's refusal (exit 1).
+    BootVerify {
+        /// The slot about to be mounted: A or B.
+        #[arg(long)]
+        slot: super::Slot,
+        /// JSON output (every component), instead of the table of the first.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Factory: install the envelope at SOURCE into SLOT and confirm it at once (no trial
+    /// boot), so that the TA approves the factory image for boot.
+    FactoryInstall {
+        /// http(s):// or file:// URL, or a path.
+        source: String,
+        /// The slot to install into: A or B.
+        #[arg(long, default_value = "A")]
+        slot: super::Slot,
+    },
     /// Factory provisioning, once: fleet KEK and identity.
     Provision {
         /// AES key-wrap KEK (16 or 32 bytes).
@@ -276,7 +295,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
     let config = Config::load(&cli.config).map_err(|e| Failure::Usage(e.to_string()))?;
     let tee = open_tee(cli.tee, &config)?;
     let progress: Box<dyn FnMut() -> Box<dyn progress::Progress>> = Box::new(progress::for_stderr);
-    let mut agent = Agent::new(config, tee, progress)?;
+    let mut agent = Agent::new(config.clone(), tee, progress)?;
     match cli.command {
         Cmd::Info { json } => {
             let info = agent.info()?;
@@ -384,6 +403,61 @@ fn run(cli: Cli) -> Result<(), Failure> {
         }
         Cmd::Rollback => println!("SUIT-AGENT: {}", agent.rollback()?),
         Cmd::Daemon => agent.daemon()?,
+        Cmd::BootVerify { slot, json } => {
+            let approval = agent.boot_verify(slot)?;
+            if json {
+                let components: Vec<Value> = approval
+                    .components
+                    .iter()
+                    .map(|(id, path, v)| {
+                        json!({
+                            "id": id.to_string(),
+                            "device": path.display().to_string(),
+                            "root-hash": hex(&v.root),
+                            "salt": hex(&v.salt),
+                            "data-blocks": v.data_blocks,
+                            "hash-offset": v.hash_offset(),
+                            "dm-table": super::verity::dm_table(v, path),
+                        })
+                    })
+                    .collect();
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&json!({
+                        "slot": approval.slot.name(),
+                        "sequence-number": approval.sequence_number,
+                        "status": approval.status.as_str(),
+                        "components": components,
+                    }))
+                    .unwrap_or_default()
+                );
+            } else {
+                let (_, path, verity) = approval
+                    .components
+                    .first()
+                    .ok_or_else(|| Failure::Usage("the TA's approval names no component".into()))?;
+                eprintln!(
+                    "suit-agent: slot {slot} approved by the TA: sequence {}, {}",
+                    approval.sequence_number,
+                    approval.status.as_str()
+                );
+                println!("{}", super::verity::dm_table(verity, path));
+            }
+        }
+        Cmd::FactoryInstall { source, slot } => {
+            let installed = agent.install_into(&source, Some(slot))?;
+            println!(
+                "SUIT-AGENT: factory: installed sequence {} into slot {slot}",
+                installed.sequence_number
+            );
+            // CONFIRM must come from another session than COMMIT.
+            drop(agent);
+            let tee = open_tee(cli.tee, &config)?;
+            let progress: Box<dyn FnMut() -> Box<dyn progress::Progress>> =
+                Box::new(progress::for_stderr);
+            let mut agent = Agent::new(config.clone(), tee, progress)?;
+            report_boot_check(agent.factory_confirm(slot)?);
+        }
         Cmd::Provision {
             kek,
             kid,

@@ -29,6 +29,7 @@ pub mod journal;
 pub mod staging;
 pub mod storage;
 pub mod update;
+pub mod verity;
 
 /// One of the two A/B slots.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]

@@ -11,6 +11,10 @@
 //!   zeros. Old content — an earlier, larger image, or bytes someone planted — never survives
 //!   behind a new image.
 //!
+//! Once [`verify`] passed, the agent writes the image's dm-verity hash tree right after it
+//! (`agent::verity`, verified boot): the slot then holds the image, zero padding to 4 KiB, the
+//! tree, and (a device) zeros.
+//!
 //! [`verify`] reads the whole slot back from the device (its cached pages are dropped first,
 //! so the bytes come from the storage, not from the page cache): the image must have the
 //! approved digest, a file slot must end with it, and a device's tail must be all zeros. Its

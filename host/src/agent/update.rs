@@ -152,6 +152,18 @@ pub struct Installed {
     pub components: Vec<(ComponentIdBuf, u64)>,
 }
 
+/// What the TA approves to boot from a slot ([`Agent::boot_verify`]).
+pub struct BootApproval {
+    /// The slot.
+    pub slot: Slot,
+    /// The sequence number installed there.
+    pub sequence_number: u64,
+    /// Trial (approved for the pending trial's boots) or good.
+    pub status: suit_shared::boot::BootStatus,
+    /// Per component: id, device or file, dm-verity parameters.
+    pub components: Vec<(ComponentIdBuf, PathBuf, suit_shared::verity::VerityParams)>,
+}
+
 /// What `boot-check` found and did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BootCheck {
@@ -299,13 +311,26 @@ impl Agent {
     /// Installs the envelope at `source` (URL or path) into the inactive slot and arms a trial
     /// boot of it. Resumes an interrupted install of the same envelope.
     pub fn install(&mut self, source: &str) -> Result<Installed, AgentError> {
+        self.install_into(source, None)
+    }
+
+    /// [`Self::install`] into `target` (default: the inactive slot); the factory installs the
+    /// first image into a given slot this way.
+    pub fn install_into(
+        &mut self,
+        source: &str,
+        target: Option<Slot>,
+    ) -> Result<Installed, AgentError> {
         let _lock = self.journal.lock()?;
         let mut journal = self.journal.load()?;
         let info = self.tee.get_info()?;
         if let InstallState::Trial(pending) = &info.install {
             return Err(AgentError::PendingTrial(self.pending_slot(pending)?));
         }
-        let target = self.booted_slot()?.other();
+        let target = match target {
+            Some(slot) => slot,
+            None => self.booted_slot()?.other(),
+        };
         let slot_number = self.slot_number(target)?;
 
         tracing::info!("fetching the envelope from {source}");
@@ -469,6 +494,16 @@ impl Agent {
                             },
                         },
                     )
+                })
+                // The dm-verity tree after the image: the boot stage mounts the slot through it.
+                .and_then(|()| {
+                    super::verity::write_tree(
+                        &slot_path,
+                        approval.size,
+                        super::verity::salt_of(item),
+                    )
+                    .map(|_| ())
+                    .map_err(io_err("write the dm-verity tree to", &slot_path))
                 });
             if let Err(e) = written {
                 return Err(self.refused(e, journal, n, &staged));
@@ -635,6 +670,51 @@ impl Agent {
             self.journal.save(&journal)?;
         }
         Ok(BootCheck::TrialPending(pending_slot))
+    }
+
+    /// Factory: confirms the install just committed to `slot` without a trial boot (the
+    /// factory flashed it; `suit-agent factory-install`). The TA checks the slot's content as
+    /// for any CONFIRM and records the slot as good.
+    pub fn factory_confirm(&mut self, slot: Slot) -> Result<BootCheck, AgentError> {
+        let _lock = self.journal.lock()?;
+        let info = self.tee.get_info()?;
+        let InstallState::Trial(pending) = info.install else {
+            return Err(AgentError::NothingToDo(
+                "no install is pending confirmation".into(),
+            ));
+        };
+        if self.pending_slot(&pending)? != slot {
+            return Err(AgentError::Plan(format!(
+                "the pending install is not in slot {slot}"
+            )));
+        }
+        let mut journal = self.journal.load()?;
+        self.confirm_running(&pending, slot, &mut journal)
+    }
+
+    /// What the TA approves to boot from `slot`: per component, its device or file and the
+    /// dm-verity parameters (BOOT_VERIFY). A refusal is [`AgentError::Tee`].
+    pub fn boot_verify(&mut self, slot: Slot) -> Result<BootApproval, AgentError> {
+        let record = self.tee.boot_verify(self.slot_number(slot)?)?;
+        let mut components = Vec::new();
+        for c in &record.components {
+            let path = self
+                .component_config(&c.component_id)?
+                .target(slot)
+                .path
+                .clone();
+            components.push((
+                ComponentIdBuf(c.component_id.clone()),
+                path,
+                c.verity.clone(),
+            ));
+        }
+        Ok(BootApproval {
+            slot,
+            sequence_number: record.sequence_number,
+            status: record.status,
+            components,
+        })
     }
 
     /// `boot-check` when the TA holds no pending install. An install the journal says was

@@ -374,6 +374,14 @@ pub trait Tee {
         self.call(&Request::Provision(provisioning.clone()), None)
             .map(|_| ())
     }
+
+    /// BOOT_VERIFY: what `slot` (component-slot number) may boot, or the TA's refusal.
+    fn boot_verify(&mut self, slot: u64) -> Result<suit_shared::boot::BootRecord, TeeError> {
+        match self.call(&Request::BootVerify { slot }, None)?.0 {
+            Reply::Boot(record) => Ok(record),
+            _ => Err(unexpected("BOOT_VERIFY")),
+        }
+    }
 }
 
 /// The identity the Linux kernel gives a client that opens a session with the user login

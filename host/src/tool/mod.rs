@@ -7,6 +7,7 @@ pub use device::SimulatedDevice;
 mod inspect;
 pub mod spec;
 mod token;
+mod verity;
 
 use std::collections::BTreeMap;
 use std::io::Read;
@@ -162,6 +163,10 @@ enum Cmd {
         /// Signing key (PKCS#8 PEM); repeatable; none gives an unsigned envelope.
         #[arg(long = "key", value_name = "PRIV.pem")]
         keys: Vec<PathBuf>,
+        /// Also write each image's dm-verity slot image (image, padding, hash tree) to
+        /// DIR/<image>.slot.
+        #[arg(long, value_name = "DIR")]
+        slot_dir: Option<PathBuf>,
     },
     /// Add a COSE_Sign1 signature to an envelope.
     Sign {
@@ -244,6 +249,8 @@ enum Cmd {
     VerifyToken(token::VerifyTokenArgs),
     /// Check a SUIT report signed by the TA against the device's public key.
     VerifyReport(token::VerifyReportArgs),
+    /// The dm-verity root hash and hash tree of an image, as the TA approves it for boot.
+    Verity(verity::VerityArgs),
 }
 
 fn parse_image(s: &str) -> Result<(usize, PathBuf), String> {
@@ -325,7 +332,12 @@ fn run(command: Cmd) -> Result<(), ToolError> {
             println!("wrote {private} (private, keep it secret) and {public}");
             Ok(())
         }
-        Cmd::Create { spec, out, keys } => create(&spec, &out, &keys),
+        Cmd::Create {
+            spec,
+            out,
+            keys,
+            slot_dir,
+        } => create(&spec, &out, &keys, slot_dir.as_deref()),
         Cmd::Sign {
             key,
             alg,
@@ -450,10 +462,16 @@ fn run(command: Cmd) -> Result<(), ToolError> {
         Cmd::Decrypt(args) => crypt::decrypt(args),
         Cmd::VerifyToken(args) => token::verify_token(args),
         Cmd::VerifyReport(args) => token::verify_report(args),
+        Cmd::Verity(args) => verity::run(args),
     }
 }
 
-fn create(spec_path: &Path, out: &Path, key_paths: &[PathBuf]) -> Result<(), ToolError> {
+fn create(
+    spec_path: &Path,
+    out: &Path,
+    key_paths: &[PathBuf],
+    slot_dir: Option<&Path>,
+) -> Result<(), ToolError> {
     let base = spec_path.parent().unwrap_or(Path::new("."));
     let prepared = spec::Spec::load(spec_path)?.prepare(base)?;
     let manifest = prepared.manifest();
@@ -468,6 +486,9 @@ fn create(spec_path: &Path, out: &Path, key_paths: &[PathBuf]) -> Result<(), Too
         envelope = sign_envelope(&envelope, &key, key.default_alg(), None)?;
     }
     write(out, &envelope)?;
+    if let Some(dir) = slot_dir {
+        verity::write_slot_images(dir, prepared.plaintext_images())?;
+    }
     for (path, size) in prepared.ciphertexts() {
         println!("wrote ciphertext {} ({size} bytes)", path.display());
     }

@@ -154,6 +154,8 @@ pub fn parse_uuid(text: &str) -> Result<Uuid, ToolError> {
 /// One payload variant of a component (one per slot for A/B components).
 struct Variant {
     slot: Option<u64>,
+    /// The plaintext image file.
+    image: PathBuf,
     /// Digest and size of the plaintext image.
     digest: DigestValue,
     size: u64,
@@ -368,6 +370,7 @@ fn prepare_component(
         };
         Ok(Variant {
             slot,
+            image: path,
             digest,
             size,
             uri,
@@ -468,6 +471,14 @@ impl Prepared {
         self.components
             .iter()
             .filter_map(|c| c.encrypted().map(|(_, e)| (e.path.as_path(), e.size)))
+    }
+
+    /// Every variant's plaintext image file with the digest the manifest declares for it
+    /// (the dm-verity salt of its slot image).
+    pub fn plaintext_images(&self) -> impl Iterator<Item = (&Path, &DigestValue)> {
+        self.components
+            .iter()
+            .flat_map(|c| c.variants.iter().map(|v| (v.image.as_path(), &v.digest)))
     }
 
     /// The manifest's digest algorithm.

@@ -40,6 +40,16 @@ pub enum TaError {
          planning (LOAD_MANIFEST); nothing is committed"
     )]
     Diverged,
+    /// BOOT_VERIFY: the slot may not boot.
+    #[error("component-slot {slot} is not approved to boot: {reason}")]
+    NotBootable {
+        /// The slot.
+        slot: u64,
+        /// Why.
+        reason: String,
+        /// Policy (no or withdrawn approval) or rollback (below the floor).
+        category: Category,
+    },
     /// The manifest is authentic but the TA's install policy refuses it.
     #[error("refused by the TA's install policy: {0}")]
     Refused(String),
@@ -63,6 +73,7 @@ impl TaError {
             TaError::OutOfOrder { .. } | TaError::Refused(_) => Category::Policy,
             TaError::Token(_) => Category::Authentication,
             TaError::Diverged => Category::Digest,
+            TaError::NotBootable { category, .. } => *category,
             TaError::Storage(_) | TaError::CorruptState(_) | TaError::TooLarge { .. } => {
                 Category::Resource
             }

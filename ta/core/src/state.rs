@@ -16,8 +16,13 @@
 //! object "suit-ta-state" = "SUIT-TA" 0x00 | format-version (1 byte) | CBOR body | SHA-256(all before)
 //! body = [generation, device-key (48 bytes), kek / null, provisioned,
 //!         vendor-id / null, class-id / null, device-id / null,
-//!         floors [[component-id, floor]...], pending-install / null, last-outcome]
+//!         floors [[component-id, floor]...], pending-install / null, last-outcome,
+//!         boot-records [boot-record...]]                 (format 2; format 1 has no boot
+//!                                                         records and is still read)
 //! ```
+//!
+//! The boot records (`suit_shared::boot`) are what BOOT_VERIFY answers: at most one per slot,
+//! written in the same atomic replacement as the install state they belong to.
 
 use alloc::string::ToString;
 use alloc::vec::Vec;
@@ -27,6 +32,7 @@ use suit_shared::abi::{
     read_component_id, read_pending, write_component_id, write_pending, ComponentIdBytes,
     InstallState, LastOutcome,
 };
+use suit_shared::boot::{read_boot_record, write_boot_record, BootRecord};
 use suit_shared::cbor::{Reader, Writer};
 use suit_shared::digest::DigestAlg;
 use suit_shared::error::Uuid;
@@ -38,7 +44,9 @@ use crate::platform::{Rng, Storage};
 /// Name of the state object.
 pub const OBJECT_NAME: &str = "suit-ta-state";
 const MAGIC: &[u8; 8] = b"SUIT-TA\0";
-const FORMAT_VERSION: u8 = 1;
+const FORMAT_VERSION: u8 = 2;
+/// The format before boot records; read as "no slot approved for boot".
+const FORMAT_VERSION_1: u8 = 1;
 /// Length of a P-384 private scalar.
 const KEY_LEN: usize = 48;
 
@@ -74,6 +82,8 @@ pub struct State {
     pub install: InstallState,
     /// How the last install ended.
     pub last_outcome: LastOutcome,
+    /// What each slot may boot, at most one record per slot, sorted by slot.
+    pub boot: Vec<BootRecord>,
 }
 
 impl State {
@@ -98,7 +108,20 @@ impl State {
             floors: Vec::new(),
             install: InstallState::Idle,
             last_outcome: LastOutcome::None,
+            boot: Vec::new(),
         }
+    }
+
+    /// The boot record of `slot`.
+    pub fn boot_record(&self, slot: u64) -> Option<&BootRecord> {
+        self.boot.iter().find(|r| r.slot == slot)
+    }
+
+    /// Records what `record.slot` may boot, replacing what it held.
+    pub fn set_boot_record(&mut self, record: BootRecord) {
+        self.boot.retain(|r| r.slot != record.slot);
+        self.boot.push(record);
+        self.boot.sort_by_key(|r| r.slot);
     }
 
     /// The anti-rollback floor of a component (0 if it never had one).
@@ -109,10 +132,12 @@ impl State {
             .map_or(0, |(_, f)| *f)
     }
 
-    /// Raises a component's floor to `value` (never lowers it).
+    /// Raises a component's floor to `value` (never lowers it). A floor of 0 is no floor: a
+    /// factory image with sequence number 0 leaves the component without one.
     pub fn raise_floor(&mut self, id: &ComponentIdBytes, value: u64) {
         match self.floors.iter_mut().find(|(c, _)| c == id) {
             Some((_, f)) => *f = (*f).max(value),
+            None if value == 0 => {}
             None => {
                 self.floors.push((id.clone(), value));
                 self.floors.sort();
@@ -123,7 +148,7 @@ impl State {
     /// The object's encoding.
     pub fn encode(&self) -> Zeroizing<Vec<u8>> {
         let mut w = Writer::new();
-        w.array(10).u64(self.generation);
+        w.array(11).u64(self.generation);
         let mut key = self.device_key.to_bytes();
         w.bytes(&key);
         key.zeroize();
@@ -155,6 +180,10 @@ impl State {
             LastOutcome::Confirmed => 1,
             LastOutcome::RolledBack => 2,
         });
+        w.array(self.boot.len());
+        for r in &self.boot {
+            write_boot_record(&mut w, r);
+        }
         let body = Zeroizing::new(w.into_bytes());
         let mut out = Zeroizing::new(Vec::with_capacity(body.len() + 41));
         out.extend_from_slice(MAGIC);
@@ -174,7 +203,8 @@ impl State {
         if &bytes[..MAGIC.len()] != MAGIC {
             return Err(corrupt("not a SUIT TA state object"));
         }
-        if bytes[MAGIC.len()] != FORMAT_VERSION {
+        let version = bytes[MAGIC.len()];
+        if version != FORMAT_VERSION && version != FORMAT_VERSION_1 {
             return Err(TaError::CorruptState(alloc::format!(
                 "format version {} is not the version {FORMAT_VERSION} this TA reads",
                 bytes[MAGIC.len()]
@@ -187,7 +217,10 @@ impl State {
         }
         let body = &content[MAGIC.len() + 1..];
         Reader::decode_exact(body, "TA state", |r| {
-            r.array_of(10, "TA state")?;
+            r.array_of(
+                if version == FORMAT_VERSION_1 { 10 } else { 11 },
+                "TA state",
+            )?;
             let generation = r.u64()?;
             let key = r.bytes()?;
             let device_key = p384::ecdsa::SigningKey::from_slice(key).map_err(|_| {
@@ -248,6 +281,20 @@ impl State {
                     })
                 }
             };
+            let mut boot: Vec<BootRecord> = Vec::new();
+            if version != FORMAT_VERSION_1 {
+                for _ in 0..r.array()? {
+                    let record = read_boot_record(r)?;
+                    if boot.last().is_some_and(|last| last.slot >= record.slot) {
+                        return Err(suit_shared::Error::InvalidValue {
+                            context: "TA state",
+                            element: "boot records",
+                            reason: "not one per slot in slot order",
+                        });
+                    }
+                    boot.push(record);
+                }
+            }
             Ok(State {
                 generation,
                 device_key,
@@ -259,6 +306,7 @@ impl State {
                 floors,
                 install,
                 last_outcome,
+                boot,
             })
         })
         .map_err(|e| TaError::CorruptState(alloc::format!("{e}")))
@@ -320,7 +368,21 @@ mod tests {
         s.raise_floor(&vec![b"b".to_vec()], 4);
         s.raise_floor(&vec![b"a".to_vec()], 2);
         s.raise_floor(&vec![b"a".to_vec()], 1);
+        s.raise_floor(&vec![b"c".to_vec()], 0);
         let d = DigestAlg::Sha256.digest(b"x");
+        s.set_boot_record(BootRecord {
+            slot: 1,
+            sequence_number: 9,
+            status: suit_shared::boot::BootStatus::Trial,
+            components: vec![suit_shared::boot::BootComponent {
+                component_id: vec![b"a".to_vec()],
+                verity: suit_shared::verity::VerityParams {
+                    root: [3; 32],
+                    salt: vec![4; 32],
+                    data_blocks: 1,
+                },
+            }],
+        });
         s.install = InstallState::Trial(PendingInstall {
             slot: 1,
             sequence_number: 9,
@@ -338,9 +400,44 @@ mod tests {
     fn round_trip_and_floors() {
         let s = sample();
         assert_eq!(s.floor(&vec![b"a".to_vec()]), 2);
+        assert_eq!(s.floors.len(), 2, "a floor of 0 is not recorded");
         let bytes = s.encode();
         let back = State::decode(&bytes).unwrap();
         assert_eq!(back.encode(), bytes);
+    }
+
+    #[test]
+    fn format_1_objects_load_without_boot_records() {
+        let mut s = sample();
+        s.boot.clear();
+        let v2 = s.encode();
+        // Format 1 = the same body without the last element (the empty boot-record array).
+        let body = &v2[MAGIC.len() + 1..v2.len() - 32];
+        assert_eq!(body[0], 0x8b);
+        assert_eq!(body[body.len() - 1], 0x80);
+        let mut v1 = MAGIC.to_vec();
+        v1.push(FORMAT_VERSION_1);
+        v1.push(0x8a);
+        v1.extend_from_slice(&body[1..body.len() - 1]);
+        let sum = DigestAlg::Sha256.digest(&v1);
+        v1.extend_from_slice(sum.as_bytes());
+        let back = State::decode(&v1).unwrap();
+        assert!(back.boot.is_empty());
+        assert_eq!(back.encode(), v2);
+    }
+
+    #[test]
+    fn boot_records_are_one_per_slot() {
+        let mut s = sample();
+        let mut other = s.boot[0].clone();
+        other.slot = 0;
+        s.set_boot_record(other.clone());
+        other.sequence_number = 10;
+        s.set_boot_record(other);
+        assert_eq!(s.boot.len(), 2);
+        assert_eq!(s.boot_record(0).map(|r| r.sequence_number), Some(10));
+        let back = State::decode(&s.encode()).unwrap();
+        assert_eq!(back.boot, s.boot);
     }
 
     #[test]

@@ -1,11 +1,13 @@
 //! One component's bytes streaming through the TA: decrypted when encrypted, hashed and
-//! counted, in constant memory whatever the payload size.
+//! counted, in constant memory whatever the payload size; optionally the dm-verity root of the
+//! plaintext too (O(tree height) memory), which the TA records for verified boot.
 
 use alloc::boxed::Box;
 use alloc::vec::Vec;
 
 use suit_shared::abi::DECRYPT_OUTPUT_SLACK;
 use suit_shared::digest::{DigestAlg, Hasher};
+use suit_shared::verity::{RootHasher, VerityParams};
 use suit_shared::{Error, Result};
 
 use crate::plan::Computed;
@@ -27,6 +29,7 @@ struct Tally {
     hasher: Hasher,
     count: u64,
     limit: Option<u64>,
+    verity: Option<RootHasher>,
 }
 
 impl Tally {
@@ -35,6 +38,7 @@ impl Tally {
             hasher: Hasher::new(alg),
             count: 0,
             limit,
+            verity: None,
         }
     }
 
@@ -46,6 +50,9 @@ impl Tally {
             }
         }
         self.hasher.update(bytes);
+        if let Some(v) = self.verity.as_mut() {
+            v.update(bytes);
+        }
         Ok(())
     }
 
@@ -88,6 +95,21 @@ impl PayloadStream {
     pub fn with_fetched(mut self, alg: DigestAlg, limit: Option<u64>) -> Self {
         self.fetched = Some(Tally::new(alg, limit));
         self
+    }
+
+    /// Also computes the dm-verity root of the plaintext with `salt` (see
+    /// [`Self::finish_verified`]).
+    pub fn with_verity(mut self, salt: &[u8]) -> Result<Self> {
+        let hasher = RootHasher::new(salt).map_err(|e| Error::InvalidValue {
+            context: "verified boot",
+            element: "dm-verity salt",
+            reason: match e {
+                suit_shared::verity::VerityError::SaltTooLong(_) => "longer than 256 bytes",
+                suit_shared::verity::VerityError::Empty => "empty",
+            },
+        })?;
+        self.plain.verity = Some(hasher);
+        Ok(self)
     }
 
     /// Bytes fed so far (before decryption): the offset the next chunk must have.
@@ -135,10 +157,22 @@ impl PayloadStream {
     /// arrived (a tampered download is refused before any tag check); then the AEAD tag is
     /// checked (when decrypting).
     pub fn finish(
-        mut self,
+        self,
         out: Option<&mut Vec<u8>>,
         check_fetched: impl FnOnce(&Computed) -> Result<()>,
     ) -> Result<(Computed, Option<Computed>)> {
+        self.finish_verified(out, check_fetched)
+            .map(|(plain, fetched, _)| (plain, fetched))
+    }
+
+    /// [`Self::finish`], plus the dm-verity parameters of the plaintext when
+    /// [`Self::with_verity`] asked for them (`None` for an empty plaintext: dm-verity cannot
+    /// map it).
+    pub fn finish_verified(
+        mut self,
+        out: Option<&mut Vec<u8>>,
+        check_fetched: impl FnOnce(&Computed) -> Result<()>,
+    ) -> Result<(Computed, Option<Computed>, Option<VerityParams>)> {
         let fetched = self.fetched.take().map(Tally::finish);
         if let Some(f) = &fetched {
             check_fetched(f)?;
@@ -152,6 +186,7 @@ impl PayloadStream {
                 out.extend_from_slice(&tail);
             }
         }
-        Ok((self.plain.finish(), fetched))
+        let verity = self.plain.verity.take().and_then(|v| v.finalize().ok());
+        Ok((self.plain.finish(), fetched, verity))
     }
 }

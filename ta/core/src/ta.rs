@@ -10,13 +10,15 @@ use suit_shared::abi::{
     LastOutcome, PendingInstall, PlanItem, Provisioning, Rejection, Reply, Request,
 };
 use suit_shared::auth::{alg, TrustAnchor};
+use suit_shared::boot::{BootComponent, BootRecord, BootStatus};
 use suit_shared::digest::{DigestAlg, DigestValue};
 use suit_shared::error::Uuid;
 use suit_shared::manifest::Manifest;
 use suit_shared::processor::{DeviceIdentity, Section};
 use suit_shared::report::{Reason, Report, ReportResult, INCOMPLETE, TRIAL_FAILED};
 use suit_shared::token::{Claims, Token, NONCE_LEN};
-use suit_shared::Error;
+use suit_shared::verity::VerityParams;
+use suit_shared::{Category, Error};
 
 use crate::error::{Result, TaError};
 use crate::plan::{self, Computed, Step};
@@ -211,6 +213,8 @@ struct Item {
     fetched_payload: Option<usize>,
     /// Digest and size of the bytes as streamed (before decryption), once approved.
     fetched: Option<Computed>,
+    /// The dm-verity tree of the approved plaintext, once approved (verified boot).
+    verity: Option<VerityParams>,
     state: ItemState,
 }
 
@@ -678,6 +682,7 @@ impl<S: Storage, R: Rng, C: Clock> Ta<S, R, C> {
                 Ok(Reply::Done)
             }
             Request::Provision(p) => self.provision(&p),
+            Request::BootVerify { slot } => self.boot_verify(slot),
         }
     }
 
@@ -866,6 +871,7 @@ impl<S: Storage, R: Rng, C: Clock> Ta<S, R, C> {
                     payload: p.payload,
                     fetched_payload: p.fetched_payload,
                     fetched: None,
+                    verity: None,
                     state: ItemState::Pending,
                 })
                 .collect(),
@@ -932,7 +938,9 @@ impl<S: Storage, R: Rng, C: Clock> Ta<S, R, C> {
             .digest
             .as_ref()
             .map_or(DigestAlg::Sha256, DigestValue::alg);
-        let stream = self.new_stream(plan, alg, plan.size)?;
+        // dm-verity salt: the image digest the manifest declares, known before the first byte.
+        let salt = plan.digest.as_ref().map_or(&[][..], DigestValue::as_bytes);
+        let stream = self.new_stream(plan, alg, plan.size)?.with_verity(salt)?;
         Ok(match (&plan.fetch_digest, plan.fetch_size) {
             (None, None) => stream,
             (digest, size) => stream.with_fetched(
@@ -1018,7 +1026,7 @@ impl<S: Storage, R: Rng, C: Clock> Ta<S, R, C> {
         };
         let index = plan.index as usize;
         let staging = item_staging(s, component).unwrap_or(index);
-        let (computed, fetched) = stream.finish(None, |fetched| {
+        let (computed, fetched, verity) = stream.finish_verified(None, |fetched| {
             if let Some(size) = plan.fetch_size {
                 if size != fetched.size {
                     return Err(Error::ImageSizeMismatch {
@@ -1062,6 +1070,7 @@ impl<S: Storage, R: Rng, C: Clock> Ta<S, R, C> {
         Self::fits(&reply, capacity)?;
         let item = Self::item(update, CMD, component)?;
         item.fetched = fetched;
+        item.verity = verity;
         item.state = ItemState::Approved(computed);
         Ok(reply)
     }
@@ -1258,9 +1267,26 @@ impl<S: Storage, R: Rng, C: Clock> Ta<S, R, C> {
         }
         let reply = Reply::Committed(pending.clone());
         Self::fits(&reply, capacity)?;
+        let boot = BootRecord {
+            slot,
+            sequence_number: pending.sequence_number,
+            status: BootStatus::Trial,
+            components: s
+                .update
+                .iter()
+                .flat_map(|u| &u.items)
+                .filter_map(|item| {
+                    item.verity.clone().map(|verity| BootComponent {
+                        component_id: item.plan.component_id.clone(),
+                        verity,
+                    })
+                })
+                .collect(),
+        };
         let record = pending;
         self.change_state(|st| {
             st.install = InstallState::Trial(record);
+            st.set_boot_record(boot);
             Ok(())
         })?;
         if let Some(u) = s.update.as_mut() {
@@ -1377,6 +1403,12 @@ impl<S: Storage, R: Rng, C: Clock> Ta<S, R, C> {
             }
             st.install = InstallState::Idle;
             st.last_outcome = LastOutcome::Confirmed;
+            if let Some(mut record) = st.boot_record(pending.slot).cloned() {
+                if record.sequence_number == pending.sequence_number {
+                    record.status = BootStatus::Good;
+                    st.set_boot_record(record);
+                }
+            }
             reply = Reply::Confirmed(floors);
             Self::fits(&reply, capacity)
         })?;
@@ -1395,12 +1427,65 @@ impl<S: Storage, R: Rng, C: Clock> Ta<S, R, C> {
         // Idempotent: with nothing pending there is nothing to drop.
         if let InstallState::Trial(_) = self.state()?.install {
             self.change_state(|st| {
+                if let InstallState::Trial(p) = &st.install {
+                    // The trial's approval to boot is withdrawn with it.
+                    let slot = p.slot;
+                    st.boot
+                        .retain(|r| r.slot != slot || r.status != BootStatus::Trial);
+                }
                 st.install = InstallState::Idle;
                 st.last_outcome = LastOutcome::RolledBack;
                 Ok(())
             })?;
         }
         Ok(Reply::Done)
+    }
+
+    /// BOOT_VERIFY: what `slot` may boot — its record, if the trial it belongs to is still
+    /// pending (trial) or it was confirmed (good), and no component is below its floor.
+    fn boot_verify(&mut self, slot: u64) -> Result<Reply> {
+        let state = self.state()?;
+        let refuse = |reason: alloc::string::String, category| TaError::NotBootable {
+            slot,
+            reason,
+            category,
+        };
+        let Some(record) = state.boot_record(slot) else {
+            return Err(refuse(
+                "the TA has no approval for it (never installed through the TA, or its trial was rolled back)"
+                    .into(),
+                Category::Policy,
+            ));
+        };
+        if record.status == BootStatus::Trial {
+            let pending = matches!(&state.install, InstallState::Trial(p)
+                if p.slot == slot && p.sequence_number == record.sequence_number);
+            if !pending {
+                return Err(refuse(
+                    "its trial is no longer pending".into(),
+                    Category::Policy,
+                ));
+            }
+        }
+        if record.components.is_empty() {
+            return Err(refuse(
+                "its install has no component with content to verify".into(),
+                Category::Policy,
+            ));
+        }
+        for c in &record.components {
+            let floor = state.floor(&c.component_id);
+            if record.sequence_number < floor {
+                return Err(refuse(
+                    format!(
+                        "its sequence number {} is below the anti-rollback floor {floor}",
+                        record.sequence_number
+                    ),
+                    Category::Rollback,
+                ));
+            }
+        }
+        Ok(Reply::Boot(record.clone()))
     }
 
     fn provision(&mut self, p: &Provisioning) -> Result<Reply> {
