@@ -82,3 +82,18 @@ fn dependencies_decode_for_inspection_only() {
         Err(Error::DependenciesNotSupported(_))
     ));
 }
+
+/// Found by the CBOR-aware fuzzer: a COSE_Sign1 whose attached payload equals the manifest
+/// digest (a form some tools produce) reached coset's detached-only Sig_structure builder,
+/// which asserts: a panic on unauthenticated input. It must be an ordinary verdict.
+#[test]
+fn attached_payload_equal_to_the_digest_is_a_verdict_not_a_panic() {
+    let bytes = include_bytes!("data/attached-payload.suit");
+    let anchor = keys::load_trust_anchor(&vectors::path("keys/draft-es256-p256.pub.pem")).unwrap();
+    let verdict = std::panic::catch_unwind(|| Manifest::authenticate(bytes, &[anchor]).map(|_| ()));
+    let verdict = verdict.expect("authentication panicked on an attached payload");
+    assert!(
+        matches!(verdict, Err(Error::NotAuthenticated(_))),
+        "the fuzzer's signature is not valid: {verdict:?}"
+    );
+}

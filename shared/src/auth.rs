@@ -371,9 +371,12 @@ impl<'a> AuthWrapper<'a> {
         };
         match tag {
             18 => {
-                let s = CoseSign1::from_tagged_slice(raw)
+                let mut s = CoseSign1::from_tagged_slice(raw)
                     .map_err(|_| invalid("malformed COSE_Sign1"))?;
                 check_payload(&s.payload)?;
+                // An attached payload equal to the digest signs the same Sig_structure as the
+                // detached form; coset computes it only for a detached payload (it asserts).
+                s.payload = None;
                 let (alg, kid) = header_alg_kid(index, &s.protected, &s.unprotected)?;
                 let to_be_verified = s.tbs_detached_data(payload, b"");
                 Ok(ParsedBlock {
@@ -387,9 +390,10 @@ impl<'a> AuthWrapper<'a> {
                 })
             }
             98 => {
-                let s =
+                let mut s =
                     CoseSign::from_tagged_slice(raw).map_err(|_| invalid("malformed COSE_Sign"))?;
                 check_payload(&s.payload)?;
+                s.payload = None;
                 no_crit(index, &s.protected)?;
                 if s.signatures.is_empty() {
                     return Err(invalid("COSE_Sign without signatures"));
