@@ -34,7 +34,9 @@ use crate::error::{Error, Result};
 use crate::manifest::{Authentic, Manifest, Severable};
 use crate::params::ComponentParams;
 
-pub use platform::{ComponentRef, DeviceIdentity, FetchSource, ImageCheck, Platform, Section};
+pub use platform::{
+    ComponentRef, DeviceIdentity, FetchSource, ImageCheck, Location, Platform, Section, Sequence,
+};
 use sequence::{Flow, Frame};
 
 /// Interprets one authenticated manifest against a platform.
@@ -46,6 +48,8 @@ pub struct Processor<'p, 'a, P: Platform> {
     /// Per component, the conditions that passed on the path taken (one bit per command
     /// number); a try-each branch that fails takes its bits back.
     passed: Vec<u32>,
+    /// Where processing is (after a failed run: where it failed).
+    location: Option<Location>,
 }
 
 /// The bit of `condition` in [`Processor::passed`]'s masks (command numbers are below 32).
@@ -66,6 +70,7 @@ impl<'p, 'a, P: Platform> Processor<'p, 'a, P> {
             platform,
             params: vec![ComponentParams::default(); n],
             passed: vec![0; n],
+            location: None,
         }
     }
 
@@ -75,6 +80,13 @@ impl<'p, 'a, P: Platform> Processor<'p, 'a, P> {
         self.passed
             .get(component)
             .is_some_and(|bits| bits & condition_bit(condition) != 0)
+    }
+
+    /// Where the last [`Processor::run`] stopped: after a failure, the sequence and component
+    /// of the command that failed (for a SUIT report's result record); `None` before a run
+    /// entered any sequence.
+    pub fn location(&self) -> Option<Location> {
+        self.location
     }
 
     /// The platform (e.g. to read what a planning platform recorded).
@@ -87,6 +99,7 @@ impl<'p, 'a, P: Platform> Processor<'p, 'a, P> {
     pub fn run(&mut self, sections: &[Section]) -> Result<()> {
         let manifest = self.manifest;
         for &section in sections {
+            self.enter(Sequence::Section(section));
             let seq = match section {
                 Section::PayloadFetch => severable(&manifest.payload_fetch, section)?,
                 Section::CandidateVerification => {
@@ -99,12 +112,28 @@ impl<'p, 'a, P: Platform> Processor<'p, 'a, P> {
             };
             if let Some(seq) = seq {
                 if let Some(shared) = &manifest.shared_sequence {
+                    self.enter(Sequence::Shared);
                     self.run_top_level(shared)?;
                 }
+                self.enter(Sequence::Section(section));
                 self.run_top_level(seq)?;
             }
         }
         Ok(())
+    }
+
+    fn enter(&mut self, sequence: Sequence) {
+        self.location = Some(Location {
+            sequence,
+            component: None,
+        });
+    }
+
+    /// Notes that the next command runs for component `c`.
+    fn at_component(&mut self, c: usize) {
+        if let Some(location) = self.location.as_mut() {
+            location.component = Some(c);
+        }
     }
 
     fn run_top_level(&mut self, seq: &CommandSequence<'a>) -> Result<()> {

@@ -214,4 +214,57 @@ impl Section {
             Section::Invoke => "invoke",
         }
     }
+
+    /// The section's key in SUIT_Manifest (what a SUIT_Record's manifest-section names).
+    pub fn key(self) -> i64 {
+        match self {
+            Section::PayloadFetch => 16,
+            Section::CandidateVerification => 18,
+            Section::Install => 20,
+            Section::Validate => 7,
+            Section::Load => 8,
+            Section::Invoke => 9,
+        }
+    }
+}
+
+/// A command sequence of the manifest: the shared sequence or one section's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sequence {
+    /// suit-shared-sequence (in suit-common), run before every section.
+    Shared,
+    /// A section's own sequence.
+    Section(Section),
+}
+
+impl Sequence {
+    /// suit-common's key in SUIT_Manifest, which holds the shared sequence.
+    pub const COMMON_KEY: i64 = 3;
+
+    /// The manifest key a SUIT_Record names for this sequence: the section's key, or
+    /// suit-common's for the shared sequence.
+    pub fn key(self) -> i64 {
+        match self {
+            Sequence::Shared => Self::COMMON_KEY,
+            Sequence::Section(section) => section.key(),
+        }
+    }
+
+    /// Name as in the draft.
+    pub fn name(self) -> &'static str {
+        match self {
+            Sequence::Shared => "shared",
+            Sequence::Section(section) => section.name(),
+        }
+    }
+}
+
+/// Where processing was when it stopped: the fields draft-ietf-suit-report's SUIT_Record
+/// gives a failure (manifest-section, component-index).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Location {
+    /// The sequence that was running.
+    pub sequence: Sequence,
+    /// The component the last command ran for; `None` when no command had run for one yet.
+    pub component: Option<usize>,
 }

@@ -57,6 +57,7 @@ impl<'p, 'a, P: Platform> Processor<'p, 'a, P> {
                 }
                 Command::CopyParams(entries) => {
                     for c in self.selection_or_error(frame)? {
+                        self.at_component(c);
                         for (src, keys) in entries {
                             let from = self.params[*src].clone();
                             for &k in keys {
@@ -75,6 +76,7 @@ impl<'p, 'a, P: Platform> Processor<'p, 'a, P> {
                 Command::Condition(condition, _) => {
                     let mut failed = None;
                     for c in self.selection_or_error(frame)? {
+                        self.at_component(c);
                         failed = self.condition(*condition, c)?;
                         if failed.is_some() {
                             break;
@@ -84,6 +86,7 @@ impl<'p, 'a, P: Platform> Processor<'p, 'a, P> {
                 }
                 Command::Directive(directive, _) => {
                     for c in self.selection_or_error(frame)? {
+                        self.at_component(c);
                         self.directive(*directive, c)?;
                     }
                     None
@@ -94,6 +97,7 @@ impl<'p, 'a, P: Platform> Processor<'p, 'a, P> {
                 } => {
                     let mut failed = None;
                     for c in self.selection_or_error(frame)? {
+                        self.at_component(c);
                         if let Some(e) = self.try_each(branches, *empty_fallback, c)? {
                             failed = Some(e);
                             break;
@@ -104,6 +108,7 @@ impl<'p, 'a, P: Platform> Processor<'p, 'a, P> {
                 Command::RunSequence(inner) => {
                     let mut failed = None;
                     for c in self.selection_or_error(frame)? {
+                        self.at_component(c);
                         let mut sub = Frame {
                             selection: vec![c],
                             soft_failure: false,

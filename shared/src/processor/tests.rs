@@ -105,6 +105,16 @@ fn run(
     install: Vec<Command<'static>>,
     dev: &mut Memory,
 ) -> Result<()> {
+    run_located(components, shared, install, dev).0
+}
+
+/// [`run`], also returning where the processor stopped.
+fn run_located(
+    components: usize,
+    shared: Vec<Command<'static>>,
+    install: Vec<Command<'static>>,
+    dev: &mut Memory,
+) -> (Result<()>, Option<Location>) {
     let manifest = Manifest {
         sequence_number: 1,
         components: (0..components)
@@ -146,7 +156,9 @@ fn run(
             alg: -35,
         },
     };
-    Processor::new(&authentic, dev).run(&[Section::Install])
+    let mut processor = Processor::new(&authentic, dev);
+    let result = processor.run(&[Section::Install]);
+    (result, processor.location())
 }
 
 fn cond(c: Condition) -> Command<'static> {
@@ -442,4 +454,46 @@ fn rollback_floor() {
             floor: 6
         }
     );
+}
+
+#[test]
+fn a_failure_names_its_sequence_and_component() {
+    let i = |n| Command::SetComponentIndex(IndexSelection::One(n));
+    // Component 1's install sequence fails a condition, after component 0 passed it.
+    let install = [vec![i(0)], vendor(1), vec![i(1)], vendor(9)].concat();
+    let (result, at) = run_located(2, vec![i(0)], install, &mut device(2));
+    assert!(
+        matches!(result, Err(Error::VendorMismatch { component: 1, .. })),
+        "{result:?}"
+    );
+    assert_eq!(
+        at,
+        Some(Location {
+            sequence: Sequence::Section(Section::Install),
+            component: Some(1),
+        })
+    );
+    assert_eq!(at.map(|l| l.sequence.key()), Some(20));
+    // A failure in the shared sequence names suit-common, whatever section it preceded.
+    let shared = [vec![i(1)], vendor(9)].concat();
+    let (result, at) = run_located(2, shared, vec![i(0)], &mut device(2));
+    assert!(result.is_err());
+    assert_eq!(
+        at,
+        Some(Location {
+            sequence: Sequence::Shared,
+            component: Some(1),
+        })
+    );
+    assert_eq!(at.map(|l| l.sequence.key()), Some(Sequence::COMMON_KEY));
+    // Inside try-each: the component of the branch that failed last.
+    let branches = vec![[vec![i(1)], vendor(8)].concat(), vendor(9)];
+    let (result, at) = run_located(
+        2,
+        vec![i(0)],
+        vec![i(0), try_each(branches, false)],
+        &mut device(2),
+    );
+    assert!(result.is_err());
+    assert_eq!(at.and_then(|l| l.component), Some(0));
 }
