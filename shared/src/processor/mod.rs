@@ -122,6 +122,31 @@ impl<'p, 'a, P: Platform> Processor<'p, 'a, P> {
         Ok(())
     }
 
+    /// Whether the manifest has `section`'s sequence (present, or severed).
+    pub fn has_section(&self, section: Section) -> bool {
+        let m = self.manifest;
+        match section {
+            Section::PayloadFetch => !matches!(m.payload_fetch, Severable::Absent),
+            Section::CandidateVerification => {
+                !matches!(m.candidate_verification, Severable::Absent)
+            }
+            Section::Install => !matches!(m.install, Severable::Absent),
+            Section::Validate => m.validate.is_some(),
+            Section::Load => m.load.is_some(),
+            Section::Invoke => m.invoke.is_some(),
+        }
+    }
+
+    /// Runs the shared sequence alone: the applicability checks of a manifest that has none
+    /// of the sections a caller runs.
+    pub fn run_shared(&mut self) -> Result<()> {
+        if let Some(shared) = &self.manifest.shared_sequence {
+            self.enter(Sequence::Shared);
+            self.run_top_level(shared)?;
+        }
+        Ok(())
+    }
+
     fn enter(&mut self, sequence: Sequence) {
         self.location = Some(Location {
             sequence,

@@ -298,7 +298,14 @@ fn run(
     planner: &mut Planner<'_>,
 ) -> Result<Vec<bool>> {
     let mut processor = Processor::new(authentic, planner);
-    if let Err(error) = processor.run(sections) {
+    let result = if sections.iter().any(|&s| processor.has_section(s)) {
+        processor.run(sections)
+    } else {
+        // Nothing to plan, but whether the manifest is meant for this device is still decided
+        // (a manifest for another device is refused as such, not for installing nothing).
+        processor.run_shared()
+    };
+    if let Err(error) = result {
         return Err(TaError::Processing {
             error,
             at: processor.location(),
