@@ -27,7 +27,7 @@ use suit_shared::manifest::{Manifest, Severable};
 use suit_shared::params::{Parameter, VendorId};
 use suit_shared::processor::{DeviceIdentity, Processor, Section};
 use suit_shared::{Category, Error};
-use suit_tests::vectors;
+use suit_tests::vectors::{self, anchors, expected_verifier};
 
 /// A verdict: accepted, or rejected in a category.
 type Verdict = Result<(), Category>;
@@ -207,43 +207,6 @@ const PAYLOADS: &[(&str, usize, &str)] = &[
 
 const GCM_PAYLOAD: &str = "encryption/encrypted-payload-aes-kw-aes-gcm.bin";
 
-/// Every key in the corpus that can authenticate an envelope, by file name.
-fn anchors() -> BTreeMap<&'static str, TrustAnchor> {
-    let mut m = BTreeMap::new();
-    for name in [
-        "draft-es256-p256.pub.pem",
-        "enc-dependency-es256-p256.pub.pem",
-        "libcsuit-trust_anchor_secp256r1_pub.pem",
-        "nordic-suit-generator-test.pub.pem",
-    ] {
-        let path = vectors::path(&format!("keys/{name}"));
-        m.insert(name, keys::load_trust_anchor(&path).unwrap());
-    }
-    let hmac = keys::load_secret(&vectors::path("keys/hmac256-key-32xa.bin")).unwrap();
-    m.insert(
-        "hmac256-key-32xa.bin",
-        TrustAnchor::Hmac256 {
-            key: hmac,
-            kid: None,
-        },
-    );
-    m
-}
-
-/// The key the independent check verified the envelope with, if any.
-fn verifier(e: &Value) -> Option<String> {
-    let check = &e["check"];
-    if check["digest_over_bstr_wrapped_manifest"] != true {
-        return None;
-    }
-    check["auth_blocks"]
-        .as_array()?
-        .iter()
-        .filter_map(|b| b["verified_with"].as_str())
-        .find(|k| *k != "NOT VERIFIED")
-        .map(|k| k.trim_start_matches("keys/").to_string())
-}
-
 /// The fleet KEK of the encryption vectors (A128KW, 'a' × 16).
 fn kek() -> Vec<u8> {
     keys::load_secret(&vectors::path("keys/a128kw-kek-16xa.bin"))
@@ -351,7 +314,7 @@ impl Case {
     fn new(e: &Value, all: &BTreeMap<&'static str, TrustAnchor>, dir: PathBuf) -> Self {
         let file = e["file"].as_str().unwrap().to_string();
         let bytes = vectors::read(&file);
-        let anchors: Vec<TrustAnchor> = match verifier(e) {
+        let anchors: Vec<TrustAnchor> = match expected_verifier(e) {
             Some(key) => vec![all[key.as_str()].clone()],
             None => all.values().cloned().collect(),
         };

@@ -76,6 +76,14 @@ fn two_components(
     sign(&m, &vendor_key())
 }
 
+/// Component 1 must go to slot 7; the agent targets slot 1.
+fn wrong_slot() -> Vec<Command<'static>> {
+    vec![
+        Command::OverrideParameters(vec![Parameter::ComponentSlot(7)]),
+        Command::Condition(Condition::ComponentSlot, RP),
+    ]
+}
+
 fn images() -> [[u8; 64]; 2] {
     let a = image(64, 1);
     let b = image(64, 2);
@@ -107,12 +115,7 @@ fn failed_at(result: ReportResult) -> (i64, u64, Reason) {
 fn a_failed_condition_in_component_1s_install_sequence_is_reported_there() {
     let dev = Device::new();
     let mut s = dev.session();
-    // Component 1 must go to slot 7; the agent targets slot 1.
-    let wrong_slot = vec![
-        Command::OverrideParameters(vec![Parameter::ComponentSlot(7)]),
-        Command::Condition(Condition::ComponentSlot, RP),
-    ];
-    let env = two_components(class(), &images(), wrong_slot);
+    let env = two_components(class(), &images(), wrong_slot());
     s.load_manifest(&env, 1).unwrap_err();
     assert_eq!(
         failed_at(report(&mut s)),
@@ -154,11 +157,7 @@ fn a_payload_refused_while_streaming_names_its_component() {
 fn suit_tool_verify_report_shows_where_it_failed() {
     let dev = Device::new();
     let mut s = dev.session();
-    let wrong_slot = vec![
-        Command::OverrideParameters(vec![Parameter::ComponentSlot(7)]),
-        Command::Condition(Condition::ComponentSlot, RP),
-    ];
-    s.load_manifest(&two_components(class(), &images(), wrong_slot), 1)
+    s.load_manifest(&two_components(class(), &images(), wrong_slot()), 1)
         .unwrap_err();
     let dir = tempfile::tempdir().unwrap();
     let info = s.get_info().unwrap();
