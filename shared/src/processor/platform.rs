@@ -249,14 +249,6 @@ impl Sequence {
             Sequence::Section(section) => section.key(),
         }
     }
-
-    /// Name as in the draft.
-    pub fn name(self) -> &'static str {
-        match self {
-            Sequence::Shared => "shared",
-            Sequence::Section(section) => section.name(),
-        }
-    }
 }
 
 /// Where processing was when it stopped: the fields draft-ietf-suit-report's SUIT_Record
