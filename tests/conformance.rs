@@ -6,40 +6,13 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use serde_json::Value;
-use suit_host::keys;
 use suit_shared::auth::TrustAnchor;
 use suit_shared::envelope::Envelope;
 use suit_shared::error::Uuid;
 use suit_shared::manifest::{Authentic, Manifest};
 use suit_shared::processor::{DeviceIdentity, Processor, Section};
 use suit_shared::{Category, Error};
-use suit_tests::vectors;
-
-/// Every key in the corpus that can authenticate an envelope, by file name.
-fn anchors() -> BTreeMap<&'static str, TrustAnchor> {
-    let mut m = BTreeMap::new();
-    for name in [
-        "draft-es256-p256.pub.pem",
-        "enc-dependency-es256-p256.pub.pem",
-        "libcsuit-trust_anchor_secp256r1_pub.pem",
-        "nordic-suit-generator-test.pub.pem",
-    ] {
-        let path = vectors::path(&format!("keys/{name}"));
-        m.insert(
-            name,
-            keys::load_trust_anchor(&path).expect("trust anchor loads"),
-        );
-    }
-    let hmac = keys::load_secret(&vectors::path("keys/hmac256-key-32xa.bin")).expect("hmac key");
-    m.insert(
-        "hmac256-key-32xa.bin",
-        TrustAnchor::Hmac256 {
-            key: hmac,
-            kid: None,
-        },
-    );
-    m
-}
+use suit_tests::vectors::{self, anchors, expected_verifier};
 
 fn envelopes() -> Vec<Value> {
     let all: Vec<Value> = vectors::index()
@@ -52,20 +25,6 @@ fn envelopes() -> Vec<Value> {
         all.len()
     );
     all
-}
-
-/// What the independent check says: the key that verifies a block, if the digest matches.
-fn expected_verifier(e: &Value) -> Option<String> {
-    let check = &e["check"];
-    if check["digest_over_bstr_wrapped_manifest"] != true {
-        return None;
-    }
-    check["auth_blocks"]
-        .as_array()?
-        .iter()
-        .filter_map(|b| b["verified_with"].as_str())
-        .find(|k| *k != "NOT VERIFIED")
-        .map(|k| k.trim_start_matches("keys/").to_string())
 }
 
 #[test]

@@ -17,6 +17,13 @@
 //! SUIT_Record = [manifest-id: [], section: int, offset: 0, component-index: uint, {}]
 //! ```
 //!
+//! A failure's record says where the manifest's processing stopped
+//! ([`crate::processor::Location`]): `section` is the SUIT_Manifest key of the sequence that
+//! was running (suit-common's, 3, for the shared sequence; 0 when the failure was not in a
+//! sequence, e.g. a payload refused while it streamed), `component-index` the component the
+//! failing command ran for (or the refused payload's). The section offset is not tracked
+//! (always 0).
+//!
 //! The result code is the rejection's [`Category::code`], [`TRIAL_FAILED`] for an install
 //! whose trial boot failed and was rolled back, [`INCOMPLETE`] for an attempt that never
 //! reached COMMIT, or [`PENDING`] for a committed install whose trial boot has not confirmed
@@ -113,7 +120,8 @@ pub enum ReportResult {
         code: i64,
         /// The SUIT reason.
         reason: Reason,
-        /// Manifest section (element key) where it failed, 0 when not one.
+        /// Manifest key of the sequence where it failed (3 for the shared sequence), 0 when
+        /// not in one.
         section: i64,
         /// Component index concerned (0 when not one).
         component: u64,

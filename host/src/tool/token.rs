@@ -84,6 +84,14 @@ pub fn verify_report(args: VerifyReportArgs) -> Result<(), ToolError> {
         ),
         ReportResult::Failure { code, reason, .. } => ("failure", Some(*code), Some(reason.code())),
     };
+    // Where it failed: the manifest section's key (0: not while running a sequence) and the
+    // component index.
+    let failed_at = match &report.result {
+        ReportResult::Failure {
+            section, component, ..
+        } => Some((*section, *component)),
+        _ => None,
+    };
     if args.json {
         let value = serde_json::json!({
             "result": result,
@@ -92,12 +100,19 @@ pub fn verify_report(args: VerifyReportArgs) -> Result<(), ToolError> {
             "manifest-uri": report.manifest_uri,
             "manifest-digest": hex(report.manifest_digest.as_bytes()),
             "nonce": report.nonce.as_deref().map(hex),
+            "manifest-section": failed_at.map(|(section, _)| section),
+            "component-index": failed_at.map(|(_, component)| component),
         });
         println!("{value}");
     } else {
         println!(
-            "valid SUIT report: {result}{} for manifest {:?}{}",
+            "valid SUIT report: {result}{}{} for manifest {:?}{}",
             code.map(|c| format!(" (code {c}, reason {})", reason.unwrap_or_default()))
+                .unwrap_or_default(),
+            failed_at
+                .map(|(section, component)| format!(
+                    " in manifest section {section}, component {component}"
+                ))
                 .unwrap_or_default(),
             report.manifest_digest,
             if report.manifest_uri.is_empty() {

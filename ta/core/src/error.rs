@@ -4,6 +4,7 @@
 use alloc::string::String;
 
 use suit_shared::abi::{CommandId, Rejection};
+use suit_shared::processor::Location;
 use suit_shared::{Category, Error as SuitError};
 
 use crate::platform::StorageError;
@@ -14,6 +15,15 @@ pub enum TaError {
     /// The SUIT core rejected the envelope, a payload or a request.
     #[error(transparent)]
     Suit(#[from] SuitError),
+    /// The SUIT core rejected the manifest while running one of its sequences.
+    #[error("{error}")]
+    Processing {
+        /// The rejection.
+        error: SuitError,
+        /// The sequence and component of the command that failed (`None` if it failed before
+        /// entering a sequence).
+        at: Option<Location>,
+    },
     /// The command is not allowed in the current state.
     #[error("{command} is not allowed now: {reason}")]
     OutOfOrder {
@@ -69,7 +79,7 @@ impl TaError {
     /// The category of this error.
     pub fn category(&self) -> Category {
         match self {
-            TaError::Suit(e) => e.category(),
+            TaError::Suit(e) | TaError::Processing { error: e, .. } => e.category(),
             TaError::OutOfOrder { .. } | TaError::Refused(_) => Category::Policy,
             TaError::Token(_) => Category::Authentication,
             TaError::Diverged => Category::Digest,

@@ -228,7 +228,13 @@ pub fn plan(
         planner.script = script;
         let outcome = match run(authentic, sections, &mut planner) {
             // What the planner cannot evaluate on one path leaves the whole plan unknown.
-            Err(e @ TaError::Suit(Error::Unsupported(_))) => return Err(e),
+            Err(
+                e @ (TaError::Suit(Error::Unsupported(_))
+                | TaError::Processing {
+                    error: Error::Unsupported(_),
+                    ..
+                }),
+            ) => return Err(e),
             Err(e) => Err(e),
             Ok(applicable) => planner.finish(&authentic.manifest.components, &applicable),
         };
@@ -292,7 +298,19 @@ fn run(
     planner: &mut Planner<'_>,
 ) -> Result<Vec<bool>> {
     let mut processor = Processor::new(authentic, planner);
-    processor.run(sections)?;
+    let result = if sections.iter().any(|&s| processor.has_section(s)) {
+        processor.run(sections)
+    } else {
+        // Nothing to plan, but whether the manifest is meant for this device is still decided
+        // (a manifest for another device is refused as such, not for installing nothing).
+        processor.run_shared()
+    };
+    if let Err(error) = result {
+        return Err(TaError::Processing {
+            error,
+            at: processor.location(),
+        });
+    }
     Ok((0..authentic.manifest.components.len())
         .map(|c| {
             processor.passed(c, Condition::VendorId) && processor.passed(c, Condition::ClassId)

@@ -264,13 +264,21 @@ struct Attempt {
     result: ReportResult,
 }
 
-fn failure(e: &TaError) -> ReportResult {
+/// The report result of a rejection: where the manifest's processing failed, or else the
+/// plan item a payload command was about (section 0: not while running a sequence).
+fn failure(e: &TaError, item: Option<u32>) -> ReportResult {
     let category = e.category();
+    let (section, component) = match e {
+        TaError::Processing { at: Some(at), .. } => {
+            (at.sequence.key(), at.component.map_or(0, |c| c as u64))
+        }
+        _ => (0, item.map_or(0, u64::from)),
+    };
     ReportResult::Failure {
         code: category.code().into(),
         reason: Reason::of(category),
-        section: 0,
-        component: 0,
+        section,
+        component,
     }
 }
 
@@ -526,8 +534,14 @@ impl<S: Storage, R: Rng, C: Clock> Ta<S, R, C> {
             },
             _ => None,
         };
+        let item = match req {
+            Request::PayloadUpdate { component, .. }
+            | Request::PayloadFinal { component }
+            | Request::DecryptForInstall { component, .. } => Some(component),
+            _ => None,
+        };
         let result = self.execute(id, s, req, data, capacity, out);
-        Self::note_attempt(s, command, data, pending, &result);
+        Self::note_attempt(s, command, data, pending, item, &result);
         result
     }
 
@@ -551,6 +565,7 @@ impl<S: Storage, R: Rng, C: Clock> Ta<S, R, C> {
         command: CommandId,
         data: &[u8],
         pending: Option<PendingInstall>,
+        item: Option<u32>,
         result: &Result<Reply>,
     ) {
         match (command, result) {
@@ -567,7 +582,7 @@ impl<S: Storage, R: Rng, C: Clock> Ta<S, R, C> {
                         section: 0,
                         component: 0,
                     },
-                    Err(e) => failure(e),
+                    Err(e) => failure(e, item),
                 };
                 s.attempt = Some(Attempt {
                     manifest_uri,
@@ -589,7 +604,7 @@ impl<S: Storage, R: Rng, C: Clock> Ta<S, R, C> {
                 Err(e),
             ) => {
                 if let Some(a) = s.attempt.as_mut() {
-                    a.result = failure(e);
+                    a.result = failure(e, item);
                 }
             }
             (CommandId::Confirm | CommandId::Rollback, Ok(_)) => {
@@ -616,7 +631,7 @@ impl<S: Storage, R: Rng, C: Clock> Ta<S, R, C> {
                     s.attempt = Some(Attempt {
                         manifest_uri: alloc::string::String::new(),
                         manifest_digest: p.manifest_digest,
-                        result: failure(e),
+                        result: failure(e, item),
                     });
                 }
             }
