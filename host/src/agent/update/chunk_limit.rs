@@ -1,12 +1,27 @@
-//! The TEE decorator that applies the configured chunk size to every stream.
+//! The TEE decorator that applies the configured chunk size to every stream, asking the TA
+//! for its own maximum (GET_INFO) once per session rather than before every stream.
 
 use super::{Tee, TeeError};
 
 /// A TA session whose streams use chunks of at most the configured `chunk-size` (the TA's
 /// own maximum still applies).
 pub(super) struct ChunkLimited {
-    pub(super) inner: Box<dyn Tee>,
-    pub(super) limit: usize,
+    inner: Box<dyn Tee>,
+    limit: usize,
+    /// The TA's maximum chunk, once asked: it is fixed for the TA, so one GET_INFO per
+    /// session is enough.
+    ta_max: Option<usize>,
+}
+
+impl ChunkLimited {
+    /// `inner` streaming chunks of at most `limit` bytes.
+    pub(super) fn new(inner: Box<dyn Tee>, limit: usize) -> Self {
+        ChunkLimited {
+            inner,
+            limit,
+            ta_max: None,
+        }
+    }
 }
 
 impl Tee for ChunkLimited {
@@ -32,7 +47,11 @@ impl Tee for ChunkLimited {
     }
 
     fn chunk_size(&mut self) -> Result<usize, TeeError> {
-        Ok(self.inner.chunk_size()?.min(self.limit))
+        let ta_max = match self.ta_max {
+            Some(n) => n,
+            None => *self.ta_max.insert(self.inner.chunk_size()?),
+        };
+        Ok(ta_max.min(self.limit))
     }
 }
 
@@ -46,10 +65,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let session =
             SimulatorSession::connect(SimulatorConfig::new(dir.path(), Vec::new())).unwrap();
-        let mut limited = ChunkLimited {
-            inner: Box::new(session),
-            limit: 64 * 1024,
-        };
+        let mut limited = ChunkLimited::new(Box::new(session), 64 * 1024);
         assert_eq!(limited.chunk_size().unwrap(), 64 * 1024);
         limited.limit = usize::MAX;
         assert_eq!(

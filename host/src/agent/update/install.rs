@@ -70,37 +70,47 @@ impl Agent {
         let digest = plan.manifest_digest.as_bytes().to_vec();
         let resumed = journal
             .update
-            .as_ref()
-            .is_some_and(|u| u.manifest_digest == digest && u.target_slot == target);
+            .take()
+            .filter(|u| u.manifest_digest == digest && u.target_slot == target);
         let update_dir = self.staging.update(&digest)?;
         std::fs::rename(&envelope_path, update_dir.envelope())
             .map_err(io_err("move", &envelope_path))?;
-        if resumed {
-            tracing::info!("resuming the interrupted install of this envelope");
-        } else {
-            // A different update was interrupted: its staging goes.
-            self.staging.remove_all_except(Some(&digest))?;
-            let components = plan
-                .items
-                .iter()
-                .map(|item| ComponentRecord {
-                    index: item.index,
-                    id: ComponentIdBuf(item.component_id.clone()),
-                    size: item.size.unwrap_or(0),
-                    state: ComponentState::Pending,
-                })
-                .collect();
-            journal.update = Some(UpdateRecord::new(
-                digest.clone(),
-                plan.sequence_number,
-                source.to_string(),
-                target,
-                components,
-            ));
-        }
-        self.journal.save(&journal)?;
+        let mut update = match resumed {
+            Some(update) => {
+                tracing::info!("resuming the interrupted install of this envelope");
+                update
+            }
+            None => {
+                // A different update was interrupted: its staging goes.
+                self.staging.remove_all_except(Some(&digest))?;
+                let components = plan
+                    .items
+                    .iter()
+                    .map(|item| ComponentRecord {
+                        index: item.index,
+                        id: ComponentIdBuf(item.component_id.clone()),
+                        size: item.size.unwrap_or(0),
+                        state: ComponentState::Pending,
+                    })
+                    .collect();
+                UpdateRecord::new(
+                    digest.clone(),
+                    plan.sequence_number,
+                    source.to_string(),
+                    target,
+                    components,
+                )
+            }
+        };
+        self.save_update(&mut journal, &update)?;
 
-        let result = self.carry_out(&plan, &envelope, target, &mut journal, &update_dir);
+        let result = self.carry_out(
+            &plan,
+            &envelope,
+            target,
+            (&mut journal, &mut update),
+            &update_dir,
+        );
         if result.is_err() {
             // The TA session drops everything uncommitted; the journal keeps the staged
             // payloads so that a retry resumes.
@@ -115,7 +125,7 @@ impl Agent {
         plan: &Plan,
         envelope: &[u8],
         target: Slot,
-        journal: &mut Journal,
+        (journal, update): (&mut Journal, &mut UpdateRecord),
         update_dir: &super::staging::UpdateStaging,
     ) -> Result<Installed, AgentError> {
         let env = suit_shared::envelope::Envelope::decode(envelope)
@@ -123,7 +133,7 @@ impl Agent {
         // 1. Stage every payload, bounded by the plan.
         for (n, item) in plan.items.iter().enumerate() {
             let staged = update_dir.payload(item.index);
-            if record_state(journal, n).is_staged() && staged.exists() {
+            if record_state(update, n).is_staged() && staged.exists() {
                 continue;
             }
             let bound = fetch_bound(item)?;
@@ -147,11 +157,11 @@ impl Agent {
                 }
                 PayloadSource::Content(bytes) => write_synced(&staged, bytes)?,
             }
-            set_state(journal, n, ComponentState::Staged);
-            advance_if(journal, Step::Staged, |u| {
-                u.all_components(ComponentState::is_staged)
-            });
-            self.journal.save(journal)?;
+            set_state(update, n, ComponentState::Staged);
+            if update.all_components(ComponentState::is_staged) {
+                update.advance(Step::Staged);
+            }
+            self.save_update(journal, update)?;
         }
 
         // 2. Approve: nothing is written before every token exists.
@@ -165,19 +175,13 @@ impl Agent {
             );
             let approval = match self.tee.approve(item.index, &mut file) {
                 Ok(approval) => approval,
-                Err(e) => return Err(self.refused(e.into(), journal, n, &staged)),
+                Err(e) => return Err(self.refused(e.into(), (journal, update), n, &staged)),
             };
-            set_state(
-                journal,
-                n,
-                ComponentState::Approved {
-                    token: approval.token.clone(),
-                },
-            );
+            set_state(update, n, ComponentState::Approved);
             approvals.push(approval);
         }
-        advance_if(journal, Step::Approved, |_| true);
-        self.journal.save(journal)?;
+        update.advance(Step::Approved);
+        self.save_update(journal, update)?;
 
         // 3. Write the inactive slot, sync, read back.
         for (n, (item, approval)) in plan.items.iter().zip(&approvals).enumerate() {
@@ -221,28 +225,22 @@ impl Agent {
                     .map_err(io_err("write the dm-verity tree to", &slot_path))
                 });
             if let Err(e) = written {
-                return Err(self.refused(e, journal, n, &staged));
+                return Err(self.refused(e, (journal, update), n, &staged));
             }
-            set_state(
-                journal,
-                n,
-                ComponentState::Written {
-                    token: approval.token.clone(),
-                },
-            );
-            self.journal.save(journal)?;
+            set_state(update, n, ComponentState::Written);
+            self.save_update(journal, update)?;
         }
-        advance_if(journal, Step::Written, |_| true);
-        self.journal.save(journal)?;
+        update.advance(Step::Written);
+        self.save_update(journal, update)?;
 
         // 4. Commit, then arm the trial boot.
         let tokens: Vec<Vec<u8>> = approvals.iter().map(|a| a.token.clone()).collect();
         self.tee.commit(&tokens)?;
-        advance_if(journal, Step::Committed, |_| true);
-        self.journal.save(journal)?;
+        update.advance(Step::Committed);
+        self.save_update(journal, update)?;
         self.boot.mark_trial(target)?;
-        advance_if(journal, Step::TrialArmed, |_| true);
-        self.journal.save(journal)?;
+        update.advance(Step::TrialArmed);
+        self.save_update(journal, update)?;
         Ok(Installed {
             sequence_number: plan.sequence_number,
             slot: target,
@@ -262,7 +260,7 @@ impl Agent {
     fn refused(
         &mut self,
         error: AgentError,
-        journal: &mut Journal,
+        (journal, update): (&mut Journal, &mut UpdateRecord),
         n: usize,
         staged: &Path,
     ) -> AgentError {
@@ -280,12 +278,18 @@ impl Agent {
                 tracing::warn!("cannot remove {}: {e}", staged.display());
             }
         }
-        set_state(journal, n, ComponentState::Pending);
-        if let Err(e) = self.journal.save(journal) {
+        set_state(update, n, ComponentState::Pending);
+        if let Err(e) = self.save_update(journal, update) {
             tracing::warn!("cannot record the dropped payload in the journal: {e}");
         }
         error
     }
+    /// Saves `journal` with `update` as its update in progress.
+    fn save_update(&self, journal: &mut Journal, update: &UpdateRecord) -> Result<(), AgentError> {
+        journal.update = Some(update.clone());
+        Ok(self.journal.save(journal)?)
+    }
+
     /// Fetches the envelope at `source` into `path`, no larger than the TA accepts, and reads it.
     fn fetch_envelope(
         &mut self,
@@ -358,35 +362,20 @@ fn fetch_bound(item: &PlanItem) -> Result<u64, AgentError> {
     }
 }
 
-fn record_state(journal: &Journal, n: usize) -> ComponentState {
-    journal
-        .update
-        .as_ref()
-        .and_then(|u| u.components.get(n))
-        .map(|c| c.state.clone())
-        .unwrap_or(ComponentState::Pending)
+/// The recorded state of plan item `n`; a record that lists fewer components than the plan
+/// (edited by hand) has the rest still to do.
+fn record_state(update: &UpdateRecord, n: usize) -> ComponentState {
+    update
+        .components
+        .get(n)
+        .map_or(ComponentState::Pending, |c| c.state)
 }
 
-fn set_state(journal: &mut Journal, n: usize, state: ComponentState) {
-    if let Some(c) = journal
-        .update
-        .as_mut()
-        .and_then(|u| u.components.get_mut(n))
-    {
+fn set_state(update: &mut UpdateRecord, n: usize, state: ComponentState) {
+    if let Some(c) = update.components.get_mut(n) {
         c.state = state;
     }
-    if let Some(u) = journal.update.as_mut() {
-        u.touch();
-    }
-}
-
-/// Records `step` once `reached` holds, never moving the journal backwards.
-fn advance_if(journal: &mut Journal, step: Step, reached: impl Fn(&UpdateRecord) -> bool) {
-    if let Some(u) = journal.update.as_mut() {
-        if u.step < step && reached(u) {
-            u.advance(step);
-        }
-    }
+    update.touch();
 }
 
 fn aborted_outcome(digest: &[u8], sequence_number: u64, slot: Slot, error: &TeeError) -> Outcome {

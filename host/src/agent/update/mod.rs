@@ -228,10 +228,7 @@ impl Agent {
             boot: bootctl::open(&config.boot),
             fetcher,
             staging,
-            tee: Box::new(ChunkLimited {
-                limit: config.chunk_size.get(),
-                inner: tee,
-            }),
+            tee: Box::new(ChunkLimited::new(tee, config.chunk_size.get())),
             config,
             progress,
             nonce: None,
