@@ -1,8 +1,5 @@
 //! The daemon: poll the channel, install what is new, reboot.
 
-use std::time::Duration;
-
-use super::health::run_command;
 use super::{Agent, AgentError};
 
 impl Agent {
@@ -24,10 +21,7 @@ impl Agent {
                                 installed.sequence_number,
                                 installed.slot
                             );
-                            if let Some(cmd) = &self.config.reboot_command {
-                                run_command(cmd, Duration::from_secs(60))
-                                    .map_err(AgentError::Plan)?;
-                            }
+                            self.reboot()?;
                         }
                         Err(e) => tracing::warn!("install failed: {e}"),
                     }

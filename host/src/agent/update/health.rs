@@ -6,6 +6,14 @@ use std::time::{Duration, Instant};
 use super::{Agent, AgentError};
 
 impl Agent {
+    /// Runs the configured reboot command, if any.
+    pub(super) fn reboot(&self) -> Result<(), AgentError> {
+        match &self.config.reboot_command {
+            None => Ok(()),
+            Some(cmd) => run_command(cmd, Duration::from_secs(60)).map_err(AgentError::Plan),
+        }
+    }
+
     pub(super) fn health_check(&self) -> Result<(), AgentError> {
         match &self.config.health_check {
             None => Ok(()),
@@ -17,7 +25,7 @@ impl Agent {
 }
 
 /// Runs `command` (no shell) with a timeout; Err describes the failure.
-pub(super) fn run_command(command: &[String], timeout: Duration) -> Result<(), String> {
+fn run_command(command: &[String], timeout: Duration) -> Result<(), String> {
     let (program, args) = command.split_first().ok_or("empty command")?;
     let mut child = Command::new(program)
         .args(args)

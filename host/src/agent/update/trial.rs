@@ -2,11 +2,9 @@
 //! step 7), the factory's confirmation without a trial, and BOOT_VERIFY for the boot stage.
 
 use std::fs::File;
-use std::time::Duration;
 
 use suit_shared::abi::{Info, InstallState, LastOutcome, PendingInstall};
 
-use super::health::run_command;
 use super::writer::Metered;
 use super::{io_err, Agent, AgentError, BootApproval, BootCheck};
 use crate::agent::config::ComponentIdBuf;
@@ -44,9 +42,7 @@ impl Agent {
                     // Fall back on the next boot; the old slot's boot-check rolls back.
                     self.boot.mark_bad(booted)?;
                     tracing::error!("trial boot of slot {booted} is unhealthy ({e}); marked bad, falling back at the next boot");
-                    if let Some(cmd) = &self.config.reboot_command {
-                        run_command(cmd, Duration::from_secs(60)).map_err(AgentError::Plan)?;
-                    }
+                    self.reboot()?;
                     Err(e)
                 }
             };
@@ -66,9 +62,7 @@ impl Agent {
                 OutcomeResult::RolledBack,
                 Some("the trial boot failed".into()),
             ));
-            journal.update = None;
-            self.journal.save(&journal)?;
-            self.staging.remove_all_except(None)?;
+            self.close_update(&mut journal)?;
             self.file_report();
             return Ok(BootCheck::RolledBack {
                 failed: pending_slot,
@@ -168,8 +162,7 @@ impl Agent {
                 message: Some(message.into()),
                 finished_at: super::journal::unix_now(),
             });
-            self.journal.save(&journal)?;
-            self.staging.remove_all_except(None)?;
+            self.close_update(&mut journal)?;
             if vanished {
                 let alarm = AgentError::InstallVanished {
                     slot: booted,
@@ -179,9 +172,7 @@ impl Agent {
                 self.boot.mark_bad(booted)?;
                 // A signed report when the TA has one (REPORT covers this session only).
                 self.file_report();
-                if let Some(cmd) = &self.config.reboot_command {
-                    run_command(cmd, Duration::from_secs(60)).map_err(AgentError::Plan)?;
-                }
+                self.reboot()?;
                 return Err(alarm);
             }
         }
@@ -237,9 +228,7 @@ impl Agent {
         confirmed?;
         self.boot.mark_good(booted)?;
         journal.last_outcome = Some(outcome(pending, booted, OutcomeResult::Confirmed, None));
-        journal.update = None;
-        self.journal.save(journal)?;
-        self.staging.remove_all_except(None)?;
+        self.close_update(journal)?;
         Ok(BootCheck::Confirmed {
             slot: booted,
             sequence_number: pending.sequence_number,
@@ -278,10 +267,16 @@ impl Agent {
                 return Err(AgentError::NothingToDo("no install to roll back".into()))
             }
         };
-        journal.update = None;
-        self.journal.save(&journal)?;
-        self.staging.remove_all_except(None)?;
+        self.close_update(&mut journal)?;
         Ok(message)
+    }
+
+    /// Ends the update in progress once its outcome is in `journal`: forgets it, saves the
+    /// journal and empties the staging directory.
+    fn close_update(&mut self, journal: &mut Journal) -> Result<(), AgentError> {
+        journal.update = None;
+        self.journal.save(journal)?;
+        Ok(self.staging.remove_all_except(None)?)
     }
 }
 
