@@ -4,11 +4,16 @@
 //! earlier agents that kept them. The real agent library on the simulator TA, an update
 //! fetched from `file://` URIs, slots in files.
 
+#[allow(dead_code)] // Scratch: the device makes its own directory
+#[path = "support/cli.rs"]
+mod cli;
+
+use std::ffi::OsStr;
 use std::path::PathBuf;
-use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
+use cli::{ok, tool};
 use p384::pkcs8::{EncodePublicKey, LineEnding};
 use suit_host::agent::config::Config;
 use suit_host::agent::fetch::progress::{NoProgress, Progress};
@@ -137,20 +142,16 @@ impl Device {
         )
         .unwrap();
         let envelope = work.join("update.suit");
-        let out = Command::new(env!("CARGO_BIN_EXE_suit-tool"))
-            .args(["create", "--spec"])
-            .arg(&spec)
-            .arg("--out")
-            .arg(&envelope)
-            .arg("--key")
-            .arg(repo().join("keys/dev-vendor-es384.priv.pem"))
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "suit-tool create: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let key = repo().join("keys/dev-vendor-es384.priv.pem");
+        ok(tool(&[
+            OsStr::new("create"),
+            OsStr::new("--spec"),
+            spec.as_os_str(),
+            OsStr::new("--out"),
+            envelope.as_os_str(),
+            OsStr::new("--key"),
+            key.as_os_str(),
+        ]));
         dev.envelope = envelope;
         dev
     }
