@@ -20,13 +20,13 @@
 //!
 //! | module | step |
 //! |---|---|
-//! | [`install`] | install and check: envelope, plan, staging, approval, commit, trial armed |
-//! | [`writer`] | the slot writer: approved plaintext into the inactive slot |
-//! | [`trial`] | boot-check, confirm, rollback, the factory's confirmation, BOOT_VERIFY |
-//! | [`report`] | the TA's signed SUIT reports: kept and posted |
-//! | [`daemon`] | the polling daemon |
-//! | [`health`] | the trial boot's health check and the command runner |
-//! | [`chunk_limit`] | the TEE decorator applying the configured chunk size |
+//! | `install` | install and check: envelope, plan, staging, approval, commit, trial armed |
+//! | `writer` | the slot writer: approved plaintext into the inactive slot |
+//! | `trial` | boot-check, confirm, rollback, the factory's confirmation, BOOT_VERIFY |
+//! | `report` | the TA's signed SUIT reports: kept and posted |
+//! | `daemon` | the polling daemon |
+//! | `health` | the trial boot's health check and the command runner |
+//! | `chunk_limit` | the TEE decorator applying the configured chunk size |
 
 mod chunk_limit;
 mod daemon;
