@@ -117,6 +117,7 @@ fn update_lifecycle() {
              mount -t tracefs nodev $t && echo 'p:suit_invoke optee_invoke_func' > $t/kprobe_events \
                && echo 1 > $t/events/kprobes/suit_invoke/enable\n\
              agent install-v2 install {URL}/v2.suit\n\
+             cp \"$(ls /data/suit-agent/reports/*.suit-report | tail -n 1)\" /data/install-v2.suit-report\n\
              echo \"SUIT-MEASURE: ta-invocations $(grep -c ' suit_invoke:' $t/trace)\"\n\
              bootstate installed\n"
         ))
@@ -143,27 +144,27 @@ fn update_lifecycle() {
         fs::read(&v2.image).unwrap(),
         "slot B holds v2's plaintext, decrypted by the TA"
     );
-    // The approval token the TA signed verifies with the device's public key.
-    let journal = dev.journal().unwrap().expect("the agent keeps a journal");
-    let token = journal["journal"]["update"]["components"][0]["state"]["written"]["token"]
-        .as_str()
-        .unwrap_or_else(|| panic!("no token in the journal: {journal}"));
-    let token_file = work.join("v2.token");
-    let token_bytes: Vec<u8> = (0..token.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&token[i..i + 2], 16).unwrap())
-        .collect();
-    fs::write(&token_file, token_bytes).unwrap();
-    tool(
+    // The SUIT report the TA signed for this install verifies with the device's public key.
+    // (The journal keeps no approval tokens: a token is good only in the TA session that
+    // issued it; the report is what the device gives a verifier.)
+    let report = dev
+        .vm
+        .read_data_file("install-v2.suit-report")
+        .unwrap()
+        .expect("the agent keeps the install's SUIT report");
+    let report_file = work.join("v2.suit-report");
+    fs::write(&report_file, report).unwrap();
+    let verified = tool(
         &work,
         &[
-            "verify-token",
+            "verify-report",
             "--device-key",
             &device_key.to_string_lossy(),
-            &token_file.to_string_lossy(),
+            &report_file.to_string_lossy(),
         ],
     )
     .unwrap();
+    assert!(verified.contains("valid SUIT report"), "{verified}");
     let invocations: f64 = run.markers("SUIT-MEASURE: ta-invocations")[0]
         .parse()
         .unwrap();

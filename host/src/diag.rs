@@ -41,6 +41,49 @@ fn embedded(content: &[u8], nest: usize) -> Option<String> {
     (d.position() == content.len()).then_some(s)
 }
 
+/// What holds the entries [`entries`] renders.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Container {
+    /// Entries of one item, in `[ ]`.
+    Array,
+    /// Entries of a key and a value, in `{ }`.
+    Map,
+}
+
+/// Renders the `n` entries of an array or map whose head is read, one per line at
+/// `depth + 1`, the closing bracket at `depth`.
+fn entries(
+    d: &mut Decoder<'_>,
+    out: &mut String,
+    (depth, nest): (usize, usize),
+    n: u64,
+    container: Container,
+) -> Result<(), String> {
+    let (open, close) = match container {
+        Container::Array => ('[', ']'),
+        Container::Map => ('{', '}'),
+    };
+    out.push(open);
+    for i in 0..n {
+        out.push('\n');
+        indent(out, depth + 1);
+        item(d, out, depth + 1, nest + 1)?;
+        if container == Container::Map {
+            out.push_str(": ");
+            item(d, out, depth + 1, nest + 1)?;
+        }
+        if i + 1 < n {
+            out.push(',');
+        }
+    }
+    if n > 0 {
+        out.push('\n');
+        indent(out, depth);
+    }
+    out.push(close);
+    Ok(())
+}
+
 /// Renders one item indented at `depth`, `nest` levels deep in the whole input.
 fn item(d: &mut Decoder<'_>, out: &mut String, depth: usize, nest: usize) -> Result<(), String> {
     let at = d.position();
@@ -91,40 +134,12 @@ fn item(d: &mut Decoder<'_>, out: &mut String, depth: usize, nest: usize) -> Res
         Type::String => write!(out, "{:?}", d.str().map_err(err)?).ok(),
         Type::Array => {
             let n = d.array().map_err(err)?.ok_or("indefinite-length array")?;
-            out.push('[');
-            for i in 0..n {
-                out.push('\n');
-                indent(out, depth + 1);
-                item(d, out, depth + 1, nest + 1)?;
-                if i + 1 < n {
-                    out.push(',');
-                }
-            }
-            if n > 0 {
-                out.push('\n');
-                indent(out, depth);
-            }
-            out.push(']');
+            entries(d, out, (depth, nest), n, Container::Array)?;
             None
         }
         Type::Map => {
             let n = d.map().map_err(err)?.ok_or("indefinite-length map")?;
-            out.push('{');
-            for i in 0..n {
-                out.push('\n');
-                indent(out, depth + 1);
-                item(d, out, depth + 1, nest + 1)?;
-                out.push_str(": ");
-                item(d, out, depth + 1, nest + 1)?;
-                if i + 1 < n {
-                    out.push(',');
-                }
-            }
-            if n > 0 {
-                out.push('\n');
-                indent(out, depth);
-            }
-            out.push('}');
+            entries(d, out, (depth, nest), n, Container::Map)?;
             None
         }
         Type::Tag => {

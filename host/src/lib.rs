@@ -3,6 +3,7 @@
 #![warn(missing_docs)]
 
 pub mod agent;
+pub mod common;
 pub mod diag;
 pub mod keys;
 pub mod tee;

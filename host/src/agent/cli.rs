@@ -15,9 +15,9 @@ use suit_shared::error::Uuid;
 use super::config::{self, ComponentIdBuf, Config};
 use super::fetch::progress;
 use super::update::{Agent, AgentError, BootCheck};
+use crate::common::{class_uuid, hex, parse_nonce, parse_uuid, vendor_uuid, Nonce};
 use crate::tee::simulator::{SimulatorConfig, SimulatorSession};
 use crate::tee::Tee;
-use crate::tool::spec::{class_uuid, parse_nonce, parse_uuid, vendor_uuid, Nonce};
 
 /// Which TEE backend to use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -193,10 +193,6 @@ fn uuid_arg(text: &Option<String>) -> Result<Option<Uuid>, Failure> {
         .map(parse_uuid)
         .transpose()
         .map_err(|e| Failure::Usage(e.to_string()))
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn info_json(info: &Info) -> Value {

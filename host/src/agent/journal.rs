@@ -11,8 +11,13 @@
 //!
 //! A journal that cannot be read (truncated, edited, another version) is an error, never a
 //! panic and never silently an empty journal; the flows decide how to clean up
-//! ([`JournalStore::discard`]). The journal holds no secret: approval tokens are signed
-//! statements the TA will check again, not credentials.
+//! ([`JournalStore::discard`]). The journal holds no secret.
+//!
+//! It keeps no approval tokens: a token is good only in the TA session that approved it
+//! (COMMIT takes the tokens of that session's approvals, bound to its nonce), and a resumed
+//! install runs in a new session, so it streams the staged payloads through the TA again.
+//! What the TA signed for a verifier is the SUIT report the agent keeps and posts.
+//! Journals of earlier agents, whose states carry a token, are read; the token is ignored.
 //!
 //! [`JournalStore::lock`] keeps a second agent process (a CLI call while the daemon runs)
 //! from working on the same state.
@@ -22,6 +27,7 @@ use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use serde::de::{self, IgnoredAny, MapAccess, Visitor};
 use serde::{Deserialize, Serialize};
 
 use super::atomic;
@@ -98,9 +104,10 @@ impl UpdateRecord {
         }
     }
 
-    /// Records that `step` is done and stamps the time.
+    /// Records that `step` is done and stamps the time; never moves back (a resumed install
+    /// passes again through steps it recorded before).
     pub fn advance(&mut self, step: Step) {
-        self.step = step;
+        self.step = self.step.max(step);
         self.touch();
     }
 
@@ -148,28 +155,23 @@ pub struct ComponentRecord {
 }
 
 /// How far one component got; each state implies the ones before it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum ComponentState {
     /// Not staged yet.
     Pending,
     /// The payload is in the staging directory.
     Staged,
-    /// The TA approved the staged payload.
-    Approved {
-        /// The approval token (COSE_Sign1) the TA returned.
-        #[serde(with = "hex_bytes")]
-        token: Vec<u8>,
-    },
+    /// The TA approved the staged payload (in the session that wrote this).
+    Approved,
     /// Written to the target slot, synced and read back.
-    Written {
-        /// The approval token the write was made under.
-        #[serde(with = "hex_bytes")]
-        token: Vec<u8>,
-    },
+    Written,
 }
 
 impl ComponentState {
+    /// The names the journal writes, in order.
+    const NAMES: &'static [&'static str] = &["pending", "staged", "approved", "written"];
+
     /// Whether the payload is staged (or further).
     pub fn is_staged(&self) -> bool {
         !matches!(self, ComponentState::Pending)
@@ -177,20 +179,69 @@ impl ComponentState {
 
     /// Whether the payload is approved (or further).
     pub fn is_approved(&self) -> bool {
-        self.token().is_some()
+        matches!(self, ComponentState::Approved | ComponentState::Written)
     }
 
     /// Whether the payload is written.
     pub fn is_written(&self) -> bool {
-        matches!(self, ComponentState::Written { .. })
+        matches!(self, ComponentState::Written)
     }
 
-    /// The approval token, once there is one.
-    pub fn token(&self) -> Option<&[u8]> {
-        match self {
-            ComponentState::Approved { token } | ComponentState::Written { token } => Some(token),
-            ComponentState::Pending | ComponentState::Staged => None,
+    fn from_name(name: &str) -> Option<ComponentState> {
+        match name {
+            "pending" => Some(ComponentState::Pending),
+            "staged" => Some(ComponentState::Staged),
+            "approved" => Some(ComponentState::Approved),
+            "written" => Some(ComponentState::Written),
+            _ => None,
         }
+    }
+}
+
+impl<'de> Deserialize<'de> for ComponentState {
+    /// A state's name, or `{"approved": {"token": "…"}}` / `{"written": {"token": "…"}}` as
+    /// earlier agents wrote them (the token is ignored).
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(StateVisitor)
+    }
+}
+
+struct StateVisitor;
+
+/// The value of a state that earlier agents wrote with its approval token.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LegacyToken {
+    #[serde(rename = "token")]
+    _token: IgnoredAny,
+}
+
+impl<'de> Visitor<'de> for StateVisitor {
+    type Value = ComponentState;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a component state (pending, staged, approved or written)")
+    }
+
+    fn visit_str<E: de::Error>(self, name: &str) -> Result<ComponentState, E> {
+        ComponentState::from_name(name)
+            .ok_or_else(|| E::unknown_variant(name, ComponentState::NAMES))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<ComponentState, A::Error> {
+        const WITH_TOKEN: &[&str] = &["approved", "written"];
+        let name: String = map
+            .next_key()?
+            .ok_or_else(|| de::Error::invalid_length(0, &self))?;
+        let state = match ComponentState::from_name(&name) {
+            Some(state) if state.is_approved() => state,
+            _ => return Err(de::Error::unknown_variant(&name, WITH_TOKEN)),
+        };
+        map.next_value::<LegacyToken>()?;
+        if map.next_key::<IgnoredAny>()?.is_some() {
+            return Err(de::Error::invalid_length(2, &self));
+        }
+        Ok(state)
     }
 }
 
@@ -456,9 +507,7 @@ mod tests {
                     index: 0,
                     id: ComponentIdBuf(vec![b"rootfs".to_vec()]),
                     size: 1 << 20,
-                    state: ComponentState::Written {
-                        token: vec![0xd2, 0x84],
-                    },
+                    state: ComponentState::Written,
                 },
                 ComponentRecord {
                     index: 1,
@@ -505,14 +554,11 @@ mod tests {
 
     #[test]
     fn component_states_imply_the_earlier_ones() {
-        let token = vec![1];
         let states = [
             ComponentState::Pending,
             ComponentState::Staged,
-            ComponentState::Approved {
-                token: token.clone(),
-            },
-            ComponentState::Written { token },
+            ComponentState::Approved,
+            ComponentState::Written,
         ];
         let flags: Vec<_> = states
             .iter()

@@ -19,7 +19,7 @@ use suit_ta_core::{
 };
 
 use super::{Backend, RawOutput, Tee, TeeError};
-use crate::tool::spec::{class_uuid, vendor_uuid};
+use crate::common::{class_uuid, vendor_uuid};
 
 /// Vendor name of the development identity (vendor id = UUIDv5(DNS, name)), as `make ta`.
 pub const DEFAULT_VENDOR: &str = "example.com";

@@ -25,6 +25,7 @@ use suit_shared::manifest::{Manifest, SeveredMember};
 use suit_shared::processor::{DeviceIdentity, Processor, Section};
 use suit_shared::Error;
 
+use crate::common::{hex, parse_uuid, InvalidUuid};
 use crate::keys::{self, KeyAlg, KeyError};
 
 /// Errors of the tool, each with its exit code.
@@ -47,6 +48,12 @@ pub enum ToolError {
     /// The envelope was rejected.
     #[error("rejected ({category}): {0}", category = .0.category())]
     Rejected(Error),
+}
+
+impl From<InvalidUuid> for ToolError {
+    fn from(e: InvalidUuid) -> Self {
+        ToolError::Usage(e.to_string())
+    }
 }
 
 impl ToolError {
@@ -261,11 +268,6 @@ fn parse_image(s: &str) -> Result<(usize, PathBuf), String> {
     Ok((index, PathBuf::from(file)))
 }
 
-/// Lower-case hex.
-pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 /// Digest and size of a file, read in chunks (memory does not grow with the file).
 pub fn digest_file(path: &Path, alg: DigestAlg) -> Result<(DigestValue, u64), ToolError> {
     let mut f = std::fs::File::open(path).map_err(|e| ToolError::io(path, e))?;
@@ -291,10 +293,8 @@ fn write(path: &Path, bytes: &[u8]) -> Result<(), ToolError> {
 }
 
 fn uuid_or_nil(text: &Option<String>) -> Result<Uuid, ToolError> {
-    text.as_deref()
-        .map(spec::parse_uuid)
-        .transpose()
-        .map(|u| u.unwrap_or(Uuid([0; 16])))
+    let uuid = text.as_deref().map(parse_uuid).transpose()?;
+    Ok(uuid.unwrap_or(Uuid([0; 16])))
 }
 
 /// Runs the tool; returns the process exit code.
@@ -425,7 +425,7 @@ fn run(command: Cmd) -> Result<(), ToolError> {
             let identity = DeviceIdentity {
                 vendor_id: uuid_or_nil(&vendor_id)?,
                 class_id: uuid_or_nil(&class_id)?,
-                device_id: device_id.as_deref().map(spec::parse_uuid).transpose()?,
+                device_id: device_id.as_deref().map(parse_uuid).transpose()?,
             };
             let bytes = read(&envelope)?;
             let authentic = Manifest::authenticate(&bytes, &anchors)?;

@@ -9,8 +9,8 @@ use suit_shared::manifest::ComponentId;
 use suit_shared::report::{Reason, Report, ReportResult, PENDING};
 use suit_shared::token::Token;
 
-use super::spec::{parse_nonce, Nonce};
 use super::{hex, read, ToolError};
+use crate::common::{parse_nonce, Nonce};
 use crate::keys;
 
 /// Arguments of `verify-token`.

@@ -12,8 +12,8 @@ use serde_json::json;
 use suit_shared::digest::{DigestAlg, DigestValue};
 use suit_shared::verity::{self, TreeBuilder, VerityParams};
 
-use super::spec::decode_hex;
 use super::{digest_file, hex, ToolError};
+use crate::common::decode_hex;
 
 /// Digest algorithms whose image digest can serve as the salt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

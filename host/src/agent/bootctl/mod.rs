@@ -19,6 +19,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use super::config::BootConfig;
+pub use super::config::BOOTED_SLOT_FILE;
 use super::Slot;
 
 pub mod file;
@@ -26,10 +27,6 @@ pub mod uboot;
 
 /// Boot attempts a good slot gets (RAUC's default).
 pub const DEFAULT_ATTEMPTS: u32 = 3;
-
-/// Where the QEMU image's `/init` (and any early init following the same contract) writes
-/// the slot it booted.
-pub const BOOTED_SLOT_FILE: &str = "/run/suit/booted-slot";
 
 /// The kernel command line, where bootloaders name the booted slot (`rauc.slot=A`).
 pub const KERNEL_CMDLINE: &str = "/proc/cmdline";

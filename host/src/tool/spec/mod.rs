@@ -41,16 +41,17 @@
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
-use suit_shared::command::{
-    Command, CommandSequence, Condition, Directive, IndexSelection, ReportingPolicy,
-};
 use suit_shared::digest::{DigestAlg, DigestValue};
 use suit_shared::error::Uuid;
-use suit_shared::manifest::{ComponentId, LanguageText, Manifest, Severable, TextMap};
-use suit_shared::params::{Parameter, VendorId};
+use suit_shared::manifest::ComponentId;
 
 use super::crypt::{encrypt_file, load_kek, load_recipient_public, ContentAlgName, EncryptFor};
 use super::{digest_file, ToolError};
+/// Identity helpers, kept here for the tool's library users.
+pub use crate::common::{class_uuid, vendor_uuid};
+use crate::common::{decode_hex, parse_uuid};
+
+mod manifest;
 
 /// The spec file.
 #[derive(Debug, Deserialize)]
@@ -131,26 +132,6 @@ struct SlotSpec {
     uri: Option<String>,
 }
 
-/// UUID of the DNS namespace (RFC 4122), from which vendor ids are derived (§8.4.8.2).
-const DNS_NAMESPACE: uuid::Uuid = uuid::Uuid::NAMESPACE_DNS;
-
-/// Vendor id from a vendor domain name: UUID5(DNS namespace, name).
-pub fn vendor_uuid(name: &str) -> Uuid {
-    Uuid(*uuid::Uuid::new_v5(&DNS_NAMESPACE, name.as_bytes()).as_bytes())
-}
-
-/// Class id from a class name: UUID5(vendor id, name).
-pub fn class_uuid(vendor: Uuid, name: &str) -> Uuid {
-    Uuid(*uuid::Uuid::new_v5(&uuid::Uuid::from_bytes(vendor.0), name.as_bytes()).as_bytes())
-}
-
-/// Parses a UUID in canonical text form.
-pub fn parse_uuid(text: &str) -> Result<Uuid, ToolError> {
-    uuid::Uuid::parse_str(text)
-        .map(|u| Uuid(*u.as_bytes()))
-        .map_err(|e| ToolError::Usage(format!("invalid UUID {text:?}: {e}")))
-}
-
 /// One payload variant of a component (one per slot for A/B components).
 struct Variant {
     slot: Option<u64>,
@@ -196,10 +177,6 @@ pub struct Prepared {
     sever: Vec<SeverableName>,
     text: Vec<(i64, String)>,
     components: Vec<PreparedComponent>,
-}
-
-fn policy(bits: u64) -> ReportingPolicy {
-    ReportingPolicy(bits)
 }
 
 impl Spec {
@@ -280,33 +257,6 @@ fn component_part(text: &str) -> Result<Vec<u8>, ToolError> {
             .ok_or_else(|| ToolError::Usage(format!("invalid hex component id part {text:?}"))),
         None => Ok(text.as_bytes().to_vec()),
     }
-}
-
-/// A verifier's nonce given on a command line in hex (1 to [`suit_shared::abi::MAX_NONCE`]
-/// bytes): `suit-agent --nonce`, `suit-tool verify-token/verify-report --nonce`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Nonce(pub Vec<u8>);
-
-/// Parses a [`Nonce`] (a clap value parser).
-pub fn parse_nonce(text: &str) -> Result<Nonce, String> {
-    match decode_hex(text) {
-        Some(n) if !n.is_empty() && n.len() <= suit_shared::abi::MAX_NONCE => Ok(Nonce(n)),
-        _ => Err(format!(
-            "{text:?} is not a nonce: 1 to {} bytes in hex",
-            suit_shared::abi::MAX_NONCE
-        )),
-    }
-}
-
-/// Decodes hexadecimal text.
-pub fn decode_hex(hex: &str) -> Option<Vec<u8>> {
-    if !hex.len().is_multiple_of(2) {
-        return None;
-    }
-    (0..hex.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(hex.get(i..i + 2)?, 16).ok())
-        .collect()
 }
 
 fn prepare_component(
@@ -462,205 +412,5 @@ impl PreparedComponent {
             [v] => v.encrypted.as_ref().map(|e| (v, e)),
             _ => None,
         }
-    }
-}
-
-impl Prepared {
-    /// Ciphertext files written for encrypted components, with their sizes.
-    pub fn ciphertexts(&self) -> impl Iterator<Item = (&Path, u64)> {
-        self.components
-            .iter()
-            .filter_map(|c| c.encrypted().map(|(_, e)| (e.path.as_path(), e.size)))
-    }
-
-    /// Every variant's plaintext image file with the digest the manifest declares for it
-    /// (the dm-verity salt of its slot image).
-    pub fn plaintext_images(&self) -> impl Iterator<Item = (&Path, &DigestValue)> {
-        self.components
-            .iter()
-            .flat_map(|c| c.variants.iter().map(|v| (v.image.as_path(), &v.digest)))
-    }
-
-    /// The manifest's digest algorithm.
-    pub fn digest_alg(&self) -> DigestAlg {
-        self.digest_alg
-    }
-
-    /// Integrated payloads: envelope key and file.
-    pub fn integrated(&self) -> impl Iterator<Item = &(String, PathBuf)> {
-        self.components
-            .iter()
-            .flat_map(|c| c.variants.iter().filter_map(|v| v.integrated.as_ref()))
-    }
-
-    /// The manifest, following the draft's templates.
-    pub fn manifest(&self) -> Manifest<'_> {
-        // Cache components for ciphertexts follow the spec's components.
-        let caches: Vec<usize> = self
-            .components
-            .iter()
-            .enumerate()
-            .filter(|(_, c)| c.encrypted().is_some())
-            .map(|(i, _)| i)
-            .collect();
-        let many = self.components.len() + caches.len() > 1;
-        let select = |seq: &mut Vec<Command<'_>>, index: usize| {
-            if many {
-                seq.push(Command::SetComponentIndex(IndexSelection::One(index)));
-            }
-        };
-        let mut shared = Vec::new();
-        let mut install = Vec::new();
-        let mut validate = Vec::new();
-        let mut next_cache = self.components.len();
-        for (i, c) in self.components.iter().enumerate() {
-            select(&mut shared, i);
-            if i == 0 {
-                shared.push(Command::OverrideParameters(vec![
-                    Parameter::VendorId(VendorId::Uuid(self.vendor)),
-                    Parameter::ClassId(self.class),
-                ]));
-                shared.push(Command::Condition(Condition::VendorId, policy(15)));
-                shared.push(Command::Condition(Condition::ClassId, policy(15)));
-            }
-            // Expected image per slot in the shared sequence, URI per slot in install.
-            shared.extend(per_slot(&c.variants, expected_image));
-            match c.encrypted() {
-                None => {
-                    select(&mut install, i);
-                    install.extend(per_slot(&c.variants, source_uri));
-                    install.push(Command::Directive(Directive::Fetch, policy(2)));
-                    install.push(Command::Condition(Condition::ImageMatch, policy(15)));
-                }
-                Some((variant, payload)) => {
-                    // The draft's two-component form: fetch the ciphertext into the cache
-                    // component and check its digest before decrypting, then copy with
-                    // encryption-info into the component and check the plaintext.
-                    let cache = next_cache;
-                    next_cache += 1;
-                    select(&mut shared, cache);
-                    shared.push(Command::OverrideParameters(vec![
-                        Parameter::ImageDigest(payload.digest.as_suit_digest()),
-                        Parameter::ImageSize(payload.size),
-                    ]));
-                    select(&mut install, cache);
-                    install.push(Command::OverrideParameters(source_uri(variant)));
-                    install.push(Command::Directive(Directive::Fetch, policy(2)));
-                    install.push(Command::Condition(Condition::ImageMatch, policy(15)));
-                    select(&mut install, i);
-                    install.push(Command::OverrideParameters(vec![
-                        Parameter::EncryptionInfo(&payload.info),
-                        Parameter::SourceComponent(cache as u64),
-                    ]));
-                    install.push(Command::Directive(Directive::Copy, policy(2)));
-                    install.push(Command::Condition(Condition::ImageMatch, policy(15)));
-                }
-            }
-            select(&mut validate, i);
-            validate.push(Command::Condition(Condition::ImageMatch, policy(15)));
-        }
-        let cache_ids = caches.iter().map(|&i| {
-            ComponentId(
-                self.components[i]
-                    .cache_id
-                    .iter()
-                    .map(Vec::as_slice)
-                    .collect(),
-            )
-        });
-        let text = self.text_map();
-        let sever = |name| self.sever.contains(&name);
-        Manifest {
-            sequence_number: self.sequence_number,
-            components: self
-                .components
-                .iter()
-                .map(|c| ComponentId(c.id.iter().map(Vec::as_slice).collect()))
-                .chain(cache_ids)
-                .collect(),
-            shared_sequence: Some(CommandSequence { commands: shared }),
-            reference_uri: self.reference_uri.as_deref(),
-            manifest_component_id: None,
-            set_version: None,
-            validate: Some(CommandSequence { commands: validate }),
-            load: None,
-            invoke: None,
-            uninstall: None,
-            payload_fetch: Severable::Absent,
-            install: Severable::Present {
-                value: CommandSequence { commands: install },
-                severed: sever(SeverableName::Install) || sever(SeverableName::PayloadFetch),
-            },
-            candidate_verification: Severable::Absent,
-            text: match text {
-                Some(value) => Severable::Present {
-                    value,
-                    severed: sever(SeverableName::Text),
-                },
-                None => Severable::Absent,
-            },
-            coswid: Severable::Absent,
-        }
-    }
-
-    fn text_map(&self) -> Option<TextMap<'_>> {
-        let has_component_text = self.components.iter().any(|c| !c.text.is_empty());
-        if self.text.is_empty() && !has_component_text {
-            return None;
-        }
-        let mut lang = LanguageText::default();
-        for (k, v) in &self.text {
-            lang.manifest.insert(*k, v.as_str());
-        }
-        for c in self.components.iter().filter(|c| !c.text.is_empty()) {
-            let id = ComponentId(c.id.iter().map(Vec::as_slice).collect());
-            lang.components
-                .push((id, c.text.iter().map(|(k, v)| (*k, v.as_str())).collect()));
-        }
-        Some(TextMap {
-            languages: vec![("en", lang)],
-        })
-    }
-}
-
-fn expected_image(v: &Variant) -> Vec<Parameter<'_>> {
-    vec![
-        Parameter::ImageDigest(v.digest.as_suit_digest()),
-        Parameter::ImageSize(v.size),
-    ]
-}
-
-fn source_uri(v: &Variant) -> Vec<Parameter<'_>> {
-    vec![Parameter::Uri(v.uri.as_str())]
-}
-
-/// Parameters for a component's variants: set directly for a single variant, or chosen by a
-/// try-each over component-slot for A/B (draft §7.7 / Example 3).
-fn per_slot<'a>(
-    variants: &'a [Variant],
-    params: fn(&'a Variant) -> Vec<Parameter<'a>>,
-) -> Vec<Command<'a>> {
-    let branch = |v: &'a Variant| {
-        let mut commands = Vec::new();
-        if let Some(slot) = v.slot {
-            commands.push(Command::OverrideParameters(vec![Parameter::ComponentSlot(
-                slot,
-            )]));
-            commands.push(Command::Condition(Condition::ComponentSlot, policy(5)));
-        }
-        commands.push(Command::OverrideParameters(params(v)));
-        commands
-    };
-    match variants {
-        [single] => branch(single),
-        many => vec![Command::TryEach {
-            branches: many
-                .iter()
-                .map(|v| CommandSequence {
-                    commands: branch(v),
-                })
-                .collect(),
-            empty_fallback: false,
-        }],
     }
 }
