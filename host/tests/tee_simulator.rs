@@ -1042,3 +1042,31 @@ fn suit_tool_encrypted_component_with_ciphertext_check() {
     let floors = confirm_all(&mut s, &[&app]);
     assert!(floors.contains(&(vec![b"app".to_vec()], 9)), "{floors:?}");
 }
+
+#[test]
+fn suit_tool_multi_component_manifests_install_through_the_ta() {
+    // Every component of a suit-tool manifest checks vendor and class, as the TA requires of
+    // each component it installs; a device of another class refuses the whole update.
+    let dir = tempfile::tempdir().unwrap();
+    let kernel = image(3000, 21);
+    let rootfs = image(5000, 22);
+    std::fs::write(dir.path().join("kernel.bin"), &kernel).unwrap();
+    std::fs::write(dir.path().join("rootfs.bin"), &rootfs).unwrap();
+    let spec = |class: &str| {
+        format!(
+            "sequence-number = 4\nvendor = \"example.com\"\nclass = \"{class}\"\n\
+             [[component]]\nid = [\"kernel\"]\nimage = \"kernel.bin\"\nuri = \"http://x/k\"\n\
+             [[component]]\nid = [\"rootfs\"]\nimage = \"rootfs.bin\"\nuri = \"http://x/r\"\n"
+        )
+    };
+    let env = envelope_from_spec(dir.path(), &spec("qemu-armv8a"));
+    let dev = Device::new();
+    let mut s = dev.session();
+    let plan = s.load_manifest(&env, 1).unwrap();
+    assert_eq!(plan.items.len(), 2, "{plan:?}");
+    s.abort().unwrap();
+    install_plain(&mut s, &env, 1, &[&kernel, &rootfs]);
+    let other = envelope_from_spec(dir.path(), &spec("another-board"));
+    let mut s = dev.session();
+    assert!(s.load_manifest(&other, 0).is_err());
+}

@@ -61,15 +61,15 @@ impl Prepared {
         let mut validate = Vec::new();
         let mut next_cache = self.components.len();
         for (i, c) in self.components.iter().enumerate() {
+            // Vendor and class are per-component parameters: each installed component checks
+            // them (a device installs nothing whose applicability it has not checked).
             select(&mut shared, i);
-            if i == 0 {
-                shared.push(Command::OverrideParameters(vec![
-                    Parameter::VendorId(VendorId::Uuid(self.vendor)),
-                    Parameter::ClassId(self.class),
-                ]));
-                shared.push(Command::Condition(Condition::VendorId, policy(15)));
-                shared.push(Command::Condition(Condition::ClassId, policy(15)));
-            }
+            shared.push(Command::OverrideParameters(vec![
+                Parameter::VendorId(VendorId::Uuid(self.vendor)),
+                Parameter::ClassId(self.class),
+            ]));
+            shared.push(Command::Condition(Condition::VendorId, policy(15)));
+            shared.push(Command::Condition(Condition::ClassId, policy(15)));
             // Expected image per slot in the shared sequence, URI per slot in install.
             shared.extend(per_slot(&c.variants, expected_image));
             match c.encrypted() {
