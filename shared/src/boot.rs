@@ -13,6 +13,7 @@ use alloc::vec::Vec;
 
 use crate::abi::{read_component_id, write_component_id, ComponentIdBytes};
 use crate::cbor::{Reader, Writer};
+use crate::codec::Codec;
 use crate::error::{Error, Result};
 use crate::verity::{VerityParams, DIGEST_LEN, MAX_SALT_LEN};
 
@@ -55,6 +56,16 @@ pub struct BootRecord {
     pub status: BootStatus,
     /// The components written to the slot, in plan order.
     pub components: Vec<BootComponent>,
+}
+
+/// On the ABI: `[slot, sequence-number, status, [boot-component...]]`, checked on read.
+impl Codec<BootRecord> for BootRecord {
+    fn write(value: &BootRecord, w: &mut Writer) {
+        write_boot_record(w, value);
+    }
+    fn read(r: &mut Reader<'_>) -> Result<BootRecord> {
+        read_boot_record(r)
+    }
 }
 
 /// Writes a boot record.
