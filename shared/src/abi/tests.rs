@@ -74,98 +74,6 @@ fn version_mismatch_is_refused_clearly() {
     );
 }
 
-#[test]
-fn replies_round_trip() {
-    let digest = DigestAlg::Sha256.digest(b"x");
-    let pending = PendingInstall {
-        slot: 1,
-        sequence_number: 5,
-        manifest_digest: digest.clone(),
-        components: vec![InstalledComponent {
-            component_id: vec![b"fw".to_vec()],
-            digest: digest.clone(),
-            size: 10,
-        }],
-    };
-    let cases = [
-        (
-            CommandId::GetInfo,
-            Reply::Info(alloc::boxed::Box::new(Info {
-                abi_version: 1,
-                max_chunk: 4096,
-                max_envelope: 65536,
-                algorithms: Algorithms {
-                    digest: vec![-16],
-                    signature: vec![-35],
-                    content_encryption: vec![],
-                    key_distribution: vec![-3],
-                },
-                vendor_id: Uuid([1; 16]),
-                class_id: Uuid([2; 16]),
-                device_id: None,
-                device_public_key: vec![4; 97],
-                storage: StorageKind::ReeFs,
-                provisioned: false,
-                kek_present: false,
-                floors: vec![(vec![b"fw".to_vec()], 3)],
-                install: InstallState::Trial(pending.clone()),
-                last_outcome: LastOutcome::RolledBack,
-            })),
-        ),
-        (
-            CommandId::LoadManifest,
-            Reply::Plan(Plan {
-                manifest_digest: digest.clone(),
-                sequence_number: 3,
-                slot: 1,
-                items: vec![PlanItem {
-                    index: 0,
-                    component_id: vec![b"fw".to_vec()],
-                    slot: 1,
-                    source: PayloadSource::Uri("http://x/fw".into()),
-                    size: Some(10),
-                    digest: Some(digest.clone()),
-                    encryption_info: None,
-                    fetch_size: Some(26),
-                    fetch_digest: None,
-                }],
-            }),
-        ),
-        (
-            CommandId::PayloadFinal,
-            Reply::Approval(Approval {
-                token: vec![1],
-                digest,
-                size: 3,
-            }),
-        ),
-        (
-            CommandId::DecryptForInstall,
-            Reply::Decrypted(Decrypted {
-                written: 7,
-                done: false,
-            }),
-        ),
-        (CommandId::Commit, Reply::Committed(pending)),
-        (CommandId::Confirm, Reply::Confirmed(vec![])),
-        (CommandId::Report, Reply::Report(vec![0xd2, 0x84])),
-        (CommandId::Rollback, Reply::Done),
-    ];
-    for (cmd, reply) in cases {
-        let bytes = encode_response(&Ok(reply.clone()));
-        assert_eq!(decode_response(cmd, &bytes).unwrap(), Ok(reply));
-    }
-    let rejection = Rejection {
-        category: Category::Rollback,
-        message: "too old".into(),
-    };
-    let bytes = encode_response(&Err(rejection.clone()));
-    assert_eq!(
-        decode_response(CommandId::Commit, &bytes).unwrap(),
-        Err(rejection)
-    );
-}
-
 fn hex(bytes: &[u8]) -> alloc::string::String {
     bytes.iter().map(|b| alloc::format!("{b:02x}")).collect()
 }
@@ -181,6 +89,30 @@ fn sample_pending() -> PendingInstall {
             digest,
             size: 10,
         }],
+    }
+}
+
+fn sample_info() -> Info {
+    Info {
+        abi_version: 2,
+        max_chunk: 4096,
+        max_envelope: 65536,
+        algorithms: Algorithms {
+            digest: vec![-16],
+            signature: vec![-35],
+            content_encryption: vec![3],
+            key_distribution: vec![-3],
+        },
+        vendor_id: Uuid([1; 16]),
+        class_id: Uuid([2; 16]),
+        device_id: None,
+        device_public_key: vec![4; 5],
+        storage: StorageKind::Rpmb,
+        provisioned: true,
+        kek_present: false,
+        floors: vec![(vec![b"fw".to_vec()], 3)],
+        install: InstallState::Trial(sample_pending()),
+        last_outcome: LastOutcome::RolledBack,
     }
 }
 
@@ -240,27 +172,7 @@ fn encodings_are_pinned() {
         assert_eq!(Request::decode(request.command(), &bytes).unwrap(), request);
     }
     let digest = DigestAlg::Sha256.digest(b"x");
-    let info = Info {
-        abi_version: 2,
-        max_chunk: 4096,
-        max_envelope: 65536,
-        algorithms: Algorithms {
-            digest: vec![-16],
-            signature: vec![-35],
-            content_encryption: vec![3],
-            key_distribution: vec![-3],
-        },
-        vendor_id: Uuid([1; 16]),
-        class_id: Uuid([2; 16]),
-        device_id: None,
-        device_public_key: vec![4; 5],
-        storage: StorageKind::Rpmb,
-        provisioned: true,
-        kek_present: false,
-        floors: vec![(vec![b"fw".to_vec()], 3)],
-        install: InstallState::Trial(sample_pending()),
-        last_outcome: LastOutcome::RolledBack,
-    };
+    let info = sample_info();
     let plan = Plan {
         manifest_digest: digest.clone(),
         sequence_number: 3,
@@ -369,9 +281,11 @@ fn encodings_are_pinned() {
         category: Category::Rollback,
         message: "too old".into(),
     };
+    let bytes = encode_response(&Err(rejection.clone()));
+    assert_eq!(hex(&bytes), "8402010367746f6f206f6c64");
     assert_eq!(
-        hex(&encode_response(&Err(rejection))),
-        "8402010367746f6f206f6c64"
+        decode_response(CommandId::Commit, &bytes).unwrap(),
+        Err(rejection)
     );
 }
 
@@ -380,20 +294,9 @@ fn encodings_are_pinned() {
 #[test]
 fn get_info_limits_out_of_range_are_refused() {
     let info = |max_chunk: u32, max_envelope: u32| Info {
-        abi_version: ABI_VERSION,
         max_chunk,
         max_envelope,
-        algorithms: Algorithms::default(),
-        vendor_id: Uuid([1; 16]),
-        class_id: Uuid([2; 16]),
-        device_id: None,
-        device_public_key: vec![4; 97],
-        storage: StorageKind::ReeFs,
-        provisioned: false,
-        kek_present: false,
-        floors: vec![],
-        install: InstallState::Idle,
-        last_outcome: LastOutcome::None,
+        ..sample_info()
     };
     let decode = |i: Info| {
         decode_response(

@@ -27,7 +27,6 @@ use suit_shared::cbor::{Reader, Writer};
 use suit_shared::codec::{Bytes, Codec, List, Opt, Pair};
 use suit_shared::digest::{DigestAlg, DigestValue};
 use suit_shared::error::Uuid;
-use suit_shared::verity::{VerityParams, DIGEST_LEN, MAX_SALT_LEN};
 use zeroize::{Zeroize, Zeroizing};
 
 use super::{Kek, State};
@@ -123,7 +122,24 @@ impl Codec<InstallState> for StoredInstall {
     }
 }
 
-/// A stored boot record.
+/// A stored boot component: `[component-id, verity-root, salt, data-blocks]`.
+struct StoredBootComponent;
+
+impl Codec<BootComponent> for StoredBootComponent {
+    fn write(value: &BootComponent, w: &mut Writer) {
+        w.array(4);
+        StoredId::write(&value.component_id, w);
+        w.bytes(&value.verity.root)
+            .bytes(&value.verity.salt)
+            .u64(value.verity.data_blocks);
+    }
+    fn read(r: &mut Reader<'_>) -> suit_shared::Result<BootComponent> {
+        r.array_of(4, "stored boot component")?;
+        BootComponent::new(StoredId::read(r)?, r.bytes()?, r.bytes()?, r.u64()?)
+    }
+}
+
+/// A stored boot record: `[slot, sequence-number, status, [boot-component...]]`.
 struct StoredBoot;
 
 impl Codec<BootRecord> for StoredBoot {
@@ -135,53 +151,20 @@ impl Codec<BootRecord> for StoredBoot {
         w.array(4)
             .u64(value.slot)
             .u64(value.sequence_number)
-            .u64(status)
-            .array(value.components.len());
-        for c in &value.components {
-            w.array(4);
-            StoredId::write(&c.component_id, w);
-            w.bytes(&c.verity.root)
-                .bytes(&c.verity.salt)
-                .u64(c.verity.data_blocks);
-        }
+            .u64(status);
+        List::<StoredBootComponent>::write(&value.components, w);
     }
     fn read(r: &mut Reader<'_>) -> suit_shared::Result<BootRecord> {
         r.array_of(4, "stored boot record")?;
-        let slot = r.u64()?;
-        let sequence_number = r.u64()?;
-        let status = match r.u64()? {
-            0 => BootStatus::Trial,
-            1 => BootStatus::Good,
-            _ => return Err(invalid("boot status", "unknown value")),
-        };
-        let mut components = Vec::new();
-        for _ in 0..r.array()? {
-            r.array_of(4, "stored boot component")?;
-            let component_id = StoredId::read(r)?;
-            let root = <[u8; DIGEST_LEN]>::try_from(r.bytes()?)
-                .map_err(|_| invalid("verity root", "not 32 bytes"))?;
-            let salt = r.bytes()?;
-            if salt.len() > MAX_SALT_LEN {
-                return Err(invalid("verity salt", "too long"));
-            }
-            let data_blocks = r.u64()?;
-            if data_blocks == 0 {
-                return Err(invalid("verity data blocks", "zero"));
-            }
-            components.push(BootComponent {
-                component_id,
-                verity: VerityParams {
-                    root,
-                    salt: salt.to_vec(),
-                    data_blocks,
-                },
-            });
-        }
         Ok(BootRecord {
-            slot,
-            sequence_number,
-            status,
-            components,
+            slot: r.u64()?,
+            sequence_number: r.u64()?,
+            status: match r.u64()? {
+                0 => BootStatus::Trial,
+                1 => BootStatus::Good,
+                _ => return Err(invalid("boot status", "unknown value")),
+            },
+            components: List::<StoredBootComponent>::read(r)?,
         })
     }
 }
