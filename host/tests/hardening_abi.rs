@@ -71,3 +71,42 @@ fn a_max_chunk_of_zero_is_an_error_not_one_byte_chunks() {
     let e = abi::decode_response(CommandId::GetInfo, &bytes).unwrap_err();
     assert!(format!("{e}").contains("limit"), "{e}");
 }
+
+fn files_under(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let name = entry.file_name();
+        if matches!(name.to_str(), Some("target" | "build" | ".git" | "data")) {
+            continue;
+        }
+        if path.is_dir() {
+            files_under(&path, out);
+        } else {
+            out.push(path);
+        }
+    }
+}
+
+/// The TA's UUID is written in one file, `ta/uuid`; everything else reads it from there.
+#[test]
+fn the_ta_uuid_is_written_once() {
+    let repo = sim::repo();
+    let uuid = std::fs::read_to_string(repo.join("ta/uuid")).unwrap();
+    assert_eq!(abi::DEFAULT_TA_UUID, uuid.trim());
+    let mut files = Vec::new();
+    for dir in ["shared", "host", "ta", "qemu", "tests", "fuzz"] {
+        files_under(&repo.join(dir), &mut files);
+    }
+    files.push(repo.join("Makefile"));
+    let holders: Vec<_> = files
+        .iter()
+        .filter(|f| {
+            std::fs::read_to_string(f).is_ok_and(|text| text.contains(abi::DEFAULT_TA_UUID))
+        })
+        .map(|f| f.strip_prefix(&repo).unwrap_or(f).display().to_string())
+        .collect();
+    assert_eq!(holders, vec!["ta/uuid".to_string()]);
+}

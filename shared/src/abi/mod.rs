@@ -57,8 +57,9 @@ pub const MAX_TOKEN: usize = 1024;
 pub const MAX_NONCE: usize = 64;
 /// Most plan items (and so COMMIT tokens): the manifest's component limit.
 pub const MAX_ITEMS: usize = crate::manifest::MAX_COMPONENTS;
-/// The TA's default UUID (ta/ta.mk `TA_UUID`).
-pub const DEFAULT_TA_UUID: &str = "5f8b4d1e-2c3a-4b7e-9d6f-1a2b3c4d5e6f";
+/// The TA's default UUID, written once in `ta/uuid` (which `make ta`, ta/build.rs and the
+/// scripts read too).
+pub const DEFAULT_TA_UUID: &str = include_str!("../../../ta/uuid").trim_ascii();
 
 /// Index of the request parameter.
 pub const PARAM_REQUEST: usize = 0;
