@@ -9,7 +9,7 @@
 #  3. strips the ELF, refuses it if it has any DT_NEEDED entry (OP-TEE cannot load those);
 #  4. signs it with the dev kit's sign_encrypt.py into $TA_OUT_DIR/<uuid>.ta.
 #
-# Variables: TA_UUID, TA_STACK_SIZE, TA_HEAP_SIZE, TA_OUT_DIR (default build/ta), and the
+# Variables: TA_UUID (default: ta/uuid), TA_STACK_SIZE, TA_HEAP_SIZE, TA_OUT_DIR (default build/ta), and the
 # compiled-in configuration of ta/build.rs (TRUST_ANCHOR, TA_VENDOR, TA_CLASS, TA_VENDOR_ID,
 # TA_CLASS_ID, TA_MAX_CHUNK, TA_MAX_ENVELOPE, TA_CLIENT, TA_FACTORY),
 # TA_SIGN_KEY (default: the dev kit's keys/default_ta.pem), TA_DEV_KIT_DIR (default: extracted
@@ -19,7 +19,7 @@ set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 source "$repo/qemu/debian.sh"
 
-: "${TA_UUID:=5f8b4d1e-2c3a-4b7e-9d6f-1a2b3c4d5e6f}"
+: "${TA_UUID:=$(cat "$repo/ta/uuid")}"
 : "${TA_STACK_SIZE:=49152}"
 : "${TA_HEAP_SIZE:=786432}"
 : "${TA_OUT_DIR:=$repo/build/ta}"

@@ -13,7 +13,8 @@
 //!   is on the QEMU device), or `any` (development only: every client);
 //! * `TA_FACTORY` — `1` builds a factory TA in which PROVISION works (once); anything else,
 //!   the default, a production TA without it;
-//! * `TA_UUID`, `TA_STACK_SIZE`, `TA_HEAP_SIZE` — as before. ta/ta.mk sets them.
+//! * `TA_UUID`, `TA_STACK_SIZE`, `TA_HEAP_SIZE` — as before. ta/ta.mk sets them; the default
+//!   UUID is the one in `ta/uuid`.
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
@@ -21,7 +22,6 @@ use std::path::PathBuf;
 use optee_utee_build::{Error, TaConfig};
 use p256::pkcs8::DecodePublicKey;
 
-const DEFAULT_UUID: &str = "5f8b4d1e-2c3a-4b7e-9d6f-1a2b3c4d5e6f";
 /// TA_FLAG_SINGLE_INSTANCE | TA_FLAG_MULTI_SESSION: one TA instance shared by all sessions, so
 /// the core can keep one update at a time and see every session.
 const TA_FLAGS: u32 = (1 << 2) | (1 << 3);
@@ -48,6 +48,16 @@ fn size_from_env(name: &str, default: u32) -> u32 {
     {
         Some(n) => n,
         None => panic!("{name}={text} is not a size in bytes (e.g. 65536, 64K, 1M)"),
+    }
+}
+
+/// The TA's default UUID, from `ta/uuid` (its one place).
+fn default_uuid() -> String {
+    let path = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap_or_default()).join("uuid");
+    println!("cargo:rerun-if-changed={}", path.display());
+    match std::fs::read_to_string(&path) {
+        Ok(text) => text.trim().to_string(),
+        Err(e) => panic!("reading the TA UUID from {}: {e}", path.display()),
     }
 }
 
@@ -149,7 +159,7 @@ fn write_config() {
 
 fn main() -> Result<(), Error> {
     write_config();
-    let uuid = env("TA_UUID").unwrap_or_else(|| DEFAULT_UUID.to_string());
+    let uuid = env("TA_UUID").unwrap_or_else(default_uuid);
     let stack = size_from_env("TA_STACK_SIZE", 48 * 1024);
     let heap = size_from_env("TA_HEAP_SIZE", 768 * 1024);
     // The TA code can read its own UUID with env!("TA_UUID").

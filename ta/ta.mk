@@ -1,7 +1,9 @@
 # ta/ta.mk — `make ta`: build, check (no DT_NEEDED) and sign the SUIT TA into build/ta/<uuid>.ta.
 # Included by the top-level Makefile; the work is done by ta/build-ta.sh.
 
-TA_UUID       ?= 5f8b4d1e-2c3a-4b7e-9d6f-1a2b3c4d5e6f
+# The TA's UUID is written once, in ta/uuid.
+TA_MK_DIR     := $(dir $(lastword $(MAKEFILE_LIST)))
+TA_UUID       ?= $(shell cat $(TA_MK_DIR)uuid)
 # Measured in QEMU (full command set, 256 KiB chunks): the smallest passing sizes were a
 # 24 KiB stack (P-384 verification) and a 544 KiB heap (two chunk copies for
 # DECRYPT_FOR_INSTALL); these defaults keep about 2x / 1.4x margin.

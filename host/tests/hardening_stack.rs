@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use suit_host::tee::simulator::{SimulatedTa, SimulatorConfig};
-use suit_host::tee::{response_capacity, Tee};
+use suit_host::tee::Tee;
 use suit_shared::abi::{self, CommandId, Request};
 use suit_shared::cbor::{Writer, MAX_FOREIGN_DEPTH};
 use suit_shared::Category;
@@ -91,7 +91,7 @@ fn load_manifest(stack: usize, envelope: Vec<u8>) -> (Category, String) {
     .encode();
     let params = [
         Param::MemrefInput(request),
-        Param::MemrefOutput(response_capacity(CommandId::LoadManifest)),
+        Param::MemrefOutput(CommandId::LoadManifest.response_capacity()),
         Param::MemrefInput(envelope),
         Param::None,
     ];

@@ -13,6 +13,7 @@ use alloc::vec::Vec;
 
 use crate::abi::{read_component_id, write_component_id, ComponentIdBytes};
 use crate::cbor::{Reader, Writer};
+use crate::codec::Codec;
 use crate::error::{Error, Result};
 use crate::verity::{VerityParams, DIGEST_LEN, MAX_SALT_LEN};
 
@@ -44,6 +45,34 @@ pub struct BootComponent {
     pub verity: VerityParams,
 }
 
+impl BootComponent {
+    /// A component from its parts as stored or sent: a 32-byte root, a salt of at most
+    /// [`MAX_SALT_LEN`] bytes and at least one data block.
+    pub fn new(
+        component_id: ComponentIdBytes,
+        root: &[u8],
+        salt: &[u8],
+        data_blocks: u64,
+    ) -> Result<Self> {
+        let root =
+            <[u8; DIGEST_LEN]>::try_from(root).map_err(|_| invalid("root", "not 32 bytes"))?;
+        if salt.len() > MAX_SALT_LEN {
+            return Err(invalid("salt", "longer than 256 bytes"));
+        }
+        if data_blocks == 0 {
+            return Err(invalid("data-blocks", "zero"));
+        }
+        Ok(BootComponent {
+            component_id,
+            verity: VerityParams {
+                root,
+                salt: salt.to_vec(),
+                data_blocks,
+            },
+        })
+    }
+}
+
 /// What the TA approved for one slot.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BootRecord {
@@ -55,6 +84,16 @@ pub struct BootRecord {
     pub status: BootStatus,
     /// The components written to the slot, in plan order.
     pub components: Vec<BootComponent>,
+}
+
+/// On the ABI: `[slot, sequence-number, status, [boot-component...]]`, checked on read.
+impl Codec<BootRecord> for BootRecord {
+    fn write(value: &BootRecord, w: &mut Writer) {
+        write_boot_record(w, value);
+    }
+    fn read(r: &mut Reader<'_>) -> Result<BootRecord> {
+        read_boot_record(r)
+    }
 }
 
 /// Writes a boot record.
@@ -98,25 +137,12 @@ pub fn read_boot_record(r: &mut Reader<'_>) -> Result<BootRecord> {
     let mut components = Vec::new();
     for _ in 0..n {
         r.array_of(4, "[component-id, root, salt, data-blocks]")?;
-        let component_id = read_component_id(r)?;
-        let root = <[u8; DIGEST_LEN]>::try_from(r.bytes()?)
-            .map_err(|_| invalid("root", "not 32 bytes"))?;
-        let salt = r.bytes()?;
-        if salt.len() > MAX_SALT_LEN {
-            return Err(invalid("salt", "longer than 256 bytes"));
-        }
-        let data_blocks = r.u64()?;
-        if data_blocks == 0 {
-            return Err(invalid("data-blocks", "zero"));
-        }
-        components.push(BootComponent {
-            component_id,
-            verity: VerityParams {
-                root,
-                salt: salt.to_vec(),
-                data_blocks,
-            },
-        });
+        components.push(BootComponent::new(
+            read_component_id(r)?,
+            r.bytes()?,
+            r.bytes()?,
+            r.u64()?,
+        )?);
     }
     Ok(BootRecord {
         slot,

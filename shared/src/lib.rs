@@ -12,6 +12,7 @@ pub mod auth;
 pub mod author;
 pub mod boot;
 pub mod cbor;
+pub mod codec;
 pub mod command;
 pub mod digest;
 pub mod encryption;

@@ -6,8 +6,9 @@
 //!   **not a TEE** and says so loudly on stderr.
 //!
 //! A [`Tee`] value is one TA session; an update runs on one session (DESIGN.md §4). Backends
-//! only implement [`Tee::invoke`]; the typed methods encode requests, decode responses and
-//! turn rejections into [`TeeError::Rejected`] with the TA's category and message.
+//! only implement [`Tee::invoke`]; the typed methods are the ABI table's derived client
+//! ([`abi::Client`]) over [`Tee::call`], which turns rejections into [`TeeError::Rejected`]
+//! with the TA's category and message, plus the streaming loops built on them.
 
 #[cfg(feature = "optee")]
 pub mod optee;
@@ -16,8 +17,8 @@ pub mod simulator;
 use std::io::{Read, Write};
 
 use suit_shared::abi::{
-    self, Approval, CommandId, ComponentIdBytes, Info, PendingInstall, Plan, Provisioning,
-    Rejection, Reply, Request,
+    self, Approval, Client, CommandId, Floors, Info, PendingInstall, Plan, Provisioning, Rejection,
+    Reply, Request,
 };
 use suit_shared::Category;
 
@@ -129,7 +130,7 @@ pub trait Tee {
         } else {
             None
         };
-        let capacity = response_capacity(command);
+        let capacity = command.response_capacity();
         let out = self.invoke(
             command,
             &request.encode(),
@@ -152,24 +153,25 @@ pub trait Tee {
 
     /// GET_INFO; refuses a TA of another ABI version.
     fn get_info(&mut self) -> Result<Info, TeeError> {
-        match self.call(&Request::GetInfo, None)?.0 {
-            Reply::Info(info) if info.abi_version == abi::ABI_VERSION => Ok(*info),
-            Reply::Info(info) => Err(TeeError::Protocol {
+        let info = Typed(self).get_info()?;
+        if info.abi_version != abi::ABI_VERSION {
+            return Err(TeeError::Protocol {
                 command: "GET_INFO",
                 source: suit_shared::Error::Unsupported(format!(
                     "ABI version mismatch: the TA speaks version {}, this agent version {}",
                     info.abi_version,
                     abi::ABI_VERSION
                 )),
-            }),
-            _ => Err(unexpected("GET_INFO")),
+            });
         }
+        Ok(*info)
     }
 
     /// The chunk size to stream with: the TA's maximum, capped at what OP-TEE guarantees.
     fn chunk_size(&mut self) -> Result<usize, TeeError> {
         let info = self.get_info()?;
-        Ok((info.max_chunk as usize).clamp(1, abi::GUARANTEED_CHUNK))
+        // The decoder guarantees 1..=MAX_CHUNK_LIMIT.
+        Ok((info.max_chunk as usize).min(abi::GUARANTEED_CHUNK))
     }
 
     /// LOAD_MANIFEST: authenticates the envelope and returns the install plan for `target_slot`.
@@ -185,14 +187,7 @@ pub trait Tee {
         target_slot: u64,
         nonce: Option<&[u8]>,
     ) -> Result<Plan, TeeError> {
-        let request = Request::LoadManifest {
-            target_slot,
-            nonce: nonce.map(<[u8]>::to_vec),
-        };
-        match self.call(&request, Some(envelope))?.0 {
-            Reply::Plan(plan) => Ok(plan),
-            _ => Err(unexpected("LOAD_MANIFEST")),
-        }
+        Typed(self).load_manifest(target_slot, nonce.map(<[u8]>::to_vec), envelope)
     }
 
     /// PAYLOAD_UPDATE: the chunk at `offset` of component `component`'s payload (ciphertext
@@ -203,16 +198,12 @@ pub trait Tee {
         offset: u64,
         chunk: &[u8],
     ) -> Result<(), TeeError> {
-        self.call(&Request::PayloadUpdate { component, offset }, Some(chunk))
-            .map(|_| ())
+        Typed(self).payload_update(component, offset, chunk)
     }
 
     /// PAYLOAD_FINAL: checks size, digest and AEAD tag; returns the approval token.
     fn payload_final(&mut self, component: u32) -> Result<Approval, TeeError> {
-        match self.call(&Request::PayloadFinal { component }, None)?.0 {
-            Reply::Approval(a) => Ok(a),
-            _ => Err(unexpected("PAYLOAD_FINAL")),
-        }
+        Typed(self).payload_final(component)
     }
 
     /// Streams `reader` through PAYLOAD_UPDATE in chunks of [`Tee::chunk_size`], then
@@ -242,19 +233,10 @@ pub trait Tee {
         chunk: &[u8],
         last: bool,
     ) -> Result<Vec<u8>, TeeError> {
-        let request = Request::DecryptForInstall {
-            component,
-            token: token.to_vec(),
-            offset,
-            last,
-        };
-        match self.call(&request, Some(chunk))? {
-            (Reply::Decrypted { written, .. }, mut data) => {
-                data.truncate(written as usize);
-                Ok(data)
-            }
-            _ => Err(unexpected("DECRYPT_FOR_INSTALL")),
-        }
+        let (reply, mut data) =
+            Typed(self).decrypt_for_install(component, token.to_vec(), offset, last, chunk)?;
+        data.truncate(reply.written as usize);
+        Ok(data)
     }
 
     /// Streams the ciphertext from `reader` through DECRYPT_FOR_INSTALL into `writer`; returns
@@ -293,13 +275,7 @@ pub trait Tee {
 
     /// COMMIT with the tokens of every plan item, in plan order.
     fn commit(&mut self, tokens: &[Vec<u8>]) -> Result<PendingInstall, TeeError> {
-        let request = Request::Commit {
-            tokens: tokens.to_vec(),
-        };
-        match self.call(&request, None)?.0 {
-            Reply::Committed(p) => Ok(p),
-            _ => Err(unexpected("COMMIT")),
-        }
+        Typed(self).commit(tokens.to_vec())
     }
 
     /// CONFIRM_UPDATE: the chunk at `offset` of the running slot's component `component`
@@ -310,8 +286,7 @@ pub trait Tee {
         offset: u64,
         chunk: &[u8],
     ) -> Result<(), TeeError> {
-        self.call(&Request::ConfirmUpdate { component, offset }, Some(chunk))
-            .map(|_| ())
+        Typed(self).confirm_update(component, offset, chunk)
     }
 
     /// Streams `size` bytes of a running slot's component from `reader` through
@@ -340,47 +315,34 @@ pub trait Tee {
     }
 
     /// CONFIRM: checks the streamed slot content and raises the floors; returns them.
-    fn confirm(&mut self) -> Result<Vec<(ComponentIdBytes, u64)>, TeeError> {
-        match self.call(&Request::Confirm, None)?.0 {
-            Reply::Confirmed(floors) => Ok(floors),
-            _ => Err(unexpected("CONFIRM")),
-        }
+    fn confirm(&mut self) -> Result<Floors, TeeError> {
+        Typed(self).confirm()
     }
 
     /// ROLLBACK: drops the pending install (idempotent); floors unchanged.
     fn rollback(&mut self) -> Result<(), TeeError> {
-        self.call(&Request::Rollback, None).map(|_| ())
+        Typed(self).rollback()
     }
 
     /// ABORT: drops this session's update in progress.
     fn abort(&mut self) -> Result<(), TeeError> {
-        self.call(&Request::Abort, None).map(|_| ())
+        Typed(self).abort()
     }
 
     /// REPORT: a SUIT report of this session's last update attempt, signed by the device key
     /// (see [`suit_shared::report`]); `nonce` is included for a server's freshness check.
     fn report(&mut self, nonce: Option<&[u8]>) -> Result<Vec<u8>, TeeError> {
-        let request = Request::Report {
-            nonce: nonce.map(<[u8]>::to_vec),
-        };
-        match self.call(&request, None)?.0 {
-            Reply::Report(report) => Ok(report),
-            _ => Err(unexpected("REPORT")),
-        }
+        Typed(self).report(nonce.map(<[u8]>::to_vec))
     }
 
     /// PROVISION (once): fleet KEK and identity overrides.
     fn provision(&mut self, provisioning: &Provisioning) -> Result<(), TeeError> {
-        self.call(&Request::Provision(provisioning.clone()), None)
-            .map(|_| ())
+        Typed(self).provision(provisioning.clone())
     }
 
     /// BOOT_VERIFY: what `slot` (component-slot number) may boot, or the TA's refusal.
     fn boot_verify(&mut self, slot: u64) -> Result<suit_shared::boot::BootRecord, TeeError> {
-        match self.call(&Request::BootVerify { slot }, None)?.0 {
-            Reply::Boot(record) => Ok(record),
-            _ => Err(unexpected("BOOT_VERIFY")),
-        }
+        Typed(self).boot_verify(slot)
     }
 }
 
@@ -396,22 +358,29 @@ pub fn linux_user_identity(uid: u32) -> suit_ta_core::ClientIdentity {
     }
 }
 
-/// Response buffer size used for `command`: plans may be large, everything else is small.
-pub fn response_capacity(command: CommandId) -> usize {
-    match command {
-        CommandId::LoadManifest | CommandId::GetInfo => 4 * abi::MIN_RESPONSE_BUFFER,
-        _ => abi::MIN_RESPONSE_BUFFER,
-    }
-}
+/// A session seen through the ABI's derived typed client.
+struct Typed<'a, T: ?Sized>(&'a mut T);
 
-fn unexpected(command: &'static str) -> TeeError {
-    TeeError::Protocol {
-        command,
-        source: suit_shared::Error::InvalidValue {
-            context: "ABI response",
-            element: "reply",
-            reason: "does not belong to the command",
-        },
+impl<T: Tee + ?Sized> Client for Typed<'_, T> {
+    type Error = TeeError;
+
+    fn call(
+        &mut self,
+        request: &Request,
+        data_in: Option<&[u8]>,
+    ) -> Result<(Reply, Vec<u8>), TeeError> {
+        self.0.call(request, data_in)
+    }
+
+    fn unexpected(command: CommandId) -> TeeError {
+        TeeError::Protocol {
+            command: command.name(),
+            source: suit_shared::Error::InvalidValue {
+                context: "ABI response",
+                element: "reply",
+                reason: "does not belong to the command",
+            },
+        }
     }
 }
 

@@ -12,41 +12,25 @@
 //! OP-TEE's REE-FS cannot stop an attacker with root from restoring an old copy of the whole
 //! object (DESIGN.md §6); RPMB can.
 //!
-//! ```text
-//! object "suit-ta-state" = "SUIT-TA" 0x00 | format-version (1 byte) | CBOR body | SHA-256(all before)
-//! body = [generation, device-key (48 bytes), kek / null, provisioned,
-//!         vendor-id / null, class-id / null, device-id / null,
-//!         floors [[component-id, floor]...], pending-install / null, last-outcome,
-//!         boot-records [boot-record...]]                 (format 2; format 1 has no boot
-//!                                                         records and is still read)
-//! ```
+//! The object's format (versioned, owned by the state, independent of the ABI): [`format`].
 //!
 //! The boot records (`suit_shared::boot`) are what BOOT_VERIFY answers: at most one per slot,
 //! written in the same atomic replacement as the install state they belong to.
 
-use alloc::string::ToString;
+mod format;
+
 use alloc::vec::Vec;
 
-use subtle::ConstantTimeEq;
-use suit_shared::abi::{
-    read_component_id, read_pending, write_component_id, write_pending, ComponentIdBytes,
-    InstallState, LastOutcome,
-};
-use suit_shared::boot::{read_boot_record, write_boot_record, BootRecord};
-use suit_shared::cbor::{Reader, Writer};
-use suit_shared::digest::DigestAlg;
+use suit_shared::abi::{ComponentIdBytes, InstallState, LastOutcome};
+use suit_shared::boot::BootRecord;
 use suit_shared::error::Uuid;
 use zeroize::{Zeroize, Zeroizing};
 
-use crate::error::{Result, TaError};
+use crate::error::Result;
 use crate::platform::{Rng, Storage};
 
 /// Name of the state object.
 pub const OBJECT_NAME: &str = "suit-ta-state";
-const MAGIC: &[u8; 8] = b"SUIT-TA\0";
-const FORMAT_VERSION: u8 = 2;
-/// The format before boot records; read as "no slot approved for boot".
-const FORMAT_VERSION_1: u8 = 1;
 /// Length of a P-384 private scalar.
 const KEY_LEN: usize = 48;
 
@@ -145,171 +129,14 @@ impl State {
         }
     }
 
-    /// The object's encoding.
+    /// The object's encoding ([`format`]).
     pub fn encode(&self) -> Zeroizing<Vec<u8>> {
-        let mut w = Writer::new();
-        w.array(11).u64(self.generation);
-        let mut key = self.device_key.to_bytes();
-        w.bytes(&key);
-        key.zeroize();
-        match &self.kek {
-            Some(k) => w.array(2).bytes(&k.key).bytes(&k.kid),
-            None => w.null(),
-        };
-        w.bool(self.provisioned);
-        for id in [&self.vendor_id, &self.class_id, &self.device_id] {
-            match id {
-                Some(u) => w.bytes(&u.0),
-                None => w.null(),
-            };
-        }
-        w.array(self.floors.len());
-        for (id, floor) in &self.floors {
-            w.array(2);
-            write_component_id(&mut w, id);
-            w.u64(*floor);
-        }
-        match &self.install {
-            InstallState::Idle => {
-                w.null();
-            }
-            InstallState::Trial(p) => write_pending(&mut w, p),
-        }
-        w.u64(match self.last_outcome {
-            LastOutcome::None => 0,
-            LastOutcome::Confirmed => 1,
-            LastOutcome::RolledBack => 2,
-        });
-        w.array(self.boot.len());
-        for r in &self.boot {
-            write_boot_record(&mut w, r);
-        }
-        let body = Zeroizing::new(w.into_bytes());
-        let mut out = Zeroizing::new(Vec::with_capacity(body.len() + 41));
-        out.extend_from_slice(MAGIC);
-        out.push(FORMAT_VERSION);
-        out.extend_from_slice(&body);
-        let sum = DigestAlg::Sha256.digest(&out);
-        out.extend_from_slice(sum.as_bytes());
-        out
+        format::encode(self)
     }
 
-    /// Decodes and checks an object's content.
+    /// Decodes and checks an object's content (format 2, or 1 from before boot records).
     pub fn decode(bytes: &[u8]) -> Result<Self> {
-        let corrupt = |what: &str| TaError::CorruptState(what.to_string());
-        if bytes.len() < MAGIC.len() + 1 + 32 {
-            return Err(corrupt("too short"));
-        }
-        if &bytes[..MAGIC.len()] != MAGIC {
-            return Err(corrupt("not a SUIT TA state object"));
-        }
-        let version = bytes[MAGIC.len()];
-        if version != FORMAT_VERSION && version != FORMAT_VERSION_1 {
-            return Err(TaError::CorruptState(alloc::format!(
-                "format version {} is not the version {FORMAT_VERSION} this TA reads",
-                bytes[MAGIC.len()]
-            )));
-        }
-        let (content, sum) = bytes.split_at(bytes.len() - 32);
-        let expected = DigestAlg::Sha256.digest(content);
-        if !bool::from(expected.as_bytes().ct_eq(sum)) {
-            return Err(corrupt("checksum mismatch"));
-        }
-        let body = &content[MAGIC.len() + 1..];
-        Reader::decode_exact(body, "TA state", |r| {
-            r.array_of(
-                if version == FORMAT_VERSION_1 { 10 } else { 11 },
-                "TA state",
-            )?;
-            let generation = r.u64()?;
-            let key = r.bytes()?;
-            let device_key = p384::ecdsa::SigningKey::from_slice(key).map_err(|_| {
-                suit_shared::Error::InvalidValue {
-                    context: "TA state",
-                    element: "device key",
-                    reason: "not a P-384 private key",
-                }
-            })?;
-            let kek = if r.is(minicbor_null()) {
-                r.null()?;
-                None
-            } else {
-                r.array_of(2, "[kek, kid]")?;
-                Some(Kek {
-                    key: Zeroizing::new(r.bytes()?.to_vec()),
-                    kid: r.bytes()?.to_vec(),
-                })
-            };
-            let provisioned = r.bool()?;
-            let mut ids = [None, None, None];
-            for id in &mut ids {
-                *id = if r.is(minicbor_null()) {
-                    r.null()?;
-                    None
-                } else {
-                    let b = r.bytes()?;
-                    Some(Uuid(<[u8; 16]>::try_from(b).map_err(|_| {
-                        suit_shared::Error::InvalidValue {
-                            context: "TA state",
-                            element: "identity",
-                            reason: "not a UUID",
-                        }
-                    })?))
-                };
-            }
-            let n = r.array()?;
-            let mut floors = Vec::new();
-            for _ in 0..n {
-                r.array_of(2, "floor")?;
-                floors.push((read_component_id(r)?, r.u64()?));
-            }
-            let install = if r.is(minicbor_null()) {
-                r.null()?;
-                InstallState::Idle
-            } else {
-                InstallState::Trial(read_pending(r)?)
-            };
-            let last_outcome = match r.u64()? {
-                0 => LastOutcome::None,
-                1 => LastOutcome::Confirmed,
-                2 => LastOutcome::RolledBack,
-                _ => {
-                    return Err(suit_shared::Error::InvalidValue {
-                        context: "TA state",
-                        element: "last outcome",
-                        reason: "unknown value",
-                    })
-                }
-            };
-            let mut boot: Vec<BootRecord> = Vec::new();
-            if version != FORMAT_VERSION_1 {
-                for _ in 0..r.array()? {
-                    let record = read_boot_record(r)?;
-                    if boot.last().is_some_and(|last| last.slot >= record.slot) {
-                        return Err(suit_shared::Error::InvalidValue {
-                            context: "TA state",
-                            element: "boot records",
-                            reason: "not one per slot in slot order",
-                        });
-                    }
-                    boot.push(record);
-                }
-            }
-            Ok(State {
-                generation,
-                device_key,
-                kek,
-                provisioned,
-                vendor_id: ids[0],
-                class_id: ids[1],
-                device_id: ids[2],
-                floors,
-                install,
-                last_outcome,
-                boot,
-            })
-        })
-        .map_err(|e| TaError::CorruptState(alloc::format!("{e}")))
+        format::decode(bytes)
     }
 
     /// Loads the state; a missing object is first use (a new state is generated and stored),
@@ -337,15 +164,13 @@ impl State {
     }
 }
 
-fn minicbor_null() -> minicbor::data::Type {
-    minicbor::data::Type::Null
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::TaError;
     use alloc::vec;
     use suit_shared::abi::{InstalledComponent, PendingInstall};
+    use suit_shared::digest::DigestAlg;
 
     struct Counter(u8);
     impl Rng for Counter {
@@ -412,11 +237,11 @@ mod tests {
         s.boot.clear();
         let v2 = s.encode();
         // Format 1 = the same body without the last element (the empty boot-record array).
-        let body = &v2[MAGIC.len() + 1..v2.len() - 32];
+        let body = &v2[format::magic().len() + 1..v2.len() - 32];
         assert_eq!(body[0], 0x8b);
         assert_eq!(body[body.len() - 1], 0x80);
-        let mut v1 = MAGIC.to_vec();
-        v1.push(FORMAT_VERSION_1);
+        let mut v1 = format::magic().to_vec();
+        v1.push(format::FORMAT_VERSION_1);
         v1.push(0x8a);
         v1.extend_from_slice(&body[1..body.len() - 1]);
         let sum = DigestAlg::Sha256.digest(&v1);
@@ -453,5 +278,34 @@ mod tests {
         }
         assert!(State::decode(&bytes[..bytes.len() - 1]).is_err());
         assert!(State::decode(&[]).is_err());
+    }
+
+    /// A format-2 object exactly as the TA wrote it before the state had its own codec (a
+    /// device in the field): it still loads, and is written back byte for byte.
+    #[test]
+    fn format_2_objects_from_the_field_load() {
+        let hex = concat!(
+            "535549542d544100028b0058300102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f",
+            "202122232425262728292a2b2c2d2e2f30825820070707070707070707070707070707070707070707070707",
+            "070707070707070745666c656574f5f6f6500505050505050505050505050505050582828141610282814162",
+            "04840109822f58202d711642b726b04401627ca9fbac32f5c8530fb1903cc4db02258717921a488181838141",
+            "61822f58202d711642b726b04401627ca9fbac32f5c8530fb1903cc4db02258717921a488101008184010900",
+            "8184814161582003030303030303030303030303030303030303030303030303030303030303035820040404",
+            "040404040404040404040404040404040404040404040404040404040401892a9f2b6f45556a8371eb0fa4f1",
+            "cd4e5805d63b902a1afdd6e821032e990069",
+        );
+        let bytes: Vec<u8> = (0..hex.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+            .collect();
+        assert_eq!(bytes[format::magic().len()], format::FORMAT_VERSION);
+        let state = State::decode(&bytes).unwrap();
+        let expected = sample();
+        assert_eq!(state.floors, expected.floors);
+        assert_eq!(state.install, expected.install);
+        assert_eq!(state.boot, expected.boot);
+        assert_eq!(state.device_id, expected.device_id);
+        assert_eq!(state.device_key, expected.device_key);
+        assert_eq!(state.encode().as_slice(), bytes.as_slice());
     }
 }

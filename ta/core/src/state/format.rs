@@ -1,0 +1,292 @@
+//! The state object's format, owned by the state alone: the ABI may change its encodings
+//! without changing a byte of what is stored. Built on the generic codecs of
+//! [`suit_shared::codec`] only.
+//!
+//! ```text
+//! object = "SUIT-TA" 0x00 | format-version (1 byte) | CBOR body | SHA-256(all before)
+//! body   = [generation, device-key (48 bytes), [kek, kid] / null, provisioned,
+//!           vendor-id / null, class-id / null, device-id / null,
+//!           floors [[component-id, floor]...], pending / null, last-outcome (0 none,
+//!           1 confirmed, 2 rolled back), boot-records [boot-record...]]
+//! component-id = [* bstr]          digest = [cose-alg, bytes]
+//! pending      = [slot, sequence-number, manifest-digest, [[component-id, digest, size]...]]
+//! boot-record  = [slot, sequence-number, status (0 trial, 1 good),
+//!                 [[component-id, verity-root (32 bytes), salt, data-blocks]...]]
+//! ```
+//!
+//! Format 2 is the one written. Format 1 (devices before verified boot) is the same body
+//! without the boot records and is still read, as "no slot approved for boot".
+
+use alloc::string::ToString;
+use alloc::vec::Vec;
+
+use subtle::ConstantTimeEq;
+use suit_shared::abi::{InstallState, InstalledComponent, LastOutcome, PendingInstall};
+use suit_shared::boot::{BootComponent, BootRecord, BootStatus};
+use suit_shared::cbor::{Reader, Writer};
+use suit_shared::codec::{Bytes, Codec, List, Opt, Pair};
+use suit_shared::digest::{DigestAlg, DigestValue};
+use suit_shared::error::Uuid;
+use zeroize::{Zeroize, Zeroizing};
+
+use super::{Kek, State};
+use crate::error::{Result, TaError};
+
+const MAGIC: &[u8; 8] = b"SUIT-TA\0";
+/// The format written.
+pub(super) const FORMAT_VERSION: u8 = 2;
+/// The format before boot records.
+pub(super) const FORMAT_VERSION_1: u8 = 1;
+/// Length of the trailing checksum.
+const SUM_LEN: usize = 32;
+
+fn invalid(element: &'static str, reason: &'static str) -> suit_shared::Error {
+    suit_shared::Error::InvalidValue {
+        context: "TA state",
+        element,
+        reason,
+    }
+}
+
+/// A stored component id: `[* bstr]`.
+struct StoredId;
+
+impl Codec<Vec<Vec<u8>>> for StoredId {
+    fn write(value: &Vec<Vec<u8>>, w: &mut Writer) {
+        List::<Bytes>::write(value, w);
+    }
+    fn read(r: &mut Reader<'_>) -> suit_shared::Result<Vec<Vec<u8>>> {
+        List::<Bytes>::read(r)
+    }
+}
+
+/// A stored digest: `[cose-alg, bytes]`.
+struct StoredDigest;
+
+impl Codec<DigestValue> for StoredDigest {
+    fn write(value: &DigestValue, w: &mut Writer) {
+        w.array(2)
+            .i64(value.alg().cose_id())
+            .bytes(value.as_bytes());
+    }
+    fn read(r: &mut Reader<'_>) -> suit_shared::Result<DigestValue> {
+        r.array_of(2, "stored digest")?;
+        let alg = DigestAlg::from_cose(r.i64()?)?;
+        DigestValue::new(alg, r.bytes()?).ok_or(invalid("digest", "wrong length"))
+    }
+}
+
+/// The stored pending install (null when idle).
+struct StoredInstall;
+
+impl Codec<InstallState> for StoredInstall {
+    fn write(value: &InstallState, w: &mut Writer) {
+        let InstallState::Trial(p) = value else {
+            w.null();
+            return;
+        };
+        w.array(4).u64(p.slot).u64(p.sequence_number);
+        StoredDigest::write(&p.manifest_digest, w);
+        w.array(p.components.len());
+        for c in &p.components {
+            w.array(3);
+            StoredId::write(&c.component_id, w);
+            StoredDigest::write(&c.digest, w);
+            w.u64(c.size);
+        }
+    }
+    fn read(r: &mut Reader<'_>) -> suit_shared::Result<InstallState> {
+        if r.is(minicbor::data::Type::Null) {
+            r.null()?;
+            return Ok(InstallState::Idle);
+        }
+        r.array_of(4, "stored pending install")?;
+        let slot = r.u64()?;
+        let sequence_number = r.u64()?;
+        let manifest_digest = StoredDigest::read(r)?;
+        let mut components = Vec::new();
+        for _ in 0..r.array()? {
+            r.array_of(3, "stored installed component")?;
+            components.push(InstalledComponent {
+                component_id: StoredId::read(r)?,
+                digest: StoredDigest::read(r)?,
+                size: r.u64()?,
+            });
+        }
+        Ok(InstallState::Trial(PendingInstall {
+            slot,
+            sequence_number,
+            manifest_digest,
+            components,
+        }))
+    }
+}
+
+/// A stored boot component: `[component-id, verity-root, salt, data-blocks]`.
+struct StoredBootComponent;
+
+impl Codec<BootComponent> for StoredBootComponent {
+    fn write(value: &BootComponent, w: &mut Writer) {
+        w.array(4);
+        StoredId::write(&value.component_id, w);
+        w.bytes(&value.verity.root)
+            .bytes(&value.verity.salt)
+            .u64(value.verity.data_blocks);
+    }
+    fn read(r: &mut Reader<'_>) -> suit_shared::Result<BootComponent> {
+        r.array_of(4, "stored boot component")?;
+        BootComponent::new(StoredId::read(r)?, r.bytes()?, r.bytes()?, r.u64()?)
+    }
+}
+
+/// A stored boot record: `[slot, sequence-number, status, [boot-component...]]`.
+struct StoredBoot;
+
+impl Codec<BootRecord> for StoredBoot {
+    fn write(value: &BootRecord, w: &mut Writer) {
+        let status = match value.status {
+            BootStatus::Trial => 0,
+            BootStatus::Good => 1,
+        };
+        w.array(4)
+            .u64(value.slot)
+            .u64(value.sequence_number)
+            .u64(status);
+        List::<StoredBootComponent>::write(&value.components, w);
+    }
+    fn read(r: &mut Reader<'_>) -> suit_shared::Result<BootRecord> {
+        r.array_of(4, "stored boot record")?;
+        Ok(BootRecord {
+            slot: r.u64()?,
+            sequence_number: r.u64()?,
+            status: match r.u64()? {
+                0 => BootStatus::Trial,
+                1 => BootStatus::Good,
+                _ => return Err(invalid("boot status", "unknown value")),
+            },
+            components: List::<StoredBootComponent>::read(r)?,
+        })
+    }
+}
+
+fn outcome_code(outcome: LastOutcome) -> u64 {
+    match outcome {
+        LastOutcome::None => 0,
+        LastOutcome::Confirmed => 1,
+        LastOutcome::RolledBack => 2,
+    }
+}
+
+fn outcome(code: u64) -> suit_shared::Result<LastOutcome> {
+    [
+        LastOutcome::None,
+        LastOutcome::Confirmed,
+        LastOutcome::RolledBack,
+    ]
+    .into_iter()
+    .find(|o| outcome_code(*o) == code)
+    .ok_or(invalid("last outcome", "unknown value"))
+}
+
+type KekCodec = Opt<Pair<Bytes, Bytes>>;
+type FloorsCodec = List<Pair<StoredId, u64>>;
+
+/// The object's bytes, in the current format.
+pub(super) fn encode(state: &State) -> Zeroizing<Vec<u8>> {
+    let mut w = Writer::new();
+    w.array(11).u64(state.generation);
+    let mut key = state.device_key.to_bytes();
+    w.bytes(&key);
+    key.zeroize();
+    let kek = Zeroizing::new(state.kek.as_ref().map(|k| (k.key.to_vec(), k.kid.clone())));
+    KekCodec::write(&kek, &mut w);
+    w.bool(state.provisioned);
+    for id in [&state.vendor_id, &state.class_id, &state.device_id] {
+        Opt::<Uuid>::write(id, &mut w);
+    }
+    FloorsCodec::write(&state.floors, &mut w);
+    StoredInstall::write(&state.install, &mut w);
+    w.u64(outcome_code(state.last_outcome));
+    List::<StoredBoot>::write(&state.boot, &mut w);
+    let body = Zeroizing::new(w.into_bytes());
+    let mut out = Zeroizing::new(Vec::with_capacity(MAGIC.len() + 1 + body.len() + SUM_LEN));
+    out.extend_from_slice(MAGIC);
+    out.push(FORMAT_VERSION);
+    out.extend_from_slice(&body);
+    let sum = DigestAlg::Sha256.digest(&out);
+    out.extend_from_slice(sum.as_bytes());
+    out
+}
+
+/// Reads and checks an object of format 2 or 1.
+pub(super) fn decode(bytes: &[u8]) -> Result<State> {
+    let corrupt = |what: &str| TaError::CorruptState(what.to_string());
+    if bytes.len() < MAGIC.len() + 1 + SUM_LEN {
+        return Err(corrupt("too short"));
+    }
+    if &bytes[..MAGIC.len()] != MAGIC {
+        return Err(corrupt("not a SUIT TA state object"));
+    }
+    let version = bytes[MAGIC.len()];
+    if version != FORMAT_VERSION && version != FORMAT_VERSION_1 {
+        return Err(TaError::CorruptState(alloc::format!(
+            "format version {version} is not the version {FORMAT_VERSION} this TA reads"
+        )));
+    }
+    let (content, sum) = bytes.split_at(bytes.len() - SUM_LEN);
+    let expected = DigestAlg::Sha256.digest(content);
+    if !bool::from(expected.as_bytes().ct_eq(sum)) {
+        return Err(corrupt("checksum mismatch"));
+    }
+    let body = &content[MAGIC.len() + 1..];
+    Reader::decode_exact(body, "TA state", |r| {
+        r.array_of(
+            if version == FORMAT_VERSION_1 { 10 } else { 11 },
+            "TA state",
+        )?;
+        let generation = r.u64()?;
+        let key = r.bytes()?;
+        let device_key = p384::ecdsa::SigningKey::from_slice(key)
+            .map_err(|_| invalid("device key", "not a P-384 private key"))?;
+        let kek = KekCodec::read(r)?.map(|(key, kid)| Kek {
+            key: Zeroizing::new(key),
+            kid,
+        });
+        let provisioned = r.bool()?;
+        let vendor_id = Opt::<Uuid>::read(r)?;
+        let class_id = Opt::<Uuid>::read(r)?;
+        let device_id = Opt::<Uuid>::read(r)?;
+        let floors = FloorsCodec::read(r)?;
+        let install = StoredInstall::read(r)?;
+        let last_outcome = outcome(r.u64()?)?;
+        let mut boot: Vec<BootRecord> = Vec::new();
+        if version != FORMAT_VERSION_1 {
+            for _ in 0..r.array()? {
+                let record = StoredBoot::read(r)?;
+                if boot.last().is_some_and(|last| last.slot >= record.slot) {
+                    return Err(invalid("boot records", "not one per slot in slot order"));
+                }
+                boot.push(record);
+            }
+        }
+        Ok(State {
+            generation,
+            device_key,
+            kek,
+            provisioned,
+            vendor_id,
+            class_id,
+            device_id,
+            floors,
+            install,
+            last_outcome,
+            boot,
+        })
+    })
+    .map_err(|e| TaError::CorruptState(alloc::format!("{e}")))
+}
+
+#[cfg(test)]
+pub(super) fn magic() -> &'static [u8] {
+    MAGIC
+}
