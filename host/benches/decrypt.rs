@@ -176,6 +176,8 @@ fn process_cmd(p: &Payload, keys: &Keys) -> Command {
 }
 
 fn main() {
+    // The provider suit-tool and suit-agent use.
+    suit_host::crypto::install();
     let dir = std::env::temp_dir().join(format!("suit-bench-decrypt-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let keys = keys(&dir);

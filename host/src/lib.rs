@@ -3,6 +3,8 @@
 #![warn(missing_docs)]
 
 pub mod agent;
+#[cfg(feature = "openssl")]
+pub mod crypto;
 pub mod diag;
 pub mod keys;
 pub mod tee;

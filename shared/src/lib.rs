@@ -13,6 +13,7 @@ pub mod author;
 pub mod boot;
 pub mod cbor;
 pub mod command;
+pub mod crypto;
 pub mod digest;
 pub mod encryption;
 pub mod envelope;
