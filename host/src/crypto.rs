@@ -20,7 +20,7 @@
 //! Installed by `suit-tool` and `suit-agent` at start ([`install`]); the TA and the fuzzers
 //! keep the portable provider.
 
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 
 use openssl::bn::{BigNum, BigNumContext};
 use openssl::cipher::{Cipher, CipherRef};
@@ -28,6 +28,7 @@ use openssl::cipher_ctx::CipherCtx;
 use openssl::ec::{EcGroup, EcKey, EcPoint};
 use openssl::ecdsa::EcdsaSig;
 use openssl::nid::Nid;
+use openssl::pkey::Public;
 use suit_shared::crypto::{
     self, AeadDecrypt, AeadEncrypt, CryptoProvider, Curve, HashState, KeystreamCipher, PrivateKey,
     SigAlg, GCM_IV_LEN, GCM_TAG_LEN, RUST_CRYPTO,
@@ -106,16 +107,38 @@ fn group(curve: Curve) -> Option<&'static EcGroup> {
         .as_ref()
 }
 
+/// Public keys parsed before: a device verifies with a handful of keys (its trust anchors, its
+/// own device key), so each is decoded and checked once, not at every signature.
+type KeyCache = Vec<(Curve, Vec<u8>, EcKey<Public>)>;
+
+/// Keys kept at most; further keys are parsed at every use.
+const KEY_CACHE_LEN: usize = 16;
+
+fn public_key(curve: Curve, sec1: &[u8]) -> Option<EcKey<Public>> {
+    static CACHE: Mutex<KeyCache> = Mutex::new(Vec::new());
+    let mut cache = CACHE
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    if let Some((_, _, key)) = cache.iter().find(|(c, s, _)| *c == curve && s == sec1) {
+        return Some(key.clone());
+    }
+    let group = group(curve)?;
+    let mut ctx = BigNumContext::new().ok()?;
+    // oct2point checks that the point is on the curve (cofactor 1: nothing more to check).
+    let point = EcPoint::from_bytes(group, sec1, &mut ctx).ok()?;
+    let key = EcKey::from_public_key(group, &point).ok()?;
+    if cache.len() < KEY_CACHE_LEN {
+        cache.push((curve, sec1.to_vec(), key.clone()));
+    }
+    Some(key)
+}
+
 fn ecdsa_verify(alg: SigAlg, public_sec1: &[u8], message: &[u8], signature: &[u8]) -> Option<bool> {
     let n = alg.curve().field_len();
     if signature.len() != 2 * n {
         return Some(false);
     }
-    let group = group(alg.curve())?;
-    let mut ctx = BigNumContext::new().ok()?;
-    let point = EcPoint::from_bytes(group, public_sec1, &mut ctx).ok()?;
-    // oct2point checks that the point is on the curve (cofactor 1: nothing more to check).
-    let key = EcKey::from_public_key(group, &point).ok()?;
+    let key = public_key(alg.curve(), public_sec1)?;
     let sig = EcdsaSig::from_private_components(
         BigNum::from_slice(&signature[..n]).ok()?,
         BigNum::from_slice(&signature[n..]).ok()?,
