@@ -61,9 +61,11 @@ clippy:
 
 unit:
 	@bash qemu/debian.sh host-tools cryptsetup-bin   # veritysetup, for shared/tests/verity_veritysetup.rs
+	@bash qemu/debian.sh host-tools libssl-dev pkg-config   # the host crypto provider (host/src/crypto.rs)
 	$(CARGO) test --workspace
 
 host:
+	@bash qemu/debian.sh host-tools libssl-dev pkg-config
 	$(CARGO) build --release -p suit-host
 
 fuzz-seed:
@@ -98,7 +100,7 @@ fuzz-smoke:
 # Each bench also writes its figures to build/bench/<bench>.json and merges them all into the
 # flat object build/bench/summary.json; emptied first, so no figure of an earlier run survives.
 bench:
-	@bash qemu/debian.sh host-tools time openssl curl
+	@bash qemu/debian.sh host-tools time openssl curl libssl-dev pkg-config
 	rm -rf build/bench
 	$(CARGO) bench -p suit-host --bench tool
 	$(CARGO) bench -p suit-host --bench decrypt

@@ -7,7 +7,8 @@
 #  2. fetches Debian trixie's libteec2 and optee-client-dev (arm64) through the private apt
 #     configuration of qemu/debian.sh and lays out $OPTEE_CLIENT_EXPORT/usr/lib/libteec.so the
 #     way optee-teec-sys expects it (plus the headers in usr/include);
-#  3. cargo build --release --target aarch64-unknown-linux-gnu -p suit-host --features optee.
+#  3. cargo build --release --target aarch64-unknown-linux-gnu -p suit-host --no-default-features
+#     --features optee (the portable crypto provider: the device image has no libssl).
 #
 # Output: target/aarch64-unknown-linux-gnu/release/<binary>. The binaries need glibc >= 2.34,
 # libgcc_s.so.1 and libteec.so.2 on the device (the QEMU image has them).
@@ -41,5 +42,7 @@ cp -rf "$dev/usr/include/." "$OPTEE_CLIENT_EXPORT/usr/include/" 2>/dev/null || t
 export OPTEE_CLIENT_EXPORT
 
 log "building suit-host for $target with the OP-TEE backend"
-cargo build --release --target "$target" -p suit-host --features optee
+# No OpenSSL provider on the device (the image ships no libssl): the agent there uses the
+# portable RustCrypto provider (feature `openssl` off).
+cargo build --release --target "$target" -p suit-host --no-default-features --features optee
 log "built: $(ls target/$target/release/ | grep -E '^suit-' | grep -v '\.d$' | tr '\n' ' ')"

@@ -4,6 +4,8 @@
 
 pub mod agent;
 pub mod common;
+#[cfg(feature = "openssl")]
+pub mod crypto;
 pub mod diag;
 pub mod keys;
 pub mod tee;

@@ -16,6 +16,7 @@ use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
 use crate::cbor::Reader;
+use crate::crypto::SigAlg;
 use crate::digest::SuitDigest;
 use crate::error::{Error, Result};
 
@@ -110,18 +111,20 @@ impl TrustAnchor {
     }
 
     fn verify_signature(&self, alg: i64, tbs: &[u8], signature: &[u8]) -> bool {
-        use p256::ecdsa::signature::Verifier;
+        let provider = crate::crypto::provider();
         match (self, alg) {
-            (TrustAnchor::P256 { key, .. }, alg::ES256 | alg::ESP256) => {
-                p256::ecdsa::Signature::from_slice(signature)
-                    .map(|sig| key.verify(tbs, &sig).is_ok())
-                    .unwrap_or(false)
-            }
-            (TrustAnchor::P384 { key, .. }, alg::ES384 | alg::ESP384) => {
-                p384::ecdsa::Signature::from_slice(signature)
-                    .map(|sig| key.verify(tbs, &sig).is_ok())
-                    .unwrap_or(false)
-            }
+            (TrustAnchor::P256 { key, .. }, alg::ES256 | alg::ESP256) => provider.verify(
+                SigAlg::EcdsaP256Sha256,
+                key.to_sec1_point(false).as_bytes(),
+                tbs,
+                signature,
+            ),
+            (TrustAnchor::P384 { key, .. }, alg::ES384 | alg::ESP384) => provider.verify(
+                SigAlg::EcdsaP384Sha384,
+                key.to_sec1_point(false).as_bytes(),
+                tbs,
+                signature,
+            ),
             _ => false,
         }
     }

@@ -33,16 +33,14 @@ impl SigningKey {
     }
 
     fn sign(&self, alg_id: i64, data: &[u8]) -> Result<Vec<u8>> {
-        use p256::ecdsa::signature::Signer;
+        let provider = crate::crypto::provider();
         match (self, alg_id) {
-            (SigningKey::P256(k), alg::ES256 | alg::ESP256) => {
-                let sig: p256::ecdsa::Signature = k.sign(data);
-                Ok(sig.to_bytes().to_vec())
-            }
-            (SigningKey::P384(k), alg::ES384 | alg::ESP384) => {
-                let sig: p384::ecdsa::Signature = k.sign(data);
-                Ok(sig.to_bytes().to_vec())
-            }
+            (SigningKey::P256(k), alg::ES256 | alg::ESP256) => provider
+                .private_key(crate::crypto::Curve::P256, &k.to_bytes())?
+                .sign(data),
+            (SigningKey::P384(k), alg::ES384 | alg::ESP384) => provider
+                .private_key(crate::crypto::Curve::P384, &k.to_bytes())?
+                .sign(data),
             _ => Err(Error::Unsupported(alloc::format!(
                 "signing with algorithm {} and a key of another curve",
                 crate::auth::alg_name(alg_id)

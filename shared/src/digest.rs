@@ -2,10 +2,12 @@
 
 use core::fmt;
 
-use sha2::Digest as _;
+use alloc::boxed::Box;
+
 use subtle::ConstantTimeEq;
 
 use crate::cbor::Reader;
+use crate::crypto::{self, HashState};
 use crate::error::{Error, Result};
 
 /// Digest algorithms of the COSE registry that this processor implements.
@@ -154,6 +156,27 @@ impl DigestValue {
     }
 }
 
+impl From<[u8; 32]> for DigestValue {
+    /// A SHA-256 output.
+    fn from(out: [u8; 32]) -> Self {
+        value(DigestAlg::Sha256, &out)
+    }
+}
+
+impl From<[u8; 48]> for DigestValue {
+    /// A SHA-384 output.
+    fn from(out: [u8; 48]) -> Self {
+        value(DigestAlg::Sha384, &out)
+    }
+}
+
+impl From<[u8; 64]> for DigestValue {
+    /// A SHA-512 output.
+    fn from(out: [u8; 64]) -> Self {
+        value(DigestAlg::Sha512, &out)
+    }
+}
+
 impl fmt::Debug for DigestValue {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}:", self.alg.name())?;
@@ -164,47 +187,39 @@ impl fmt::Debug for DigestValue {
     }
 }
 
-/// Incremental hashing with any supported algorithm.
-#[derive(Clone)]
-pub enum Hasher {
-    /// SHA-256 state.
-    Sha256(sha2::Sha256),
-    /// SHA-384 state.
-    Sha384(sha2::Sha384),
-    /// SHA-512 state.
-    Sha512(sha2::Sha512),
+/// Incremental hashing with any supported algorithm, by the process's crypto provider.
+pub struct Hasher(Box<dyn HashState>);
+
+impl Clone for Hasher {
+    fn clone(&self) -> Self {
+        Hasher(self.0.fork())
+    }
 }
 
 impl Hasher {
     /// A fresh state for `alg`.
     pub fn new(alg: DigestAlg) -> Self {
-        match alg {
-            DigestAlg::Sha256 => Hasher::Sha256(sha2::Sha256::new()),
-            DigestAlg::Sha384 => Hasher::Sha384(sha2::Sha384::new()),
-            DigestAlg::Sha512 => Hasher::Sha512(sha2::Sha512::new()),
-        }
+        Hasher(crypto::provider().hash(alg))
+    }
+
+    /// The algorithm.
+    pub fn alg(&self) -> DigestAlg {
+        self.0.alg()
     }
 
     /// Feeds bytes.
     pub fn update(&mut self, data: &[u8]) {
-        match self {
-            Hasher::Sha256(h) => h.update(data),
-            Hasher::Sha384(h) => h.update(data),
-            Hasher::Sha512(h) => h.update(data),
-        }
+        self.0.update(data);
     }
 
     /// Finishes and returns the digest.
     pub fn finalize(self) -> DigestValue {
-        match self {
-            Hasher::Sha256(h) => value(DigestAlg::Sha256, &h.finalize()),
-            Hasher::Sha384(h) => value(DigestAlg::Sha384, &h.finalize()),
-            Hasher::Sha512(h) => value(DigestAlg::Sha512, &h.finalize()),
-        }
+        self.0.finish()
     }
 }
 
-fn value(alg: DigestAlg, out: &[u8]) -> DigestValue {
+/// A digest value from a hash output of the algorithm's length.
+pub(crate) fn value(alg: DigestAlg, out: &[u8]) -> DigestValue {
     let mut bytes = [0u8; 64];
     bytes[..out.len()].copy_from_slice(out);
     DigestValue { alg, bytes }

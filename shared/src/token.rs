@@ -27,13 +27,13 @@
 use alloc::vec::Vec;
 
 use coset::{iana, CoseSign1, CoseSign1Builder, HeaderBuilder, TaggedCborSerializable};
-use p384::ecdsa::signature::{Signer, Verifier};
-use p384::ecdsa::{Signature, SigningKey, VerifyingKey};
+use p384::ecdsa::{SigningKey, VerifyingKey};
 
 use crate::abi::{
     read_component_id, read_digest, write_component_id, write_digest, ComponentIdBytes,
 };
 use crate::cbor::{Reader, Writer};
+use crate::crypto::{self, Curve, SigAlg};
 use crate::digest::{DigestAlg, DigestValue};
 use crate::error::{Error, Result};
 
@@ -195,9 +195,10 @@ pub(crate) fn sign_with_device_key(
         .payload(payload)
         .build();
     let tbs = unsigned.tbs_data(b"");
-    let signature: Signature = key.sign(&tbs);
     let mut signed = unsigned;
-    signed.signature = signature.to_bytes().to_vec();
+    signed.signature = crypto::provider()
+        .private_key(Curve::P384, &key.to_bytes())?
+        .sign(&tbs)?;
     signed
         .to_tagged_vec()
         .map_err(|_| Error::Io(alloc::string::String::from("cannot encode a COSE_Sign1")))
@@ -245,9 +246,15 @@ pub(crate) fn open_device_signed(
             "it names another device key (kid)",
         )));
     }
-    let signature =
-        Signature::from_slice(&sign1.signature).map_err(|_| invalid("malformed signature"))?;
-    if key.verify(&sign1.tbs_data(b""), &signature).is_err() {
+    if sign1.signature.len() != SigAlg::EcdsaP384Sha384.signature_len() {
+        return Err(invalid("malformed signature"));
+    }
+    if !crypto::provider().verify(
+        SigAlg::EcdsaP384Sha384,
+        key.to_sec1_point(false).as_bytes(),
+        &sign1.tbs_data(b""),
+        &sign1.signature,
+    ) {
         return Err(Error::NotAuthenticated(alloc::string::String::from(
             "the signature does not verify with the device key",
         )));

@@ -18,9 +18,10 @@
 //!
 //! # Decisions
 //!
-//! * **Streaming AES-GCM is composed here** from `aes`, `ctr` (32-bit big-endian counter from
-//!   J0+1) and `ghash`, because RustCrypto refuses to offer one: SUIT puts a single tag over the
-//!   whole payload, so bounded memory means releasing plaintext before the tag is checked. That
+//! * **Streaming AES-GCM comes from the crypto provider** ([`crate::crypto`]): SUIT puts a
+//!   single tag over the whole payload, so bounded memory means releasing plaintext before the
+//!   tag is checked (RustCrypto refuses to offer that, so its provider composes it from `aes`,
+//!   `ctr` and `ghash`; OpenSSL's EVP and GP's `TEE_AEUpdate` stream natively). That
 //!   plaintext is **unverified** until [`Decryptor::finalize`] returns `Ok`; whoever consumes it
 //!   must be able to discard it (the simulated device writes to a scratch file and only then
 //!   replaces the component; the TA approves nothing before FINAL).
@@ -43,7 +44,6 @@
 //!   mask) are zeroized on drop and never appear in errors or `Debug` output.
 
 mod cose;
-mod gcm;
 mod recipient;
 mod stream;
 
@@ -212,7 +212,8 @@ impl AesKey {
         Ok(key)
     }
 
-    pub(crate) fn as_bytes(&self) -> &[u8] {
+    /// The key bytes (16 or 32), for crypto providers.
+    pub fn as_bytes(&self) -> &[u8] {
         &self.bytes[..self.len]
     }
 }

@@ -7,7 +7,6 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt;
 
-use aes_kw::{KwAes128, KwAes256};
 use hkdf::Hkdf;
 use sha2::Sha256;
 use zeroize::Zeroizing;
@@ -15,6 +14,7 @@ use zeroize::Zeroizing;
 use super::cose::{EncryptionInfo, EphemeralKey, KeyDistribution, Recipient, Recipients};
 use super::{AesKey, AesKwAlg, KDF_CONTEXT_OTHER};
 use crate::cbor::Writer;
+use crate::crypto::{self, Curve};
 use crate::error::{Error, Result};
 
 /// A key the device holds to obtain content keys. Private material is zeroized on drop and
@@ -163,7 +163,7 @@ pub fn unwrap_cek(info: &EncryptionInfo<'_>, keys: &[RecipientKey]) -> Result<Ae
                 continue;
             };
             tried = true;
-            if let Some(cek) = aes_unwrap(&kek, recipient.wrapped_cek)? {
+            if let Some(cek) = crypto::provider().aes_key_unwrap(&kek, recipient.wrapped_cek)? {
                 if cek.as_bytes().len() != key_len {
                     return Err(Error::InvalidEncryptionInfo(
                         "the content key does not fit the content algorithm",
@@ -242,8 +242,10 @@ fn derive_kek(recipient: &Recipient<'_>, key: &RecipientKey) -> Result<Option<Ae
             },
             RecipientKey::P256 { secret, .. },
         ) => {
-            let shared = p256::ecdh::diffie_hellman(secret.to_nonzero_scalar(), public.as_affine());
-            kdf(shared.raw_secret_bytes(), *wrap, recipient.protected).map(Some)
+            use p256::elliptic_curve::sec1::ToSec1Point;
+            let key = crypto::provider().private_key(Curve::P256, &secret.to_bytes())?;
+            let shared = key.agree(public.to_sec1_point(false).as_bytes())?;
+            kdf(&shared, *wrap, recipient.protected).map(Some)
         }
         (
             KeyDistribution::EcdhEs {
@@ -252,8 +254,10 @@ fn derive_kek(recipient: &Recipient<'_>, key: &RecipientKey) -> Result<Option<Ae
             },
             RecipientKey::P384 { secret, .. },
         ) => {
-            let shared = p384::ecdh::diffie_hellman(secret.to_nonzero_scalar(), public.as_affine());
-            kdf(shared.raw_secret_bytes(), *wrap, recipient.protected).map(Some)
+            use p384::elliptic_curve::sec1::ToSec1Point;
+            let key = crypto::provider().private_key(Curve::P384, &secret.to_bytes())?;
+            let shared = key.agree(public.to_sec1_point(false).as_bytes())?;
+            kdf(&shared, *wrap, recipient.protected).map(Some)
         }
         _ => Ok(None),
     }
@@ -286,46 +290,4 @@ pub(crate) fn kdf(
         .expand(&kdf_context(wrap, recipient_protected), okm)
         .map_err(|_| Error::InvalidEncryptionInfo("HKDF cannot produce a key of this length"))?;
     AesKey::from_slice(okm)
-}
-
-/// AES key unwrap; `None` when the integrity check fails (wrong KEK or altered input).
-fn aes_unwrap(kek: &AesKey, wrapped: &[u8]) -> Result<Option<AesKey>> {
-    use aes_kw::KeyInit;
-    let mut buf = Zeroizing::new([0u8; 32]);
-    let wrong_size =
-        |_| Error::InvalidEncryptionInfo("the wrapped content key does not have a key-wrap length");
-    let unwrapped = match kek.as_bytes().len() {
-        16 => KwAes128::new_from_slice(kek.as_bytes())
-            .map_err(|_| Error::KeyUnwrapFailed)?
-            .unwrap_key(wrapped, &mut buf[..]),
-        _ => KwAes256::new_from_slice(kek.as_bytes())
-            .map_err(|_| Error::KeyUnwrapFailed)?
-            .unwrap_key(wrapped, &mut buf[..]),
-    };
-    match unwrapped {
-        Ok(cek) => AesKey::from_slice(cek).map(Some),
-        Err(aes_kw::Error::IntegrityCheckFailed) => Ok(None),
-        Err(e) => Err(wrong_size(e)),
-    }
-}
-
-/// AES key wrap of `cek` under `kek`.
-#[cfg(feature = "author")]
-pub(crate) fn aes_wrap(kek: &AesKey, cek: &AesKey) -> Result<Vec<u8>> {
-    use aes_kw::KeyInit;
-    let mut buf = [0u8; 40];
-    let fail = |_| Error::InvalidEncryptionInfo("AES key wrap failed");
-    let wrapped = match kek.as_bytes().len() {
-        16 => KwAes128::new_from_slice(kek.as_bytes())
-            .map_err(|_| Error::InvalidEncryptionInfo("bad KEK"))?
-            .wrap_key(cek.as_bytes(), &mut buf)
-            .map_err(fail)?
-            .to_vec(),
-        _ => KwAes256::new_from_slice(kek.as_bytes())
-            .map_err(|_| Error::InvalidEncryptionInfo("bad KEK"))?
-            .wrap_key(cek.as_bytes(), &mut buf)
-            .map_err(fail)?
-            .to_vec(),
-    };
-    Ok(wrapped)
 }

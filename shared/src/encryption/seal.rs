@@ -8,11 +8,14 @@ use core::fmt;
 
 use rand_core::TryCryptoRng;
 
+use alloc::boxed::Box;
+
 use super::cose::{enc_structure, TAG_ENCRYPT};
-use super::gcm::Gcm;
-use super::recipient::{aes_wrap, kdf};
+use super::recipient::kdf;
+use super::stream::count_gcm_text;
 use super::{AesKey, AesKwAlg, ContentAlg, GCM_TAG_LEN};
 use crate::cbor::Writer;
+use crate::crypto::{self, AeadEncrypt, Curve};
 use crate::error::{Error, Result};
 
 /// Whom a payload is encrypted for.
@@ -40,7 +43,8 @@ pub enum RecipientPublicKey<'k> {
 /// [`update`](Self::update) writes followed by the tag from [`finalize`](Self::finalize).
 #[must_use = "the ciphertext is incomplete without the tag from finalize()"]
 pub struct Encryptor {
-    gcm: Gcm,
+    gcm: Box<dyn AeadEncrypt>,
+    text_len: u64,
 }
 
 impl fmt::Debug for Encryptor {
@@ -88,8 +92,9 @@ impl Encryptor {
         w.array(1);
         recipient_structure(&mut w, recipient, kid, &cek, rng)?;
 
-        let gcm = Gcm::new(&cek, &iv, &enc_structure("Encrypt", &protected))?;
-        Ok((Encryptor { gcm }, w.into_bytes()))
+        let gcm =
+            crypto::provider().aes_gcm_encrypt(&cek, &iv, &enc_structure("Encrypt", &protected))?;
+        Ok((Encryptor { gcm, text_len: 0 }, w.into_bytes()))
     }
 
     /// Encrypts the next chunk of plaintext into `output` (at least as long as `input`) and
@@ -100,9 +105,8 @@ impl Encryptor {
             element: "output buffer",
             reason: "must be at least as long as the input",
         })?;
-        self.gcm.count(input.len())?;
-        self.gcm.apply_keystream_b2b(input, out)?;
-        self.gcm.absorb(out);
+        count_gcm_text(&mut self.text_len, input.len())?;
+        self.gcm.update(input, out)?;
         Ok(input.len())
     }
 
@@ -121,8 +125,8 @@ fn recipient_structure<R: TryCryptoRng + ?Sized>(
     rng: &mut R,
 ) -> Result<()> {
     use p256::elliptic_curve::sec1::ToSec1Point;
-    use p256::elliptic_curve::Generate;
 
+    let provider = crypto::provider();
     let (wrap, point, kek) = match recipient {
         RecipientPublicKey::Kek(kek) => {
             let wrap = AesKwAlg::for_kek_len(kek.as_bytes().len()).ok_or_else(|| {
@@ -136,26 +140,20 @@ fn recipient_structure<R: TryCryptoRng + ?Sized>(
             if let Some(kid) = kid {
                 w.i64(4).bytes(kid);
             }
-            w.bytes(&aes_wrap(kek, cek)?);
+            w.bytes(&provider.aes_key_wrap(kek, cek)?);
             return Ok(());
         }
         RecipientPublicKey::P256 { key, wrap } => {
-            let ephemeral = p256::ecdh::EphemeralSecret::try_generate_from_rng(rng)
-                .map_err(|_| Error::RandomnessUnavailable)?;
-            let point = ephemeral.public_key().to_sec1_point(false);
-            let protected = ecdh_protected(*wrap);
-            let shared = ephemeral.diffie_hellman(key);
-            let kek = kdf(shared.raw_secret_bytes(), *wrap, &protected)?;
-            (*wrap, (1, point.as_bytes().to_vec()), kek)
+            let ephemeral = ephemeral_key(Curve::P256, rng)?;
+            let shared = ephemeral.agree(key.to_sec1_point(false).as_bytes())?;
+            let kek = kdf(&shared, *wrap, &ecdh_protected(*wrap))?;
+            (*wrap, (1, ephemeral.public_sec1()), kek)
         }
         RecipientPublicKey::P384 { key, wrap } => {
-            let ephemeral = p384::ecdh::EphemeralSecret::try_generate_from_rng(rng)
-                .map_err(|_| Error::RandomnessUnavailable)?;
-            let point = ephemeral.public_key().to_sec1_point(false);
-            let protected = ecdh_protected(*wrap);
-            let shared = ephemeral.diffie_hellman(key);
-            let kek = kdf(shared.raw_secret_bytes(), *wrap, &protected)?;
-            (*wrap, (2, point.as_bytes().to_vec()), kek)
+            let ephemeral = ephemeral_key(Curve::P384, rng)?;
+            let shared = ephemeral.agree(key.to_sec1_point(false).as_bytes())?;
+            let kek = kdf(&shared, *wrap, &ecdh_protected(*wrap))?;
+            (*wrap, (2, ephemeral.public_sec1()), kek)
         }
     };
     // ECDH-ES: alg protected (it enters the KDF context), ephemeral key and kid unprotected
@@ -172,8 +170,25 @@ fn recipient_structure<R: TryCryptoRng + ?Sized>(
     w.i64(-1).i64(crv);
     w.i64(-2).bytes(&sec1[1..1 + field_len]);
     w.i64(-3).bytes(&sec1[1 + field_len..]);
-    w.bytes(&aes_wrap(&kek, cek)?);
+    w.bytes(&provider.aes_key_wrap(&kek, cek)?);
     Ok(())
+}
+
+/// A fresh ephemeral key on `curve`: a random scalar, drawn again in the rare case that it is
+/// not below the group order.
+fn ephemeral_key<R: TryCryptoRng + ?Sized>(
+    curve: Curve,
+    rng: &mut R,
+) -> Result<Box<dyn crypto::PrivateKey>> {
+    let mut scalar = zeroize::Zeroizing::new([0u8; 48]);
+    let scalar = &mut scalar[..curve.field_len()];
+    for _ in 0..64 {
+        random(rng, scalar)?;
+        if let Ok(key) = crypto::provider().private_key(curve, scalar) {
+            return Ok(key);
+        }
+    }
+    Err(Error::RandomnessUnavailable)
 }
 
 /// The protected header of an ECDH-ES recipient: `{1: alg}`.

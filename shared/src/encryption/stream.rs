@@ -3,26 +3,39 @@
 use core::borrow::Borrow;
 use core::fmt;
 
-use subtle::ConstantTimeEq;
+use alloc::boxed::Box;
 
 use super::cose::EncryptionInfo;
-use super::gcm::{Gcm, Keystream};
 use super::{AesKey, GCM_TAG_LEN};
+use crate::crypto::{self, AeadDecrypt, KeystreamCipher, GCM_IV_LEN};
 use crate::error::{Error, Result};
 
-#[allow(
-    clippy::large_enum_variant,
-    reason = "one per payload and never moved in bulk; boxing would only move the bytes to the heap"
-)]
+/// Longest AES-GCM plaintext: 2³² − 2 blocks (SP 800-38D §5.2.1.1); the 32-bit counter that
+/// starts at 2 never wraps below it.
+pub(crate) const MAX_GCM_TEXT_LEN: u64 = ((1 << 32) - 2) * 16;
+
+/// Counts `n` more bytes of a GCM text against its limit.
+pub(crate) fn count_gcm_text(total: &mut u64, n: usize) -> Result<()> {
+    let next = total.saturating_add(n as u64);
+    if next > MAX_GCM_TEXT_LEN {
+        return Err(Error::Decryption(
+            "the payload exceeds the AES-GCM limit of 2^36 - 32 bytes".into(),
+        ));
+    }
+    *total = next;
+    Ok(())
+}
+
 enum Cipher {
     /// AES-GCM; the last 16 bytes seen so far may be the tag and are held back.
     Gcm {
-        gcm: Gcm,
+        gcm: Box<dyn AeadDecrypt>,
         held: [u8; GCM_TAG_LEN],
         held_len: usize,
+        text_len: u64,
     },
     /// AES-CTR: no integrity.
-    Ctr(Keystream),
+    Ctr(Box<dyn KeystreamCipher>),
 }
 
 /// Decrypts one payload, fed in chunks of any size, with memory independent of its size.
@@ -63,14 +76,25 @@ impl Decryptor {
                 "the content key does not fit the content algorithm",
             ));
         }
+        let provider = crypto::provider();
         let cipher = if info.content_alg.is_aead() {
+            let iv: &[u8; GCM_IV_LEN] = info
+                .iv
+                .try_into()
+                .map_err(|_| Error::InvalidEncryptionInfo("the IV of AES-GCM must be 12 bytes"))?;
             Cipher::Gcm {
-                gcm: Gcm::new(cek, info.iv, &info.enc_structure())?,
+                gcm: provider.aes_gcm_decrypt(cek, iv, &info.enc_structure())?,
                 held: [0; GCM_TAG_LEN],
                 held_len: 0,
+                text_len: 0,
             }
         } else {
-            Cipher::Ctr(Keystream::ctr(info.content_alg, cek, info.iv)?)
+            let iv: &[u8; 16] = info.iv.try_into().map_err(|_| {
+                Error::InvalidEncryptionInfo(
+                    "the IV of AES-CTR must be the 16-byte initial counter block",
+                )
+            })?;
+            Cipher::Ctr(provider.aes_ctr(cek, iv)?)
         };
         Ok(Decryptor {
             cipher,
@@ -99,12 +123,9 @@ impl Decryptor {
                 gcm,
                 held,
                 held_len,
-            } => gcm_update(gcm, held, held_len, input, output),
-            Cipher::Ctr(keystream) => {
-                let out = output.get_mut(..input.len()).ok_or_else(short_output)?;
-                out.copy_from_slice(input);
-                keystream.apply(out).map(|()| input.len())
-            }
+                text_len,
+            } => gcm_update(gcm.as_mut(), held, held_len, text_len, input, output),
+            Cipher::Ctr(keystream) => keystream.apply(input, output).map(|()| input.len()),
         };
         if result.is_err() {
             self.failed = true;
@@ -126,34 +147,24 @@ impl Decryptor {
                 gcm,
                 held,
                 held_len,
+                ..
             } => {
                 if held_len < GCM_TAG_LEN {
                     return Err(Error::CiphertextTruncated);
                 }
-                if bool::from(gcm.tag().ct_eq(&held)) {
-                    Ok(())
-                } else {
-                    Err(Error::TagMismatch)
-                }
+                gcm.verify(&held)
             }
             Cipher::Ctr(_) => Ok(()),
         }
     }
 }
 
-fn short_output() -> Error {
-    Error::InvalidValue {
-        context: "decryptor",
-        element: "output buffer",
-        reason: "must be at least as long as the input",
-    }
-}
-
 /// Releases everything but the last 16 bytes seen (held + input), decrypting it into `output`.
 fn gcm_update(
-    gcm: &mut Gcm,
+    gcm: &mut dyn AeadDecrypt,
     held: &mut [u8; GCM_TAG_LEN],
     held_len: &mut usize,
+    text_len: &mut u64,
     input: &[u8],
     output: &mut [u8],
 ) -> Result<usize> {
@@ -164,18 +175,20 @@ fn gcm_update(
         return Ok(0);
     }
     let release = total - GCM_TAG_LEN;
-    let out = output.get_mut(..release).ok_or_else(short_output)?;
-    gcm.count(release)?;
-    // The oldest bytes go first: held bytes, then the front of the input. GHASH sees the
-    // ciphertext, the keystream turns it into plaintext on its way to `out`.
+    let out = output
+        .get_mut(..release)
+        .ok_or_else(crate::crypto::short_output)?;
+    count_gcm_text(text_len, release)?;
+    // The oldest bytes go first: held bytes, then the front of the input.
     let from_held = (*held_len).min(release);
     let from_input = release - from_held;
-    gcm.absorb(&held[..from_held]);
-    gcm.absorb(&input[..from_input]);
     let (out_held, out_input) = out.split_at_mut(from_held);
-    out_held.copy_from_slice(&held[..from_held]);
-    gcm.apply_keystream(out_held)?;
-    gcm.apply_keystream_b2b(&input[..from_input], out_input)?;
+    if from_held > 0 {
+        gcm.update(&held[..from_held], out_held)?;
+    }
+    if from_input > 0 {
+        gcm.update(&input[..from_input], out_input)?;
+    }
     let kept = *held_len - from_held;
     held.copy_within(from_held..*held_len, 0);
     held[kept..].copy_from_slice(&input[from_input..]);

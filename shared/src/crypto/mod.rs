@@ -1,0 +1,228 @@
+//! The crypto provider: the operations the SUIT core needs, named by what they do and not by
+//! the library that does them (the pattern of rustls' `CryptoProvider`).
+//!
+//! | operation | method | what a GP provider in the TA would call |
+//! |---|---|---|
+//! | digest (SHA-256/384/512) | [`CryptoProvider::hash`] → [`HashState`] | `TEE_DigestUpdate` / `TEE_DigestDoFinal` |
+//! | AEAD stream (AES-GCM, one tag at the end) | [`CryptoProvider::aes_gcm_decrypt`] → [`AeadDecrypt`] | `TEE_AEInit`, `TEE_AEUpdateAAD`, `TEE_AEUpdate`, `TEE_AEDecryptFinal` |
+//! | AES-CTR keystream (interoperability) | [`CryptoProvider::aes_ctr`] → [`KeystreamCipher`] | `TEE_CipherInit` / `TEE_CipherUpdate` |
+//! | AES key wrap (RFC 3394) | [`CryptoProvider::aes_key_unwrap`], [`CryptoProvider::aes_key_wrap`] | (no GP key wrap: `TEE_CipherUpdate` in ECB, or the portable code) |
+//! | ECDH, ECDSA sign with a private key | [`CryptoProvider::private_key`] → [`PrivateKey`] | `TEE_DeriveKey`, `TEE_AsymmetricSignDigest` on a key **object handle** |
+//! | ECDSA verify (ES256 / ES384) | [`CryptoProvider::verify`] | `TEE_AsymmetricVerifyDigest` |
+//!
+//! Every stream is an object the provider hands out, so a provider may keep a backend context
+//! (an OpenSSL `EVP_CIPHER_CTX`, a GP operation handle) inside it. Private keys are objects too:
+//! the core asks them to sign or agree and never reads the scalar back, so a GP provider can
+//! keep the device key as a persistent object that never leaves the TEE.
+//!
+//! # Unverified plaintext
+//!
+//! [`AeadDecrypt::update`] releases plaintext before the tag has been checked (GCM puts one tag
+//! after the whole payload; GP's `TEE_AEUpdate` does the same). Nothing may be approved before
+//! [`AeadDecrypt::verify`] has returned `Ok`: [`crate::encryption::Decryptor`] enforces that.
+//!
+//! # Which provider
+//!
+//! [`provider`] returns the one installed with [`install_default`] (once per process, like
+//! rustls' `CryptoProvider::install_default`), or else [`RUST_CRYPTO`], the portable no_std
+//! provider built on RustCrypto. The host programs install a faster one at start; the TA uses
+//! RustCrypto today.
+
+use alloc::boxed::Box;
+use alloc::vec::Vec;
+
+use once_cell::race::OnceBox;
+use zeroize::Zeroizing;
+
+use crate::digest::{DigestAlg, DigestValue};
+use crate::encryption::AesKey;
+use crate::error::Result;
+
+mod rustcrypto;
+
+pub use rustcrypto::{RustCrypto, RUST_CRYPTO};
+
+/// Length of the AES-GCM nonce COSE uses.
+pub const GCM_IV_LEN: usize = 12;
+/// Length of the AES-GCM tag.
+pub const GCM_TAG_LEN: usize = 16;
+
+/// An elliptic curve of the profile.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Curve {
+    /// NIST P-256 (secp256r1).
+    P256,
+    /// NIST P-384 (secp384r1), the project's profile.
+    P384,
+}
+
+impl Curve {
+    /// Length of a scalar or field element in bytes.
+    pub const fn field_len(self) -> usize {
+        match self {
+            Curve::P256 => 32,
+            Curve::P384 => 48,
+        }
+    }
+
+    /// The ECDSA algorithm of this curve with its matching hash.
+    pub const fn ecdsa(self) -> SigAlg {
+        match self {
+            Curve::P256 => SigAlg::EcdsaP256Sha256,
+            Curve::P384 => SigAlg::EcdsaP384Sha384,
+        }
+    }
+}
+
+/// A signature algorithm: ECDSA with a fixed curve and hash; signatures are `r || s`, each
+/// left-padded to the field length (the COSE form).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SigAlg {
+    /// ES256 / ESP256: ECDSA P-256 with SHA-256.
+    EcdsaP256Sha256,
+    /// ES384 / ESP384: ECDSA P-384 with SHA-384.
+    EcdsaP384Sha384,
+}
+
+impl SigAlg {
+    /// The curve.
+    pub const fn curve(self) -> Curve {
+        match self {
+            SigAlg::EcdsaP256Sha256 => Curve::P256,
+            SigAlg::EcdsaP384Sha384 => Curve::P384,
+        }
+    }
+
+    /// The hash applied to the message.
+    pub const fn digest(self) -> DigestAlg {
+        match self {
+            SigAlg::EcdsaP256Sha256 => DigestAlg::Sha256,
+            SigAlg::EcdsaP384Sha384 => DigestAlg::Sha384,
+        }
+    }
+
+    /// Length of a signature (`r || s`).
+    pub const fn signature_len(self) -> usize {
+        2 * self.curve().field_len()
+    }
+}
+
+/// The operations of one crypto backend.
+pub trait CryptoProvider: Send + Sync {
+    /// A short name for messages and benchmarks.
+    fn name(&self) -> &'static str;
+
+    /// A fresh incremental hash.
+    fn hash(&self, alg: DigestAlg) -> Box<dyn HashState>;
+
+    /// Starts an AES-GCM decryption (16- or 32-byte key, 96-bit IV, the whole AAD now).
+    fn aes_gcm_decrypt(
+        &self,
+        key: &AesKey,
+        iv: &[u8; GCM_IV_LEN],
+        aad: &[u8],
+    ) -> Result<Box<dyn AeadDecrypt>>;
+
+    /// Starts an AES-GCM encryption (the vendor tool's side).
+    fn aes_gcm_encrypt(
+        &self,
+        key: &AesKey,
+        iv: &[u8; GCM_IV_LEN],
+        aad: &[u8],
+    ) -> Result<Box<dyn AeadEncrypt>>;
+
+    /// An AES-CTR keystream whose initial 128-bit counter block is `iv` (RFC 9459).
+    fn aes_ctr(&self, key: &AesKey, iv: &[u8; 16]) -> Result<Box<dyn KeystreamCipher>>;
+
+    /// AES key wrap (RFC 3394) of `key` under `kek`.
+    fn aes_key_wrap(&self, kek: &AesKey, key: &AesKey) -> Result<Vec<u8>>;
+
+    /// AES key unwrap (RFC 3394): `Ok(None)` when the integrity check fails (another KEK, or
+    /// altered input), an error when `wrapped` does not have the length of a wrapped 16- or
+    /// 32-byte key.
+    fn aes_key_unwrap(&self, kek: &AesKey, wrapped: &[u8]) -> Result<Option<AesKey>>;
+
+    /// A private key on `curve` from its big-endian scalar.
+    fn private_key(&self, curve: Curve, scalar: &[u8]) -> Result<Box<dyn PrivateKey>>;
+
+    /// Whether `signature` (`r || s`) is a valid `alg` signature of `message` by the public
+    /// key `public_sec1` (SEC1, compressed or not). Malformed keys or signatures are `false`.
+    fn verify(&self, alg: SigAlg, public_sec1: &[u8], message: &[u8], signature: &[u8]) -> bool;
+}
+
+/// An incremental hash.
+pub trait HashState: Send {
+    /// The algorithm.
+    fn alg(&self) -> DigestAlg;
+    /// Feeds bytes.
+    fn update(&mut self, data: &[u8]);
+    /// Finishes and returns the digest.
+    fn finish(self: Box<Self>) -> DigestValue;
+    /// A copy of the state so far.
+    fn fork(&self) -> Box<dyn HashState>;
+}
+
+/// One AES-GCM decryption in progress.
+pub trait AeadDecrypt: Send {
+    /// Decrypts `input` into `output[..input.len()]` (`output` at least as long). The output is
+    /// **unverified** until [`verify`](Self::verify) succeeds.
+    fn update(&mut self, input: &[u8], output: &mut [u8]) -> Result<()>;
+    /// Checks the tag over everything decrypted, in constant time: `Err(TagMismatch)` when it
+    /// does not match.
+    fn verify(self: Box<Self>, tag: &[u8; GCM_TAG_LEN]) -> Result<()>;
+}
+
+/// One AES-GCM encryption in progress.
+pub trait AeadEncrypt: Send {
+    /// Encrypts `input` into `output[..input.len()]` (`output` at least as long).
+    fn update(&mut self, input: &[u8], output: &mut [u8]) -> Result<()>;
+    /// The tag over everything encrypted.
+    fn tag(self: Box<Self>) -> [u8; GCM_TAG_LEN];
+}
+
+/// A keystream cipher (AES-CTR).
+pub trait KeystreamCipher: Send {
+    /// Writes `input` XOR the next keystream bytes to `output[..input.len()]`.
+    fn apply(&mut self, input: &[u8], output: &mut [u8]) -> Result<()>;
+}
+
+/// A private key held by the provider (in a GP provider: a key object handle). It signs and
+/// agrees; its scalar is never handed back.
+pub trait PrivateKey: Send + Sync {
+    /// The curve.
+    fn curve(&self) -> Curve;
+    /// The public key, SEC1 uncompressed.
+    fn public_sec1(&self) -> Vec<u8>;
+    /// An ECDSA signature (`r || s`) of `message` with the curve's hash.
+    fn sign(&self, message: &[u8]) -> Result<Vec<u8>>;
+    /// The ECDH shared secret (the x-coordinate) with the peer's public key (SEC1).
+    fn agree(&self, peer_sec1: &[u8]) -> Result<Zeroizing<Vec<u8>>>;
+}
+
+static DEFAULT: OnceBox<&'static dyn CryptoProvider> = OnceBox::new();
+
+/// Makes `provider` the one [`provider`] returns for the rest of the process. Only the first
+/// call has an effect: it returns `false` when a provider was already installed.
+pub fn install_default(provider: &'static dyn CryptoProvider) -> bool {
+    DEFAULT.set(Box::new(provider)).is_ok()
+}
+
+/// The process's provider: the installed one, or [`RUST_CRYPTO`] if none was.
+pub fn provider() -> &'static dyn CryptoProvider {
+    DEFAULT.get().map_or(&RUST_CRYPTO, |p| *p)
+}
+
+/// Constant-time equality of two tags.
+pub(crate) fn tags_equal(a: &[u8; GCM_TAG_LEN], b: &[u8; GCM_TAG_LEN]) -> bool {
+    use subtle::ConstantTimeEq;
+    bool::from(a.ct_eq(b))
+}
+
+/// The error of an output buffer shorter than its input.
+pub fn short_output() -> crate::Error {
+    crate::Error::InvalidValue {
+        context: "cipher",
+        element: "output buffer",
+        reason: "must be at least as long as the input",
+    }
+}
