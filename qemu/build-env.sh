@@ -17,9 +17,8 @@
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-# QEMU_RPMB=1 (default): the RPMB variant (qemu/build-rpmb.sh) on top of this base environment;
-# QEMU_RPMB=0: the base environment alone
-if [ "${QEMU_RPMB:-1}" = 1 ]; then
+# QEMU_RPMB=1: the RPMB variant (qemu/build-rpmb.sh) on top of this base environment
+if [ "${QEMU_RPMB:-0}" = 1 ]; then
     QEMU_RPMB=0 "$here/build-env.sh"
     exec "$here/build-rpmb.sh"
 fi

@@ -15,7 +15,7 @@ rpmb=${QEMU_RPMB:-1}
 suffix=""; [ "$rpmb" != 1 ] || suffix=-rpmb
 dir=${SMOKE_DIR:-$repo/build/qemu-smoke$suffix}
 
-"$here/build-env.sh"
+QEMU_RPMB=$rpmb "$here/build-env.sh"
 rm -rf "$dir"; mkdir -p "$dir"
 cat > "$dir/smoke-guest.sh" <<'GUEST'
 xtest -t regression 1001 4001 6001 > /tmp/xtest.log 2>&1

@@ -128,10 +128,12 @@ pub fn expected_storage() -> &'static str {
     }
 }
 
-/// Builds the QEMU environment if needed (qemu/build-env.sh; fast when the cache is warm).
+/// Builds the QEMU environment if needed (qemu/build-env.sh; fast when the cache is warm): the
+/// RPMB variant too unless QEMU_RPMB=0 ([`rpmb_default`]).
 pub fn ensure_env() -> Result<()> {
     static ONCE: OnceLock<std::result::Result<(), String>> = OnceLock::new();
-    run_script_once(&ONCE, "qemu/build-env.sh", &[])
+    let rpmb = if rpmb_default() { "1" } else { "0" };
+    run_script_once(&ONCE, "qemu/build-env.sh", &[("QEMU_RPMB", rpmb)])
 }
 
 /// Builds the RPMB variant of the environment if needed (`QEMU_RPMB=1 qemu/build-env.sh`:
