@@ -6,10 +6,11 @@
 #                      suit-tool and the environment; the xtest smoke; the TA preflight (the
 #                      TA loads and answers; a wrongly signed TA is caught); then every
 #                      tests/qemu_*.rs scenario, serially, verdicts from the serial console
-#   make qemu-rpmb-test the RPMB variant's checks (tests/qemu_rpmb.rs; builds the variant)
+#   make qemu-rpmb-test the RPMB variant's own checks alone (tests/qemu_rpmb.rs; also in qemu-test)
 #   make qemu-run      boot it interactively (shell on the console; AGENT_BIN/AGENT_CONFIG/TA
 #                      from build/ta are added; disks in build/qemu-run)
-# Variables: QEMU_RPMB (1: the RPMB variant), QEMU_CACHE (default build/qemu-cache),
+# Variables: QEMU_RPMB (1, the default: the RPMB variant; 0: stock Debian OP-TEE without RPMB,
+# with a TA built for REE-FS, see TA_STORAGE in ta/ta.mk), QEMU_CACHE (default build/qemu-cache),
 # DEBIAN_MIRROR (default: the machine's apt mirror), AGENT_BIN, AGENT_CONFIG, TA_OUT_DIR.
 # See qemu/README.md.
 
@@ -17,16 +18,19 @@ QEMU_CACHE   ?= $(CURDIR)/build/qemu-cache
 AGENT_BIN    ?=
 AGENT_CONFIG ?=
 export QEMU_CACHE AGENT_BIN AGENT_CONFIG
-# QEMU_RPMB=1: the RPMB variant (qemu/build-rpmb.sh) for every target below; default 0.
-QEMU_RPMB    ?= 0
+# QEMU_RPMB=1 (default): the RPMB variant (qemu/build-rpmb.sh) for every target below;
+# QEMU_RPMB=0: the base environment (Debian's OP-TEE, no RPMB; the TA then defaults to REE-FS).
+QEMU_RPMB    ?= 1
 export QEMU_RPMB
 ifneq ($(DEBIAN_MIRROR),)
 export DEBIAN_MIRROR
 endif
 
-# The scenario test files after the preflight: every tests/qemu_*.rs but the RPMB variant's
-# own checks (tests/qemu_rpmb.rs, `make qemu-rpmb-test`) while that variant is opt-in.
-QEMU_TESTS := $(filter-out qemu_preflight qemu_rpmb,$(basename $(notdir $(wildcard tests/qemu_*.rs))))
+# The scenario test files after the preflight: every tests/qemu_*.rs; on the base environment
+# (QEMU_RPMB=0) without those that need RPMB (the variant's own checks, the attacks on the
+# TA's state, which only RPMB withstands).
+QEMU_RPMB_TESTS := qemu_rpmb qemu_state_attacks
+QEMU_TESTS := $(filter-out qemu_preflight $(if $(filter 0,$(QEMU_RPMB)),$(QEMU_RPMB_TESTS)),$(basename $(notdir $(wildcard tests/qemu_*.rs))))
 QEMU_CARGO_TEST = cargo test -p suit-tests --features qemu
 
 .PHONY: qemu-env qemu-smoke qemu-selftest qemu-run qemu-test qemu-rpmb-test
@@ -48,7 +52,7 @@ qemu-test: ta host-aarch64 host qemu-env
 	$(QEMU_CARGO_TEST) --test qemu_preflight -- --test-threads=1 --nocapture
 	$(QEMU_CARGO_TEST) $(addprefix --test ,$(QEMU_TESTS)) -- --test-threads=1 --nocapture
 
-# The RPMB variant's own checks (kernel RPMB route, xtest, objects across restarts and a power
-# cut); they select the variant themselves, whatever QEMU_RPMB says.
-qemu-rpmb-test:
-	$(QEMU_CARGO_TEST) --test qemu_rpmb -- --test-threads=1 --nocapture
+# The RPMB checks alone (kernel RPMB route, xtest, objects across restarts and a power cut;
+# the attacks on the TA's state); they select the variant themselves, whatever QEMU_RPMB says.
+qemu-rpmb-test: ta host-aarch64 host
+	$(QEMU_CARGO_TEST) $(addprefix --test ,$(QEMU_RPMB_TESTS)) -- --test-threads=1 --nocapture

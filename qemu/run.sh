@@ -20,10 +20,12 @@
 # directory whose files go to /etc/suit-agent/). With both, /init runs `suit-agent boot-check`
 # at every boot. Needs `qemu/build-env.sh` first (make qemu-env).
 #
-# QEMU_RPMB=1 boots the RPMB variant instead (qemu/build-rpmb.sh, `QEMU_RPMB=1 make qemu-env`):
+# QEMU_RPMB=1 (the default) boots the RPMB variant (qemu/build-rpmb.sh, `make qemu-env`):
 # its kernel, initramfs and OP-TEE, QEMU 11 from the trixie root, and an eMMC on sdhci-pci with
 # an RPMB partition, disks/emmc.img (the RPMB partition, then a user area of
-# EMMC_USER_SIZE=16M; created when missing, kept like the other disks).
+# EMMC_USER_SIZE=16M; created when missing, kept like the other disks). NO_EMMC=1 boots the
+# variant without its eMMC (the image stays; an attack test: RPMB unreachable). QEMU_RPMB=0
+# boots the base environment: Debian's OP-TEE without RPMB (TAs built with TA_STORAGE=ree-fs).
 #
 # Without --exec/--shell: UART0 goes to the terminal and DIR/uart0.log, OP-TEE's secure UART
 # to DIR/optee.log; the run stops early on an OP-TEE core abort/panic or a kernel panic.
@@ -61,7 +63,7 @@ done
 C=$QEMU_CACHE
 [ -f "$C/initramfs.cpio.gz" ] && [ -f "$C/fw/bl1.bin" ] || die "no environment in $C: run qemu/build-env.sh (make qemu-env) first"
 qemu_bin=qemu-system-aarch64 kernel=$C/Image initramfs=$C/initramfs.cpio.gz fw=$C/fw rootfs=$C/rootfs
-if [ "${QEMU_RPMB:-0}" = 1 ]; then
+if [ "${QEMU_RPMB:-1}" = 1 ]; then
     RC=$C/rpmb
     [ -f "$RC/env.stamp" ] && [ -f "$RC/initramfs.cpio.gz" ] || die "no RPMB variant in $RC: run QEMU_RPMB=1 qemu/build-env.sh (QEMU_RPMB=1 make qemu-env) first"
     qemu_bin=$RC/qemu11/qemu-system-aarch64 kernel=$RC/kernel/Image initramfs=$RC/initramfs.cpio.gz
@@ -87,7 +89,9 @@ for d in slot-a slot-b data usb; do
     [ -e "$f" ] || continue
     drives+=(-drive "if=none,id=$d,format=raw,file=$f" -device "virtio-blk-pci,drive=$d,serial=$d")
 done
-if [ "${QEMU_RPMB:-0}" = 1 ]; then
+if [ "${QEMU_RPMB:-1}" = 1 ] && [ "${NO_EMMC:-0}" = 1 ]; then
+    log "booting without the eMMC (NO_EMMC=1): no RPMB"
+elif [ "${QEMU_RPMB:-1}" = 1 ]; then
     # eMMC: RPMB partition then user area (no boot partitions); its RPMB key is preset
     # (auth-key=), as a factory programs it: OP-TEE derives the same key and never writes one
     f=$dir/disks/emmc.img rpmb_size=$(cat "$RC/rpmb-size")

@@ -9,12 +9,13 @@ set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(dirname "$here")
-# QEMU_RPMB=1: the RPMB variant, which must also report OP-TEE's kernel RPMB route
-rpmb=${QEMU_RPMB:-0}
+# QEMU_RPMB=1 (default): the RPMB variant, which must also report OP-TEE's kernel RPMB route;
+# QEMU_RPMB=0: the base environment
+rpmb=${QEMU_RPMB:-1}
 suffix=""; [ "$rpmb" != 1 ] || suffix=-rpmb
 dir=${SMOKE_DIR:-$repo/build/qemu-smoke$suffix}
 
-"$here/build-env.sh"
+QEMU_RPMB=$rpmb "$here/build-env.sh"
 rm -rf "$dir"; mkdir -p "$dir"
 cat > "$dir/smoke-guest.sh" <<'GUEST'
 xtest -t regression 1001 4001 6001 > /tmp/xtest.log 2>&1

@@ -22,6 +22,10 @@ TA_MAX_ENVELOPE ?=
 # works (TA_FACTORY=1: a factory TA; empty: production, no PROVISION).
 TA_CLIENT       ?=
 TA_FACTORY      ?=
+# Where the TA keeps its state, fixed at build time: rpmb (replay-protected; needs OP-TEE with
+# CFG_RPMB_FS=y, the QEMU device's default) or ree-fs (boards without RPMB: no rollback
+# protection). Empty: rpmb, or ree-fs when QEMU_RPMB=0 (stock Debian OP-TEE has no RPMB).
+TA_STORAGE      ?=
 TA_OUT_DIR    ?= $(CURDIR)/build/ta
 TA_FILE        = $(TA_OUT_DIR)/$(TA_UUID).ta
 QEMU_CACHE    ?= $(CURDIR)/build/qemu-cache
@@ -32,5 +36,5 @@ ta:
 	 TRUST_ANCHOR=$(if $(TRUST_ANCHOR),$(abspath $(TRUST_ANCHOR))) TA_VENDOR=$(TA_VENDOR) TA_CLASS=$(TA_CLASS) \
 	 TA_VENDOR_ID=$(TA_VENDOR_ID) TA_CLASS_ID=$(TA_CLASS_ID) \
 	 TA_MAX_CHUNK=$(TA_MAX_CHUNK) TA_MAX_ENVELOPE=$(TA_MAX_ENVELOPE) \
-	 TA_CLIENT=$(TA_CLIENT) TA_FACTORY=$(TA_FACTORY) \
+	 TA_CLIENT=$(TA_CLIENT) TA_FACTORY=$(TA_FACTORY) TA_STORAGE=$(TA_STORAGE) QEMU_RPMB=$(QEMU_RPMB) \
 	 TA_OUT_DIR=$(TA_OUT_DIR) QEMU_CACHE=$(QEMU_CACHE) bash ta/build-ta.sh

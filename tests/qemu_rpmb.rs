@@ -2,9 +2,9 @@
 //! with CFG_RPMB_FS=y reaches the RPMB partition of QEMU's eMMC through the kernel's RPMB
 //! subsystem, and secure objects kept there survive QEMU restarts and power cuts. Secure
 //! objects are written and read from the guest's shell with `tee-objects` (qemu/tee-objects.c,
-//! through xtest's storage TA). Not part of `make qemu-test` yet (the variant is opt-in):
-//!   make qemu-rpmb-test
-//!   (= cargo test -p suit-tests --features qemu --test qemu_rpmb -- --test-threads=1)
+//! through xtest's storage TA). Part of `make qemu-test` (the variant is the default); alone:
+//!   cargo test -p suit-tests --features qemu --test qemu_rpmb -- --test-threads=1
+//!   (`make qemu-rpmb-test` runs it with tests/qemu_state_attacks.rs)
 
 use std::path::PathBuf;
 

@@ -76,10 +76,12 @@ fn update_lifecycle() {
     assert!(ok && said.contains("nothing pending"), "{said}");
     assert_eq!(run.app_version(), Some("v1"));
     assert_eq!(run.step("info-text").unwrap().exit, 0);
-    run.expect("secure storage: REE-FS").unwrap();
+    // RPMB on the default device (TA_STORAGE=rpmb), REE-FS on QEMU_RPMB=0.
+    let storage = suit_tests::qemu::expected_storage();
+    run.expect(&format!("secure storage: {storage}")).unwrap();
     let first = run.info("first").unwrap();
     assert!(
-        first["storage"].as_str().unwrap().starts_with("REE-FS"),
+        first["storage"].as_str().unwrap().starts_with(storage),
         "{first}"
     );
     assert_eq!(first["install"], "idle");

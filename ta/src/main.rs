@@ -3,8 +3,9 @@
 //! The glue only translates: GlobalPlatform parameters into the core's [`Param`]s (every
 //! input memref is copied into TA memory first, REQ.SEC.MFST.CONST), the core's output back
 //! into the output memrefs, and the platform traits onto the TEE Internal Core API: persistent
-//! objects (RPMB when the platform has it, else REE-FS), TEE_GenerateRandom, time (below), and
-//! the client identity of each session (`gpd.client.identity`). Every decision is the core's.
+//! objects (in the one storage chosen at build time, `TA_STORAGE`), TEE_GenerateRandom, time
+//! (below), and the client identity of each session (`gpd.client.identity`). Every decision
+//! is the core's.
 //! The TA is single-instance and multi-session (build.rs), so the one core instance sees every
 //! session. Inputs are capped per command before they are copied ([`Ta::input_limit`]).
 
@@ -31,14 +32,18 @@ use suit_ta_core::{
 
 include!(concat!(env!("OUT_DIR"), "/ta_config.rs"));
 
-/// Secure storage through the TEE persistent-object API.
-struct TeeStorage {
-    /// Chosen on first use: RPMB when an object can live there, else REE-FS.
-    kind: Option<StorageKind>,
-}
+/// Secure storage through the TEE persistent-object API, in the one storage this TA was
+/// built for ([`STORAGE`], `TA_STORAGE` in build.rs).
+///
+/// There is no run-time choice and no fallback: had the TA looked elsewhere when RPMB fails,
+/// root could make the RPMB route fail (stop it, hide the eMMC) and get a fresh state with no
+/// floors. Every failure, including "storage not available", is returned as it is; only
+/// "item not found" from a storage that answered means "no object" (first use, for which
+/// the core then needs a successful write).
+struct TeeStorage;
 
-fn storage_id(kind: StorageKind) -> ObjectStorageConstants {
-    match kind {
+fn storage_id() -> ObjectStorageConstants {
+    match STORAGE {
         StorageKind::Rpmb => ObjectStorageConstants::PrivateRpmb,
         _ => ObjectStorageConstants::PrivateRee,
     }
@@ -46,80 +51,37 @@ fn storage_id(kind: StorageKind) -> ObjectStorageConstants {
 
 fn storage_error(what: &str, name: &str, e: &Error) -> StorageError {
     StorageError(format!(
-        "{what} {name}: {} ({:#010x})",
+        "{what} {name} in {} failed: {} ({:#010x}); the TA refuses every command until its \
+         state can be read and written there again (it never starts over with a new state)",
+        STORAGE.as_str(),
         e.message(),
         e.raw_code()
     ))
 }
 
-impl TeeStorage {
-    fn open(kind: StorageKind, name: &str) -> Result<Option<Vec<u8>>> {
-        match PersistentObject::open(storage_id(kind), name.as_bytes(), DataFlag::ACCESS_READ) {
-            Ok(mut object) => object.read_remaining_to_vec().map(Some),
-            Err(e) if e.kind() == ErrorKind::ItemNotFound => Ok(None),
-            Err(e) => Err(e),
-        }
-    }
-}
-
 impl Storage for TeeStorage {
     fn read(&mut self, name: &str) -> core::result::Result<Option<Vec<u8>>, StorageError> {
-        let read = |kind| Self::open(kind, name).map_err(|e| storage_error("reading", name, &e));
-        if let Some(kind) = self.kind {
-            return read(kind);
-        }
-        // RPMB first: an object there means the platform has it. OP-TEE without RPMB answers
-        // "not found" (or "not available") for that storage; then REE-FS. A corrupt object
-        // is an error, never a reason to look elsewhere.
-        match Self::open(StorageKind::Rpmb, name) {
-            Ok(Some(data)) => {
-                self.kind = Some(StorageKind::Rpmb);
-                return Ok(Some(data));
+        let read = || {
+            match PersistentObject::open(storage_id(), name.as_bytes(), DataFlag::ACCESS_READ) {
+                Ok(mut object) => object.read_remaining_to_vec().map(Some),
+                Err(e) if e.kind() == ErrorKind::ItemNotFound => Ok(None),
+                Err(e) => Err(e),
             }
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    ErrorKind::CorruptObject | ErrorKind::CorruptObject2
-                ) =>
-            {
-                return Err(storage_error("reading", name, &e))
-            }
-            Ok(None) | Err(_) => {}
-        }
-        let found = read(StorageKind::ReeFs)?;
-        if found.is_some() {
-            self.kind = Some(StorageKind::ReeFs);
-        }
-        Ok(found)
+        };
+        read().map_err(|e| storage_error("reading", name, &e))
     }
 
     fn replace(&mut self, name: &str, data: &[u8]) -> core::result::Result<(), StorageError> {
         // Creating with OVERWRITE and initial data is atomic in OP-TEE: the new object is
         // written completely, then swapped in by one update of the storage's directory.
-        let create = |kind| {
-            let flags = DataFlag::ACCESS_READ | DataFlag::ACCESS_WRITE_META | DataFlag::OVERWRITE;
-            PersistentObject::create(storage_id(kind), name.as_bytes(), flags, None, data)
-        };
-        match self.kind {
-            Some(kind) => create(kind)
-                .map(drop)
-                .map_err(|e| storage_error("writing", name, &e)),
-            None => match create(StorageKind::Rpmb) {
-                Ok(_) => {
-                    self.kind = Some(StorageKind::Rpmb);
-                    Ok(())
-                }
-                Err(_) => {
-                    create(StorageKind::ReeFs).map_err(|e| storage_error("writing", name, &e))?;
-                    self.kind = Some(StorageKind::ReeFs);
-                    Ok(())
-                }
-            },
-        }
+        let flags = DataFlag::ACCESS_READ | DataFlag::ACCESS_WRITE_META | DataFlag::OVERWRITE;
+        PersistentObject::create(storage_id(), name.as_bytes(), flags, None, data)
+            .map(drop)
+            .map_err(|e| storage_error("writing", name, &e))
     }
 
     fn kind(&self) -> StorageKind {
-        self.kind.unwrap_or(StorageKind::ReeFs)
+        STORAGE
     }
 }
 
@@ -198,7 +160,7 @@ fn create() -> Result<()> {
         },
         factory: FACTORY,
     };
-    let ta = Ta::new(config, TeeStorage { kind: None }, TeeRng, GuardedReeClock);
+    let ta = Ta::new(config, TeeStorage, TeeRng, GuardedReeClock);
     // SAFETY: see `core()`; create runs once, before any session entry point.
     unsafe { *core::ptr::addr_of_mut!(CORE) = Some(ta) };
     Ok(())

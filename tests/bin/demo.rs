@@ -97,7 +97,9 @@ fn demo() -> Result<()> {
         "Build",
         "The trusted application (TA) for OP-TEE, the device agent suit-agent for aarch64,\n\
          the vendor tool suit-tool, and the emulated board: TF-A, OP-TEE, U-Boot and Linux\n\
-         from Debian packages, run by QEMU with TrustZone (qemu/README.md).",
+         from Debian packages, run by QEMU with TrustZone (qemu/README.md). By default the
+         RPMB variant: OP-TEE built with RPMB, an eMMC with a replay-protected partition, and the
+         TA keeping its state there (QEMU_RPMB=0: Debian's OP-TEE, REE-FS, no rollback protection).",
     );
     ensure_ta().map_err(err)?;
     let agent = ensure_agent().map_err(err)?;
@@ -114,7 +116,8 @@ fn demo() -> Result<()> {
         "The device",
         "Two firmware slots, A and B, each an ext4 image with an application app/start\n\
          (prints its version) and a health check app/health. Slot A holds v1; slot B is empty.\n\
-         A data disk keeps the TA's secure storage, the agent's state and the boot state.\n\
+         A data disk keeps OP-TEE's REE-FS files, the agent's state and the boot state; the\n\
+         TA's own state (device key, floors, install state) is in the eMMC's RPMB partition.\n\
          Manufacturing: v1 is flashed into slot A, and a factory boot (in recovery: the TA has\n\
          approved nothing yet) runs `suit-agent factory-install` of v1's signed envelope, so that\n\
          the TA records slot A's dm-verity root hash. No trust on first use.",
@@ -255,8 +258,9 @@ fn demo() -> Result<()> {
     println!(
         "\n{} the device runs firmware v2 from slot B: authenticated, decrypted and\n\
          approved by the TA in OP-TEE, confirmed after its trial boot; the anti-rollback floor is\n\
-         now 2, so v1's envelope would be refused. Logs: {}",
+         now 2, so v1's envelope would be refused. The TA's state is kept in {}.\nLogs: {}",
         bold("1;32", "SUCCESS:"),
+        after["storage"].as_str().unwrap_or("?"),
         dev.vm.dir().display()
     );
     Ok(())

@@ -112,10 +112,28 @@ fn run_script_once(
     outcome.clone().map_err(Error)
 }
 
-/// Builds the QEMU environment if needed (qemu/build-env.sh; fast when the cache is warm).
+/// Whether the machines boot the RPMB variant: QEMU_RPMB unset or 1 (the default), as in
+/// qemu/run.sh and qemu/qemu.mk.
+pub fn rpmb_default() -> bool {
+    std::env::var("QEMU_RPMB").map_or(true, |v| v.trim() != "0")
+}
+
+/// The storage the default TA reports in GET_INFO (the beginning of `storage`): RPMB on the
+/// RPMB variant, REE-FS on QEMU_RPMB=0 (ta/build-ta.sh picks TA_STORAGE the same way).
+pub fn expected_storage() -> &'static str {
+    if rpmb_default() {
+        "RPMB"
+    } else {
+        "REE-FS"
+    }
+}
+
+/// Builds the QEMU environment if needed (qemu/build-env.sh; fast when the cache is warm): the
+/// RPMB variant too unless QEMU_RPMB=0 ([`rpmb_default`]).
 pub fn ensure_env() -> Result<()> {
     static ONCE: OnceLock<std::result::Result<(), String>> = OnceLock::new();
-    run_script_once(&ONCE, "qemu/build-env.sh", &[])
+    let rpmb = if rpmb_default() { "1" } else { "0" };
+    run_script_once(&ONCE, "qemu/build-env.sh", &[("QEMU_RPMB", rpmb)])
 }
 
 /// Builds the RPMB variant of the environment if needed (`QEMU_RPMB=1 qemu/build-env.sh`:
@@ -310,6 +328,7 @@ pub struct Machine {
     timeout: Duration,
     append: String,
     rpmb: bool,
+    no_emmc: bool,
     boots: usize,
 }
 
@@ -346,6 +365,7 @@ impl Machine {
             timeout: Duration::from_secs(300),
             append: String::new(),
             rpmb: false,
+            no_emmc: false,
             boots: 0,
         })
     }
@@ -414,7 +434,8 @@ impl Machine {
 
     /// Boot the RPMB variant (run.sh with QEMU_RPMB=1, built first if needed): its own kernel
     /// and OP-TEE, QEMU 11, and an eMMC with an RPMB partition ([`Machine::emmc_path`]).
-    /// Without this call a machine boots what QEMU_RPMB in the environment selects.
+    /// Without this call a machine boots what QEMU_RPMB in the environment selects (the
+    /// variant unless QEMU_RPMB=0).
     pub fn rpmb(&mut self) -> Result<&mut Self> {
         ensure_rpmb_env()?;
         self.rpmb = true;
@@ -425,6 +446,13 @@ impl Machine {
     /// `qemu/build-rpmb.sh` rpmb-size bytes), then the user area. Created at the first boot.
     pub fn emmc_path(&self) -> PathBuf {
         self.dir.join("disks").join("emmc.img")
+    }
+
+    /// Whether the next boots leave the eMMC out (run.sh NO_EMMC=1): OP-TEE then cannot reach
+    /// RPMB at all; the image stays as it is for later boots.
+    pub fn hide_emmc(&mut self, hidden: bool) -> &mut Self {
+        self.no_emmc = hidden;
+        self
     }
 
     /// Extra kernel command-line arguments.
@@ -580,6 +608,7 @@ impl Machine {
         if self.rpmb {
             cmd.env("QEMU_RPMB", "1");
         }
+        cmd.env("NO_EMMC", if self.no_emmc { "1" } else { "0" });
         let stderr_path = self.dir.join(format!("boot-{n}-run.err"));
         let stderr = File::create(&stderr_path)
             .map_err(|e| Error(format!("{}: {e}", stderr_path.display())))?;

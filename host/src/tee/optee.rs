@@ -35,11 +35,41 @@ impl OpteeSession {
         })?;
         let session = context
             .open_session_with_login(uuid, ConnectionMethods::LoginUser)
-            .map_err(|e| TeeError::from_code("open session", e.raw_code()))?;
+            .map_err(|e| open_session_error(e.raw_code()))?;
         Ok(OpteeSession {
             session,
             _context: context,
         })
+    }
+}
+
+/// A failed open session, explained. OP-TEE loads a TA only after checking its signature and
+/// its version record in OP-TEE's own secure storage (REE-FS files whose integrity is anchored
+/// in RPMB): when those files were wiped or rolled back, or RPMB cannot be reached, no TA
+/// loads and the code alone (e.g. "security violation") would point at the TA's signature.
+fn open_session_error(code: u32) -> TeeError {
+    let mut message = abi::tee::message(code).to_string();
+    if code == abi::tee::ERROR_ITEM_NOT_FOUND {
+        message.push_str(
+            "; or OP-TEE cannot reach its secure storage (RPMB: is the eMMC there?), without \
+             which it loads no TA (see the secure console)",
+        );
+    } else if matches!(
+        code,
+        abi::tee::ERROR_SECURITY
+            | abi::tee::ERROR_CORRUPT_OBJECT
+            | abi::tee::ERROR_STORAGE_NOT_AVAILABLE
+    ) {
+        message.push_str(
+            "; OP-TEE refused to load the TA: either its signature, or OP-TEE's secure storage \
+             (its files in /data/tee wiped or rolled back, or RPMB unreachable) failed a check; \
+             the TA does not run rather than start without its state (see the secure console)",
+        );
+    }
+    TeeError::Tee {
+        command: "open session",
+        code,
+        message,
     }
 }
 
