@@ -13,6 +13,7 @@ use minicbor::data::Type;
 use crate::auth::{Authenticated, TrustAnchor};
 use crate::cbor::{Key, Reader};
 use crate::command::{CommandSequence, SequenceRules};
+use crate::component::ComponentId;
 use crate::digest::SuitDigest;
 use crate::envelope::{self, Envelope, Framing, Wrapped};
 use crate::error::{Error, Result};
@@ -58,45 +59,6 @@ pub mod key {
     pub const UNINSTALL: i64 = 24;
 }
 
-/// A component identifier: a list of byte strings.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Default)]
-pub struct ComponentId<'a>(pub Vec<&'a [u8]>);
-
-impl ComponentId<'_> {
-    fn decode<'a>(r: &mut Reader<'a>) -> Result<ComponentId<'a>> {
-        let n = r.array()?;
-        let mut parts = Vec::new();
-        for _ in 0..n {
-            parts.push(r.bytes()?);
-        }
-        Ok(ComponentId(parts))
-    }
-}
-
-impl core::fmt::Display for ComponentId<'_> {
-    /// Shows each part as text when printable, otherwise as hex: `['fw', h'00']`.
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.write_str("[")?;
-        for (i, part) in self.0.iter().enumerate() {
-            if i > 0 {
-                f.write_str(", ")?;
-            }
-            let printable =
-                !part.is_empty() && part.iter().all(|b| b.is_ascii_graphic() || *b == b' ');
-            if printable {
-                write!(f, "'{}'", core::str::from_utf8(part).unwrap_or(""))?;
-            } else {
-                f.write_str("h'")?;
-                for b in part.iter() {
-                    write!(f, "{b:02x}")?;
-                }
-                f.write_str("'")?;
-            }
-        }
-        f.write_str("]")
-    }
-}
-
 /// A severable element after resolving it against the envelope.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Severable<'a, T> {
@@ -132,7 +94,7 @@ pub struct LanguageText<'a> {
     /// Manifest-wide text by key (1 manifest-description, 2 update-description, 3 JSON source, 4 YAML source).
     pub manifest: BTreeMap<i64, &'a str>,
     /// Per-component text.
-    pub components: Vec<(ComponentId<'a>, ComponentText<'a>)>,
+    pub components: Vec<(ComponentId, ComponentText<'a>)>,
 }
 
 /// SUIT_Text_Map: language tag → text.
@@ -208,13 +170,13 @@ pub struct Manifest<'a> {
     /// suit-manifest-sequence-number.
     pub sequence_number: u64,
     /// suit-components.
-    pub components: Vec<ComponentId<'a>>,
+    pub components: Vec<ComponentId>,
     /// suit-shared-sequence.
     pub shared_sequence: Option<CommandSequence<'a>>,
     /// suit-reference-uri.
     pub reference_uri: Option<&'a str>,
     /// suit-manifest-component-id.
-    pub manifest_component_id: Option<ComponentId<'a>>,
+    pub manifest_component_id: Option<ComponentId>,
     /// suit-set-version, as its raw encoding.
     pub set_version: Option<&'a [u8]>,
     /// suit-validate.
@@ -586,7 +548,7 @@ pub struct Dependencies<'a> {
     pub resolution: Severable<'a, CommandSequence<'a>>,
 }
 
-type CommonParts<'a> = (Vec<ComponentId<'a>>, Option<&'a [u8]>, Vec<(u64, &'a [u8])>);
+type CommonParts<'a> = (Vec<ComponentId>, Option<&'a [u8]>, Vec<(u64, &'a [u8])>);
 
 fn decode_common(bytes: &[u8], dependencies: bool) -> Result<CommonParts<'_>> {
     let content = Reader::decode_exact(bytes, "common", |r| r.bytes())?;

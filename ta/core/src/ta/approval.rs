@@ -97,8 +97,7 @@ impl<S: Storage, R: Rng, C: Clock> Core<S, R, C> {
         let uri = manifest.reference_uri.map(String::from).unwrap_or_default();
         s.authenticated = Some((uri, manifest_digest.clone()));
         for component in &manifest.components {
-            let id: abi::ComponentIdBytes = component.0.iter().map(|p| p.to_vec()).collect();
-            let size = suit_shared::codec::to_bytes::<_, abi::ComponentIdCodec>(&id).len();
+            let size = suit_shared::codec::to_bytes::<_, abi::ComponentIdCodec>(component).len();
             if size > abi::MAX_COMPONENT_ID {
                 return Err(TaError::TooLarge {
                     what: "a component id",
@@ -106,7 +105,7 @@ impl<S: Storage, R: Rng, C: Clock> Core<S, R, C> {
                     limit: abi::MAX_COMPONENT_ID,
                 });
             }
-            manifest.check_sequence_number(state.floor(&id))?;
+            manifest.check_sequence_number(state.floor(component))?;
         }
         let identity = Self::identity(state, config);
         let plan::Plan { items, trace } = plan::plan(&authentic, &SECTIONS, &identity, slot, now)?;
