@@ -10,7 +10,7 @@ use alloc::vec::Vec;
 
 use minicbor::data::Type;
 
-use crate::auth::{Authenticated, TrustAnchor};
+use crate::auth::{AuthWrapper, Authenticated, TrustAnchor};
 use crate::cbor::{Key, Reader};
 use crate::command::{CommandSequence, SequenceRules};
 use crate::component::ComponentId;
@@ -210,16 +210,67 @@ pub struct Authentic<'a> {
     pub authenticated: Authenticated,
 }
 
+/// An envelope that authenticated, kept in memory: what the TA holds from LOAD_MANIFEST to
+/// COMMIT. Only [`AuthenticEnvelope::authenticate`] makes one and its bytes never change, so
+/// [`AuthenticEnvelope::open`] decodes the manifest again without verifying the signature again.
+///
+/// Why decode again at all: COMMIT re-runs the manifest over the digests the TA computed
+/// (DESIGN.md §4), and the processor works on the borrowed model ([`Authentic`]), which cannot
+/// outlive the command that decoded it without making the session self-referential. Decoding is
+/// a walk over CBOR already checked once; the signature verification it spares is the costly
+/// part.
+#[derive(Debug, Clone)]
+pub struct AuthenticEnvelope {
+    bytes: Vec<u8>,
+    authenticated: Authenticated,
+}
+
+impl AuthenticEnvelope {
+    /// Authenticates the envelope `bytes` against `anchors` ([`Manifest::authenticate`]) and
+    /// gives the authentic manifest to `inspect`; keeps the bytes when both succeed.
+    pub fn authenticate<T, E: From<Error>>(
+        bytes: Vec<u8>,
+        anchors: &[TrustAnchor],
+        inspect: impl FnOnce(&Authentic<'_>) -> core::result::Result<T, E>,
+    ) -> core::result::Result<(Self, T), E> {
+        let authentic = Manifest::authenticate(&bytes, anchors)?;
+        let value = inspect(&authentic)?;
+        let authenticated = authentic.authenticated;
+        Ok((
+            AuthenticEnvelope {
+                bytes,
+                authenticated,
+            },
+            value,
+        ))
+    }
+
+    /// The authentic manifest, decoded again from the kept bytes (the signature is not
+    /// verified again: it was, by [`AuthenticEnvelope::authenticate`]).
+    pub fn open(&self) -> Result<Authentic<'_>> {
+        Manifest::decode_authentic(&self.bytes, |_, _| Ok(self.authenticated))
+    }
+}
+
 impl<'a> Manifest<'a> {
     /// Decodes an envelope, authenticates it against `anchors` and only then decodes the
     /// manifest.
     pub fn authenticate(bytes: &'a [u8], anchors: &[TrustAnchor]) -> Result<Authentic<'a>> {
+        Manifest::decode_authentic(bytes, |auth, encoding| auth.authenticate(encoding, anchors))
+    }
+
+    /// Decodes the envelope `bytes`, lets `authenticate` say which anchor vouches for its
+    /// manifest (`encoding`: the bstr-wrapped manifest) and only then decodes the manifest.
+    fn decode_authentic(
+        bytes: &'a [u8],
+        authenticate: impl FnOnce(&AuthWrapper<'a>, &'a [u8]) -> Result<Authenticated>,
+    ) -> Result<Authentic<'a>> {
         let envelope = Envelope::decode(bytes)?;
         let auth = match (&envelope.framing, &envelope.auth) {
             (Framing::BareManifest, _) | (_, None) => return Err(Error::BareManifest),
             (_, Some(auth)) => auth,
         };
-        let authenticated = auth.authenticate(envelope.manifest.encoding, anchors)?;
+        let authenticated = authenticate(auth, envelope.manifest.encoding)?;
         let manifest = Manifest::decode(&envelope)?;
         Ok(Authentic {
             envelope,
