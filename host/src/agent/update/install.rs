@@ -127,7 +127,15 @@ impl Agent {
         (journal, update): (&mut Journal, &mut UpdateRecord),
         update_dir: &super::staging::UpdateStaging,
     ) -> Result<Installed, AgentError> {
-        let env = suit_shared::envelope::Envelope::decode(envelope)
+        // The TA's plan says what to fetch; the agent reads the envelope itself only for
+        // integrated payloads (decoded once, and only if the plan has one).
+        let integrated = plan
+            .items
+            .iter()
+            .any(|item| matches!(item.source, PayloadSource::Integrated(_)));
+        let env = integrated
+            .then(|| suit_shared::envelope::Envelope::decode(envelope))
+            .transpose()
             .map_err(|e| AgentError::Plan(e.to_string()))?;
         // 1. Stage every payload, bounded by the plan.
         for (n, item) in plan.items.iter().enumerate() {
@@ -144,11 +152,14 @@ impl Agent {
                         .fetch(&Source::parse(uri)?, &staged, bound, progress.as_mut())?;
                 }
                 PayloadSource::Integrated(key) => {
-                    let data = env.integrated(key).ok_or_else(|| {
-                        AgentError::Plan(format!(
-                            "the envelope does not carry the integrated payload {key}"
-                        ))
-                    })?;
+                    let data = env
+                        .as_ref()
+                        .and_then(|e| e.integrated(key))
+                        .ok_or_else(|| {
+                            AgentError::Plan(format!(
+                                "the envelope does not carry the integrated payload {key}"
+                            ))
+                        })?;
                     write_synced(&staged, data)?;
                 }
                 PayloadSource::Content(bytes) => write_synced(&staged, bytes)?,
