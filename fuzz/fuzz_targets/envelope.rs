@@ -36,31 +36,31 @@ impl Platform for Memory {
     fn identity(&self) -> &DeviceIdentity {
         &self.identity
     }
-    fn component_slot(&self, c: ComponentRef<'_, '_>) -> Option<u64> {
+    fn component_slot(&self, c: ComponentRef<'_>) -> Option<u64> {
         Some(c.index as u64 % 2)
     }
-    fn check_image(&mut self, c: ComponentRef<'_, '_>, digest: &SuitDigest<'_>, size: Option<u64>) -> Result<ImageCheck> {
+    fn check_image(&mut self, c: ComponentRef<'_>, digest: &SuitDigest<'_>, size: Option<u64>) -> Result<ImageCheck> {
         let data = &self.contents[c.index];
         if size.is_some_and(|s| s != data.len() as u64) {
             return Ok(ImageCheck::SizeMismatch { actual: data.len() as u64 });
         }
         Ok(if digest.matches_data(data) { ImageCheck::Match } else { ImageCheck::DigestMismatch })
     }
-    fn check_content(&mut self, c: ComponentRef<'_, '_>, expected: &[u8]) -> Result<bool> {
+    fn check_content(&mut self, c: ComponentRef<'_>, expected: &[u8]) -> Result<bool> {
         Ok(self.contents[c.index] == expected)
     }
-    fn fetch(&mut self, c: ComponentRef<'_, '_>, source: FetchSource<'_>, _: &ComponentParams<'_>) -> Result<()> {
+    fn fetch(&mut self, c: ComponentRef<'_>, source: FetchSource<'_>, _: &ComponentParams<'_>) -> Result<()> {
         self.contents[c.index] = match source {
             FetchSource::Integrated { data, .. } => data.to_vec(),
             FetchSource::Uri(uri) => uri.as_bytes().to_vec(),
         };
         Ok(())
     }
-    fn write(&mut self, c: ComponentRef<'_, '_>, params: &ComponentParams<'_>) -> Result<()> {
+    fn write(&mut self, c: ComponentRef<'_>, params: &ComponentParams<'_>) -> Result<()> {
         self.contents[c.index] = params.content.unwrap_or_default().to_vec();
         Ok(())
     }
-    fn copy(&mut self, c: ComponentRef<'_, '_>, src: ComponentRef<'_, '_>, _: &ComponentParams<'_>) -> Result<()> {
+    fn copy(&mut self, c: ComponentRef<'_>, src: ComponentRef<'_>, _: &ComponentParams<'_>) -> Result<()> {
         self.contents[c.index] = self.contents[src.index].clone();
         Ok(())
     }

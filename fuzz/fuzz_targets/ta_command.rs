@@ -21,7 +21,8 @@ use suit_shared::author::{build_envelope, encode_manifest, sign_envelope, Signin
 use suit_shared::command::{Command, CommandSequence, Condition, Directive, ReportingPolicy};
 use suit_shared::digest::{DigestAlg, SuitDigest};
 use suit_shared::error::Uuid;
-use suit_shared::manifest::{ComponentId, Manifest, Severable};
+use suit_shared::component::ComponentId;
+use suit_shared::manifest::{Manifest, Severable};
 use suit_shared::params::{Parameter, VendorId};
 use suit_ta_core::{
     ClientIdentity, ClientPolicy, Clock, Config, Param, Rng, SessionId, Storage, StorageError, Ta,
@@ -84,7 +85,7 @@ fn envelopes() -> &'static [Vec<u8>] {
             .map(|seq| {
                 let manifest = Manifest {
                     sequence_number: seq,
-                    components: vec![ComponentId(vec![b"fw"])],
+                    components: vec![ComponentId::new([b"fw"])],
                     shared_sequence: Some(CommandSequence {
                         commands: vec![
                             Command::OverrideParameters(vec![

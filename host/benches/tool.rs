@@ -84,39 +84,35 @@ impl Platform for Matching {
     fn identity(&self) -> &DeviceIdentity {
         &self.0
     }
-    fn component_slot(&self, _: ComponentRef<'_, '_>) -> Option<u64> {
+    fn component_slot(&self, _: ComponentRef<'_>) -> Option<u64> {
         Some(0)
     }
     fn check_image(
         &mut self,
-        _: ComponentRef<'_, '_>,
+        _: ComponentRef<'_>,
         _: &SuitDigest<'_>,
         _: Option<u64>,
     ) -> suit_shared::Result<ImageCheck> {
         Ok(ImageCheck::Match)
     }
-    fn check_content(&mut self, _: ComponentRef<'_, '_>, _: &[u8]) -> suit_shared::Result<bool> {
+    fn check_content(&mut self, _: ComponentRef<'_>, _: &[u8]) -> suit_shared::Result<bool> {
         Ok(true)
     }
     fn fetch(
         &mut self,
-        _: ComponentRef<'_, '_>,
+        _: ComponentRef<'_>,
         _: FetchSource<'_>,
         _: &ComponentParams<'_>,
     ) -> suit_shared::Result<()> {
         Ok(())
     }
-    fn write(
-        &mut self,
-        _: ComponentRef<'_, '_>,
-        _: &ComponentParams<'_>,
-    ) -> suit_shared::Result<()> {
+    fn write(&mut self, _: ComponentRef<'_>, _: &ComponentParams<'_>) -> suit_shared::Result<()> {
         Ok(())
     }
     fn copy(
         &mut self,
-        _: ComponentRef<'_, '_>,
-        _: ComponentRef<'_, '_>,
+        _: ComponentRef<'_>,
+        _: ComponentRef<'_>,
         _: &ComponentParams<'_>,
     ) -> suit_shared::Result<()> {
         Ok(())

@@ -725,8 +725,9 @@ fn aes_ctr_needs_an_image_digest() {
     // and without image-digest, signed with a fresh key.
     use suit_shared::author::{build_envelope, encode_manifest, sign_envelope};
     use suit_shared::command::{Command, CommandSequence, Directive, ReportingPolicy};
+    use suit_shared::component::ComponentId;
     use suit_shared::digest::DigestAlg;
-    use suit_shared::manifest::{ComponentId, Manifest, Severable};
+    use suit_shared::manifest::{Manifest, Severable};
     use suit_shared::params::Parameter;
 
     let dir = Scratch::new("ctr");
@@ -750,7 +751,7 @@ fn aes_ctr_needs_an_image_digest() {
         }
         let manifest = Manifest {
             sequence_number: 1,
-            components: vec![ComponentId(vec![b"fw"])],
+            components: vec![ComponentId::new([b"fw"])],
             shared_sequence: None,
             reference_uri: None,
             manifest_component_id: None,

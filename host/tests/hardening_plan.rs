@@ -22,9 +22,10 @@ use suit_shared::abi::{self, PayloadSource};
 use suit_shared::command::{
     Command, CommandSequence, Condition, Directive, IndexSelection, ReportingPolicy,
 };
+use suit_shared::component::ComponentId;
 use suit_shared::digest::{DigestAlg, DigestValue};
 use suit_shared::encryption::{AesKwAlg, ContentAlg, Encryptor, RecipientPublicKey};
-use suit_shared::manifest::{ComponentId, Manifest, Severable};
+use suit_shared::manifest::{Manifest, Severable};
 use suit_shared::params::{Parameter, VendorId};
 use suit_shared::Category;
 
@@ -90,7 +91,7 @@ fn signed(
     }
     let ids = ids
         .iter()
-        .map(|id| ComponentId(vec![id.as_bytes()]))
+        .map(|id| ComponentId::new([id.as_bytes()]))
         .collect();
     let manifest = Manifest {
         payload_fetch: sequence(payload_fetch),
@@ -466,7 +467,7 @@ fn fetch_check_copy_without_encryption_commits() {
     let mut s = dev.session();
     let plan = s.load_manifest(&env, 1).unwrap();
     let item = &plan.items[0];
-    assert_eq!(item.component_id, vec![b"rootfs".to_vec()]);
+    assert_eq!(item.component_id, ComponentId::new([b"rootfs"]));
     assert_eq!(
         item.source,
         PayloadSource::Uri("http://example.com/rootfs.bin".into())

@@ -13,8 +13,8 @@ use p384::pkcs8::{EncodePublicKey, LineEnding};
 use sim::{class, image, manifest, sign, vendor, vendor_key, Device};
 use suit_host::tee::Tee;
 use suit_shared::command::{Command, Condition, Directive, IndexSelection, ReportingPolicy};
+use suit_shared::component::ComponentId;
 use suit_shared::digest::{DigestAlg, DigestValue, SuitDigest};
-use suit_shared::manifest::ComponentId;
 use suit_shared::params::{Parameter, VendorId};
 use suit_shared::processor::{Section, Sequence};
 use suit_shared::report::{Reason, Report, ReportResult};
@@ -69,7 +69,7 @@ fn two_components(
     install.extend(extra);
     let m = manifest(
         1,
-        vec![ComponentId(vec![b"a"]), ComponentId(vec![b"b"])],
+        vec![ComponentId::new([b"a"]), ComponentId::new([b"b"])],
         shared,
         install,
     );

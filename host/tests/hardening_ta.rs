@@ -15,8 +15,9 @@ use suit_host::tee::{linux_user_identity, Tee, TeeError};
 use suit_shared::abi::{self, CommandId, InstallState, Provisioning, Request};
 use suit_shared::author::SigningKey;
 use suit_shared::command::{Command, Condition, Directive, ReportingPolicy};
+use suit_shared::component::ComponentId;
 use suit_shared::digest::{DigestAlg, SuitDigest};
-use suit_shared::manifest::{ComponentId, Manifest};
+use suit_shared::manifest::Manifest;
 use suit_shared::params::{Parameter, VendorId};
 use suit_shared::report::{Report, ReportResult};
 use suit_shared::token::Token;
@@ -74,7 +75,7 @@ fn envelope(seq: u64, id: &[u8], image: &[u8], opts: &Options, key: &SigningKey)
     ];
     let manifest = Manifest {
         reference_uri: opts.reference_uri,
-        ..manifest(seq, vec![ComponentId(vec![id])], shared, install)
+        ..manifest(seq, vec![ComponentId::new([id])], shared, install)
     };
     sign(&manifest, key)
 }
@@ -99,7 +100,7 @@ fn install(tee: &mut dyn Tee, env: &[u8], fw: &[u8], nonce: Option<&[u8]>) -> Ve
     token
 }
 
-fn confirm(tee: &mut dyn Tee, fw: &[u8]) -> Result<Vec<(abi::ComponentIdBytes, u64)>, TeeError> {
+fn confirm(tee: &mut dyn Tee, fw: &[u8]) -> Result<Vec<(ComponentId, u64)>, TeeError> {
     tee.confirm_stream(0, &mut &fw[..], fw.len() as u64)?;
     tee.confirm()
 }

@@ -17,10 +17,10 @@ use suit_shared::abi::{
 };
 use suit_shared::author::{build_envelope, encode_manifest, sign_envelope};
 use suit_shared::command::{Command, Condition, Directive, IndexSelection, ReportingPolicy};
+use suit_shared::component::ComponentId;
 use suit_shared::digest::{DigestAlg, SuitDigest};
 use suit_shared::encryption::{AesKey, AesKwAlg, ContentAlg, Encryptor, RecipientPublicKey};
 use suit_shared::error::Uuid;
-use suit_shared::manifest::ComponentId;
 use suit_shared::params::{Parameter, VendorId};
 use suit_shared::token::Token;
 use suit_shared::Category;
@@ -44,7 +44,7 @@ struct Comp {
 fn envelope(seq: u64, class_id: Uuid, comps: &[Comp]) -> Vec<u8> {
     let mut ids = Vec::new();
     for c in comps {
-        ids.push(ComponentId(vec![c.id.as_bytes()]));
+        ids.push(ComponentId::new([c.id.as_bytes()]));
     }
     let staging: Vec<&'static str> = comps
         .iter()
@@ -52,7 +52,7 @@ fn envelope(seq: u64, class_id: Uuid, comps: &[Comp]) -> Vec<u8> {
         .map(|_| "staging")
         .collect();
     for s in &staging {
-        ids.push(ComponentId(vec![s.as_bytes()]));
+        ids.push(ComponentId::new([s.as_bytes()]));
     }
     let n = ids.len();
     let digests: Vec<_> = comps
@@ -201,7 +201,7 @@ fn install_plain(tee: &mut dyn Tee, env: &[u8], slot: u64, images: &[&[u8]]) -> 
     tokens
 }
 
-fn confirm_all(tee: &mut dyn Tee, images: &[&[u8]]) -> Vec<(abi::ComponentIdBytes, u64)> {
+fn confirm_all(tee: &mut dyn Tee, images: &[&[u8]]) -> Vec<(ComponentId, u64)> {
     for (i, img) in images.iter().enumerate() {
         let mut slot = img.to_vec();
         slot.extend_from_slice(&[0xff; 5000]); // a slot device is larger than its image
@@ -243,7 +243,7 @@ fn full_update_confirm_and_replay() {
     assert_eq!(plan.sequence_number, 5);
     assert_eq!(plan.items.len(), 1);
     let item = &plan.items[0];
-    assert_eq!(item.component_id, vec![b"rootfs".to_vec()]);
+    assert_eq!(item.component_id, ComponentId::new([b"rootfs"]));
     assert_eq!(item.slot, 1);
     assert_eq!(
         item.source,
@@ -282,7 +282,7 @@ fn full_update_confirm_and_replay() {
     assert!(matches!(info.install, InstallState::Trial(ref p) if p.sequence_number == 5));
     assert_eq!(info.floors, vec![]);
     let floors = confirm_all(&mut s, &[&fw]);
-    assert_eq!(floors, vec![(vec![b"rootfs".to_vec()], 5)]);
+    assert_eq!(floors, vec![(ComponentId::new([b"rootfs"]), 5)]);
     let info = s.get_info().unwrap();
     assert_eq!(info.install, InstallState::Idle);
     assert_eq!(info.last_outcome, LastOutcome::Confirmed);
@@ -333,7 +333,7 @@ fn rollback_before_confirm_keeps_the_floor() {
     let info = s.get_info().unwrap();
     assert_eq!(info.install, InstallState::Idle);
     assert_eq!(info.last_outcome, LastOutcome::RolledBack);
-    assert_eq!(info.floors, vec![(vec![b"rootfs".to_vec()], 3)]);
+    assert_eq!(info.floors, vec![(ComponentId::new([b"rootfs"]), 3)]);
     expect_rejection(s.confirm(), Category::Policy, "no install is pending");
     // The rolled-back manifest may be tried again; an older one may not.
     s.load_manifest(&envelope(7, class(), &[plain("rootfs", &fw2)]), 0)
@@ -859,7 +859,7 @@ fn corrupt_or_missing_state_is_never_silently_reset() {
     std::fs::write(dev.state_file(), &good).unwrap();
     dev.restart();
     let info = dev.session().get_info().unwrap();
-    assert_eq!(info.floors, vec![(vec![b"rootfs".to_vec()], 4)]);
+    assert_eq!(info.floors, vec![(ComponentId::new([b"rootfs"]), 4)]);
 
     // Missing: first use again, which shows as a NEW device key (a wiped device is visible).
     std::fs::remove_file(dev.state_file()).unwrap();
@@ -1010,7 +1010,7 @@ fn suit_tool_encrypted_component_with_ciphertext_check() {
     let plan = s.load_manifest(&env, 0).unwrap();
     assert_eq!(plan.items.len(), 1, "{plan:?}");
     let item = plan.items[0].clone();
-    assert_eq!(item.component_id, vec![b"app".to_vec()]);
+    assert_eq!(item.component_id, ComponentId::new([b"app"]));
     assert_eq!(
         item.source,
         PayloadSource::Uri("http://x/app.bin.enc".into())
@@ -1040,7 +1040,10 @@ fn suit_tool_encrypted_component_with_ciphertext_check() {
     dev.restart();
     let mut s = dev.session();
     let floors = confirm_all(&mut s, &[&app]);
-    assert!(floors.contains(&(vec![b"app".to_vec()], 9)), "{floors:?}");
+    assert!(
+        floors.contains(&(ComponentId::new([b"app"]), 9)),
+        "{floors:?}"
+    );
 }
 
 #[test]

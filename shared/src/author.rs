@@ -12,7 +12,7 @@ use crate::command::{key as cmd, Command, CommandSequence, IndexSelection};
 use crate::digest::{DigestAlg, SuitDigest};
 use crate::envelope::{self, Envelope, TAG_ENVELOPE};
 use crate::error::{Error, Result};
-use crate::manifest::{key as mkey, ComponentId, Manifest, Severable, TextMap};
+use crate::manifest::{key as mkey, Manifest, Severable, TextMap};
 use crate::params::{key as pkey, Parameter, VendorId, VersionComparison};
 
 /// A key that signs envelopes.
@@ -183,13 +183,6 @@ fn parameters(w: &mut Writer, params: &[Parameter<'_>]) {
     }
 }
 
-fn component_id(w: &mut Writer, id: &ComponentId<'_>) {
-    w.array(id.0.len());
-    for part in &id.0 {
-        w.bytes(part);
-    }
-}
-
 fn text_map(t: &TextMap<'_>) -> Vec<u8> {
     let mut w = Writer::new();
     w.map(t.languages.len());
@@ -199,7 +192,7 @@ fn text_map(t: &TextMap<'_>) -> Vec<u8> {
             w.i64(*k).str(v);
         }
         for (id, fields) in &text.components {
-            component_id(&mut w, id);
+            crate::abi::write_component_id(&mut w, id);
             w.map(fields.len());
             for (k, v) in fields {
                 w.i64(*k).str(v);
@@ -243,7 +236,7 @@ pub fn encode_manifest(m: &Manifest<'_>, digest_alg: DigestAlg) -> EncodedManife
     common.map(1 + usize::from(m.shared_sequence.is_some()));
     common.u64(2).array(m.components.len());
     for c in &m.components {
-        component_id(&mut common, c);
+        crate::abi::write_component_id(&mut common, c);
     }
     if let Some(shared) = &m.shared_sequence {
         common.u64(4).bytes(&encode_sequence(shared));
@@ -264,7 +257,10 @@ pub fn encode_manifest(m: &Manifest<'_>, digest_alg: DigestAlg) -> EncodedManife
         ));
     }
     if let Some(id) = &m.manifest_component_id {
-        entries.push((mkey::MANIFEST_COMPONENT_ID, one(&|w| component_id(w, id))));
+        entries.push((
+            mkey::MANIFEST_COMPONENT_ID,
+            one(&|w| crate::abi::write_component_id(w, id)),
+        ));
     }
     if let Some(v) = m.set_version {
         entries.push((mkey::SET_VERSION, v.to_vec()));
@@ -460,6 +456,7 @@ pub fn sign_envelope(
 mod tests {
     use super::*;
     use crate::command::{Condition, Directive, ReportingPolicy};
+    use crate::component::ComponentId;
     use crate::error::Uuid;
     use crate::manifest::LanguageText;
     use crate::params::VersionMatch;
@@ -515,14 +512,14 @@ mod tests {
         let mut text = LanguageText::default();
         text.manifest.insert(1, "description");
         text.components.push((
-            ComponentId(alloc::vec![b"fw"]),
+            ComponentId::new([b"fw"]),
             [(6, "1.2.3")].into_iter().collect(),
         ));
         let m = Manifest {
             sequence_number: 42,
             components: alloc::vec![
-                ComponentId(alloc::vec![b"fw"]),
-                ComponentId(alloc::vec![b"cache", &[0u8]])
+                ComponentId::new([b"fw"]),
+                ComponentId::new([b"cache" as &[u8], &[0u8]])
             ],
             shared_sequence: Some(shared),
             reference_uri: Some("https://example.com/m.suit"),

@@ -11,9 +11,10 @@
 
 use alloc::vec::Vec;
 
-use crate::abi::{read_component_id, write_component_id, ComponentIdBytes};
+use crate::abi::{read_component_id, write_component_id};
 use crate::cbor::{Reader, Writer};
 use crate::codec::Codec;
+use crate::component::ComponentId;
 use crate::error::{Error, Result};
 use crate::verity::{VerityParams, DIGEST_LEN, MAX_SALT_LEN};
 
@@ -40,7 +41,7 @@ impl BootStatus {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BootComponent {
     /// The component id.
-    pub component_id: ComponentIdBytes,
+    pub component_id: ComponentId,
     /// The dm-verity tree of its approved plaintext.
     pub verity: VerityParams,
 }
@@ -49,7 +50,7 @@ impl BootComponent {
     /// A component from its parts as stored or sent: a 32-byte root, a salt of at most
     /// [`MAX_SALT_LEN`] bytes and at least one data block.
     pub fn new(
-        component_id: ComponentIdBytes,
+        component_id: ComponentId,
         root: &[u8],
         salt: &[u8],
         data_blocks: u64,
@@ -163,7 +164,7 @@ mod tests {
             sequence_number: 7,
             status: BootStatus::Trial,
             components: vec![BootComponent {
-                component_id: vec![b"rootfs".to_vec()],
+                component_id: ComponentId::new([b"rootfs"]),
                 verity: VerityParams {
                     root: [9; 32],
                     salt: vec![1, 2, 3],

@@ -14,6 +14,7 @@ pub mod boot;
 pub mod cbor;
 pub mod codec;
 pub mod command;
+pub mod component;
 pub mod crypto;
 pub mod digest;
 pub mod encryption;

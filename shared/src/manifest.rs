@@ -10,9 +10,10 @@ use alloc::vec::Vec;
 
 use minicbor::data::Type;
 
-use crate::auth::{Authenticated, TrustAnchor};
+use crate::auth::{AuthWrapper, Authenticated, TrustAnchor};
 use crate::cbor::{Key, Reader};
 use crate::command::{CommandSequence, SequenceRules};
+use crate::component::ComponentId;
 use crate::digest::SuitDigest;
 use crate::envelope::{self, Envelope, Framing, Wrapped};
 use crate::error::{Error, Result};
@@ -58,45 +59,6 @@ pub mod key {
     pub const UNINSTALL: i64 = 24;
 }
 
-/// A component identifier: a list of byte strings.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Default)]
-pub struct ComponentId<'a>(pub Vec<&'a [u8]>);
-
-impl ComponentId<'_> {
-    fn decode<'a>(r: &mut Reader<'a>) -> Result<ComponentId<'a>> {
-        let n = r.array()?;
-        let mut parts = Vec::new();
-        for _ in 0..n {
-            parts.push(r.bytes()?);
-        }
-        Ok(ComponentId(parts))
-    }
-}
-
-impl core::fmt::Display for ComponentId<'_> {
-    /// Shows each part as text when printable, otherwise as hex: `['fw', h'00']`.
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.write_str("[")?;
-        for (i, part) in self.0.iter().enumerate() {
-            if i > 0 {
-                f.write_str(", ")?;
-            }
-            let printable =
-                !part.is_empty() && part.iter().all(|b| b.is_ascii_graphic() || *b == b' ');
-            if printable {
-                write!(f, "'{}'", core::str::from_utf8(part).unwrap_or(""))?;
-            } else {
-                f.write_str("h'")?;
-                for b in part.iter() {
-                    write!(f, "{b:02x}")?;
-                }
-                f.write_str("'")?;
-            }
-        }
-        f.write_str("]")
-    }
-}
-
 /// A severable element after resolving it against the envelope.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Severable<'a, T> {
@@ -132,7 +94,7 @@ pub struct LanguageText<'a> {
     /// Manifest-wide text by key (1 manifest-description, 2 update-description, 3 JSON source, 4 YAML source).
     pub manifest: BTreeMap<i64, &'a str>,
     /// Per-component text.
-    pub components: Vec<(ComponentId<'a>, ComponentText<'a>)>,
+    pub components: Vec<(ComponentId, ComponentText<'a>)>,
 }
 
 /// SUIT_Text_Map: language tag → text.
@@ -208,13 +170,13 @@ pub struct Manifest<'a> {
     /// suit-manifest-sequence-number.
     pub sequence_number: u64,
     /// suit-components.
-    pub components: Vec<ComponentId<'a>>,
+    pub components: Vec<ComponentId>,
     /// suit-shared-sequence.
     pub shared_sequence: Option<CommandSequence<'a>>,
     /// suit-reference-uri.
     pub reference_uri: Option<&'a str>,
     /// suit-manifest-component-id.
-    pub manifest_component_id: Option<ComponentId<'a>>,
+    pub manifest_component_id: Option<ComponentId>,
     /// suit-set-version, as its raw encoding.
     pub set_version: Option<&'a [u8]>,
     /// suit-validate.
@@ -248,16 +210,67 @@ pub struct Authentic<'a> {
     pub authenticated: Authenticated,
 }
 
+/// An envelope that authenticated, kept in memory: what the TA holds from LOAD_MANIFEST to
+/// COMMIT. Only [`AuthenticEnvelope::authenticate`] makes one and its bytes never change, so
+/// [`AuthenticEnvelope::open`] decodes the manifest again without verifying the signature again.
+///
+/// Why decode again at all: COMMIT re-runs the manifest over the digests the TA computed
+/// (DESIGN.md §4), and the processor works on the borrowed model ([`Authentic`]), which cannot
+/// outlive the command that decoded it without making the session self-referential. Decoding is
+/// a walk over CBOR already checked once; the signature verification it spares is the costly
+/// part.
+#[derive(Debug, Clone)]
+pub struct AuthenticEnvelope {
+    bytes: Vec<u8>,
+    authenticated: Authenticated,
+}
+
+impl AuthenticEnvelope {
+    /// Authenticates the envelope `bytes` against `anchors` ([`Manifest::authenticate`]) and
+    /// gives the authentic manifest to `inspect`; keeps the bytes when both succeed.
+    pub fn authenticate<T, E: From<Error>>(
+        bytes: Vec<u8>,
+        anchors: &[TrustAnchor],
+        inspect: impl FnOnce(&Authentic<'_>) -> core::result::Result<T, E>,
+    ) -> core::result::Result<(Self, T), E> {
+        let authentic = Manifest::authenticate(&bytes, anchors)?;
+        let value = inspect(&authentic)?;
+        let authenticated = authentic.authenticated;
+        Ok((
+            AuthenticEnvelope {
+                bytes,
+                authenticated,
+            },
+            value,
+        ))
+    }
+
+    /// The authentic manifest, decoded again from the kept bytes (the signature is not
+    /// verified again: it was, by [`AuthenticEnvelope::authenticate`]).
+    pub fn open(&self) -> Result<Authentic<'_>> {
+        Manifest::decode_authentic(&self.bytes, |_, _| Ok(self.authenticated))
+    }
+}
+
 impl<'a> Manifest<'a> {
     /// Decodes an envelope, authenticates it against `anchors` and only then decodes the
     /// manifest.
     pub fn authenticate(bytes: &'a [u8], anchors: &[TrustAnchor]) -> Result<Authentic<'a>> {
+        Manifest::decode_authentic(bytes, |auth, encoding| auth.authenticate(encoding, anchors))
+    }
+
+    /// Decodes the envelope `bytes`, lets `authenticate` say which anchor vouches for its
+    /// manifest (`encoding`: the bstr-wrapped manifest) and only then decodes the manifest.
+    fn decode_authentic(
+        bytes: &'a [u8],
+        authenticate: impl FnOnce(&AuthWrapper<'a>, &'a [u8]) -> Result<Authenticated>,
+    ) -> Result<Authentic<'a>> {
         let envelope = Envelope::decode(bytes)?;
         let auth = match (&envelope.framing, &envelope.auth) {
             (Framing::BareManifest, _) | (_, None) => return Err(Error::BareManifest),
             (_, Some(auth)) => auth,
         };
-        let authenticated = auth.authenticate(envelope.manifest.encoding, anchors)?;
+        let authenticated = authenticate(auth, envelope.manifest.encoding)?;
         let manifest = Manifest::decode(&envelope)?;
         Ok(Authentic {
             envelope,
@@ -586,7 +599,7 @@ pub struct Dependencies<'a> {
     pub resolution: Severable<'a, CommandSequence<'a>>,
 }
 
-type CommonParts<'a> = (Vec<ComponentId<'a>>, Option<&'a [u8]>, Vec<(u64, &'a [u8])>);
+type CommonParts<'a> = (Vec<ComponentId>, Option<&'a [u8]>, Vec<(u64, &'a [u8])>);
 
 fn decode_common(bytes: &[u8], dependencies: bool) -> Result<CommonParts<'_>> {
     let content = Reader::decode_exact(bytes, "common", |r| r.bytes())?;

@@ -29,10 +29,9 @@ use alloc::vec::Vec;
 use coset::{iana, CoseSign1, CoseSign1Builder, HeaderBuilder, TaggedCborSerializable};
 use p384::ecdsa::{SigningKey, VerifyingKey};
 
-use crate::abi::{
-    read_component_id, read_digest, write_component_id, write_digest, ComponentIdBytes,
-};
+use crate::abi::{read_component_id, read_digest, write_component_id, write_digest};
 use crate::cbor::{Reader, Writer};
+use crate::component::ComponentId;
 use crate::crypto::{self, Curve, SigAlg};
 use crate::digest::{DigestAlg, DigestValue};
 use crate::error::{Error, Result};
@@ -50,7 +49,7 @@ pub struct Claims {
     /// Its sequence number.
     pub sequence_number: u64,
     /// The component.
-    pub component_id: ComponentIdBytes,
+    pub component_id: ComponentId,
     /// The slot it is approved for.
     pub slot: u64,
     /// Plaintext digest.
@@ -299,7 +298,7 @@ mod tests {
         Claims {
             manifest_digest: DigestAlg::Sha256.digest(b"manifest"),
             sequence_number: 7,
-            component_id: vec![b"rootfs".to_vec()],
+            component_id: ComponentId::new([b"rootfs"]),
             slot: 1,
             image_digest: DigestAlg::Sha256.digest(b"image"),
             image_size: 5,
@@ -336,7 +335,7 @@ mod tests {
         let mut c = claims();
         // 4 parts whose encoding ([* bstr]) is exactly MAX_COMPONENT_ID bytes.
         let part = (MAX_COMPONENT_ID - 1) / 4 - 3;
-        c.component_id = vec![vec![1; part]; 4];
+        c.component_id = ComponentId::from(vec![vec![1; part]; 4]);
         let mut w = Writer::new();
         write_component_id(&mut w, &c.component_id);
         assert!(w.into_bytes().len() <= MAX_COMPONENT_ID);

@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 use suit_shared::abi::{Info, InstallState, LastOutcome, Provisioning};
 use suit_shared::error::Uuid;
 
-use super::config::{self, ComponentIdBuf, Config};
+use super::config::{self, Config};
 use super::fetch::progress;
 use super::update::{Agent, AgentError, BootCheck};
 use crate::common::{class_uuid, hex, parse_nonce, parse_uuid, vendor_uuid, Nonce};
@@ -204,7 +204,7 @@ fn info_json(info: &Info) -> Value {
             "sequence-number": p.sequence_number,
             "manifest-digest": hex(p.manifest_digest.as_bytes()),
             "components": p.components.iter().map(|c| json!({
-                "id": ComponentIdBuf(c.component_id.clone()).to_string(),
+                "id": c.component_id.to_string(),
                 "size": c.size,
                 "digest": hex(c.digest.as_bytes()),
             })).collect::<Vec<_>>(),
@@ -223,7 +223,7 @@ fn info_json(info: &Info) -> Value {
         "provisioned": info.provisioned,
         "kek-present": info.kek_present,
         "floors": info.floors.iter().map(|(id, f)| json!({
-            "component": ComponentIdBuf(id.clone()).to_string(), "floor": f
+            "component": id.to_string(), "floor": f
         })).collect::<Vec<_>>(),
         "install": install,
         "last-outcome": match info.last_outcome {
@@ -267,10 +267,7 @@ fn print_info(info: &Info) {
         }
     );
     for (id, floor) in &info.floors {
-        println!(
-            "anti-rollback floor of {}: {floor}",
-            ComponentIdBuf(id.clone())
-        );
+        println!("anti-rollback floor of {}: {floor}", id.clone());
     }
     if info.floors.is_empty() {
         println!("anti-rollback floors: none yet (no update confirmed)");

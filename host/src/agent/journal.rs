@@ -31,8 +31,8 @@ use serde::de::{self, IgnoredAny, MapAccess, Visitor};
 use serde::{Deserialize, Serialize};
 
 use super::atomic;
-use super::config::ComponentIdBuf;
 use super::Slot;
+use suit_shared::component::ComponentId;
 
 /// The journal format version this agent writes and reads.
 pub const FORMAT_VERSION: u32 = 1;
@@ -147,7 +147,7 @@ pub struct ComponentRecord {
     /// Index of the component in the manifest.
     pub index: u32,
     /// SUIT component identifier.
-    pub id: ComponentIdBuf,
+    pub id: ComponentId,
     /// Payload size from the plan, in bytes.
     pub size: u64,
     /// How far it got.
@@ -505,13 +505,13 @@ mod tests {
             vec![
                 ComponentRecord {
                     index: 0,
-                    id: ComponentIdBuf(vec![b"rootfs".to_vec()]),
+                    id: ComponentId::new([b"rootfs"]),
                     size: 1 << 20,
                     state: ComponentState::Written,
                 },
                 ComponentRecord {
                     index: 1,
-                    id: ComponentIdBuf(vec![b"app".to_vec(), vec![0]]),
+                    id: ComponentId::new([b"app" as &[u8], &[0]]),
                     size: 42,
                     state: ComponentState::Staged,
                 },

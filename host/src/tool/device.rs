@@ -123,7 +123,7 @@ impl SimulatedDevice {
     /// Decrypts `ciphertext` into component `c` (write/copy with encryption-info).
     fn decrypt_into(
         &mut self,
-        c: ComponentRef<'_, '_>,
+        c: ComponentRef<'_>,
         info: &[u8],
         ciphertext: &mut dyn Read,
         params: &ComponentParams<'_>,
@@ -176,13 +176,13 @@ impl Platform for SimulatedDevice {
         &self.identity
     }
 
-    fn component_slot(&self, _component: ComponentRef<'_, '_>) -> Option<u64> {
+    fn component_slot(&self, _component: ComponentRef<'_>) -> Option<u64> {
         Some(self.slot)
     }
 
     fn check_image(
         &mut self,
-        c: ComponentRef<'_, '_>,
+        c: ComponentRef<'_>,
         digest: &SuitDigest<'_>,
         size: Option<u64>,
     ) -> Result<ImageCheck> {
@@ -209,7 +209,7 @@ impl Platform for SimulatedDevice {
         })
     }
 
-    fn check_content(&mut self, c: ComponentRef<'_, '_>, expected: &[u8]) -> Result<bool> {
+    fn check_content(&mut self, c: ComponentRef<'_>, expected: &[u8]) -> Result<bool> {
         let mut actual = Vec::new();
         let limit = expected.len() as u64;
         let size = self.stream(c.index, |chunk| {
@@ -222,7 +222,7 @@ impl Platform for SimulatedDevice {
 
     fn fetch(
         &mut self,
-        c: ComponentRef<'_, '_>,
+        c: ComponentRef<'_>,
         source: FetchSource<'_>,
         _params: &ComponentParams<'_>,
     ) -> Result<()> {
@@ -242,7 +242,7 @@ impl Platform for SimulatedDevice {
         Ok(())
     }
 
-    fn write(&mut self, c: ComponentRef<'_, '_>, params: &ComponentParams<'_>) -> Result<()> {
+    fn write(&mut self, c: ComponentRef<'_>, params: &ComponentParams<'_>) -> Result<()> {
         let content = params.content.unwrap_or_default();
         if let Some(info) = params.encryption_info {
             return self.decrypt_into(c, info, &mut &content[..], params);
@@ -253,8 +253,8 @@ impl Platform for SimulatedDevice {
 
     fn copy(
         &mut self,
-        c: ComponentRef<'_, '_>,
-        source: ComponentRef<'_, '_>,
+        c: ComponentRef<'_>,
+        source: ComponentRef<'_>,
         params: &ComponentParams<'_>,
     ) -> Result<()> {
         let content = self.content(source.index);
@@ -278,8 +278,8 @@ impl Platform for SimulatedDevice {
 
     fn swap(
         &mut self,
-        c: ComponentRef<'_, '_>,
-        other: ComponentRef<'_, '_>,
+        c: ComponentRef<'_>,
+        other: ComponentRef<'_>,
         _params: &ComponentParams<'_>,
     ) -> Result<()> {
         let a = self.content(c.index);
@@ -289,17 +289,17 @@ impl Platform for SimulatedDevice {
         Ok(())
     }
 
-    fn invoke(&mut self, _c: ComponentRef<'_, '_>, _params: &ComponentParams<'_>) -> Result<()> {
+    fn invoke(&mut self, _c: ComponentRef<'_>, _params: &ComponentParams<'_>) -> Result<()> {
         // A simulated device has nothing to run; invocation succeeds.
         Ok(())
     }
 
-    fn unlink(&mut self, c: ComponentRef<'_, '_>) -> Result<()> {
+    fn unlink(&mut self, c: ComponentRef<'_>) -> Result<()> {
         self.set(c.index, Content::Empty);
         Ok(())
     }
 
-    fn wait(&mut self, _c: ComponentRef<'_, '_>, _params: &ComponentParams<'_>) -> Result<()> {
+    fn wait(&mut self, _c: ComponentRef<'_>, _params: &ComponentParams<'_>) -> Result<()> {
         // Every awaited event (power, network, authorisation, time) counts as present.
         Ok(())
     }

@@ -5,7 +5,6 @@
 use std::path::PathBuf;
 
 use suit_shared::auth::TrustAnchor;
-use suit_shared::manifest::ComponentId;
 use suit_shared::report::{Reason, Report, ReportResult, PENDING};
 use suit_shared::token::Token;
 
@@ -135,11 +134,10 @@ pub fn verify_token(args: VerifyTokenArgs) -> Result<(), ToolError> {
         args.nonce.as_ref().map(|n| &n.0[..]),
         c.verifier_nonce.as_deref(),
     )?;
-    let parts: Vec<&[u8]> = c.component_id.iter().map(Vec::as_slice).collect();
     println!(
         "valid approval token: component {} for slot {}, image {:?} ({} bytes), manifest {:?} \
          with sequence number {}, session nonce {}{}",
-        ComponentId(parts),
+        c.component_id,
         c.slot,
         c.image_digest,
         c.image_size,

@@ -9,9 +9,10 @@ use suit_host::tool::spec::{class_uuid, vendor_uuid};
 use suit_shared::abi;
 use suit_shared::author::{build_envelope, encode_manifest, sign_envelope, SigningKey};
 use suit_shared::command::{Command, CommandSequence};
+use suit_shared::component::ComponentId;
 use suit_shared::digest::DigestAlg;
 use suit_shared::error::Uuid;
-use suit_shared::manifest::{ComponentId, Manifest, Severable};
+use suit_shared::manifest::{Manifest, Severable};
 use suit_shared::Category;
 
 /// The workspace root.
@@ -44,7 +45,7 @@ pub fn image(n: usize, seed: u8) -> Vec<u8> {
 /// A manifest of `components` with a shared and an install sequence and nothing else.
 pub fn manifest<'a>(
     seq: u64,
-    components: Vec<ComponentId<'a>>,
+    components: Vec<ComponentId>,
     shared: Vec<Command<'a>>,
     install: Vec<Command<'a>>,
 ) -> Manifest<'a> {

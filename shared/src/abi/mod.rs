@@ -163,15 +163,13 @@ mod table;
 mod types;
 
 use crate::codec::{Bytes, Codec, List, Opt, Spread, U32};
+use crate::component::ComponentId;
 pub use types::{
     Algorithms, Approval, ChunkLimit, ComponentIdCodec, Decrypted, EnvelopeLimit, FloorCodec,
     Floors, Info, InstallState, InstalledComponent, LastOutcome, PayloadSource, PendingInstall,
     Plan, PlanItem, Provisioning, StorageKind, MAX_KID,
 };
 use types::{Boxed, Nonce, Tokens};
-
-/// A component id: a list of byte strings.
-pub type ComponentIdBytes = Vec<Vec<u8>>;
 
 /// Room in a request for the array header, the version and integer arguments (9 bytes each).
 const FIXED: usize = 64;
@@ -413,13 +411,13 @@ pub fn read_digest(r: &mut Reader<'_>) -> Result<DigestValue> {
 }
 
 /// Writes a component id `[* bstr]`.
-pub fn write_component_id(w: &mut Writer, id: &ComponentIdBytes) {
-    <ComponentIdCodec as Codec<ComponentIdBytes>>::write(id, w);
+pub fn write_component_id(w: &mut Writer, id: &ComponentId) {
+    <ComponentIdCodec as Codec<ComponentId>>::write(id, w);
 }
 
 /// Reads a component id `[* bstr]`.
-pub fn read_component_id(r: &mut Reader<'_>) -> Result<ComponentIdBytes> {
-    <ComponentIdCodec as Codec<ComponentIdBytes>>::read(r)
+pub fn read_component_id(r: &mut Reader<'_>) -> Result<ComponentId> {
+    <ComponentIdCodec as Codec<ComponentId>>::read(r)
 }
 
 #[cfg(test)]

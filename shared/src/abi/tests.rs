@@ -85,7 +85,7 @@ fn sample_pending() -> PendingInstall {
         sequence_number: 5,
         manifest_digest: digest.clone(),
         components: vec![InstalledComponent {
-            component_id: vec![b"fw".to_vec()],
+            component_id: ComponentId::new([b"fw"]),
             digest,
             size: 10,
         }],
@@ -110,7 +110,7 @@ fn sample_info() -> Info {
         storage: StorageKind::Rpmb,
         provisioned: true,
         kek_present: false,
-        floors: vec![(vec![b"fw".to_vec()], 3)],
+        floors: vec![(ComponentId::new([b"fw"]), 3)],
         install: InstallState::Trial(sample_pending()),
         last_outcome: LastOutcome::RolledBack,
     }
@@ -179,7 +179,7 @@ fn encodings_are_pinned() {
         slot: 1,
         items: vec![PlanItem {
             index: 0,
-            component_id: vec![b"fw".to_vec()],
+            component_id: ComponentId::new([b"fw"]),
             slot: 1,
             source: PayloadSource::Uri("http://x/fw".into()),
             size: Some(10),
@@ -194,7 +194,7 @@ fn encodings_are_pinned() {
         sequence_number: 2,
         status: crate::boot::BootStatus::Good,
         components: vec![crate::boot::BootComponent {
-            component_id: vec![b"fw".to_vec()],
+            component_id: ComponentId::new([b"fw"]),
             verity: crate::verity::VerityParams {
                 root: [3; 32],
                 salt: vec![4; 4],
@@ -254,7 +254,7 @@ fn encodings_are_pinned() {
         ),
         (
             CommandId::Confirm,
-            Reply::Confirmed(vec![(vec![b"fw".to_vec(), vec![0]], 4)]),
+            Reply::Confirmed(vec![(ComponentId::new([b"fw" as &[u8], &[0]]), 4)]),
             "830200818282426677410004",
         ),
         (

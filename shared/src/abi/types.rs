@@ -4,9 +4,10 @@ use alloc::boxed::Box;
 use alloc::string::String;
 use alloc::vec::Vec;
 
-use super::{ComponentIdBytes, MAX_CHUNK_LIMIT, MAX_ITEMS, MAX_NONCE};
+use super::{MAX_CHUNK_LIMIT, MAX_ITEMS, MAX_NONCE};
 use crate::cbor::{Reader, Writer};
 use crate::codec::{Bytes, Codec, Flat, List, Opt, Pair, Text, U32};
+use crate::component::ComponentId;
 use crate::digest::{DigestAlg, DigestValue};
 use crate::error::{Error, Result, Uuid};
 use crate::wire_struct;
@@ -102,26 +103,29 @@ impl Codec<DigestValue> for DigestValue {
 /// A component id `[* bstr]`.
 pub struct ComponentIdCodec;
 
-impl Codec<ComponentIdBytes> for ComponentIdCodec {
-    fn write(value: &ComponentIdBytes, w: &mut Writer) {
-        List::<Bytes>::write(value, w);
+impl Codec<ComponentId> for ComponentIdCodec {
+    fn write(value: &ComponentId, w: &mut Writer) {
+        w.array(value.parts().len());
+        for part in value.parts() {
+            Bytes::write(part, w);
+        }
     }
-    fn read(r: &mut Reader<'_>) -> Result<ComponentIdBytes> {
-        List::<Bytes>::read(r)
+    fn read(r: &mut Reader<'_>) -> Result<ComponentId> {
+        List::<Bytes>::read(r).map(ComponentId::from)
     }
 }
 
 /// A component's anti-rollback floor: `[component-id, floor]`.
 pub type FloorCodec = Pair<ComponentIdCodec, u64>;
 /// The floors of several components.
-pub type Floors = Vec<(ComponentIdBytes, u64)>;
+pub type Floors = Vec<(ComponentId, u64)>;
 
 wire_struct! {
     /// One component of a recorded install: what its slot must contain.
     #[derive(Debug, Clone, PartialEq, Eq)]
     pub struct InstalledComponent: "[component-id, digest, size]" {
         /// The component id.
-        pub component_id: ComponentIdBytes as ComponentIdCodec,
+        pub component_id: ComponentId as ComponentIdCodec,
         /// Digest of the plaintext image.
         pub digest: DigestValue,
         /// Size of the plaintext image.
@@ -290,7 +294,7 @@ wire_struct! {
         /// Index in the manifest's component list (names the component in later commands).
         pub index: u32 as U32,
         /// The component id.
-        pub component_id: ComponentIdBytes as ComponentIdCodec,
+        pub component_id: ComponentId as ComponentIdCodec,
         /// The slot the component goes to.
         pub slot: u64,
         /// Where its bytes come from.

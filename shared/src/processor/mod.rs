@@ -179,7 +179,7 @@ impl<'p, 'a, P: Platform> Processor<'p, 'a, P> {
         }
     }
 
-    fn component(&self, index: usize) -> ComponentRef<'p, 'a> {
+    fn component(&self, index: usize) -> ComponentRef<'p> {
         ComponentRef {
             index,
             id: &self.manifest.components[index],

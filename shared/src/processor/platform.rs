@@ -3,9 +3,9 @@
 
 use alloc::vec::Vec;
 
+use crate::component::ComponentId;
 use crate::digest::SuitDigest;
 use crate::error::{Error, Result, Uuid};
-use crate::manifest::ComponentId;
 use crate::params::ComponentParams;
 
 /// What the device says about itself for the applicability conditions.
@@ -21,11 +21,11 @@ pub struct DeviceIdentity {
 
 /// A component as the platform sees it.
 #[derive(Debug, Clone, Copy)]
-pub struct ComponentRef<'m, 'a> {
+pub struct ComponentRef<'m> {
     /// Index in the manifest's component list.
     pub index: usize,
     /// Its identifier.
-    pub id: &'m ComponentId<'a>,
+    pub id: &'m ComponentId,
 }
 
 /// Result of comparing a component's content with a digest and size.
@@ -64,12 +64,12 @@ pub trait Platform {
     fn identity(&self) -> &DeviceIdentity;
 
     /// The slot a component occupies for this procedure (component-slot condition).
-    fn component_slot(&self, component: ComponentRef<'_, '_>) -> Option<u64>;
+    fn component_slot(&self, component: ComponentRef<'_>) -> Option<u64>;
 
     /// Compares the component's current content with `digest` and, when given, `size`.
     fn check_image(
         &mut self,
-        component: ComponentRef<'_, '_>,
+        component: ComponentRef<'_>,
         digest: &SuitDigest<'_>,
         size: Option<u64>,
     ) -> Result<ImageCheck>;
@@ -78,44 +78,40 @@ pub trait Platform {
     /// the negation of [`Platform::check_image`] without a size.
     fn check_image_differs(
         &mut self,
-        component: ComponentRef<'_, '_>,
+        component: ComponentRef<'_>,
         digest: &SuitDigest<'_>,
     ) -> Result<bool> {
         Ok(self.check_image(component, digest, None)? != ImageCheck::Match)
     }
 
     /// Constant-time comparison of the component's content with `expected` (check-content).
-    fn check_content(&mut self, component: ComponentRef<'_, '_>, expected: &[u8]) -> Result<bool>;
+    fn check_content(&mut self, component: ComponentRef<'_>, expected: &[u8]) -> Result<bool>;
 
     /// Retrieves bytes into the component (fetch). `params` holds size, digest, fetch-arguments.
     fn fetch(
         &mut self,
-        component: ComponentRef<'_, '_>,
+        component: ComponentRef<'_>,
         source: FetchSource<'_>,
         params: &ComponentParams<'_>,
     ) -> Result<()>;
 
     /// Writes `params.content` into the component, decrypting with `params.encryption_info`
     /// when set (write).
-    fn write(
-        &mut self,
-        component: ComponentRef<'_, '_>,
-        params: &ComponentParams<'_>,
-    ) -> Result<()>;
+    fn write(&mut self, component: ComponentRef<'_>, params: &ComponentParams<'_>) -> Result<()>;
 
     /// Copies `source` into the component, decrypting with `params.encryption_info` when set.
     fn copy(
         &mut self,
-        component: ComponentRef<'_, '_>,
-        source: ComponentRef<'_, '_>,
+        component: ComponentRef<'_>,
+        source: ComponentRef<'_>,
         params: &ComponentParams<'_>,
     ) -> Result<()>;
 
     /// Exchanges the contents of two components.
     fn swap(
         &mut self,
-        component: ComponentRef<'_, '_>,
-        other: ComponentRef<'_, '_>,
+        component: ComponentRef<'_>,
+        other: ComponentRef<'_>,
         _params: &ComponentParams<'_>,
     ) -> Result<()> {
         let _ = (component, other);
@@ -123,27 +119,19 @@ pub trait Platform {
     }
 
     /// Transfers control to the component.
-    fn invoke(
-        &mut self,
-        component: ComponentRef<'_, '_>,
-        _params: &ComponentParams<'_>,
-    ) -> Result<()> {
+    fn invoke(&mut self, component: ComponentRef<'_>, _params: &ComponentParams<'_>) -> Result<()> {
         let _ = component;
         Err(Error::Unsupported("directive-invoke on this device".into()))
     }
 
     /// Removes the component (trust-domains unlink).
-    fn unlink(&mut self, component: ComponentRef<'_, '_>) -> Result<()> {
+    fn unlink(&mut self, component: ComponentRef<'_>) -> Result<()> {
         let _ = component;
         Err(Error::Unsupported("directive-unlink on this device".into()))
     }
 
     /// Waits for the event in `params.wait_info`.
-    fn wait(
-        &mut self,
-        component: ComponentRef<'_, '_>,
-        _params: &ComponentParams<'_>,
-    ) -> Result<()> {
+    fn wait(&mut self, component: ComponentRef<'_>, _params: &ComponentParams<'_>) -> Result<()> {
         let _ = component;
         Err(Error::Unsupported("directive-wait on this device".into()))
     }
@@ -159,17 +147,13 @@ pub trait Platform {
     }
 
     /// Whether the application authorises the update now (update-authorized).
-    fn update_authorized(
-        &mut self,
-        component: ComponentRef<'_, '_>,
-        priority: Option<i64>,
-    ) -> bool {
+    fn update_authorized(&mut self, component: ComponentRef<'_>, priority: Option<i64>) -> bool {
         let _ = (component, priority);
         true
     }
 
     /// The installed version of the component, if known (version condition).
-    fn component_version(&self, component: ComponentRef<'_, '_>) -> Option<Vec<i64>> {
+    fn component_version(&self, component: ComponentRef<'_>) -> Option<Vec<i64>> {
         let _ = component;
         None
     }

@@ -8,10 +8,11 @@ use crate::auth::Authenticated;
 use crate::command::{
     Command, CommandSequence, Condition, Directive, IndexSelection, ReportingPolicy,
 };
+use crate::component::ComponentId;
 use crate::digest::{DigestAlg, SuitDigest};
 use crate::envelope::{Envelope, Framing, Wrapped};
 use crate::error::{Error, Result, Uuid};
-use crate::manifest::{Authentic, ComponentId, Manifest, Severable};
+use crate::manifest::{Authentic, Manifest, Severable};
 use crate::params::{ComponentParams, Parameter, VendorId};
 
 const RP: ReportingPolicy = ReportingPolicy(15);
@@ -27,12 +28,12 @@ impl Platform for Memory {
     fn identity(&self) -> &DeviceIdentity {
         &self.identity
     }
-    fn component_slot(&self, _: ComponentRef<'_, '_>) -> Option<u64> {
+    fn component_slot(&self, _: ComponentRef<'_>) -> Option<u64> {
         Some(self.slot)
     }
     fn check_image(
         &mut self,
-        c: ComponentRef<'_, '_>,
+        c: ComponentRef<'_>,
         d: &SuitDigest<'_>,
         size: Option<u64>,
     ) -> Result<ImageCheck> {
@@ -48,26 +49,26 @@ impl Platform for Memory {
             ImageCheck::DigestMismatch
         })
     }
-    fn check_content(&mut self, c: ComponentRef<'_, '_>, expected: &[u8]) -> Result<bool> {
+    fn check_content(&mut self, c: ComponentRef<'_>, expected: &[u8]) -> Result<bool> {
         Ok(self.contents[c.index] == expected)
     }
     fn fetch(
         &mut self,
-        c: ComponentRef<'_, '_>,
+        c: ComponentRef<'_>,
         _: FetchSource<'_>,
         _: &ComponentParams<'_>,
     ) -> Result<()> {
         self.fetched.push(c.index);
         Ok(())
     }
-    fn write(&mut self, c: ComponentRef<'_, '_>, p: &ComponentParams<'_>) -> Result<()> {
+    fn write(&mut self, c: ComponentRef<'_>, p: &ComponentParams<'_>) -> Result<()> {
         self.contents[c.index] = p.content.unwrap_or_default().to_vec();
         Ok(())
     }
     fn copy(
         &mut self,
-        c: ComponentRef<'_, '_>,
-        s: ComponentRef<'_, '_>,
+        c: ComponentRef<'_>,
+        s: ComponentRef<'_>,
         _: &ComponentParams<'_>,
     ) -> Result<()> {
         self.contents[c.index] = self.contents[s.index].clone();
@@ -117,9 +118,7 @@ fn run_located(
 ) -> (Result<()>, Option<Location>) {
     let manifest = Manifest {
         sequence_number: 1,
-        components: (0..components)
-            .map(|_| ComponentId(PARTS.to_vec()))
-            .collect(),
+        components: (0..components).map(|_| ComponentId::new(PARTS)).collect(),
         shared_sequence: Some(seq(shared)),
         reference_uri: None,
         manifest_component_id: None,

@@ -45,10 +45,11 @@ use alloc::string::String;
 use alloc::vec;
 use alloc::vec::Vec;
 
-use suit_shared::abi::{ComponentIdBytes, PayloadSource, PlanItem};
+use suit_shared::abi::{PayloadSource, PlanItem};
 use suit_shared::command::Condition;
+use suit_shared::component::ComponentId;
 use suit_shared::digest::{DigestAlg, DigestValue, SuitDigest};
-use suit_shared::manifest::{Authentic, ComponentId};
+use suit_shared::manifest::Authentic;
 use suit_shared::params::ComponentParams;
 use suit_shared::processor::{
     ComponentRef, DeviceIdentity, FetchSource, ImageCheck, Platform, Processor, Section,
@@ -368,7 +369,7 @@ impl<'c> Planner<'c> {
     /// The install plan after a planning run: every component that receives new content and
     /// is not only a staging source of a copy; `applicable[c]` tells whether vendor-id and
     /// class-id passed for component `c`.
-    fn finish(&self, components: &[ComponentId<'_>], applicable: &[bool]) -> Result<Vec<Planned>> {
+    fn finish(&self, components: &[ComponentId], applicable: &[bool]) -> Result<Vec<Planned>> {
         let mut items = Vec::new();
         for (index, content) in self.content.iter().enumerate() {
             let Some(content) = content else { continue };
@@ -401,14 +402,13 @@ impl<'c> Planner<'c> {
                 .map(|(_, p)| p)
                 .filter(|&p| p != content.payload);
             let fetched = fetched_payload.map(|p| &self.payloads[p]);
-            let id: ComponentIdBytes = components[index].0.iter().map(|p| p.to_vec()).collect();
             items.push(Planned {
                 item: PlanItem {
                     index: u32::try_from(index).map_err(|_| Error::LimitExceeded {
                         what: "components",
                         limit: u32::MAX as usize,
                     })?,
-                    component_id: id,
+                    component_id: components[index].clone(),
                     slot: self.slot,
                     source: content.source.clone(),
                     size: Some(size),
@@ -517,13 +517,13 @@ impl Platform for Planner<'_> {
         &self.identity
     }
 
-    fn component_slot(&self, _component: ComponentRef<'_, '_>) -> Option<u64> {
+    fn component_slot(&self, _component: ComponentRef<'_>) -> Option<u64> {
         Some(self.slot)
     }
 
     fn check_image(
         &mut self,
-        component: ComponentRef<'_, '_>,
+        component: ComponentRef<'_>,
         digest: &SuitDigest<'_>,
         size: Option<u64>,
     ) -> suit_shared::Result<ImageCheck> {
@@ -541,7 +541,7 @@ impl Platform for Planner<'_> {
 
     fn check_image_differs(
         &mut self,
-        component: ComponentRef<'_, '_>,
+        component: ComponentRef<'_>,
         digest: &SuitDigest<'_>,
     ) -> suit_shared::Result<bool> {
         let wanted = digest_value(digest)?;
@@ -550,7 +550,7 @@ impl Platform for Planner<'_> {
 
     fn check_content(
         &mut self,
-        component: ComponentRef<'_, '_>,
+        component: ComponentRef<'_>,
         _expected: &[u8],
     ) -> suit_shared::Result<bool> {
         Err(Error::Unsupported(format!(
@@ -561,7 +561,7 @@ impl Platform for Planner<'_> {
 
     fn fetch(
         &mut self,
-        component: ComponentRef<'_, '_>,
+        component: ComponentRef<'_>,
         source: FetchSource<'_>,
         params: &ComponentParams<'_>,
     ) -> suit_shared::Result<()> {
@@ -585,7 +585,7 @@ impl Platform for Planner<'_> {
 
     fn write(
         &mut self,
-        component: ComponentRef<'_, '_>,
+        component: ComponentRef<'_>,
         params: &ComponentParams<'_>,
     ) -> suit_shared::Result<()> {
         let content = params.content.ok_or(Error::ParameterUnset {
@@ -613,8 +613,8 @@ impl Platform for Planner<'_> {
 
     fn copy(
         &mut self,
-        component: ComponentRef<'_, '_>,
-        source: ComponentRef<'_, '_>,
+        component: ComponentRef<'_>,
+        source: ComponentRef<'_>,
         params: &ComponentParams<'_>,
     ) -> suit_shared::Result<()> {
         let from = self.content_of(source.index, "a copy")?.clone();

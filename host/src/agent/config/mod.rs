@@ -25,7 +25,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
-use suit_shared::manifest::ComponentId;
+use suit_shared::component::ComponentId;
 use url::Url;
 
 mod boot;
@@ -36,7 +36,7 @@ mod tests;
 
 pub use boot::{BootConfig, EnvLocation, FileBootConfig, UBootEnvConfig};
 use component::components;
-pub use component::{ComponentConfig, ComponentIdBuf, SlotTarget};
+pub use component::{ComponentConfig, SlotTarget};
 use fields::{
     absolute_path, absolute_paths, channel_url, command, duration, optional_absolute_path,
     optional_command, report_url,
@@ -317,8 +317,8 @@ impl Config {
     }
 
     /// The component with SUIT identifier `id`, if the device has it.
-    pub fn component(&self, id: &ComponentId<'_>) -> Option<&ComponentConfig> {
-        self.components.iter().find(|c| c.id.matches(id))
+    pub fn component(&self, id: &ComponentId) -> Option<&ComponentConfig> {
+        self.components.iter().find(|c| c.id == *id)
     }
 }
 

@@ -9,8 +9,7 @@ use std::path::Path;
 use suit_shared::abi::{Info, InstallState, PayloadSource, Plan, PlanItem};
 use suit_shared::Category;
 
-use super::{display_id, io_err, Agent, AgentError, Installed};
-use crate::agent::config::ComponentIdBuf;
+use super::{io_err, Agent, AgentError, Installed};
 use crate::agent::fetch::Source;
 use crate::agent::journal::{
     ComponentRecord, ComponentState, Journal, Outcome, OutcomeResult, Step, UpdateRecord,
@@ -88,7 +87,7 @@ impl Agent {
                     .iter()
                     .map(|item| ComponentRecord {
                         index: item.index,
-                        id: ComponentIdBuf(item.component_id.clone()),
+                        id: item.component_id.clone(),
                         size: item.size.unwrap_or(0),
                         state: ComponentState::Pending,
                     })
@@ -128,7 +127,15 @@ impl Agent {
         (journal, update): (&mut Journal, &mut UpdateRecord),
         update_dir: &super::staging::UpdateStaging,
     ) -> Result<Installed, AgentError> {
-        let env = suit_shared::envelope::Envelope::decode(envelope)
+        // The TA's plan says what to fetch; the agent reads the envelope itself only for
+        // integrated payloads (decoded once, and only if the plan has one).
+        let integrated = plan
+            .items
+            .iter()
+            .any(|item| matches!(item.source, PayloadSource::Integrated(_)));
+        let env = integrated
+            .then(|| suit_shared::envelope::Envelope::decode(envelope))
+            .transpose()
             .map_err(|e| AgentError::Plan(e.to_string()))?;
         // 1. Stage every payload, bounded by the plan.
         for (n, item) in plan.items.iter().enumerate() {
@@ -139,20 +146,20 @@ impl Agent {
             let bound = fetch_bound(item)?;
             match &item.source {
                 PayloadSource::Uri(uri) => {
-                    tracing::info!(
-                        "downloading component {} from {uri}",
-                        display_id(&item.component_id)
-                    );
+                    tracing::info!("downloading component {} from {uri}", item.component_id);
                     let mut progress = (self.progress)();
                     self.fetcher
                         .fetch(&Source::parse(uri)?, &staged, bound, progress.as_mut())?;
                 }
                 PayloadSource::Integrated(key) => {
-                    let data = env.integrated(key).ok_or_else(|| {
-                        AgentError::Plan(format!(
-                            "the envelope does not carry the integrated payload {key}"
-                        ))
-                    })?;
+                    let data = env
+                        .as_ref()
+                        .and_then(|e| e.integrated(key))
+                        .ok_or_else(|| {
+                            AgentError::Plan(format!(
+                                "the envelope does not carry the integrated payload {key}"
+                            ))
+                        })?;
                     write_synced(&staged, data)?;
                 }
                 PayloadSource::Content(bytes) => write_synced(&staged, bytes)?,
@@ -169,10 +176,7 @@ impl Agent {
         for (n, item) in plan.items.iter().enumerate() {
             let staged = update_dir.payload(item.index);
             let mut file = File::open(&staged).map_err(io_err("open", &staged))?;
-            tracing::info!(
-                "streaming component {} through the TA",
-                display_id(&item.component_id)
-            );
+            tracing::info!("streaming component {} through the TA", item.component_id);
             let approval = match self.tee.approve(item.index, &mut file) {
                 Ok(approval) => approval,
                 Err(e) => return Err(self.refused(e.into(), (journal, update), n, &staged)),
@@ -193,7 +197,7 @@ impl Agent {
             let staged = update_dir.payload(item.index);
             tracing::info!(
                 "writing component {} to {}",
-                display_id(&item.component_id),
+                item.component_id,
                 slot_path.display()
             );
             let written = self
@@ -207,7 +211,7 @@ impl Agent {
                                 source,
                             },
                             reason => AgentError::ReadBack {
-                                component: display_id(&item.component_id),
+                                component: item.component_id.to_string(),
                                 path: slot_path.clone(),
                                 reason,
                             },
@@ -248,7 +252,7 @@ impl Agent {
                 .items
                 .iter()
                 .zip(&approvals)
-                .map(|(item, a)| (ComponentIdBuf(item.component_id.clone()), a.size))
+                .map(|(item, a)| (item.component_id.clone(), a.size))
                 .collect(),
         })
     }
@@ -357,7 +361,7 @@ fn fetch_bound(item: &PlanItem) -> Result<u64, AgentError> {
         (Some(size), true) => Ok(size + AEAD_TAG_LEN),
         (None, _) => Err(AgentError::Plan(format!(
             "the manifest gives no image-size for component {}; the agent does not download unbounded payloads",
-            display_id(&item.component_id)
+            item.component_id
         ))),
     }
 }

@@ -40,14 +40,14 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use suit_shared::abi::{Info, PendingInstall};
-use suit_shared::manifest::ComponentId;
+use suit_shared::component::ComponentId;
 use suit_shared::Category;
 
 // The steps' modules name these siblings of `update` as `super::…`.
 use super::{atomic, journal, staging, storage, verity};
 
 use super::bootctl::{self, BootControl, BootError};
-use super::config::{ComponentConfig, ComponentIdBuf, Config};
+use super::config::{ComponentConfig, Config};
 use super::fetch::{FetchError, Fetcher, Progress};
 use super::journal::{Journal, JournalError, JournalStore};
 use super::staging::{Staging, StagingError};
@@ -162,7 +162,7 @@ pub struct Installed {
     /// The slot written and armed for a trial boot.
     pub slot: Slot,
     /// Components written: identifier and plaintext size.
-    pub components: Vec<(ComponentIdBuf, u64)>,
+    pub components: Vec<(ComponentId, u64)>,
 }
 
 /// What the TA approves to boot from a slot ([`Agent::boot_verify`]).
@@ -174,7 +174,7 @@ pub struct BootApproval {
     /// Trial (approved for the pending trial's boots) or good.
     pub status: suit_shared::boot::BootStatus,
     /// Per component: id, device or file, dm-verity parameters.
-    pub components: Vec<(ComponentIdBuf, PathBuf, suit_shared::verity::VerityParams)>,
+    pub components: Vec<(ComponentId, PathBuf, suit_shared::verity::VerityParams)>,
 }
 
 /// What `boot-check` found and did.
@@ -307,9 +307,8 @@ impl Agent {
         )))
     }
 
-    fn component_config(&self, id: &[Vec<u8>]) -> Result<&ComponentConfig, AgentError> {
-        let id = ComponentId(id.iter().map(Vec::as_slice).collect());
-        self.config.component(&id).ok_or_else(|| {
+    fn component_config(&self, id: &ComponentId) -> Result<&ComponentConfig, AgentError> {
+        self.config.component(id).ok_or_else(|| {
             AgentError::Plan(format!("the manifest installs component {id}, which this device's configuration does not map to a slot"))
         })
     }
@@ -317,8 +316,4 @@ impl Agent {
     fn pending_slot(&self, pending: &PendingInstall) -> Result<Slot, AgentError> {
         self.slot_of_number(pending.slot)
     }
-}
-
-fn display_id(id: &[Vec<u8>]) -> String {
-    ComponentId(id.iter().map(Vec::as_slice).collect()).to_string()
 }

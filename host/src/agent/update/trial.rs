@@ -7,7 +7,6 @@ use suit_shared::abi::{Info, InstallState, LastOutcome, PendingInstall};
 
 use super::writer::Metered;
 use super::{io_err, Agent, AgentError, BootApproval, BootCheck};
-use crate::agent::config::ComponentIdBuf;
 use crate::agent::journal::{Journal, Outcome, OutcomeResult, Step, UpdateRecord};
 use crate::agent::Slot;
 
@@ -111,11 +110,7 @@ impl Agent {
                 .target(slot)
                 .path
                 .clone();
-            components.push((
-                ComponentIdBuf(c.component_id.clone()),
-                path,
-                c.verity.clone(),
-            ));
+            components.push((c.component_id.clone(), path, c.verity.clone()));
         }
         Ok(BootApproval {
             slot,
@@ -287,7 +282,7 @@ fn confirmed_by_ta(info: &Info, update: &UpdateRecord) -> bool {
         && update.components.iter().all(|c| {
             info.floors
                 .iter()
-                .any(|(id, floor)| *id == c.id.0 && *floor >= update.sequence_number)
+                .any(|(id, floor)| *id == c.id && *floor >= update.sequence_number)
         })
 }
 

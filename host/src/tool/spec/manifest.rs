@@ -7,7 +7,7 @@ use suit_shared::command::{
     Command, CommandSequence, Condition, Directive, IndexSelection, ReportingPolicy,
 };
 use suit_shared::digest::{DigestAlg, DigestValue};
-use suit_shared::manifest::{ComponentId, LanguageText, Manifest, Severable, TextMap};
+use suit_shared::manifest::{LanguageText, Manifest, Severable, TextMap};
 use suit_shared::params::{Parameter, VendorId};
 
 use super::{Prepared, SeverableName, Variant};
@@ -106,15 +106,7 @@ impl Prepared {
             select(&mut validate, i);
             validate.push(Command::Condition(Condition::ImageMatch, policy(15)));
         }
-        let cache_ids = caches.iter().map(|&i| {
-            ComponentId(
-                self.components[i]
-                    .cache_id
-                    .iter()
-                    .map(Vec::as_slice)
-                    .collect(),
-            )
-        });
+        let cache_ids = caches.iter().map(|&i| self.components[i].cache_id.clone());
         let text = self.text_map();
         let sever = |name| self.sever.contains(&name);
         Manifest {
@@ -122,7 +114,7 @@ impl Prepared {
             components: self
                 .components
                 .iter()
-                .map(|c| ComponentId(c.id.iter().map(Vec::as_slice).collect()))
+                .map(|c| c.id.clone())
                 .chain(cache_ids)
                 .collect(),
             shared_sequence: Some(CommandSequence { commands: shared }),
@@ -160,7 +152,7 @@ impl Prepared {
             lang.manifest.insert(*k, v.as_str());
         }
         for c in self.components.iter().filter(|c| !c.text.is_empty()) {
-            let id = ComponentId(c.id.iter().map(Vec::as_slice).collect());
+            let id = c.id.clone();
             lang.components
                 .push((id, c.text.iter().map(|(k, v)| (*k, v.as_str())).collect()));
         }

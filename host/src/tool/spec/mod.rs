@@ -41,9 +41,9 @@
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
+use suit_shared::component::ComponentId;
 use suit_shared::digest::{DigestAlg, DigestValue};
 use suit_shared::error::Uuid;
-use suit_shared::manifest::ComponentId;
 
 use super::crypt::{encrypt_file, load_kek, load_recipient_public, ContentAlgName, EncryptFor};
 use super::{digest_file, ToolError};
@@ -160,9 +160,9 @@ struct EncryptedPayload {
 const CIPHERTEXT_ID_SUFFIX: &[u8] = b".ciphertext";
 
 struct PreparedComponent {
-    id: Vec<Vec<u8>>,
+    id: ComponentId,
     /// Id of the cache component for its ciphertext, if encrypted.
-    cache_id: Vec<Vec<u8>>,
+    cache_id: ComponentId,
     variants: Vec<Variant>,
     text: Vec<(i64, String)>,
 }
@@ -222,14 +222,10 @@ impl Spec {
         let encrypted = components.iter().filter(|c| c.encrypted().is_some());
         for cache in encrypted {
             if components.iter().any(|c| c.id == cache.cache_id) {
-                let show = |id: &[Vec<u8>]| {
-                    ComponentId(id.iter().map(Vec::as_slice).collect()).to_string()
-                };
                 return Err(ToolError::Usage(format!(
                     "component id {} is taken: it names the ciphertext of the encrypted \
                      component {}",
-                    show(&cache.cache_id),
-                    show(&cache.id)
+                    cache.cache_id, cache.id
                 )));
             }
         }
@@ -352,8 +348,8 @@ fn prepare_component(
         None => cache_id.push(CIPHERTEXT_ID_SUFFIX.to_vec()),
     }
     Ok(PreparedComponent {
-        id,
-        cache_id,
+        id: ComponentId::from(id),
+        cache_id: ComponentId::from(cache_id),
         variants,
         text,
     })

@@ -25,6 +25,7 @@ use suit_shared::abi::{InstallState, InstalledComponent, LastOutcome, PendingIns
 use suit_shared::boot::{BootComponent, BootRecord, BootStatus};
 use suit_shared::cbor::{Reader, Writer};
 use suit_shared::codec::{Bytes, Codec, List, Opt, Pair};
+use suit_shared::component::ComponentId;
 use suit_shared::digest::{DigestAlg, DigestValue};
 use suit_shared::error::Uuid;
 use zeroize::{Zeroize, Zeroizing};
@@ -51,12 +52,15 @@ fn invalid(element: &'static str, reason: &'static str) -> suit_shared::Error {
 /// A stored component id: `[* bstr]`.
 struct StoredId;
 
-impl Codec<Vec<Vec<u8>>> for StoredId {
-    fn write(value: &Vec<Vec<u8>>, w: &mut Writer) {
-        List::<Bytes>::write(value, w);
+impl Codec<ComponentId> for StoredId {
+    fn write(value: &ComponentId, w: &mut Writer) {
+        w.array(value.parts().len());
+        for part in value.parts() {
+            w.bytes(part);
+        }
     }
-    fn read(r: &mut Reader<'_>) -> suit_shared::Result<Vec<Vec<u8>>> {
-        List::<Bytes>::read(r)
+    fn read(r: &mut Reader<'_>) -> suit_shared::Result<ComponentId> {
+        List::<Bytes>::read(r).map(ComponentId::from)
     }
 }
 

@@ -21,8 +21,9 @@ mod format;
 
 use alloc::vec::Vec;
 
-use suit_shared::abi::{ComponentIdBytes, InstallState, LastOutcome};
+use suit_shared::abi::{InstallState, LastOutcome};
 use suit_shared::boot::BootRecord;
+use suit_shared::component::ComponentId;
 use suit_shared::error::Uuid;
 use zeroize::{Zeroize, Zeroizing};
 
@@ -61,7 +62,7 @@ pub struct State {
     /// The device id from provisioning.
     pub device_id: Option<Uuid>,
     /// Anti-rollback floors, sorted by component id.
-    pub floors: Vec<(ComponentIdBytes, u64)>,
+    pub floors: Vec<(ComponentId, u64)>,
     /// The install state.
     pub install: InstallState,
     /// How the last install ended.
@@ -109,7 +110,7 @@ impl State {
     }
 
     /// The anti-rollback floor of a component (0 if it never had one).
-    pub fn floor(&self, id: &ComponentIdBytes) -> u64 {
+    pub fn floor(&self, id: &ComponentId) -> u64 {
         self.floors
             .iter()
             .find(|(c, _)| c == id)
@@ -118,7 +119,7 @@ impl State {
 
     /// Raises a component's floor to `value` (never lowers it). A floor of 0 is no floor: a
     /// factory image with sequence number 0 leaves the component without one.
-    pub fn raise_floor(&mut self, id: &ComponentIdBytes, value: u64) {
+    pub fn raise_floor(&mut self, id: &ComponentId, value: u64) {
         match self.floors.iter_mut().find(|(c, _)| c == id) {
             Some((_, f)) => *f = (*f).max(value),
             None if value == 0 => {}
@@ -190,17 +191,17 @@ mod tests {
         });
         s.provisioned = true;
         s.device_id = Some(Uuid([5; 16]));
-        s.raise_floor(&vec![b"b".to_vec()], 4);
-        s.raise_floor(&vec![b"a".to_vec()], 2);
-        s.raise_floor(&vec![b"a".to_vec()], 1);
-        s.raise_floor(&vec![b"c".to_vec()], 0);
+        s.raise_floor(&ComponentId::new([b"b"]), 4);
+        s.raise_floor(&ComponentId::new([b"a"]), 2);
+        s.raise_floor(&ComponentId::new([b"a"]), 1);
+        s.raise_floor(&ComponentId::new([b"c"]), 0);
         let d = DigestAlg::Sha256.digest(b"x");
         s.set_boot_record(BootRecord {
             slot: 1,
             sequence_number: 9,
             status: suit_shared::boot::BootStatus::Trial,
             components: vec![suit_shared::boot::BootComponent {
-                component_id: vec![b"a".to_vec()],
+                component_id: ComponentId::new([b"a"]),
                 verity: suit_shared::verity::VerityParams {
                     root: [3; 32],
                     salt: vec![4; 32],
@@ -213,7 +214,7 @@ mod tests {
             sequence_number: 9,
             manifest_digest: d.clone(),
             components: vec![InstalledComponent {
-                component_id: vec![b"a".to_vec()],
+                component_id: ComponentId::new([b"a"]),
                 digest: d,
                 size: 1,
             }],
@@ -224,7 +225,7 @@ mod tests {
     #[test]
     fn round_trip_and_floors() {
         let s = sample();
-        assert_eq!(s.floor(&vec![b"a".to_vec()]), 2);
+        assert_eq!(s.floor(&ComponentId::new([b"a"])), 2);
         assert_eq!(s.floors.len(), 2, "a floor of 0 is not recorded");
         let bytes = s.encode();
         let back = State::decode(&bytes).unwrap();

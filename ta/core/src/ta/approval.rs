@@ -9,7 +9,7 @@ use alloc::vec::Vec;
 
 use suit_shared::abi::{self, Approval, CommandId, Decrypted, InstallState, Plan, PlanItem};
 use suit_shared::digest::{DigestAlg, DigestValue};
-use suit_shared::manifest::Manifest;
+use suit_shared::manifest::AuthenticEnvelope;
 use suit_shared::token::{Claims, Token, NONCE_LEN};
 use suit_shared::Error;
 
@@ -80,36 +80,40 @@ impl<S: Storage, R: Rng, C: Clock> Core<S, R, C> {
             ));
         }
         // The envelope is already a copy in TA memory (REQ.SEC.MFST.CONST); parse only after
-        // authentication.
-        let authentic = Manifest::authenticate(envelope, &config.anchors)?;
-        let manifest = &authentic.manifest;
-        let auth = authentic
-            .envelope
-            .auth
-            .as_ref()
-            .ok_or(TaError::Suit(Error::BareManifest))?;
-        let manifest_digest =
-            DigestValue::new(auth.digest.alg, auth.digest.bytes).ok_or(Error::InvalidValue {
-                context: "authentication wrapper",
-                element: "digest",
-                reason: "length does not match its algorithm",
+        // authentication. The session keeps it authenticated for COMMIT's second run.
+        let (envelope, (manifest_digest, plan::Plan { items, trace }, sequence_number)) =
+            AuthenticEnvelope::authenticate(envelope.to_vec(), &config.anchors, |authentic| {
+                let manifest = &authentic.manifest;
+                let auth = authentic
+                    .envelope
+                    .auth
+                    .as_ref()
+                    .ok_or(TaError::Suit(Error::BareManifest))?;
+                let manifest_digest = DigestValue::new(auth.digest.alg, auth.digest.bytes).ok_or(
+                    Error::InvalidValue {
+                        context: "authentication wrapper",
+                        element: "digest",
+                        reason: "length does not match its algorithm",
+                    },
+                )?;
+                let uri = manifest.reference_uri.map(String::from).unwrap_or_default();
+                s.authenticated = Some((uri, manifest_digest.clone()));
+                for component in &manifest.components {
+                    let size =
+                        suit_shared::codec::to_bytes::<_, abi::ComponentIdCodec>(component).len();
+                    if size > abi::MAX_COMPONENT_ID {
+                        return Err(TaError::TooLarge {
+                            what: "a component id",
+                            size,
+                            limit: abi::MAX_COMPONENT_ID,
+                        });
+                    }
+                    manifest.check_sequence_number(state.floor(component))?;
+                }
+                let identity = Self::identity(state, config);
+                let planned = plan::plan(authentic, &SECTIONS, &identity, slot, now)?;
+                Ok((manifest_digest, planned, manifest.sequence_number))
             })?;
-        let uri = manifest.reference_uri.map(String::from).unwrap_or_default();
-        s.authenticated = Some((uri, manifest_digest.clone()));
-        for component in &manifest.components {
-            let id: abi::ComponentIdBytes = component.0.iter().map(|p| p.to_vec()).collect();
-            let size = suit_shared::codec::to_bytes::<_, abi::ComponentIdCodec>(&id).len();
-            if size > abi::MAX_COMPONENT_ID {
-                return Err(TaError::TooLarge {
-                    what: "a component id",
-                    size,
-                    limit: abi::MAX_COMPONENT_ID,
-                });
-            }
-            manifest.check_sequence_number(state.floor(&id))?;
-        }
-        let identity = Self::identity(state, config);
-        let plan::Plan { items, trace } = plan::plan(&authentic, &SECTIONS, &identity, slot, now)?;
         for planned in &items {
             if let Some(info) = &planned.item.encryption_info {
                 crate::crypto::check_recipient(info, state)?;
@@ -117,14 +121,14 @@ impl<S: Storage, R: Rng, C: Clock> Core<S, R, C> {
         }
         let plan = Plan {
             manifest_digest: manifest_digest.clone(),
-            sequence_number: manifest.sequence_number,
+            sequence_number,
             slot,
             items: items.iter().map(|p| p.item.clone()).collect(),
         };
         s.update = Some(Update {
-            envelope: envelope.to_vec(),
+            envelope,
             manifest_digest,
-            sequence_number: plan.sequence_number,
+            sequence_number,
             slot,
             items: items
                 .into_iter()

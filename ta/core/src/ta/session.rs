@@ -8,6 +8,7 @@ use alloc::vec::Vec;
 
 use suit_shared::abi::{CommandId, PendingInstall, PlanItem, Reply};
 use suit_shared::digest::DigestValue;
+use suit_shared::manifest::AuthenticEnvelope;
 use suit_shared::report::{Reason, Report, ReportResult, INCOMPLETE, TRIAL_FAILED};
 use suit_shared::token::NONCE_LEN;
 use suit_shared::verity::VerityParams;
@@ -58,7 +59,8 @@ impl Item {
 
 /// The update a session loaded with LOAD_MANIFEST.
 pub(super) struct Update {
-    pub envelope: Vec<u8>,
+    /// The envelope LOAD_MANIFEST authenticated, for COMMIT's second run.
+    pub envelope: AuthenticEnvelope,
     pub manifest_digest: DigestValue,
     pub sequence_number: u64,
     pub slot: u64,
