@@ -7,7 +7,9 @@ use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
 
-use suit_shared::abi::{self, Approval, CommandId, Decrypted, InstallState, Plan, PlanItem};
+use suit_shared::abi::{
+    self, Approval, CommandId, Decrypted, DeviceFacts, InstallState, Plan, PlanItem,
+};
 use suit_shared::digest::{DigestAlg, DigestValue};
 use suit_shared::manifest::Manifest;
 use suit_shared::token::{Claims, Token, NONCE_LEN};
@@ -46,6 +48,7 @@ impl<S: Storage, R: Rng, C: Clock> Core<S, R, C> {
         s: &mut Session,
         slot: u64,
         verifier_nonce: Option<Vec<u8>>,
+        facts: DeviceFacts,
         envelope: &[u8],
     ) -> Result<Plan> {
         const CMD: CommandId = CommandId::LoadManifest;
@@ -109,7 +112,8 @@ impl<S: Storage, R: Rng, C: Clock> Core<S, R, C> {
             manifest.check_sequence_number(state.floor(&id))?;
         }
         let identity = Self::identity(state, config);
-        let plan::Plan { items, trace } = plan::plan(&authentic, &SECTIONS, &identity, slot, now)?;
+        let plan::Plan { items, trace } =
+            plan::plan(&authentic, &SECTIONS, &identity, slot, now, facts)?;
         for planned in &items {
             if let Some(info) = &planned.item.encryption_info {
                 crate::crypto::check_recipient(info, state)?;
@@ -141,6 +145,7 @@ impl<S: Storage, R: Rng, C: Clock> Core<S, R, C> {
             trace,
             committed: false,
             verifier_nonce,
+            facts,
         });
         self.update_owner = Some(id);
         Ok(plan)
