@@ -281,6 +281,10 @@ fn check(data: &[u8]) {
                     &Request::LoadManifest {
                         target_slot: u64::from(sel % 2),
                         nonce: (sel & 4 == 4).then(|| vec![sel; 8]),
+                        facts: (sel & 8 == 8).then_some(abi::DeviceFacts {
+                            battery_mwh: (sel & 16 == 16).then_some(u64::from(sel)),
+                            authorized: sel & 32 == 0,
+                        }),
                     },
                     env,
                 );
@@ -290,6 +294,7 @@ fn check(data: &[u8]) {
                 &Request::LoadManifest {
                     target_slot: 0,
                     nonce: None,
+                    facts: None,
                 },
                 input.bytes(),
             ),

@@ -87,6 +87,7 @@ fn load_manifest(stack: usize, envelope: Vec<u8>) -> (Category, String) {
     let request = Request::LoadManifest {
         target_slot: 0,
         nonce: None,
+        facts: None,
     }
     .encode();
     let params = [

@@ -752,6 +752,7 @@ fn buffers_and_parameter_types_are_checked() {
     let load = Request::LoadManifest {
         target_slot: 0,
         nonce: None,
+        facts: None,
     }
     .encode();
     let p = [

@@ -9,6 +9,7 @@
 //! | [`bootctl`] | A/B boot control with RAUC semantics: U-Boot environment or a text file |
 //! | [`fetch`] | downloads (HTTP/HTTPS with resume, retries and a size bound) and local copies into staging |
 //! | [`journal`] | the agent's crash-safe record of where an update is |
+//! | [`policy`] | the device's say: authorization hook and battery, reported to the TA |
 //! | [`staging`] | the staging directory: where envelopes and payloads wait for the TA's approval |
 //! | [`atomic`] | durable file replacement (temp file, fsync, rename, fsync of the directory) |
 //! | [`storage`] | a slot's block device or file: what it holds after an install, its read-back check |
@@ -26,6 +27,7 @@ pub mod cli;
 pub mod config;
 pub mod fetch;
 pub mod journal;
+pub mod policy;
 pub mod staging;
 pub mod storage;
 pub mod update;

@@ -187,7 +187,19 @@ pub trait Tee {
         target_slot: u64,
         nonce: Option<&[u8]>,
     ) -> Result<Plan, TeeError> {
-        Typed(self).load_manifest(target_slot, nonce.map(<[u8]>::to_vec), envelope)
+        self.load_manifest_with_facts(envelope, target_slot, nonce, None)
+    }
+
+    /// LOAD_MANIFEST with a verifier's nonce and the device's facts, from which the TA
+    /// answers minimum-battery and update-authorized (`None`: no battery, authorised).
+    fn load_manifest_with_facts(
+        &mut self,
+        envelope: &[u8],
+        target_slot: u64,
+        nonce: Option<&[u8]>,
+        facts: Option<abi::DeviceFacts>,
+    ) -> Result<Plan, TeeError> {
+        Typed(self).load_manifest(target_slot, nonce.map(<[u8]>::to_vec), facts, envelope)
     }
 
     /// PAYLOAD_UPDATE: the chunk at `offset` of component `component`'s payload (ciphertext

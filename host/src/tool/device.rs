@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use subtle::ConstantTimeEq;
+use suit_shared::abi::DeviceFacts;
 use suit_shared::digest::{DigestAlg, DigestValue, Hasher, SuitDigest};
 use suit_shared::encryption::{unwrap_cek, Decryptor, EncryptionInfo, RecipientKey};
 use suit_shared::params::ComponentParams;
@@ -47,6 +48,8 @@ pub struct SimulatedDevice {
     keys: Vec<RecipientKey>,
     /// Decrypted contents, removed with the device.
     scratch_files: Vec<PathBuf>,
+    /// Battery and authorization, as an agent would report them to the TA.
+    facts: DeviceFacts,
 }
 
 impl SimulatedDevice {
@@ -65,7 +68,15 @@ impl SimulatedDevice {
             digests: BTreeMap::new(),
             keys: Vec::new(),
             scratch_files: Vec::new(),
+            facts: DeviceFacts::default(),
         }
+    }
+
+    /// The device with `facts` for minimum-battery and update-authorized (default: no
+    /// battery, authorised).
+    pub fn with_facts(mut self, facts: DeviceFacts) -> Self {
+        self.facts = facts;
+        self
     }
 
     /// The device with `keys` to decrypt payloads (KEKs, ECDH private keys).
@@ -302,6 +313,14 @@ impl Platform for SimulatedDevice {
     fn wait(&mut self, _c: ComponentRef<'_>, _params: &ComponentParams<'_>) -> Result<()> {
         // Every awaited event (power, network, authorisation, time) counts as present.
         Ok(())
+    }
+
+    fn battery_mwh(&self) -> Option<u64> {
+        self.facts.battery_mwh
+    }
+
+    fn update_authorized(&mut self, _c: ComponentRef<'_>, _priority: Option<i64>) -> bool {
+        self.facts.authorized
     }
 
     fn now(&self) -> Option<u64> {

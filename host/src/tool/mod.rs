@@ -16,6 +16,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use serde_json::json;
+use suit_shared::abi::DeviceFacts;
 use suit_shared::auth::{alg, alg_name, TrustAnchor};
 use suit_shared::author::{build_envelope, encode_manifest, sign_envelope};
 use suit_shared::digest::{DigestAlg, DigestValue, Hasher};
@@ -234,6 +235,13 @@ enum Cmd {
         /// Lowest acceptable sequence number (anti-rollback floor).
         #[arg(long, default_value_t = 0)]
         sequence_floor: u64,
+        /// The device's battery charge in mWh (minimum-battery); without it the device has
+        /// no battery and the condition passes.
+        #[arg(long, value_name = "N")]
+        battery_mwh: Option<u64>,
+        /// The device's application declines the update (update-authorized fails).
+        #[arg(long)]
+        not_authorized: bool,
         /// AES key-wrap KEK file (16 or 32 bytes) for encrypted payloads (a device may hold
         /// both a KEK and a recipient key).
         #[arg(long, value_name = "FILE")]
@@ -415,6 +423,8 @@ fn run(command: Cmd) -> Result<(), ToolError> {
             slot,
             images,
             sequence_floor,
+            battery_mwh,
+            not_authorized,
             kek,
             recipient_key,
             outputs,
@@ -435,7 +445,11 @@ fn run(command: Cmd) -> Result<(), ToolError> {
                 slot,
                 images.into_iter().collect::<BTreeMap<_, _>>(),
             )
-            .with_decryption_keys(decryption_keys);
+            .with_decryption_keys(decryption_keys)
+            .with_facts(DeviceFacts {
+                battery_mwh,
+                authorized: !not_authorized,
+            });
             Processor::new(&authentic, &mut device).run(&Section::UPDATE)?;
             for (index, path) in &outputs {
                 device.export(*index, path)?;

@@ -34,8 +34,10 @@ use crate::error::{Category, Error, Result};
 /// The version of this ABI; both sides refuse another. Version 2: LOAD_MANIFEST takes a
 /// verifier nonce, requests are size-capped per command ([`CommandId::max_request`]), component
 /// ids are bounded ([`MAX_COMPONENT_ID`]), CONFIRM returns the floors of the confirmed
-/// components, reports say "pending" after COMMIT.
-pub const ABI_VERSION: u32 = 2;
+/// components, reports say "pending" after COMMIT. Version 3: LOAD_MANIFEST takes the
+/// device's facts ([`DeviceFacts`]: battery, authorization), which its request array
+/// always carries (null for none), so a version-2 peer miscounts the arguments.
+pub const ABI_VERSION: u32 = 3;
 /// Largest chunk any TA may announce.
 pub const MAX_CHUNK_LIMIT: usize = 1 << 20;
 /// Shared-buffer size OP-TEE guarantees.
@@ -165,9 +167,9 @@ mod types;
 use crate::codec::{Bytes, Codec, List, Opt, Spread, U32};
 use crate::component::ComponentId;
 pub use types::{
-    Algorithms, Approval, ChunkLimit, ComponentIdCodec, Decrypted, EnvelopeLimit, FloorCodec,
-    Floors, Info, InstallState, InstalledComponent, LastOutcome, PayloadSource, PendingInstall,
-    Plan, PlanItem, Provisioning, StorageKind, MAX_KID,
+    Algorithms, Approval, ChunkLimit, ComponentIdCodec, Decrypted, DeviceFacts, EnvelopeLimit,
+    FloorCodec, Floors, Info, InstallState, InstalledComponent, LastOutcome, PayloadSource,
+    PendingInstall, Plan, PlanItem, Provisioning, StorageKind, MAX_KID,
 };
 use types::{Boxed, Nonce, Tokens};
 
@@ -217,9 +219,12 @@ crate::abi_table! {
             /// A verifier's nonce (at most [`MAX_NONCE`] bytes), carried into every approval
             /// token of this update.
             nonce: Option<Vec<u8>> as Opt<Nonce>,
+            /// What the normal world reports about the device for minimum-battery and
+            /// update-authorized; `None`: nothing ([`DeviceFacts::default`]).
+            facts: Option<DeviceFacts> as Opt<DeviceFacts>,
         } [in envelope]
         -> Plan,
-        request_cap: FIXED + MAX_NONCE, response_cap: LARGE_RESPONSE;
+        request_cap: FIXED + MAX_NONCE + DeviceFacts::MAX_ENCODED, response_cap: LARGE_RESPONSE;
     /// Stream a chunk of one component's payload (data in: the chunk).
     PayloadUpdate = 3, "PAYLOAD_UPDATE", fn payload_update {
             /// Plan item index.

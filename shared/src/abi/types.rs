@@ -454,3 +454,34 @@ impl<T, C: Codec<T>> Codec<Box<T>> for Boxed<C> {
         C::read(r).map(Box::new)
     }
 }
+
+wire_struct! {
+    /// What the normal world reports about the device at LOAD_MANIFEST, for the
+    /// update-management conditions minimum-battery (26) and update-authorized (27). The REE
+    /// is untrusted: these facts guard against accidents and carry the device's policy, they
+    /// stop no attacker (root in Linux can report anything).
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub struct DeviceFacts: "[battery-mwh / null, authorized]" {
+        /// Battery charge in mWh (the unit of suit-parameter-minimum-battery); `None` for a
+        /// device without battery, where minimum-battery passes.
+        pub battery_mwh: Option<u64> as Opt<u64>,
+        /// Whether the device's application authorises the update (update-authorized).
+        pub authorized: bool,
+    }
+}
+
+impl DeviceFacts {
+    /// Largest encoding: array header, a 9-byte unsigned integer, a bool.
+    pub const MAX_ENCODED: usize = 1 + 9 + 1;
+}
+
+impl Default for DeviceFacts {
+    /// A device that says nothing: no battery, the update authorised — what every condition
+    /// answered before the agent could report facts.
+    fn default() -> Self {
+        DeviceFacts {
+            battery_mwh: None,
+            authorized: true,
+        }
+    }
+}

@@ -5,8 +5,10 @@
 //! (the bytes one fetch, write or decrypting copy produces) has what the planner knows about
 //! it: a digest and size it must have, digests it must not have, or its very bytes (content
 //! written from the manifest). Everything that is not about content — vendor/class/device
-//! checks, component-slot (against the target slot the agent names), use-before — is decided
-//! for real.
+//! checks, component-slot (against the target slot the agent names), use-before, and
+//! minimum-battery and update-authorized from the [`DeviceFacts`] the agent reports — is
+//! decided for real. COMMIT answers those from the same facts, kept with the update, so both
+//! runs take the same path.
 //!
 //! **Content conditions while planning.** An image-match or image-not-match whose answer
 //! follows from what is known gets that answer. One that does not is a *decision*: the first
@@ -45,7 +47,7 @@ use alloc::string::String;
 use alloc::vec;
 use alloc::vec::Vec;
 
-use suit_shared::abi::{PayloadSource, PlanItem};
+use suit_shared::abi::{DeviceFacts, PayloadSource, PlanItem};
 use suit_shared::command::Condition;
 use suit_shared::component::ComponentId;
 use suit_shared::digest::{DigestAlg, DigestValue, SuitDigest};
@@ -199,6 +201,7 @@ struct Planner<'c> {
     identity: DeviceIdentity,
     slot: u64,
     now: Option<u64>,
+    facts: DeviceFacts,
     /// Verification mode: what the TA computed, per payload.
     computed: Option<&'c [Option<Computed>]>,
     content: Vec<Option<Content>>,
@@ -218,6 +221,7 @@ pub fn plan(
     identity: &DeviceIdentity,
     slot: u64,
     now: Option<u64>,
+    facts: DeviceFacts,
 ) -> Result<Plan> {
     let mut pending = vec![Vec::new()];
     let mut planned: Option<Plan> = None;
@@ -225,7 +229,7 @@ pub fn plan(
     let mut runs = 0;
     while let Some(script) = pending.pop() {
         runs += 1;
-        let mut planner = Planner::new(identity, slot, now, authentic, None);
+        let mut planner = Planner::new(identity, slot, (now, facts), authentic, None);
         planner.script = script;
         let outcome = match run(authentic, sections, &mut planner) {
             // What the planner cannot evaluate on one path leaves the whole plan unknown.
@@ -285,9 +289,10 @@ pub fn verify(
     identity: &DeviceIdentity,
     slot: u64,
     now: Option<u64>,
+    facts: DeviceFacts,
     computed: &[Option<Computed>],
 ) -> Result<Vec<Step>> {
-    let mut verifier = Planner::new(identity, slot, now, authentic, Some(computed));
+    let mut verifier = Planner::new(identity, slot, (now, facts), authentic, Some(computed));
     run(authentic, sections, &mut verifier)?;
     Ok(verifier.trace)
 }
@@ -347,7 +352,7 @@ impl<'c> Planner<'c> {
     fn new(
         identity: &DeviceIdentity,
         slot: u64,
-        now: Option<u64>,
+        (now, facts): (Option<u64>, DeviceFacts),
         authentic: &Authentic<'_>,
         computed: Option<&'c [Option<Computed>]>,
     ) -> Self {
@@ -356,6 +361,7 @@ impl<'c> Planner<'c> {
             identity: identity.clone(),
             slot,
             now,
+            facts,
             computed,
             content: vec![None; components],
             payloads: Vec::new(),
@@ -646,5 +652,15 @@ impl Platform for Planner<'_> {
 
     fn now(&self) -> Option<u64> {
         self.now
+    }
+
+    fn battery_mwh(&self) -> Option<u64> {
+        self.facts.battery_mwh
+    }
+
+    /// The agent asks its authorization hook once per update, so the answer is the same for
+    /// every component and priority.
+    fn update_authorized(&mut self, _component: ComponentRef<'_>, _priority: Option<i64>) -> bool {
+        self.facts.authorized
     }
 }

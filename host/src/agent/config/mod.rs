@@ -90,6 +90,10 @@ pub struct Config {
     /// Command run by `boot-check` on a trial boot; exit status 0 means healthy.
     #[serde(default)]
     pub health_check: Option<HealthCheck>,
+    /// The device's say in an update: authorization hook and battery (`[policy]`). Default:
+    /// no hook (every update authorised), no battery (minimum-battery passes).
+    #[serde(default)]
+    pub policy: PolicyConfig,
     /// Where the agent posts update reports (`http://` or `https://`). Optional.
     #[serde(default, deserialize_with = "report_url")]
     pub report_url: Option<Url>,
@@ -246,6 +250,36 @@ pub struct HealthCheck {
     /// Longest time the check may run before it counts as failed. Default `1m`.
     #[serde(default = "default_health_timeout", deserialize_with = "duration")]
     pub timeout: Duration,
+}
+
+/// The device's say in an update (`[policy]`), reported to the TA for SUIT
+/// condition-update-authorized and condition-minimum-battery; see [`crate::agent::policy`].
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct PolicyConfig {
+    /// Authorization hook: program and arguments, run directly (no shell) before
+    /// LOAD_MANIFEST; exit status 0 authorises the update, 1 declines it. Default none: every
+    /// update is authorised.
+    #[serde(default, deserialize_with = "optional_command")]
+    pub authorize: Option<Vec<String>>,
+    /// Longest time the hook may run; then the update stops with an error. Default `30s`.
+    #[serde(default = "default_authorize_timeout", deserialize_with = "duration")]
+    pub authorize_timeout: Duration,
+    /// File holding the battery charge in µWh, like the kernel's
+    /// `/sys/class/power_supply/BAT0/energy_now` (absolute path). Default none: the device
+    /// has no battery and minimum-battery passes.
+    #[serde(default, deserialize_with = "optional_absolute_path")]
+    pub battery: Option<PathBuf>,
+}
+
+impl Default for PolicyConfig {
+    fn default() -> Self {
+        PolicyConfig {
+            authorize: None,
+            authorize_timeout: default_authorize_timeout(),
+            battery: None,
+        }
+    }
 }
 
 /// Why the config file could not be used.
@@ -453,4 +487,8 @@ fn default_staging_dir() -> PathBuf {
 
 fn default_health_timeout() -> Duration {
     Duration::from_secs(60)
+}
+
+fn default_authorize_timeout() -> Duration {
+    Duration::from_secs(30)
 }

@@ -6,7 +6,7 @@ use std::fs::File;
 use std::io::{self, Write};
 use std::path::Path;
 
-use suit_shared::abi::{Info, InstallState, PayloadSource, Plan, PlanItem};
+use suit_shared::abi::{DeviceFacts, Info, InstallState, PayloadSource, Plan, PlanItem};
 use suit_shared::Category;
 
 use super::{io_err, Agent, AgentError, Installed};
@@ -14,6 +14,7 @@ use crate::agent::fetch::Source;
 use crate::agent::journal::{
     ComponentRecord, ComponentState, Journal, Outcome, OutcomeResult, Step, UpdateRecord,
 };
+use crate::agent::policy::{self, Authorization};
 use crate::agent::storage::VerifyError;
 use crate::agent::Slot;
 use crate::tee::TeeError;
@@ -51,21 +52,29 @@ impl Agent {
         let envelope_path = self.staging.incoming_envelope();
         let envelope = self.fetch_envelope(source, &envelope_path, &info)?;
 
+        let facts = match self.device_facts(&envelope, target, source) {
+            Ok(facts) => facts,
+            Err(e) => {
+                let _ = std::fs::remove_file(&envelope_path);
+                return Err(e);
+            }
+        };
         tracing::info!("asking the TA to verify the envelope for slot {target}");
-        let plan =
-            match self
-                .tee
-                .load_manifest_with_nonce(&envelope, slot_number, self.nonce.as_deref())
-            {
-                Ok(plan) => plan,
-                Err(e) => {
-                    let _ = std::fs::remove_file(&envelope_path);
-                    journal.last_outcome = Some(aborted_outcome(&[], 0, target, &e));
-                    self.journal.save(&journal)?;
-                    self.file_report();
-                    return Err(e.into());
-                }
-            };
+        let plan = match self.tee.load_manifest_with_facts(
+            &envelope,
+            slot_number,
+            self.nonce.as_deref(),
+            Some(facts),
+        ) {
+            Ok(plan) => plan,
+            Err(e) => {
+                let _ = std::fs::remove_file(&envelope_path);
+                journal.last_outcome = Some(aborted_outcome(&[], 0, target, &e));
+                self.journal.save(&journal)?;
+                self.file_report();
+                return Err(e.into());
+            }
+        };
         let digest = plan.manifest_digest.as_bytes().to_vec();
         let resumed = journal
             .update
@@ -294,6 +303,25 @@ impl Agent {
         Ok(self.journal.save(journal)?)
     }
 
+    /// The device's facts for LOAD_MANIFEST (see [`crate::agent::policy`]).
+    fn device_facts(
+        &self,
+        envelope: &[u8],
+        slot: Slot,
+        source: &str,
+    ) -> Result<DeviceFacts, AgentError> {
+        let update = policy::Update {
+            envelope,
+            slot,
+            source,
+        };
+        let facts = policy::facts(&self.config.policy, update)?;
+        if let Authorization::Declined(reason) = &facts.authorization {
+            tracing::warn!("the authorization hook declined the update: {reason}");
+        }
+        Ok(facts.device)
+    }
+
     /// Fetches the envelope at `source` into `path`, no larger than the TA accepts, and reads it.
     fn fetch_envelope(
         &mut self,
@@ -316,7 +344,13 @@ impl Agent {
         let envelope = self.fetch_envelope(source, &path, &info)?;
         let _ = std::fs::remove_file(&path);
         let target = self.booted_slot()?.other();
-        let plan = match self.tee.load_manifest(&envelope, self.slot_number(target)?) {
+        let facts = self.device_facts(&envelope, target, source)?;
+        let plan = match self.tee.load_manifest_with_facts(
+            &envelope,
+            self.slot_number(target)?,
+            None,
+            Some(facts),
+        ) {
             Ok(plan) => plan,
             Err(TeeError::Rejected { rejection, .. })
                 if rejection.category == Category::Rollback =>

@@ -50,6 +50,7 @@ use super::bootctl::{self, BootControl, BootError};
 use super::config::{ComponentConfig, Config};
 use super::fetch::{FetchError, Fetcher, Progress};
 use super::journal::{Journal, JournalError, JournalStore};
+use super::policy::PolicyError;
 use super::staging::{Staging, StagingError};
 use super::storage::VerifyError;
 use super::Slot;
@@ -103,6 +104,10 @@ pub enum AgentError {
     /// Another update is committed and waits for its trial boot.
     #[error("an update to slot {0} is committed and waits for its trial boot: reboot, or run `suit-agent rollback`")]
     PendingTrial(Slot),
+    /// The device's facts for the TA (authorization hook, battery) could not be established;
+    /// nothing was changed.
+    #[error("{0}")]
+    Policy(#[from] PolicyError),
     /// The health check of a trial boot failed.
     #[error("health check failed: {0}")]
     Unhealthy(String),
@@ -138,9 +143,10 @@ impl AgentError {
         match self {
             AgentError::Tee(e) => e.category(),
             AgentError::ReadBack { .. } => Category::Digest,
-            AgentError::Plan(_) | AgentError::Config(_) | AgentError::InstallVanished { .. } => {
-                Category::Policy
-            }
+            AgentError::Plan(_)
+            | AgentError::Config(_)
+            | AgentError::Policy(_)
+            | AgentError::InstallVanished { .. } => Category::Policy,
             _ => Category::Resource,
         }
     }

@@ -60,6 +60,19 @@ impl Prepared {
         let mut install = Vec::new();
         let mut validate = Vec::new();
         let mut next_cache = self.components.len();
+        // The device's state before anything is fetched (update-management conditions).
+        if self.minimum_battery.is_some() || self.update_authorized {
+            select(&mut install, 0);
+        }
+        if let Some(mwh) = self.minimum_battery {
+            install.push(Command::OverrideParameters(vec![
+                Parameter::MinimumBattery(mwh),
+            ]));
+            install.push(Command::Condition(Condition::MinimumBattery, policy(15)));
+        }
+        if self.update_authorized {
+            install.push(Command::Condition(Condition::UpdateAuthorized, policy(15)));
+        }
         for (i, c) in self.components.iter().enumerate() {
             // Vendor and class are per-component parameters: each installed component checks
             // them (a device installs nothing whose applicability it has not checked).

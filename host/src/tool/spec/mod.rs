@@ -68,6 +68,11 @@ pub struct Spec {
     #[serde(default)]
     sever: Vec<SeverableName>,
     text: Option<ManifestText>,
+    /// condition-minimum-battery in the install sequence, with this charge in mWh.
+    minimum_battery: Option<u64>,
+    /// condition-update-authorized in the install sequence.
+    #[serde(default)]
+    update_authorized: bool,
     #[serde(rename = "component")]
     components: Vec<ComponentSpec>,
 }
@@ -176,6 +181,8 @@ pub struct Prepared {
     reference_uri: Option<String>,
     sever: Vec<SeverableName>,
     text: Vec<(i64, String)>,
+    minimum_battery: Option<u64>,
+    update_authorized: bool,
     components: Vec<PreparedComponent>,
 }
 
@@ -242,6 +249,8 @@ impl Spec {
             reference_uri: self.reference_uri,
             sever: self.sever,
             text,
+            minimum_battery: self.minimum_battery,
+            update_authorized: self.update_authorized,
             components,
         })
     }

@@ -7,7 +7,9 @@ use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
 
-use suit_shared::abi::{self, Approval, CommandId, Decrypted, InstallState, Plan, PlanItem};
+use suit_shared::abi::{
+    self, Approval, CommandId, Decrypted, DeviceFacts, InstallState, Plan, PlanItem,
+};
 use suit_shared::digest::{DigestAlg, DigestValue};
 use suit_shared::manifest::AuthenticEnvelope;
 use suit_shared::token::{Claims, Token, NONCE_LEN};
@@ -46,6 +48,7 @@ impl<S: Storage, R: Rng, C: Clock> Core<S, R, C> {
         s: &mut Session,
         slot: u64,
         verifier_nonce: Option<Vec<u8>>,
+        facts: DeviceFacts,
         envelope: &[u8],
     ) -> Result<Plan> {
         const CMD: CommandId = CommandId::LoadManifest;
@@ -111,7 +114,7 @@ impl<S: Storage, R: Rng, C: Clock> Core<S, R, C> {
                     manifest.check_sequence_number(state.floor(component))?;
                 }
                 let identity = Self::identity(state, config);
-                let planned = plan::plan(authentic, &SECTIONS, &identity, slot, now)?;
+                let planned = plan::plan(authentic, &SECTIONS, &identity, slot, now, facts)?;
                 Ok((manifest_digest, planned, manifest.sequence_number))
             })?;
         for planned in &items {
@@ -145,6 +148,7 @@ impl<S: Storage, R: Rng, C: Clock> Core<S, R, C> {
             trace,
             committed: false,
             verifier_nonce,
+            facts,
         });
         self.update_owner = Some(id);
         Ok(plan)

@@ -114,6 +114,7 @@ impl<S: Storage, R: Rng, C: Clock> Core<S, R, C> {
             &identity,
             update.slot,
             now,
+            update.facts,
             &computed,
         )?;
         if again != update.trace {

@@ -69,6 +69,8 @@ pub(super) struct Update {
     pub committed: bool,
     /// The verifier's nonce given to LOAD_MANIFEST, carried into every token.
     pub verifier_nonce: Option<Vec<u8>>,
+    /// The device's facts given to LOAD_MANIFEST; COMMIT's run answers from them too.
+    pub facts: suit_shared::abi::DeviceFacts,
 }
 
 impl Update {

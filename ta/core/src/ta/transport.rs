@@ -7,8 +7,8 @@ use alloc::format;
 use alloc::vec::Vec;
 
 use suit_shared::abi::{
-    self, encode_response, Approval, CommandId, Decrypted, Floors, Handler, Info, InstallState,
-    PendingInstall, Plan, Provisioning, Rejection, Reply, Request,
+    self, encode_response, Approval, CommandId, Decrypted, DeviceFacts, Floors, Handler, Info,
+    InstallState, PendingInstall, Plan, Provisioning, Rejection, Reply, Request,
 };
 use suit_shared::boot::BootRecord;
 
@@ -283,9 +283,11 @@ impl<S: Storage, R: Rng, C: Clock> Handler for Exec<'_, S, R, C> {
         s: &mut Session,
         target_slot: u64,
         nonce: Option<Vec<u8>>,
+        facts: Option<DeviceFacts>,
     ) -> Result<Plan> {
+        let facts = facts.unwrap_or_default();
         self.core
-            .load_manifest(self.id, s, target_slot, nonce, self.data)
+            .load_manifest(self.id, s, target_slot, nonce, facts, self.data)
     }
 
     fn payload_update(&mut self, s: &mut Session, component: u32, offset: u64) -> Result<()> {
