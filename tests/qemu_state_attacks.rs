@@ -27,13 +27,12 @@ struct Known {
     old_data: Vec<u8>,
 }
 
-/// A device with v1 from the factory and v2 (sequence 2) installed from a USB stick, its
-/// trial boot confirmed: floor 2. Returns the device and what it looked like then.
-fn updated_device(name: &str) -> (Device, Known) {
+/// A factory device with v1 in slot A and a USB stick holding v2's envelope (sequence 2).
+fn device_with_v2_on_usb(name: &str) -> Device {
     let work = work_dir(name).unwrap();
     let v1 = Firmware::build(&work, "v1", true, 4).unwrap();
     let v2 = Firmware::build(&work, "v2", true, 4).unwrap();
-    let mut dev = Device::new(name, &v1).unwrap();
+    let dev = Device::new(name, &v1).unwrap();
     let stick = work.join("usb");
     fs::create_dir_all(&stick).unwrap();
     fs::copy(&v2.image, stick.join("v2.img")).unwrap();
@@ -52,6 +51,13 @@ fn updated_device(name: &str) -> (Device, Known) {
     )
     .unwrap();
     dev.vm.set_usb(&stick, 16).unwrap();
+    dev
+}
+
+/// A device with v1 from the factory and v2 (sequence 2) installed from a USB stick, its
+/// trial boot confirmed: floor 2. Returns the device and what it looked like then.
+fn updated_device(name: &str) -> (Device, Known) {
+    let mut dev = device_with_v2_on_usb(name);
 
     // The first GET_INFO of a TA instance already names RPMB (each suit-agent run opens the
     // TA anew); then install v2.
@@ -238,28 +244,7 @@ fn restore(data: &Path, good_data: &[u8], emmc: &Path, good_emmc: &[u8]) {
 #[test]
 fn floor_and_pending_trial_survive_restarts_and_a_power_cut_during_an_rpmb_write() {
     let name = "state_power_cut";
-    let work = work_dir(name).unwrap();
-    let v1 = Firmware::build(&work, "v1", true, 4).unwrap();
-    let v2 = Firmware::build(&work, "v2", true, 4).unwrap();
-    let mut dev = Device::new(name, &v1).unwrap();
-    let stick = work.join("usb");
-    fs::create_dir_all(&stick).unwrap();
-    fs::copy(&v2.image, stick.join("v2.img")).unwrap();
-    let v2 = Firmware {
-        version: v2.version,
-        image: stick.join("v2.img"),
-    };
-    Release::create(
-        &stick,
-        "v2",
-        2,
-        CLASS,
-        &v2,
-        "file:///media/usb/v2.img",
-        None,
-    )
-    .unwrap();
-    dev.vm.set_usb(&stick, 16).unwrap();
+    let mut dev = device_with_v2_on_usb(name);
 
     // Cut once the agent journaled the written slot: the next TA call is COMMIT, whose RPMB
     // write takes about a second under TCG.
