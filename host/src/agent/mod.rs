@@ -25,6 +25,7 @@ pub mod atomic;
 pub mod bootctl;
 pub mod cli;
 pub mod config;
+pub mod ddi;
 pub mod fetch;
 pub mod journal;
 pub mod policy;

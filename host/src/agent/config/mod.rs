@@ -30,6 +30,7 @@ use url::Url;
 
 mod boot;
 mod component;
+mod ddi;
 mod fields;
 #[cfg(test)]
 mod tests;
@@ -37,6 +38,7 @@ mod tests;
 pub use boot::{BootConfig, EnvLocation, FileBootConfig, UBootEnvConfig};
 use component::components;
 pub use component::{ComponentConfig, SlotTarget};
+pub use ddi::DdiConfig;
 use fields::{
     absolute_path, absolute_paths, channel_url, command, duration, optional_absolute_path,
     optional_command, report_url,
@@ -58,6 +60,9 @@ pub struct Config {
     /// updates the device.
     #[serde(default, deserialize_with = "channel_url")]
     pub channel_url: Option<Url>,
+    /// A hawkBit DDI fleet server the daemon polls instead of `channel-url` (`[ddi]`).
+    #[serde(default)]
+    pub ddi: Option<DdiConfig>,
     /// How long the daemon waits between two polls of the channel. Default `1h`.
     #[serde(default = "default_poll_interval", deserialize_with = "duration")]
     pub poll_interval: Duration,

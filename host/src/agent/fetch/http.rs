@@ -18,6 +18,17 @@ pub(super) struct HttpClient {
     has_trust_roots: bool,
 }
 
+/// The methods of [`HttpClient::call`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ApiMethod {
+    /// `GET`.
+    Get,
+    /// `PUT` with a JSON body.
+    Put,
+    /// `POST` with a JSON body.
+    Post,
+}
+
 /// Where a partial download came from, kept beside it so a later attempt can resume it.
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -138,6 +149,74 @@ impl HttpClient {
                 status,
             })
         }
+    }
+
+    /// One API request (`GET`, `PUT` or `POST` with a JSON body) with extra `headers`; returns
+    /// the status and the body, refused when longer than `limit` bytes. Statuses are not
+    /// errors here: the caller decides.
+    pub fn call(
+        &self,
+        method: ApiMethod,
+        url: &Url,
+        headers: &[(&str, &str)],
+        json: Option<&[u8]>,
+        limit: u64,
+    ) -> Result<(u16, Vec<u8>), FetchError> {
+        let url_text = url.as_str();
+        if url.scheme() == "https" && !self.has_trust_roots {
+            return Err(FetchError::Tls {
+                url: url_text.to_string(),
+                reason: "no trust roots: set http.ca-files, or enable http.system-roots".into(),
+            });
+        }
+        let https_only = url.scheme() == "https";
+        let body = json.unwrap_or_default();
+        let response = match method {
+            ApiMethod::Get => {
+                let mut request = self
+                    .agent
+                    .get(url_text)
+                    .config()
+                    .https_only(https_only)
+                    .build();
+                for (name, value) in headers {
+                    request = request.header(*name, *value);
+                }
+                request.call()
+            }
+            ApiMethod::Put | ApiMethod::Post => {
+                let request = match method {
+                    ApiMethod::Put => self.agent.put(url_text),
+                    _ => self.agent.post(url_text),
+                };
+                let mut request = request
+                    .config()
+                    .https_only(https_only)
+                    .build()
+                    .header("Content-Type", "application/json");
+                for (name, value) in headers {
+                    request = request.header(*name, *value);
+                }
+                request.send(body)
+            }
+        };
+        let mut response = response.map_err(|e| classify(url_text, e))?;
+        let status = response.status().as_u16();
+        let bytes = response
+            .body_mut()
+            .with_config()
+            .limit(limit)
+            .read_to_vec()
+            .map_err(|e| match e {
+                ureq::Error::BodyExceedsLimit(_) => FetchError::TooLarge {
+                    origin: url_text.to_string(),
+                    limit,
+                    size: limit,
+                    announced: false,
+                },
+                e => classify(url_text, e),
+            })?;
+        Ok((status, bytes))
     }
 
     /// One request for the rest of `url` (all of it when nothing can be resumed), appended

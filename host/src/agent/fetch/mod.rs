@@ -42,6 +42,8 @@ use super::config::{HttpConfig, RetryPolicy};
 mod http;
 pub mod progress;
 
+pub use http::ApiMethod;
+
 pub use progress::Progress;
 
 /// Where an envelope or payload comes from.
@@ -275,6 +277,19 @@ impl Fetcher {
                 Err(e) => return Err(e),
             }
         }
+    }
+
+    /// One API request (a fleet server's JSON endpoints), not retried: see
+    /// [`http::HttpClient::call`].
+    pub fn call(
+        &self,
+        method: ApiMethod,
+        url: &Url,
+        headers: &[(&str, &str)],
+        json: Option<&[u8]>,
+        limit: u64,
+    ) -> Result<(u16, Vec<u8>), FetchError> {
+        self.http.call(method, url, headers, json, limit)
     }
 
     /// Fetches `source` into the file `dest` (whose directory must exist), refusing more

@@ -4,11 +4,14 @@ use super::{Agent, AgentError};
 
 impl Agent {
     /// The daemon: polls the channel every poll interval and installs what `check` finds;
-    /// reboots with the configured command after an install. Never returns unless the
-    /// configuration has no channel.
+    /// reboots with the configured command after an install. With `[ddi]` it polls that
+    /// fleet server instead (`fleet`). Never returns unless the configuration has neither.
     pub fn daemon(&mut self) -> Result<(), AgentError> {
+        if let Some(ddi) = self.config.ddi.clone() {
+            return self.fleet_daemon(&ddi);
+        }
         let channel = self.config.channel_url.clone().ok_or_else(|| {
-            AgentError::Config("the daemon needs channel-url in the configuration".into())
+            AgentError::Config("the daemon needs channel-url or [ddi] in the configuration".into())
         })?;
         loop {
             match self.check(channel.as_str()) {

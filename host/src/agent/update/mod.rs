@@ -25,11 +25,13 @@
 //! | `trial` | boot-check, confirm, rollback, the factory's confirmation, BOOT_VERIFY |
 //! | `report` | the TA's signed SUIT reports: kept and posted |
 //! | `daemon` | the polling daemon |
+//! | `fleet` | the daemon driven by a hawkBit DDI fleet server |
 //! | `health` | the trial boot's health check and the command runner |
 //! | `chunk_limit` | the TEE decorator applying the configured chunk size |
 
 mod chunk_limit;
 mod daemon;
+mod fleet;
 mod health;
 mod install;
 mod report;
@@ -111,6 +113,9 @@ pub enum AgentError {
     /// The health check of a trial boot failed.
     #[error("health check failed: {0}")]
     Unhealthy(String),
+    /// The fleet server (DDI) failed or answered what the DDI API does not allow.
+    #[error("{0}")]
+    Fleet(crate::agent::ddi::DdiError),
     /// There is nothing to do (no update, nothing pending).
     #[error("{0}")]
     NothingToDo(String),

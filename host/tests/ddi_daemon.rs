@@ -1,0 +1,516 @@
+//! `suit-agent daemon` against a mock hawkBit DDI server on 127.0.0.1 (simulator TA, slots
+//! and boot state in files): configData, a deployment installed and confirmed with its
+//! signed SUIT report, a deployment the TA refuses (failure feedback once, no retry), cancel,
+//! and the error paths (5xx, bad JSON, timeouts) with backoff instead of a retry storm.
+
+#[path = "support/agent_config.rs"]
+mod agent_config;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use agent_config::{agent_ok, AgentConfig};
+use serde_json::Value;
+
+const VENDOR: &str = "example.com";
+const CLASS: &str = "qemu-armv8a";
+const BASE: &str = "/DEFAULT/controller/v1/dev-1";
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// One request the mock received.
+#[derive(Debug, Clone)]
+struct Request {
+    method: String,
+    path: String,
+    authorization: Option<String>,
+    body: Vec<u8>,
+}
+
+impl Request {
+    fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap()
+    }
+}
+
+/// What the mock answers: status and body, or nothing at all (a hung server).
+enum Answer {
+    Json(u16, String),
+    Bytes(Vec<u8>),
+    Hang,
+}
+
+type Handler = Box<dyn Fn(&Request) -> Answer + Send + Sync>;
+
+/// A DDI server: every request is recorded, `handler` answers it.
+struct MockDdi {
+    port: u16,
+    requests: Arc<Mutex<Vec<Request>>>,
+}
+
+impl MockDdi {
+    fn start(handler: Handler) -> MockDdi {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let seen = Arc::clone(&requests);
+        let handler = Arc::new(handler);
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let seen = Arc::clone(&seen);
+                let handler = Arc::clone(&handler);
+                std::thread::spawn(move || serve(stream, &seen, handler.as_ref()));
+            }
+        });
+        MockDdi { port, requests }
+    }
+
+    fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    fn requests(&self) -> Vec<Request> {
+        self.requests.lock().unwrap().clone()
+    }
+
+    fn count(&self, method: &str, path: &str) -> usize {
+        self.requests()
+            .iter()
+            .filter(|r| r.method == method && r.path.starts_with(path))
+            .count()
+    }
+
+    /// The JSON bodies of the feedbacks POSTed to `path`.
+    fn feedbacks(&self, path: &str) -> Vec<Value> {
+        self.requests()
+            .iter()
+            .filter(|r| r.method == "POST" && r.path == path)
+            .map(Request::json)
+            .collect()
+    }
+
+    /// Waits until `done` holds for the requests seen, at most `limit`.
+    fn wait_for(&self, limit: Duration, done: impl Fn(&MockDdi) -> bool) -> bool {
+        let start = Instant::now();
+        while start.elapsed() < limit {
+            if done(self) {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        done(self)
+    }
+}
+
+fn serve(
+    stream: TcpStream,
+    seen: &Mutex<Vec<Request>>,
+    handler: &(dyn Fn(&Request) -> Answer + Send + Sync),
+) {
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    let mut line = String::new();
+    if reader.read_line(&mut line).unwrap_or(0) == 0 {
+        return;
+    }
+    let mut parts = line.split_whitespace();
+    let (method, path) = (
+        parts.next().unwrap_or("").to_string(),
+        parts.next().unwrap_or("").to_string(),
+    );
+    let (mut length, mut authorization) = (0, None);
+    loop {
+        let mut header = String::new();
+        if reader.read_line(&mut header).unwrap_or(0) == 0 || header.trim().is_empty() {
+            break;
+        }
+        if let Some((name, value)) = header.split_once(':') {
+            match name.trim().to_ascii_lowercase().as_str() {
+                "content-length" => length = value.trim().parse().unwrap_or(0),
+                "authorization" => authorization = Some(value.trim().to_string()),
+                _ => {}
+            }
+        }
+    }
+    let mut body = vec![0; length];
+    let _ = reader.read_exact(&mut body);
+    let request = Request {
+        method,
+        path,
+        authorization,
+        body,
+    };
+    seen.lock().unwrap().push(request.clone());
+    let (status, content_type, payload) = match handler(&request) {
+        Answer::Json(status, text) => (status, "application/json", text.into_bytes()),
+        Answer::Bytes(bytes) => (200, "application/octet-stream", bytes),
+        Answer::Hang => {
+            std::thread::sleep(Duration::from_secs(30));
+            return;
+        }
+    };
+    let mut stream = stream;
+    let head = format!(
+        "HTTP/1.1 {status} X\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        payload.len()
+    );
+    let _ = stream.write_all(head.as_bytes());
+    let _ = stream.write_all(&payload);
+}
+
+/// The base resource with a 1 s sleep and the given `_links` (JSON object members).
+fn base(links: &str) -> Answer {
+    Answer::Json(
+        200,
+        format!(r#"{{"config":{{"polling":{{"sleep":"00:00:01"}}}},"_links":{{{links}}}}}"#),
+    )
+}
+
+/// A deploymentBase of action `id` whose envelope is served at `/artifacts/update.suit`.
+fn deployment(port: u16, id: &str, size: usize) -> Answer {
+    Answer::Json(
+        200,
+        format!(
+            r#"{{"id":"{id}","deployment":{{"download":"forced","update":"forced","chunks":[{{"part":"os","version":"2","name":"fw","artifacts":[{{"filename":"update.suit","size":{size},"hashes":{{"sha1":"00"}},"_links":{{"download-http":{{"href":"http://127.0.0.1:{port}{BASE}/softwaremodules/1/artifacts/update.suit"}}}}}}]}}]}}}}"#
+        ),
+    )
+}
+
+/// A simulated device whose daemon polls the mock.
+struct Device {
+    dir: tempfile::TempDir,
+    config: PathBuf,
+}
+
+impl Device {
+    fn new(server: &str, http: &str) -> Device {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        std::fs::write(d.join("slot-a.img"), vec![1u8; 8192]).unwrap();
+        let config = AgentConfig {
+            quick_retry: true,
+            ..AgentConfig::new(d)
+        }
+        .write();
+        let mut text = std::fs::read_to_string(&config).unwrap();
+        text = format!("reboot-command = [\"/bin/true\"]\n{text}");
+        text.push_str(&format!(
+            "[ddi]\nserver-url = \"{server}\"\ncontroller-id = \"dev-1\"\ntarget-token = \"secret-token\"\nboard-name = \"qemu-virt\"\nboard-revision = \"1\"\n{http}"
+        ));
+        std::fs::write(&config, text).unwrap();
+        Device { dir, config }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn daemon(&self) -> Daemon {
+        let child = Command::new(env!("CARGO_BIN_EXE_suit-agent"))
+            .args(["--tee", "simulator", "--config"])
+            .arg(&self.config)
+            .arg("daemon")
+            .env("SUIT_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(self.path("daemon.log")).unwrap())
+            .spawn()
+            .unwrap();
+        Daemon(child)
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.path("daemon.log")).unwrap_or_default()
+    }
+
+    /// The image's init at the trial boot: slot B booted.
+    fn boot_slot_b(&self) {
+        std::fs::write(self.path("booted-slot"), "B\n").unwrap();
+    }
+}
+
+/// The running daemon, killed when dropped.
+struct Daemon(Child);
+
+impl Daemon {
+    /// Stops the daemon; asserts it was still running (did not panic or exit).
+    fn stop(mut self, dev: &Device) {
+        assert!(
+            self.0.try_wait().unwrap().is_none(),
+            "the daemon exited: {}",
+            dev.log()
+        );
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A signed envelope of class `class` with an integrated image.
+fn envelope(dir: &Path, sequence: u64, class: &str) -> Vec<u8> {
+    std::fs::write(dir.join("fw.img"), vec![sequence as u8; 16 * 1024]).unwrap();
+    let spec = dir.join("fw.toml");
+    std::fs::write(
+        &spec,
+        format!("sequence-number = {sequence}\nvendor = \"{VENDOR}\"\nclass = \"{class}\"\n[[component]]\nid = [\"rootfs\"]\nimage = \"fw.img\"\nintegrated = true\n"),
+    )
+    .unwrap();
+    let out = dir.join("fw.suit");
+    let status = Command::new(env!("CARGO_BIN_EXE_suit-tool"))
+        .args(["create", "--spec"])
+        .arg(&spec)
+        .arg("--out")
+        .arg(&out)
+        .arg("--key")
+        .arg(repo().join("keys/dev-vendor-es384.priv.pem"))
+        .status()
+        .unwrap();
+    assert!(status.success());
+    std::fs::read(out).unwrap()
+}
+
+/// The SUIT report carried by a feedback's `suit-report i/n:` lines, checked with
+/// `suit-tool verify-report` against the device key.
+fn verified_report(dev: &Device, feedback: &Value) -> Value {
+    let hex: String = feedback["status"]["details"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|d| d.as_str()?.strip_prefix("suit-report "))
+        .map(|d| d.split_once(": ").unwrap().1.to_string())
+        .collect();
+    assert!(!hex.is_empty(), "no SUIT report in {feedback}");
+    let bytes: Vec<u8> = (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+        .collect();
+    std::fs::write(dev.path("feedback.suit-report"), bytes).unwrap();
+    let info: Value = serde_json::from_str(&agent_ok(&dev.config, &["info", "--json"])).unwrap();
+    std::fs::write(
+        dev.path("device.pub.pem"),
+        info["device-public-key-pem"].as_str().unwrap(),
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_suit-tool"))
+        .arg("verify-report")
+        .arg("--device-key")
+        .arg(dev.path("device.pub.pem"))
+        .arg(dev.path("feedback.suit-report"))
+        .arg("--json")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// A server offering action 7 with `envelope` (and asking for configData).
+fn offering(envelope: Vec<u8>) -> MockDdi {
+    let port = Arc::new(Mutex::new(0u16));
+    let p = Arc::clone(&port);
+    let size = envelope.len();
+    let mock = MockDdi::start(Box::new(move |r: &Request| {
+        let port = *p.lock().unwrap();
+        match (r.method.as_str(), r.path.as_str()) {
+            ("GET", BASE) => base(&format!(
+                r#""configData":{{"href":"http://127.0.0.1:{port}{BASE}/configData"}},"deploymentBase":{{"href":"http://127.0.0.1:{port}{BASE}/deploymentBase/7?c=1"}}"#
+            )),
+            ("GET", path) if path.starts_with(&format!("{BASE}/deploymentBase/7")) => {
+                deployment(port, "7", size)
+            }
+            ("GET", path) if path.ends_with("/update.suit") => Answer::Bytes(envelope.clone()),
+            _ => Answer::Json(200, "{}".into()),
+        }
+    }));
+    *port.lock().unwrap() = mock.port;
+    mock
+}
+
+const FEEDBACK: &str = "/DEFAULT/controller/v1/dev-1/deploymentBase/7/feedback";
+
+fn closed(mock: &MockDdi) -> Vec<Value> {
+    mock.feedbacks(FEEDBACK)
+        .into_iter()
+        .filter(|f| f["status"]["execution"] == "closed")
+        .collect()
+}
+
+#[test]
+fn deployment_installed_confirmed_and_reported_with_the_suit_report() {
+    let work = tempfile::tempdir().unwrap();
+    let mock = offering(envelope(work.path(), 2, CLASS));
+    let dev = Device::new(&mock.url(), "");
+
+    let daemon = dev.daemon();
+    let committed = mock.wait_for(Duration::from_secs(30), |m| {
+        m.feedbacks(FEEDBACK)
+            .iter()
+            .any(|f| f["status"]["result"]["progress"]["cnt"] == 2)
+    });
+    assert!(
+        committed,
+        "no commit feedback: {:?}\n{}",
+        mock.requests(),
+        dev.log()
+    );
+    // configData: the device's identity, with the token.
+    let config = mock
+        .requests()
+        .into_iter()
+        .find(|r| r.method == "PUT" && r.path == format!("{BASE}/configData"))
+        .expect("configData sent");
+    assert_eq!(
+        config.authorization.as_deref(),
+        Some("TargetToken secret-token")
+    );
+    let data = &config.json()["data"];
+    assert_eq!(data["hw_boardname"], "qemu-virt");
+    assert_eq!(data["hw_revision"], "1");
+    assert_eq!(data["sw_version"], "0");
+    assert!(data["suit_class_id"].as_str().unwrap().len() == 36);
+    // Polls during the trial wait do not close the action nor install again.
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(closed(&mock).is_empty());
+    assert_eq!(mock.count("GET", &format!("{BASE}/softwaremodules")), 1);
+    daemon.stop(&dev);
+
+    // Trial boot: boot-check confirms; the daemon's next poll closes the action.
+    dev.boot_slot_b();
+    agent_ok(&dev.config, &["boot-check"]);
+    let daemon = dev.daemon();
+    assert!(
+        mock.wait_for(Duration::from_secs(30), |m| !closed(m).is_empty()),
+        "{}",
+        dev.log()
+    );
+    std::thread::sleep(Duration::from_millis(1500));
+    daemon.stop(&dev);
+    let verdicts = closed(&mock);
+    assert_eq!(verdicts.len(), 1, "{verdicts:?}");
+    assert_eq!(verdicts[0]["status"]["result"]["finished"], "success");
+    let report = verified_report(&dev, &verdicts[0]);
+    assert_eq!(report["result"], "success", "{report}");
+}
+
+#[test]
+fn refused_deployment_is_reported_once_with_the_reason() {
+    let work = tempfile::tempdir().unwrap();
+    let mock = offering(envelope(work.path(), 2, "another-class"));
+    let dev = Device::new(&mock.url(), "");
+    let daemon = dev.daemon();
+    assert!(
+        mock.wait_for(Duration::from_secs(30), |m| !closed(m).is_empty()),
+        "{}",
+        dev.log()
+    );
+    // The server keeps offering it (a slow server): the device neither retries nor repeats.
+    std::thread::sleep(Duration::from_millis(2500));
+    daemon.stop(&dev);
+    let verdicts = closed(&mock);
+    assert_eq!(verdicts.len(), 1, "{verdicts:?}");
+    assert_eq!(verdicts[0]["status"]["result"]["finished"], "failure");
+    let reason = verdicts[0]["status"]["details"][0].as_str().unwrap();
+    assert!(
+        reason.contains("class") && reason.contains("[applicability]"),
+        "{reason}"
+    );
+    assert_eq!(mock.count("GET", &format!("{BASE}/softwaremodules")), 1);
+    let report = verified_report(&dev, &verdicts[0]);
+    assert_eq!(report["result"], "failure", "{report}");
+    assert!(
+        !dev.path("slot-b.img").exists()
+            || std::fs::read(dev.path("slot-b.img")).unwrap().is_empty()
+    );
+}
+
+#[test]
+fn cancelled_action_is_acknowledged_and_never_installed() {
+    let work = tempfile::tempdir().unwrap();
+    let env = envelope(work.path(), 2, CLASS);
+    let size = env.len();
+    let port = Arc::new(Mutex::new(0u16));
+    let p = Arc::clone(&port);
+    let mock = MockDdi::start(Box::new(move |r: &Request| {
+        let port = *p.lock().unwrap();
+        let cancelled = r.path.contains("/cancelAction/8/feedback");
+        match (r.method.as_str(), r.path.as_str()) {
+            ("GET", BASE) => base(&format!(
+                r#""cancelAction":{{"href":"http://127.0.0.1:{port}{BASE}/cancelAction/8"}}"#
+            )),
+            ("GET", path) if path.ends_with("/cancelAction/8") => {
+                Answer::Json(200, r#"{"id":"8","cancelAction":{"stopId":"7"}}"#.into())
+            }
+            ("GET", path) if path.contains("/deploymentBase/7") => deployment(port, "7", size),
+            ("GET", path) if path.ends_with("/update.suit") => Answer::Bytes(env.clone()),
+            _ if cancelled => Answer::Json(200, "{}".into()),
+            _ => Answer::Json(200, "{}".into()),
+        }
+    }));
+    *port.lock().unwrap() = mock.port;
+    let dev = Device::new(&mock.url(), "");
+    let daemon = dev.daemon();
+    let path = format!("{BASE}/cancelAction/8/feedback");
+    assert!(
+        mock.wait_for(Duration::from_secs(20), |m| !m.feedbacks(&path).is_empty()),
+        "{}",
+        dev.log()
+    );
+    daemon.stop(&dev);
+    let ack = &mock.feedbacks(&path)[0];
+    assert_eq!(ack["status"]["execution"], "closed");
+    assert_eq!(ack["status"]["result"]["finished"], "success");
+    assert_eq!(mock.count("GET", &format!("{BASE}/softwaremodules")), 0);
+}
+
+/// The daemon under a server that fails every poll in some way: it stays up, logs the
+/// error, and polls at most a handful of times in 2.5 s (backoff from 100 ms, doubling).
+fn survives_with_backoff(answer: fn() -> Answer, http: &str, expect_in_log: &str) {
+    let mock = MockDdi::start(Box::new(move |_: &Request| answer()));
+    let dev = Device::new(&mock.url(), http);
+    let daemon = dev.daemon();
+    std::thread::sleep(Duration::from_millis(2500));
+    daemon.stop(&dev);
+    let polls = mock.count("GET", BASE);
+    assert!(
+        (2..=6).contains(&polls),
+        "{polls} polls in 2.5 s\n{}",
+        dev.log()
+    );
+    assert!(dev.log().contains(expect_in_log), "{}", dev.log());
+}
+
+#[test]
+fn server_errors_back_off() {
+    survives_with_backoff(|| Answer::Json(503, "{}".into()), "", "HTTP 503");
+}
+
+#[test]
+fn bad_json_backs_off() {
+    survives_with_backoff(
+        || Answer::Json(200, "{\"_links\": [1, ".into()),
+        "",
+        "unexpected reply",
+    );
+}
+
+#[test]
+fn a_hung_server_times_out_and_backs_off() {
+    survives_with_backoff(
+        || Answer::Hang,
+        "[http]\nresponse-timeout = \"200ms\"\nread-timeout = \"200ms\"\n",
+        "imeout",
+    );
+}
