@@ -19,9 +19,11 @@ done
 for u in "${units[@]}"; do cp "$here/$u" "$root/etc/systemd/system/"; done
 printf '[Unit]\nDescription=stub\n[Service]\nExecStart=/usr/bin/suit-agent\n' \
     > "$root/etc/systemd/system/tee-supplicant.service"
+# The drop-in the agent's package adds to tee-supplicant.service is verified with it.
+cp -r "$here/tee-supplicant.service.d" "$root/etc/systemd/system/"
 printf '#!/bin/sh\n' > "$root/usr/bin/suit-agent" && chmod 755 "$root/usr/bin/suit-agent"
 status=0
-out=$(systemd-analyze verify --root="$root" --man=no "${units[@]}" 2>&1) || status=1
+out=$(systemd-analyze verify --root="$root" --man=no "${units[@]}" tee-supplicant.service 2>&1) || status=1
 if [ -n "$out" ] || [ $status -ne 0 ]; then
     echo "systemd-analyze verify:"; echo "$out"; exit 1
 fi
