@@ -23,6 +23,7 @@ help:
 	@echo "make fuzz        fuzz each target: $(FUZZ_TARGETS) (FUZZ_TIME=$(FUZZ_TIME) s each)"
 	@echo "make bench       benchmarks, each as a ratio to a baseline measured in the same run (build/bench/summary.json)"
 	@echo "make verify-units  systemd-analyze verify and security rating of the agent's units"
+	@echo "make deb           Debian packages in build/deb: suit-agent (arm64), suit-ta (arm64), suit-tool (amd64); lintian"
 
 include ta/ta.mk
 include qemu/qemu.mk

@@ -18,3 +18,10 @@ host-aarch64:
 .PHONY: verify-units
 verify-units:
 	@bash host/systemd/verify.sh; rc=$$?; [ $$rc -eq 77 ] && rc=0; exit $$rc
+
+# Debian packages (packaging/deb/build.sh): the agent for the device, the TA, suit-tool for this
+# machine's architecture; lintian must report no error or warning. Output in build/deb.
+.PHONY: deb
+deb: ta host-aarch64 host
+	@bash qemu/debian.sh host-tools lintian dpkg-dev binutils-aarch64-linux-gnu
+	@bash packaging/deb/build.sh
