@@ -171,12 +171,18 @@ fn base(links: &str) -> Answer {
     )
 }
 
-/// A deploymentBase of action `id` whose envelope is served at `/artifacts/update.suit`.
-fn deployment(port: u16, id: &str, size: usize) -> Answer {
+/// A deploymentBase of action `id` whose envelope (`bytes`) is served at
+/// `.../artifacts/update.suit`; its announced digest is a stand-in (FNV-1a) that differs
+/// between envelopes as a server's SHA-1 would.
+fn deployment(port: u16, id: &str, bytes: &[u8]) -> Answer {
+    let size = bytes.len();
+    let digest = bytes.iter().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+    });
     Answer::Json(
         200,
         format!(
-            r#"{{"id":"{id}","deployment":{{"download":"forced","update":"forced","chunks":[{{"part":"os","version":"2","name":"fw","artifacts":[{{"filename":"update.suit","size":{size},"hashes":{{"sha1":"00"}},"_links":{{"download-http":{{"href":"http://127.0.0.1:{port}{BASE}/softwaremodules/1/artifacts/update.suit"}}}}}}]}}]}}}}"#
+            r#"{{"id":"{id}","deployment":{{"download":"forced","update":"forced","chunks":[{{"part":"os","version":"2","name":"fw","artifacts":[{{"filename":"update.suit","size":{size},"hashes":{{"sha1":"{digest:016x}"}},"_links":{{"download-http":{{"href":"http://127.0.0.1:{port}{BASE}/softwaremodules/1/artifacts/update.suit"}}}}}}]}}]}}}}"#
         ),
     )
 }
@@ -317,26 +323,37 @@ fn verified_report(dev: &Device, feedback: &Value) -> Value {
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
-/// A server offering action 7 with `envelope` (and asking for configData).
-fn offering(envelope: Vec<u8>) -> MockDdi {
+/// A server offering action 7 with `envelope` (and asking for configData); the envelope
+/// may be swapped while it runs (a new deployment under the same action id, as gooseBit's
+/// plugin deployments all are).
+fn offering(envelope: Arc<Mutex<Vec<u8>>>) -> MockDdi {
     let port = Arc::new(Mutex::new(0u16));
     let p = Arc::clone(&port);
-    let size = envelope.len();
     let mock = MockDdi::start(Box::new(move |r: &Request| {
         let port = *p.lock().unwrap();
+        let envelope = envelope.lock().unwrap().clone();
         match (r.method.as_str(), r.path.as_str()) {
             ("GET", BASE) => base(&format!(
                 r#""configData":{{"href":"http://127.0.0.1:{port}{BASE}/configData"}},"deploymentBase":{{"href":"http://127.0.0.1:{port}{BASE}/deploymentBase/7?c=1"}}"#
             )),
             ("GET", path) if path.starts_with(&format!("{BASE}/deploymentBase/7")) => {
-                deployment(port, "7", size)
+                deployment(port, "7", &envelope)
             }
-            ("GET", path) if path.ends_with("/update.suit") => Answer::Bytes(envelope.clone()),
+            ("GET", path) if path.ends_with("/update.suit") => Answer::Bytes(envelope),
             _ => Answer::Json(200, "{}".into()),
         }
     }));
     *port.lock().unwrap() = mock.port;
     mock
+}
+
+/// The `data` of every configData sent, in order.
+fn config_data(mock: &MockDdi) -> Vec<Value> {
+    mock.requests()
+        .into_iter()
+        .filter(|r| r.method == "PUT" && r.path == format!("{BASE}/configData"))
+        .map(|r| r.json()["data"].clone())
+        .collect()
 }
 
 const FEEDBACK: &str = "/DEFAULT/controller/v1/dev-1/deploymentBase/7/feedback";
@@ -351,7 +368,7 @@ fn closed(mock: &MockDdi) -> Vec<Value> {
 #[test]
 fn deployment_installed_confirmed_and_reported_with_the_suit_report() {
     let work = tempfile::tempdir().unwrap();
-    let mock = offering(envelope(work.path(), 2, CLASS));
+    let mock = offering(Arc::new(Mutex::new(envelope(work.path(), 2, CLASS))));
     let dev = Device::new(&mock.url(), "");
 
     let daemon = dev.daemon();
@@ -359,6 +376,7 @@ fn deployment_installed_confirmed_and_reported_with_the_suit_report() {
         m.feedbacks(FEEDBACK)
             .iter()
             .any(|f| f["status"]["result"]["progress"]["cnt"] == 2)
+            && !config_data(m).is_empty()
     });
     assert!(
         committed,
@@ -403,12 +421,31 @@ fn deployment_installed_confirmed_and_reported_with_the_suit_report() {
     assert_eq!(verdicts[0]["status"]["result"]["finished"], "success");
     let report = verified_report(&dev, &verdicts[0]);
     assert_eq!(report["result"], "success", "{report}");
+    // The server learns the new version: configData again, after the verdict.
+    let versions: Vec<Value> = config_data(&mock)
+        .iter()
+        .map(|d| d["sw_version"].clone())
+        .collect();
+    assert_eq!(versions.last(), Some(&Value::from("2")), "{versions:?}");
+    let requests = mock.requests();
+    let verdict_at = requests
+        .iter()
+        .position(|r| {
+            r.method == "POST" && r.path == FEEDBACK && r.json()["status"]["execution"] == "closed"
+        })
+        .unwrap();
+    let last_config = requests
+        .iter()
+        .rposition(|r| r.method == "PUT" && r.path.ends_with("/configData"))
+        .unwrap();
+    assert!(verdict_at < last_config);
 }
 
 #[test]
 fn refused_deployment_is_reported_once_with_the_reason() {
     let work = tempfile::tempdir().unwrap();
-    let mock = offering(envelope(work.path(), 2, "another-class"));
+    let offered = Arc::new(Mutex::new(envelope(work.path(), 2, "another-class")));
+    let mock = offering(Arc::clone(&offered));
     let dev = Device::new(&mock.url(), "");
     let daemon = dev.daemon();
     assert!(
@@ -418,7 +455,6 @@ fn refused_deployment_is_reported_once_with_the_reason() {
     );
     // The server keeps offering it (a slow server): the device neither retries nor repeats.
     std::thread::sleep(Duration::from_millis(2500));
-    daemon.stop(&dev);
     let verdicts = closed(&mock);
     assert_eq!(verdicts.len(), 1, "{verdicts:?}");
     assert_eq!(verdicts[0]["status"]["result"]["finished"], "failure");
@@ -434,13 +470,22 @@ fn refused_deployment_is_reported_once_with_the_reason() {
         !dev.path("slot-b.img").exists()
             || std::fs::read(dev.path("slot-b.img")).unwrap().is_empty()
     );
+
+    // Another deployment under the same action id (another envelope) is a new one.
+    *offered.lock().unwrap() = envelope(work.path(), 2, CLASS);
+    let committed = mock.wait_for(Duration::from_secs(30), |m| {
+        m.feedbacks(FEEDBACK)
+            .iter()
+            .any(|f| f["status"]["result"]["progress"]["cnt"] == 2)
+    });
+    daemon.stop(&dev);
+    assert!(committed, "{}", dev.log());
 }
 
 #[test]
 fn cancelled_action_is_acknowledged_and_never_installed() {
     let work = tempfile::tempdir().unwrap();
     let env = envelope(work.path(), 2, CLASS);
-    let size = env.len();
     let port = Arc::new(Mutex::new(0u16));
     let p = Arc::clone(&port);
     let mock = MockDdi::start(Box::new(move |r: &Request| {
@@ -453,7 +498,7 @@ fn cancelled_action_is_acknowledged_and_never_installed() {
             ("GET", path) if path.ends_with("/cancelAction/8") => {
                 Answer::Json(200, r#"{"id":"8","cancelAction":{"stopId":"7"}}"#.into())
             }
-            ("GET", path) if path.contains("/deploymentBase/7") => deployment(port, "7", size),
+            ("GET", path) if path.contains("/deploymentBase/7") => deployment(port, "7", &env),
             ("GET", path) if path.ends_with("/update.suit") => Answer::Bytes(env.clone()),
             _ if cancelled => Answer::Json(200, "{}".into()),
             _ => Answer::Json(200, "{}".into()),

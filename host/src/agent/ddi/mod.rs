@@ -174,6 +174,9 @@ pub struct Artifact {
     /// Its size, when announced.
     #[serde(default)]
     pub size: Option<u64>,
+    /// Its digests by algorithm name (`sha1`, `md5`, `sha256`), as announced.
+    #[serde(default)]
+    pub hashes: BTreeMap<String, String>,
     /// Where to download it.
     #[serde(rename = "_links")]
     pub links: ArtifactLinks,
@@ -206,6 +209,19 @@ impl DeploymentBase {
             }
             (Some(_), Some(_)) => Err("the deployment has more than one *.suit artifact".into()),
         }
+    }
+
+    /// What tells this deployment from another with the same action id (gooseBit's plugin
+    /// deployments are all action -1): the id, the envelope's name, size and digests.
+    pub fn fingerprint(&self) -> String {
+        let mut text = self.id.clone();
+        if let Ok(artifact) = self.envelope() {
+            text.push_str(&format!(" {} {:?}", artifact.filename, artifact.size));
+            for (alg, digest) in &artifact.hashes {
+                text.push_str(&format!(" {alg}:{digest}"));
+            }
+        }
+        text
     }
 }
 

@@ -1,7 +1,7 @@
 //! The daemon driven by a hawkBit DDI fleet server (`[ddi]`, see [`crate::agent::ddi`]).
 //!
-//! Each poll: send the device's attributes when the server asks (configData), answer a
-//! cancelAction, carry out a deploymentBase. A deployment is the envelope artifact (`*.suit`);
+//! Each poll: answer a cancelAction or carry out a deploymentBase, then send the device's
+//! attributes (configData) when the server asks or they changed. A deployment is the envelope artifact (`*.suit`);
 //! it goes through [`Agent::install`] like any other source, so the TA decides as always.
 //! Feedback: `proceeding` with progress while downloading and installing; then
 //! * the TA refuses (or the plan cannot be carried out): `closed`/`failure` once, with the
@@ -38,6 +38,8 @@ const DETAIL_LEN: usize = 400;
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 struct ActionRecord {
     action: String,
+    /// [`DeploymentBase::fingerprint`]: the same action id may name another deployment.
+    deployment: String,
     phase: Phase,
 }
 
@@ -56,8 +58,9 @@ impl Agent {
         let client = DdiClient::new(config).map_err(|e| AgentError::Config(e.to_string()))?;
         tracing::info!("polling the fleet server {}", client.base());
         let mut failures = 0;
+        let mut sent_identity = None;
         loop {
-            let wait = match self.fleet_poll(&client, config) {
+            let wait = match self.fleet_poll(&client, config, &mut sent_identity) {
                 Ok(wait) => {
                     failures = 0;
                     wait
@@ -73,25 +76,30 @@ impl Agent {
         }
     }
 
-    /// One poll; returns the time until the next.
+    /// One poll; returns the time until the next. The attributes go to the server when it
+    /// asks and whenever they changed since `sent_identity` (after a confirmed update: the
+    /// server learns the new version) — after the deployment step, so that the server still
+    /// offers the deployment whose verdict is due.
     fn fleet_poll(
         &mut self,
         client: &DdiClient,
         config: &DdiConfig,
+        sent_identity: &mut Option<BTreeMap<String, String>>,
     ) -> Result<Duration, AgentError> {
         let base = client.poll(&self.fetcher)?;
         let wait = base.sleep().unwrap_or(self.config.poll_interval);
-        if base.links.config_data.is_some() {
-            let identity = self.fleet_identity(config)?;
-            client.put_config_data(&self.fetcher, &identity)?;
-            tracing::info!("sent the device's attributes to the fleet server");
-        }
         let mut record = self.load_action();
         if let Some(link) = &base.links.cancel_action {
             self.fleet_cancel(client, link, &mut record)?;
         } else if let Some(link) = &base.links.deployment_base {
             let deployment = client.deployment(&self.fetcher, link)?;
             self.fleet_deploy(client, &deployment, &mut record)?;
+        }
+        let identity = self.fleet_identity(config)?;
+        if base.links.config_data.is_some() || sent_identity.as_ref() != Some(&identity) {
+            client.put_config_data(&self.fetcher, &identity)?;
+            tracing::info!("sent the device's attributes to the fleet server");
+            *sent_identity = Some(identity);
         }
         Ok(wait)
     }
@@ -147,6 +155,7 @@ impl Agent {
             );
             *record = Some(ActionRecord {
                 action: stop.clone(),
+                deployment: String::new(),
                 phase: Phase::Closed {
                     feedback: closed,
                     delivered: true,
@@ -171,9 +180,13 @@ impl Agent {
         record: &mut Option<ActionRecord>,
     ) -> Result<(), AgentError> {
         let action = deployment.id.clone();
+        let fingerprint = deployment.fingerprint();
+        // A cancelled action is recorded by its id alone (the cancellation names no more).
         match record
             .as_ref()
-            .filter(|r| r.action == action)
+            .filter(|r| {
+                r.action == action && (r.deployment == fingerprint || r.deployment.is_empty())
+            })
             .map(|r| r.phase.clone())
         {
             Some(Phase::Closed {
@@ -183,10 +196,15 @@ impl Agent {
                 return Ok(());
             }
             Some(Phase::Closed { feedback, .. }) => {
-                return self.fleet_close(client, &action, feedback, record);
+                return self.fleet_close(client, (&action, &fingerprint), feedback, record);
             }
             Some(Phase::Installed { sequence_number }) => {
-                return self.fleet_after_trial(client, &action, sequence_number, record);
+                return self.fleet_after_trial(
+                    client,
+                    (&action, &fingerprint),
+                    sequence_number,
+                    record,
+                );
             }
             None => {}
         }
@@ -196,7 +214,7 @@ impl Agent {
             Err(reason) => {
                 let feedback =
                     Feedback::new(Execution::Closed, Finished::Failure, None, vec![reason]);
-                return self.fleet_close(client, &action, feedback, record);
+                return self.fleet_close(client, (&action, &fingerprint), feedback, record);
             }
         };
         tracing::info!("action {action}: downloading {}", artifact.filename);
@@ -233,6 +251,7 @@ impl Agent {
             Ok(installed) => {
                 *record = Some(ActionRecord {
                     action: action.clone(),
+                    deployment: fingerprint.clone(),
                     phase: Phase::Installed {
                         sequence_number: installed.sequence_number,
                     },
@@ -264,22 +283,23 @@ impl Agent {
                 let mut details = vec![format!("{e} [{}]", e.category())];
                 details.extend(report_details(&self.config.state_dir, &reports));
                 let feedback = Feedback::new(Execution::Closed, Finished::Failure, None, details);
-                self.fleet_close(client, &action, feedback, record)
+                self.fleet_close(client, (&action, &fingerprint), feedback, record)
             }
         }
     }
 
-    /// After an install of `action` was committed: closes it once the trial boot decided.
+    /// After an install of `action` (id, deployment fingerprint) was committed: closes it
+    /// once the trial boot decided.
     fn fleet_after_trial(
         &mut self,
         client: &DdiClient,
-        action: &str,
+        action: (&str, &str),
         sequence_number: u64,
         record: &mut Option<ActionRecord>,
     ) -> Result<(), AgentError> {
         let info = self.tee.get_info()?;
         if let InstallState::Trial(_) = info.install {
-            tracing::info!("action {action}: waiting for the trial boot");
+            tracing::info!("action {}: waiting for the trial boot", action.0);
             return Ok(());
         }
         let floor = info.floors.iter().map(|(_, f)| *f).max().unwrap_or(0);
@@ -301,16 +321,17 @@ impl Agent {
         self.fleet_close(client, action, feedback, record)
     }
 
-    /// Records the verdict on `action`, then delivers it.
+    /// Records the verdict on `action` (id, deployment fingerprint), then delivers it.
     fn fleet_close(
         &mut self,
         client: &DdiClient,
-        action: &str,
+        (action, deployment): (&str, &str),
         feedback: Feedback,
         record: &mut Option<ActionRecord>,
     ) -> Result<(), AgentError> {
         *record = Some(ActionRecord {
             action: action.to_string(),
+            deployment: deployment.to_string(),
             phase: Phase::Closed {
                 feedback: feedback.clone(),
                 delivered: false,
@@ -320,6 +341,7 @@ impl Agent {
         client.deployment_feedback(&self.fetcher, action, &feedback)?;
         *record = Some(ActionRecord {
             action: action.to_string(),
+            deployment: deployment.to_string(),
             phase: Phase::Closed {
                 feedback,
                 delivered: true,
