@@ -63,6 +63,7 @@ clippy:
 unit:
 	@bash qemu/debian.sh host-tools cryptsetup-bin   # veritysetup, for shared/tests/verity_veritysetup.rs
 	@bash qemu/debian.sh host-tools libssl-dev pkg-config   # the host crypto provider (host/src/crypto.rs)
+	@bash fleet/goosebit-suit/setup.sh   # gooseBit for host/tests/ddi_goosebit.rs
 	$(CARGO) test --workspace
 
 host:

@@ -25,3 +25,9 @@ verify-units:
 deb: ta host-aarch64 host
 	@bash qemu/debian.sh host-tools lintian dpkg-dev binutils-aarch64-linux-gnu
 	@bash packaging/deb/build.sh
+
+# The gooseBit fleet server with the project's SUIT plugin (fleet/goosebit-suit), in a venv under
+# build/: used by host/tests/ddi_goosebit.rs (make test) and for demos (serve.sh).
+.PHONY: fleet-env
+fleet-env:
+	@bash fleet/goosebit-suit/setup.sh

@@ -5,23 +5,24 @@
 
 #[path = "support/agent_config.rs"]
 mod agent_config;
+#[path = "support/ddi_device.rs"]
+mod ddi_device;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use agent_config::{agent_ok, AgentConfig};
+use agent_config::agent_ok;
+use ddi_device::{envelope, verified_report, Device, CLASS};
 use serde_json::Value;
 
-const VENDOR: &str = "example.com";
-const CLASS: &str = "qemu-armv8a";
 const BASE: &str = "/DEFAULT/controller/v1/dev-1";
 
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+/// The SUIT report of a feedback, verified (see [`verified_report`]).
+fn feedback_report(dev: &Device, feedback: &Value) -> Value {
+    let details = feedback["status"]["details"].as_array().unwrap();
+    verified_report(dev, details.iter().filter_map(Value::as_str))
 }
 
 /// One request the mock received.
@@ -187,142 +188,6 @@ fn deployment(port: u16, id: &str, bytes: &[u8]) -> Answer {
     )
 }
 
-/// A simulated device whose daemon polls the mock.
-struct Device {
-    dir: tempfile::TempDir,
-    config: PathBuf,
-}
-
-impl Device {
-    fn new(server: &str, http: &str) -> Device {
-        let dir = tempfile::tempdir().unwrap();
-        let d = dir.path();
-        std::fs::write(d.join("slot-a.img"), vec![1u8; 8192]).unwrap();
-        let config = AgentConfig {
-            quick_retry: true,
-            ..AgentConfig::new(d)
-        }
-        .write();
-        let mut text = std::fs::read_to_string(&config).unwrap();
-        text = format!("reboot-command = [\"/bin/true\"]\n{text}");
-        text.push_str(&format!(
-            "[ddi]\nserver-url = \"{server}\"\ncontroller-id = \"dev-1\"\ntarget-token = \"secret-token\"\nboard-name = \"qemu-virt\"\nboard-revision = \"1\"\n{http}"
-        ));
-        std::fs::write(&config, text).unwrap();
-        Device { dir, config }
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-
-    fn daemon(&self) -> Daemon {
-        let child = Command::new(env!("CARGO_BIN_EXE_suit-agent"))
-            .args(["--tee", "simulator", "--config"])
-            .arg(&self.config)
-            .arg("daemon")
-            .env("SUIT_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(self.path("daemon.log")).unwrap())
-            .spawn()
-            .unwrap();
-        Daemon(child)
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.path("daemon.log")).unwrap_or_default()
-    }
-
-    /// The image's init at the trial boot: slot B booted.
-    fn boot_slot_b(&self) {
-        std::fs::write(self.path("booted-slot"), "B\n").unwrap();
-    }
-}
-
-/// The running daemon, killed when dropped.
-struct Daemon(Child);
-
-impl Daemon {
-    /// Stops the daemon; asserts it was still running (did not panic or exit).
-    fn stop(mut self, dev: &Device) {
-        assert!(
-            self.0.try_wait().unwrap().is_none(),
-            "the daemon exited: {}",
-            dev.log()
-        );
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// A signed envelope of class `class` with an integrated image.
-fn envelope(dir: &Path, sequence: u64, class: &str) -> Vec<u8> {
-    std::fs::write(dir.join("fw.img"), vec![sequence as u8; 16 * 1024]).unwrap();
-    let spec = dir.join("fw.toml");
-    std::fs::write(
-        &spec,
-        format!("sequence-number = {sequence}\nvendor = \"{VENDOR}\"\nclass = \"{class}\"\n[[component]]\nid = [\"rootfs\"]\nimage = \"fw.img\"\nintegrated = true\n"),
-    )
-    .unwrap();
-    let out = dir.join("fw.suit");
-    let status = Command::new(env!("CARGO_BIN_EXE_suit-tool"))
-        .args(["create", "--spec"])
-        .arg(&spec)
-        .arg("--out")
-        .arg(&out)
-        .arg("--key")
-        .arg(repo().join("keys/dev-vendor-es384.priv.pem"))
-        .status()
-        .unwrap();
-    assert!(status.success());
-    std::fs::read(out).unwrap()
-}
-
-/// The SUIT report carried by a feedback's `suit-report i/n:` lines, checked with
-/// `suit-tool verify-report` against the device key.
-fn verified_report(dev: &Device, feedback: &Value) -> Value {
-    let hex: String = feedback["status"]["details"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|d| d.as_str()?.strip_prefix("suit-report "))
-        .map(|d| d.split_once(": ").unwrap().1.to_string())
-        .collect();
-    assert!(!hex.is_empty(), "no SUIT report in {feedback}");
-    let bytes: Vec<u8> = (0..hex.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
-        .collect();
-    std::fs::write(dev.path("feedback.suit-report"), bytes).unwrap();
-    let info: Value = serde_json::from_str(&agent_ok(&dev.config, &["info", "--json"])).unwrap();
-    std::fs::write(
-        dev.path("device.pub.pem"),
-        info["device-public-key-pem"].as_str().unwrap(),
-    )
-    .unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_suit-tool"))
-        .arg("verify-report")
-        .arg("--device-key")
-        .arg(dev.path("device.pub.pem"))
-        .arg(dev.path("feedback.suit-report"))
-        .arg("--json")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
-}
-
 /// A server offering action 7 with `envelope` (and asking for configData); the envelope
 /// may be swapped while it runs (a new deployment under the same action id, as gooseBit's
 /// plugin deployments all are).
@@ -419,7 +284,7 @@ fn deployment_installed_confirmed_and_reported_with_the_suit_report() {
     let verdicts = closed(&mock);
     assert_eq!(verdicts.len(), 1, "{verdicts:?}");
     assert_eq!(verdicts[0]["status"]["result"]["finished"], "success");
-    let report = verified_report(&dev, &verdicts[0]);
+    let report = feedback_report(&dev, &verdicts[0]);
     assert_eq!(report["result"], "success", "{report}");
     // The server learns the new version: configData again, after the verdict.
     let versions: Vec<Value> = config_data(&mock)
@@ -464,7 +329,7 @@ fn refused_deployment_is_reported_once_with_the_reason() {
         "{reason}"
     );
     assert_eq!(mock.count("GET", &format!("{BASE}/softwaremodules")), 1);
-    let report = verified_report(&dev, &verdicts[0]);
+    let report = feedback_report(&dev, &verdicts[0]);
     assert_eq!(report["result"], "failure", "{report}");
     assert!(
         !dev.path("slot-b.img").exists()
