@@ -13,11 +13,13 @@ host-aarch64:
 	@OPTEE_CLIENT_EXPORT=$(OPTEE_CLIENT_EXPORT) QEMU_CACHE=$(QEMU_CACHE) bash host/build-aarch64.sh
 
 # The agent's systemd units checked with this machine's systemd (verify + offline security
-# rating); skipped with a message when systemd-analyze is not installed. Also run by
-# `cargo test -p suit-host --test hardening_agent`.
+# rating; skipped with a message when systemd-analyze is not installed), then with the target's
+# (Debian trixie's, host/systemd/verify-trixie.sh). Also run by
+# `cargo test -p suit-host --test hardening_agent` and `--test packaging`.
 .PHONY: verify-units
 verify-units:
 	@bash host/systemd/verify.sh; rc=$$?; [ $$rc -eq 77 ] && rc=0; exit $$rc
+	@bash host/systemd/verify-trixie.sh   # the target's systemd (trixie's 257), root cached in build/
 
 # Debian packages (packaging/deb/build.sh): the agent for the device, the TA, suit-tool for this
 # machine's architecture; lintian must report no error or warning. Output in build/deb.

@@ -72,7 +72,7 @@ fn every_systemd_file_is_packaged() {
     let script = read("packaging/deb/build.sh");
     for entry in std::fs::read_dir(repo().join("host/systemd")).unwrap() {
         let name = entry.unwrap().file_name().into_string().unwrap();
-        if name == "verify.sh" {
+        if name.ends_with(".sh") {
             continue;
         }
         assert!(
@@ -213,4 +213,27 @@ fn removal_stops_the_daemon_and_purge_forgets_the_units() {
     if let Some(calls) = run_script("prerm", &["upgrade", "0.2.0"], true) {
         assert!(calls.is_empty(), "{calls:?}");
     }
+}
+
+#[test]
+fn units_pass_the_target_systemd() {
+    // `make verify-units` (CI runs it before the tests) caches trixie's systemd here.
+    if !repo()
+        .join("build/systemd-trixie/root/usr/bin/systemd-analyze")
+        .is_file()
+    {
+        eprintln!("no trixie systemd in build/systemd-trixie: run make verify-units");
+        return;
+    }
+    let out = Command::new("bash")
+        .arg(repo().join("host/systemd/verify-trixie.sh"))
+        .output()
+        .unwrap();
+    let report = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{report}");
+    assert!(report.contains("clean (systemd 257"), "{report}");
 }
