@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use agent_config::agent_ok;
-use ddi_device::{envelope, verified_report, Device, CLASS};
+use ddi_device::{envelope, envelope_with_uri, verified_report, Device, CLASS};
 use serde_json::Value;
 
 const BASE: &str = "/DEFAULT/controller/v1/dev-1";
@@ -422,5 +422,63 @@ fn a_hung_server_times_out_and_backs_off() {
         || Answer::Hang,
         "[http]\nresponse-timeout = \"200ms\"\nread-timeout = \"200ms\"\n",
         "imeout",
+    );
+}
+
+#[test]
+fn payload_artifacts_come_from_the_server_with_the_token() {
+    let work = tempfile::tempdir().unwrap();
+    // The manifest names a host that does not resolve; the deployment carries the file.
+    let env = envelope_with_uri(work.path(), 2, "http://cdn.invalid/firmware/fw.img");
+    let image = std::fs::read(work.path().join("fw.img")).unwrap();
+    let port = Arc::new(Mutex::new(0u16));
+    let p = Arc::clone(&port);
+    let mock = MockDdi::start(Box::new(move |r: &Request| {
+        let port = *p.lock().unwrap();
+        match (r.method.as_str(), r.path.as_str()) {
+            ("GET", BASE) => base(&format!(
+                r#""deploymentBase":{{"href":"http://127.0.0.1:{port}{BASE}/deploymentBase/9"}}"#
+            )),
+            ("GET", path) if path.ends_with("/deploymentBase/9") => {
+                let link = |name: &str| {
+                    format!(
+                        r#"{{"download-http":{{"href":"http://127.0.0.1:{port}{BASE}/softwaremodules/1/artifacts/{name}"}}}}"#
+                    )
+                };
+                Answer::Json(
+                    200,
+                    format!(
+                        r#"{{"id":"9","deployment":{{"chunks":[{{"artifacts":[{{"filename":"update.suit","size":{},"_links":{}}},{{"filename":"fw.img","size":{},"_links":{}}}]}}]}}}}"#,
+                        env.len(),
+                        link("update.suit"),
+                        image.len(),
+                        link("fw.img")
+                    ),
+                )
+            }
+            ("GET", path) if path.ends_with("/update.suit") => Answer::Bytes(env.clone()),
+            ("GET", path) if path.ends_with("/fw.img") => Answer::Bytes(image.clone()),
+            _ => Answer::Json(200, "{}".into()),
+        }
+    }));
+    *port.lock().unwrap() = mock.port;
+    let dev = Device::new(&mock.url(), "");
+    let daemon = dev.daemon();
+    let feedback = "/DEFAULT/controller/v1/dev-1/deploymentBase/9/feedback";
+    let committed = mock.wait_for(Duration::from_secs(30), |m| {
+        m.feedbacks(feedback)
+            .iter()
+            .any(|f| f["status"]["result"]["progress"]["cnt"] == 2)
+    });
+    daemon.stop(&dev);
+    assert!(committed, "{:?}\n{}", mock.feedbacks(feedback), dev.log());
+    let payload = mock
+        .requests()
+        .into_iter()
+        .find(|r| r.path.ends_with("/fw.img"))
+        .expect("the payload came from the server");
+    assert_eq!(
+        payload.authorization.as_deref(),
+        Some("TargetToken secret-token")
     );
 }

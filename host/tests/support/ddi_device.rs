@@ -99,11 +99,22 @@ impl Drop for Daemon {
 
 /// A signed envelope of class `class` with an integrated image.
 pub fn envelope(dir: &Path, sequence: u64, class: &str) -> Vec<u8> {
+    make_envelope(dir, sequence, class, "integrated = true")
+}
+
+/// A signed envelope of the simulated class whose payload, `dir/fw.img`, is fetched from
+/// `uri`.
+#[allow(dead_code)] // used by ddi_daemon.rs only
+pub fn envelope_with_uri(dir: &Path, sequence: u64, uri: &str) -> Vec<u8> {
+    make_envelope(dir, sequence, CLASS, &format!("uri = \"{uri}\""))
+}
+
+fn make_envelope(dir: &Path, sequence: u64, class: &str, source: &str) -> Vec<u8> {
     std::fs::write(dir.join("fw.img"), vec![sequence as u8; 16 * 1024]).unwrap();
     let spec = dir.join("fw.toml");
     std::fs::write(
         &spec,
-        format!("sequence-number = {sequence}\nvendor = \"{VENDOR}\"\nclass = \"{class}\"\n[[component]]\nid = [\"rootfs\"]\nimage = \"fw.img\"\nintegrated = true\n"),
+        format!("sequence-number = {sequence}\nvendor = \"{VENDOR}\"\nclass = \"{class}\"\n[[component]]\nid = [\"rootfs\"]\nimage = \"fw.img\"\n{source}\n"),
     )
     .unwrap();
     let out = dir.join("fw.suit");

@@ -16,7 +16,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 use url::Url;
 
 use super::config::DdiConfig;
-use super::fetch::{ApiMethod, FetchError, Fetcher};
+use super::fetch::{ApiMethod, FetchError, Fetcher, ServerArtifact};
 
 /// Largest JSON reply accepted from the server.
 const MAX_REPLY: u64 = 1024 * 1024;
@@ -506,6 +506,40 @@ impl DdiClient {
         self.send_json(fetcher, ApiMethod::Post, &url, feedback)
     }
 
+    /// The deployment's artifacts other than the envelope, for payloads whose manifest URI
+    /// names them ([`Fetcher::set_artifacts`]); each link on the server's origin.
+    pub fn payload_artifacts(
+        &self,
+        deployment: &DeploymentBase,
+    ) -> Result<Vec<ServerArtifact>, DdiError> {
+        deployment
+            .deployment
+            .chunks
+            .iter()
+            .flat_map(|c| &c.artifacts)
+            .filter(|a| !a.filename.ends_with(".suit"))
+            .map(|a| {
+                Ok(ServerArtifact {
+                    name: a.filename.clone(),
+                    url: self.resolve(self.download_link(a)?)?,
+                    authorization: self.authorization.clone(),
+                })
+            })
+            .collect()
+    }
+
+    /// An artifact's `download` link, else its `download-http`.
+    fn download_link<'a>(&self, artifact: &'a Artifact) -> Result<&'a str, DdiError> {
+        let links = &artifact.links;
+        match (&links.download, &links.download_http) {
+            (Some(link), _) | (None, Some(link)) => Ok(&link.href),
+            (None, None) => Err(DdiError::Reply {
+                url: self.base.to_string(),
+                reason: format!("artifact {} has no download link", artifact.filename),
+            }),
+        }
+    }
+
     /// Downloads `artifact` into `dest`, refusing more than `limit` bytes (or than its
     /// announced size).
     pub fn download(
@@ -515,18 +549,7 @@ impl DdiClient {
         dest: &Path,
         limit: u64,
     ) -> Result<(), DdiError> {
-        let links = &artifact.links;
-        let href = match (&links.download, &links.download_http) {
-            (Some(link), _) => &link.href,
-            (None, Some(link)) => &link.href,
-            (None, None) => {
-                return Err(DdiError::Reply {
-                    url: self.base.to_string(),
-                    reason: format!("artifact {} has no download link", artifact.filename),
-                })
-            }
-        };
-        let url = self.resolve(href)?;
+        let url = self.resolve(self.download_link(artifact)?)?;
         let limit = artifact.size.map_or(limit, |size| size.min(limit));
         let bytes = self.request(fetcher, ApiMethod::Get, &url, None, limit)?;
         std::fs::write(dest, bytes).map_err(|source| DdiError::Io {

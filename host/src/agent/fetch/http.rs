@@ -220,10 +220,11 @@ impl HttpClient {
     }
 
     /// One request for the rest of `url` (all of it when nothing can be resumed), appended
-    /// to the partial file.
+    /// to the partial file; with `authorization` as that header.
     pub fn attempt(
         &self,
         url: &Url,
+        authorization: Option<&str>,
         staged: &Staged,
         max_size: u64,
         progress: &mut dyn Progress,
@@ -251,6 +252,9 @@ impl HttpClient {
             .config()
             .https_only(url.scheme() == "https")
             .build();
+        if let Some(value) = authorization {
+            request = request.header("Authorization", value);
+        }
         if offset > 0 {
             request = request.header("Range", format!("bytes={offset}-"));
             if let Some(validator) = origin.as_ref().and_then(PartialOrigin::validator) {

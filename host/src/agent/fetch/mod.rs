@@ -252,6 +252,19 @@ fn reason_phrase(status: u16) -> String {
 pub struct Fetcher {
     http: http::HttpClient,
     retry: RetryPolicy,
+    artifacts: Vec<ServerArtifact>,
+}
+
+/// A file a fleet server offers with a deployment: a payload whose manifest URI ends in
+/// `name` is downloaded from `url` instead (see [`Fetcher::set_artifacts`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerArtifact {
+    /// The artifact's file name.
+    pub name: String,
+    /// Where the server serves it.
+    pub url: Url,
+    /// The `Authorization` header the server wants, if any.
+    pub authorization: Option<String>,
 }
 
 impl Fetcher {
@@ -261,7 +274,25 @@ impl Fetcher {
         Ok(Fetcher {
             http: http::HttpClient::new(http)?,
             retry: retry.clone(),
+            artifacts: Vec::new(),
         })
+    }
+
+    /// The files a fleet server offers with the deployment being installed (empty: none).
+    /// While set, an `http(s)` source whose last path segment is an artifact's name is
+    /// downloaded from the artifact's URL with its credentials: the manifest's (signed) URI
+    /// names the file, the server serves it, and the TA checks its digest and size as it
+    /// would from the URI.
+    pub fn set_artifacts(&mut self, artifacts: Vec<ServerArtifact>) {
+        self.artifacts = artifacts;
+    }
+
+    /// The fleet server's artifact for `url`, if one is set.
+    fn artifact_for(&self, url: &Url) -> Option<&ServerArtifact> {
+        let name = url.path_segments()?.next_back()?;
+        self.artifacts
+            .iter()
+            .find(|a| !name.is_empty() && a.name == name)
     }
 
     /// Sends `body` to `url` with a POST (reports), retried like downloads.
@@ -306,7 +337,14 @@ impl Fetcher {
         let staged = Staged::new(dest);
         let fetched = match source {
             Source::File(path) => copy_local(path, &staged, max_size, progress)?,
-            Source::Http(url) => self.download(url, &staged, max_size, progress)?,
+            Source::Http(url) => match self.artifact_for(url) {
+                Some(artifact) => {
+                    tracing::info!("{url}: downloading the fleet server's {}", artifact.url);
+                    let auth = artifact.authorization.as_deref();
+                    self.download(&artifact.url, auth, &staged, max_size, progress)?
+                }
+                None => self.download(url, None, &staged, max_size, progress)?,
+            },
         };
         staged.complete()?;
         progress.finished(fetched.size);
@@ -316,6 +354,7 @@ impl Fetcher {
     fn download(
         &self,
         url: &Url,
+        authorization: Option<&str>,
         staged: &Staged,
         max_size: u64,
         progress: &mut dyn Progress,
@@ -325,7 +364,10 @@ impl Fetcher {
         loop {
             attempts += 1;
             let before = staged.partial_length();
-            let error = match self.http.attempt(url, staged, max_size, progress) {
+            let error = match self
+                .http
+                .attempt(url, authorization, staged, max_size, progress)
+            {
                 Ok(transfer) => {
                     return Ok(Fetched {
                         size: transfer.size,

@@ -1,8 +1,10 @@
 //! The daemon driven by a hawkBit DDI fleet server (`[ddi]`, see [`crate::agent::ddi`]).
 //!
 //! Each poll: answer a cancelAction or carry out a deploymentBase, then send the device's
-//! attributes (configData) when the server asks or they changed. A deployment is the envelope artifact (`*.suit`);
-//! it goes through [`Agent::install`] like any other source, so the TA decides as always.
+//! attributes (configData) when the server asks or they changed. A deployment is the envelope
+//! artifact (`*.suit`); it goes through [`Agent::install`] like any other source, so the TA
+//! decides as always. Its other artifacts serve the payloads whose manifest URIs end in their
+//! names (with the server's credentials; the TA checks them against the manifest as ever).
 //! Feedback: `proceeding` with progress while downloading and installing; then
 //! * the TA refuses (or the plan cannot be carried out): `closed`/`failure` once, with the
 //!   reason and the signed SUIT report; the action is never tried again;
@@ -245,7 +247,10 @@ impl Agent {
             &progress(1, "installing through the TA".into()),
         )?;
         let source = envelope.display().to_string();
+        self.fetcher
+            .set_artifacts(client.payload_artifacts(deployment)?);
         let result = self.install(&source);
+        self.fetcher.set_artifacts(Vec::new());
         let _ = std::fs::remove_file(&envelope);
         match result {
             Ok(installed) => {
