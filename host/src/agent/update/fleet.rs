@@ -404,11 +404,16 @@ fn report_names(state_dir: &Path) -> BTreeSet<PathBuf> {
 }
 
 /// The newest SUIT report not in `before`, as feedback lines: `suit-report i/n: HEX` pieces
-/// of the COSE_Sign1 (a verifier joins them and checks the device's signature).
+/// of the COSE_Sign1 (a verifier joins them and checks the device's signature). Newest by
+/// modification time: report names carry whole seconds and a process id, so two reports of
+/// one second (an install, then its boot-check) do not sort by name.
 fn report_details(state_dir: &Path, before: &BTreeSet<PathBuf>) -> Vec<String> {
     let Some(newest) = report_names(state_dir)
         .into_iter()
-        .rfind(|p| !before.contains(p))
+        .filter(|p| !before.contains(p))
+        .filter_map(|p| Some((std::fs::metadata(&p).ok()?.modified().ok()?, p)))
+        .max()
+        .map(|(_, p)| p)
     else {
         return Vec::new();
     };
