@@ -12,7 +12,7 @@
 # Depends: suit-tool's by dpkg-shlibdeps; the agent's by hand (this amd64 host has no arm64
 # libteec2 to inspect), checked here against the binary's NEEDED entries and glibc symbol
 # versions. Checks: lintian (errors, warnings and info tags fail; the overrides in packaging/deb/<pkg>/
-# are each justified there), and all three unpacked with dpkg into a scratch root.
+# are each justified there), and dpkg installing and purging them in a trixie root (below).
 #
 # Inputs: AGENT_BIN, TOOL_BIN, TA_FILE (defaults: the outputs of make host-aarch64, the host
 # release build, make ta).
@@ -123,15 +123,27 @@ if command -v lintian >/dev/null; then
 else
     fail "lintian is not installed (.ci/run installs it)"
 fi
-scratch=$work/root
-mkdir -p "$scratch/var/lib/dpkg/updates" "$scratch/var/lib/dpkg/info"
-touch "$scratch/var/lib/dpkg/status"
-dpkg --root="$scratch" --add-architecture arm64
-dpkg --root="$scratch" --force-depends --unpack "$DEB_OUT"/*.deb >/dev/null \
-    || fail "dpkg cannot unpack the packages"
-for f in usr/bin/suit-agent usr/bin/suit-tool usr/lib/optee_armtz/$(basename "$TA_FILE") \
-    usr/lib/systemd/system/suit-agent.service usr/lib/systemd/system/suit-agent-boot-check.service \
+# Installed with dpkg (maintainer scripts included, run by dpkg in the root) into a copy of the
+# amd64 trixie root of host/systemd/verify-trixie.sh (made and cached by it; it also checks the
+# units with trixie's systemd): trixie's deb-systemd-helper must enable both units, and a purge
+# must disable them. The arm64 packages' Depends (arm64 libraries) are not in that root:
+# --force-depends; the binaries are not run there.
+SYSTEMD_ROOT_DIR=${SYSTEMD_ROOT_DIR:-$repo/build/systemd-trixie} bash "$repo/host/systemd/verify-trixie.sh" >&2
+troot=$work/trixie
+cp -a "${SYSTEMD_ROOT_DIR:-$repo/build/systemd-trixie}/root" "$troot"
+dpkg --root="$troot" --add-architecture arm64
+wants=$troot/etc/systemd/system/multi-user.target.wants
+dpkg --root="$troot" --force-depends -i "$DEB_OUT"/*.deb > "$work/dpkg.log" 2>&1 \
+    || { cat "$work/dpkg.log" >&2; fail "dpkg -i failed in the trixie root"; }
+for f in usr/bin/suit-agent usr/bin/suit-tool "usr/lib/optee_armtz/$(basename "$TA_FILE")" \
     usr/lib/systemd/system/tee-supplicant.service.d/suit-agent.conf usr/lib/udev/rules.d/60-suit-agent-tee.rules; do
-    [ -f "$scratch/$f" ] || fail "not installed by dpkg: /$f"
+    [ -f "$troot/$f" ] || fail "not installed by dpkg: /$f"
 done
-log "dpkg unpacked all three into a scratch root"
+for unit in suit-agent.service suit-agent-boot-check.service; do
+    [ -L "$wants/$unit" ] || fail "the postinst did not enable $unit (log: $(cat "$work/dpkg.log"))"
+done
+dpkg --root="$troot" --purge suit-agent >> "$work/dpkg.log" 2>&1 || { cat "$work/dpkg.log" >&2; fail "dpkg --purge failed"; }
+for unit in suit-agent.service suit-agent-boot-check.service; do
+    [ ! -e "$wants/$unit" ] && [ ! -L "$wants/$unit" ] || fail "the purge left $unit enabled"
+done
+log "dpkg in a trixie root: installed all three, the postinst enabled both units, the purge disabled them"
