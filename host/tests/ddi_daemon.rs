@@ -503,3 +503,19 @@ fn payload_artifacts_come_from_the_server_with_the_token() {
         Some("TargetToken secret-token")
     );
 }
+
+#[test]
+fn two_tokens_are_a_configuration_error_not_a_restart_loop() {
+    // Exit 2: suit-agent.service's RestartPreventExitStatus=2 keeps systemd from restarting it.
+    let dev = Device::new("http://127.0.0.1:9", "");
+    let config = std::fs::read_to_string(&dev.config).unwrap();
+    std::fs::write(&dev.config, format!("{config}gateway-token = \"other\"\n")).unwrap();
+    let out = agent_config::run_agent(&dev.config, &["daemon"]);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not both"));
+}
