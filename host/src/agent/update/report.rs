@@ -19,11 +19,10 @@ impl Agent {
             }
         };
         let dir = self.config.state_dir.join("reports");
-        let name = format!(
-            "{}-{:05}.suit-report",
-            super::journal::unix_now(),
-            std::process::id() % 100_000
-        );
+        let since_epoch = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        let name = report_file_name(since_epoch, std::process::id());
         let kept = std::fs::create_dir_all(&dir)
             .and_then(|()| super::atomic::replace_file(&dir.join(&name), &report))
             .and_then(|()| prune_reports(&dir));
@@ -46,6 +45,18 @@ impl Agent {
 /// Signed reports kept in the state directory.
 const KEPT_REPORTS: usize = 32;
 
+/// The file name of a report made `since_epoch` after the Unix epoch by process `pid`: names
+/// sort by time down to the nanosecond (an install and the boot-check that follows it can
+/// file reports within the same second).
+fn report_file_name(since_epoch: std::time::Duration, pid: u32) -> String {
+    format!(
+        "{:012}.{:09}-{:05}.suit-report",
+        since_epoch.as_secs(),
+        since_epoch.subsec_nanos(),
+        pid % 100_000
+    )
+}
+
 /// Removes all but the newest [`KEPT_REPORTS`] reports (names sort by time).
 fn prune_reports(dir: &Path) -> io::Result<()> {
     let mut names: Vec<PathBuf> = std::fs::read_dir(dir)?
@@ -58,4 +69,21 @@ fn prune_reports(dir: &Path) -> io::Result<()> {
         std::fs::remove_file(old)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::report_file_name;
+
+    #[test]
+    fn report_names_sort_by_time_within_one_second() {
+        let earlier = report_file_name(Duration::new(1_700_000_000, 100), 99_999);
+        let later = report_file_name(Duration::new(1_700_000_000, 200), 1);
+        let next_second = report_file_name(Duration::new(1_700_000_001, 0), 50_000);
+        assert!(earlier < later, "{earlier} / {later}");
+        assert!(later < next_second, "{later} / {next_second}");
+        assert!(earlier.ends_with(".suit-report"));
+    }
 }
