@@ -490,3 +490,32 @@ fn the_output_buffer_must_hold_a_held_back_block() {
     assert_eq!(reply.category, Category::Resource, "{}", reply.message);
     assert!(out.data.is_empty());
 }
+
+#[test]
+fn whole_max_chunk_payloads_travel_with_their_hash_blocks() {
+    // The device's max-chunk is 256 KiB: a chunk of exactly that much payload travels with
+    // its hash blocks (the data is larger than max-chunk), a larger payload chunk is refused.
+    let u = update(true);
+    let mut s = u.dev.session();
+    load(&u, &mut s);
+    let max = 256 * 1024;
+    let mut feed = HashFeed::new(IMAGE_LEN as u64, 0);
+    let needs = feed.after(max as u64);
+    let hashes = hash_blocks(&feed, &u.area, &needs);
+    assert!(hashes.len() + max > max);
+    let (plain, _) = s.stream_update(0, 0, &hashes, &u.payload[..max]).unwrap();
+    assert_eq!(plain, u.image[..max]);
+    let mut feed = HashFeed::new(IMAGE_LEN as u64, max as u64);
+    let needs = feed.after((2 * max + BLOCK_SIZE) as u64);
+    let hashes = hash_blocks(&feed, &u.area, &needs);
+    expect_rejection(
+        s.stream_update(
+            0,
+            max as u64,
+            &hashes,
+            &u.payload[max..2 * max + BLOCK_SIZE],
+        ),
+        Category::Resource,
+        "a payload chunk",
+    );
+}

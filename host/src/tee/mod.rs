@@ -179,6 +179,13 @@ pub trait Tee {
         Ok((info.max_chunk as usize).min(abi::GUARANTEED_CHUNK))
     }
 
+    /// The payload bytes per STREAM_UPDATE: the TA's `max-chunk` (up to 1 MiB: the TA's build
+    /// announces what its OP-TEE allows), the hash blocks travelling in
+    /// [`abi::STREAM_HASH_ROOM`] beside them.
+    fn stream_chunk_size(&mut self) -> Result<usize, TeeError> {
+        Ok(self.get_info()?.max_chunk as usize)
+    }
+
     /// LOAD_MANIFEST: authenticates the envelope and returns the install plan for `target_slot`.
     fn load_manifest(&mut self, envelope: &[u8], target_slot: u64) -> Result<Plan, TeeError> {
         self.load_manifest_with_nonce(envelope, target_slot, None)

@@ -42,6 +42,10 @@ use crate::error::{Category, Error, Result};
 pub const ABI_VERSION: u32 = 4;
 /// Largest chunk any TA may announce.
 pub const MAX_CHUNK_LIMIT: usize = 1 << 20;
+/// What STREAM_UPDATE's data may exceed `max-chunk` by: room for the hash blocks of a
+/// `max-chunk` chunk of payload (about one per 512 KiB and two per level), so that a stream
+/// moves whole `max-chunk` chunks of payload per invoke.
+pub const STREAM_HASH_ROOM: usize = 64 * 1024;
 /// Shared-buffer size OP-TEE guarantees.
 pub const GUARANTEED_CHUNK: usize = 512 * 1024;
 /// Smallest response buffer (parameter 1) the TA accepts.

@@ -13,6 +13,7 @@ use std::os::unix::fs::FileExt;
 use std::path::Path;
 
 use suit_shared::abi::{Approval, PayloadSource, Plan, PlanItem};
+use suit_shared::encryption::GCM_TAG_LEN;
 use suit_shared::verity::{self, HashFeed, BLOCK_SIZE};
 
 use super::install::{fetch_bound, set_state};
@@ -89,12 +90,10 @@ impl Agent {
             .open(slot_path)
             .map_err(io_err("open", slot_path))?;
         let source = Source::parse(uri)?;
-        let limit = self.tee.chunk_size()?;
-        // Room for the hash blocks a chunk may need: per level one more than it covers.
-        let levels = verity::levels(verity::data_blocks(size)) as usize;
-        let room = BLOCK_SIZE * (2 * levels + limit / (128 * BLOCK_SIZE) + 1);
-        let chunk_len = (limit.saturating_sub(room) / BLOCK_SIZE).max(1) * BLOCK_SIZE;
-        let mut buf = vec![0u8; chunk_len];
+        // Whole chunks of payload; the hash blocks travel in the room the ABI adds.
+        let chunk_len = (self.tee.stream_chunk_size()? / BLOCK_SIZE).max(1) * BLOCK_SIZE;
+        // The last chunk takes the AEAD tag along rather than sending it alone.
+        let mut buf = vec![0u8; chunk_len + GCM_TAG_LEN];
         let sync_every = SYNC_EVERY_CHUNKS * chunk_len as u64;
         let mut written = from;
         let mut synced = from;
@@ -126,7 +125,11 @@ impl Agent {
                     .map_err(|e| dropped(uri, &e))?;
             }
             loop {
-                let n_read = match read_full(&mut body, &mut buf) {
+                let want = match fetched_size.saturating_sub(offset) {
+                    left if left <= buf.len() as u64 => left as usize,
+                    _ => chunk_len,
+                };
+                let n_read = match read_full(&mut body, &mut buf[..want]) {
                     Ok(n) => n,
                     Err(e) if connections < MAX_CONNECTIONS => {
                         tracing::warn!("{}; resuming at byte {written}", dropped(uri, &e));

@@ -176,6 +176,9 @@ impl<S: Storage, R: Rng, C: Clock> Ta<S, R, C> {
             abi::PARAM_DATA_IN if command == CommandId::LoadManifest => {
                 self.core.config.max_envelope
             }
+            abi::PARAM_DATA_IN if command == CommandId::StreamUpdate => {
+                self.core.config.max_chunk + abi::STREAM_HASH_ROOM
+            }
             abi::PARAM_DATA_IN if command.data_in() => self.core.config.max_chunk,
             _ => 0,
         }

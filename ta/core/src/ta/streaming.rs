@@ -175,6 +175,15 @@ impl<S: Storage, R: Rng, C: Clock> Core<S, R, C> {
             ));
         }
         let (hash_blocks, chunk) = data.split_at(split);
+        // The last chunk may carry the AEAD tag beyond max-chunk (no invoke for 16 bytes).
+        let limit = self.config.max_chunk + GCM_TAG_LEN;
+        if chunk.len() > limit {
+            return Err(TaError::TooLarge {
+                what: "a payload chunk",
+                size: chunk.len(),
+                limit,
+            });
+        }
         let needed = chunk.len() + BLOCK_SIZE + DECRYPT_OUTPUT_SLACK;
         if out_capacity < needed {
             return Err(TaError::TooLarge {

@@ -243,7 +243,10 @@ impl<S: Storage, R: Rng, C: Clock> Exec<'_, S, R, C> {
                  GET_INFO and REPORT are open to other clients",
             ));
         }
-        let max_chunk = self.core.config.max_chunk;
+        let max_chunk = match command {
+            CommandId::StreamUpdate => self.core.config.max_chunk + abi::STREAM_HASH_ROOM,
+            _ => self.core.config.max_chunk,
+        };
         if self.data.len() > max_chunk && command != CommandId::LoadManifest {
             return Err(TaError::TooLarge {
                 what: "a data chunk",
