@@ -283,7 +283,9 @@ fn tampered_block_stops_the_stream_before_it_is_written() {
     let image = fs::read(&v2.image).unwrap();
     assert_eq!(slot[..4096], image[..4096], "the blocks before it were");
 
-    let run = phase("the device still runs v1", || dev.boot("info after").unwrap());
+    let run = phase("the device still runs v1", || {
+        dev.boot("info after").unwrap()
+    });
     run.expect_success().unwrap();
     assert_eq!(run.booted_slot(), Some('A'));
     assert_eq!(run.app_version(), Some("v1"));

@@ -33,7 +33,7 @@ fn image(seed: u8, len: usize) -> Vec<u8> {
         .collect()
 }
 
-/// A simulated device whose agent uses 64 KiB invokes (a sync every 16 chunks).
+/// A simulated device whose agent uses 64 KiB invokes.
 fn device() -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("slot-a.img"), image(1, 64 * 1024)).unwrap();
@@ -194,7 +194,7 @@ fn a_power_cut_resumes_from_the_last_synced_block_with_range() {
     let nginx = Nginx::start();
     let (dev, config) = device();
     let work = tempfile::tempdir().unwrap();
-    // 3 MiB at 512 KiB/s: six seconds; a sync every 16 chunks.
+    // 3 MiB at 512 KiB/s: six seconds; the agent syncs and journals every second.
     let img = image(4, 3 * 1024 * 1024);
     let (env, payload) = envelope(work.path(), &img, &nginx.url("slow/v2.img"), None);
     nginx.put("v2.suit", &env);

@@ -311,8 +311,20 @@ pub trait Tee {
         let mut data = Vec::with_capacity(hashes.len() + chunk.len());
         data.extend_from_slice(hashes);
         data.extend_from_slice(chunk);
-        let hashes = u32::try_from(hashes.len()).unwrap_or(u32::MAX);
-        let (reply, mut plain) = Typed(self).stream_update(component, offset, hashes, &data)?;
+        self.stream_update_data(component, offset, hashes.len(), &data)
+    }
+
+    /// [`Tee::stream_update`] with the hash blocks and the chunk already in one buffer:
+    /// `data` is `hashes` bytes of hash blocks, then the chunk.
+    fn stream_update_data(
+        &mut self,
+        component: u32,
+        offset: u64,
+        hashes: usize,
+        data: &[u8],
+    ) -> Result<(Vec<u8>, bool), TeeError> {
+        let hashes = u32::try_from(hashes).unwrap_or(u32::MAX);
+        let (reply, mut plain) = Typed(self).stream_update(component, offset, hashes, data)?;
         plain.truncate(reply.written as usize);
         Ok((plain, reply.done))
     }

@@ -22,9 +22,9 @@ use crate::agent::fetch::{FetchError, Source};
 use crate::agent::journal::{ComponentState, Journal, Step, UpdateRecord};
 use crate::agent::Slot;
 
-/// Chunks written between two syncs of the slot and the journal (16 MiB with 1 MiB chunks:
-/// the most a power cut makes the stream download again).
-const SYNC_EVERY_CHUNKS: u64 = 16;
+/// Time between two syncs of the slot and the journal (what a power cut makes the stream
+/// download again): syncing by time, not by bytes, keeps the disk streaming on fast devices.
+const SYNC_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
 /// Connections a stream may open for one component (a dropped one resumes with `Range`).
 const MAX_CONNECTIONS: u32 = 5;
 
@@ -92,9 +92,12 @@ impl Agent {
         let source = Source::parse(uri)?;
         // Whole chunks of payload; the hash blocks travel in the room the ABI adds.
         let chunk_len = (self.tee.stream_chunk_size()? / BLOCK_SIZE).max(1) * BLOCK_SIZE;
-        // The last chunk takes the AEAD tag along rather than sending it alone.
-        let mut buf = vec![0u8; chunk_len + GCM_TAG_LEN];
-        let sync_every = SYNC_EVERY_CHUNKS * chunk_len as u64;
+        // One buffer per stream: the hash blocks go right before the chunk (at most
+        // STREAM_HASH_ROOM), so the invoke's data is one slice, copied nowhere; the last chunk
+        // takes the AEAD tag along rather than sending it alone.
+        let room = suit_shared::abi::STREAM_HASH_ROOM;
+        let mut buf = vec![0u8; room + chunk_len + GCM_TAG_LEN];
+        let mut last_sync = std::time::Instant::now();
         let mut written = from;
         let mut synced = from;
         let mut progress = (self.progress)();
@@ -126,10 +129,10 @@ impl Agent {
             }
             loop {
                 let want = match fetched_size.saturating_sub(offset) {
-                    left if left <= buf.len() as u64 => left as usize,
+                    left if left <= (chunk_len + GCM_TAG_LEN) as u64 => left as usize,
                     _ => chunk_len,
                 };
-                let n_read = match read_full(&mut body, &mut buf[..want]) {
+                let n_read = match read_full(&mut body, &mut buf[room..room + want]) {
                     Ok(n) => n,
                     Err(e) if connections < MAX_CONNECTIONS => {
                         tracing::warn!("{}; resuming at byte {written}", dropped(uri, &e));
@@ -155,25 +158,31 @@ impl Agent {
                     }
                     .into());
                 }
-                let mut hashes = Vec::new();
-                for (level, index) in feed.after(end) {
+                let needs = feed.after(end);
+                let start = room.checked_sub(needs.len() * BLOCK_SIZE).ok_or_else(|| {
+                    AgentError::Plan(format!("{} hash blocks for one chunk", needs.len()))
+                })?;
+                for (i, (level, index)) in needs.into_iter().enumerate() {
                     let at = usize::try_from(feed.area_offset(level, index)).unwrap_or(usize::MAX);
                     let block = area.get(at..at.saturating_add(BLOCK_SIZE)).ok_or_else(|| {
                         AgentError::Plan(format!("{uri}.verity is shorter than the image's tree"))
                     })?;
-                    hashes.extend_from_slice(block);
+                    let to = start + i * BLOCK_SIZE;
+                    buf[to..to + BLOCK_SIZE].copy_from_slice(block);
                 }
+                let data = &buf[start..room + n_read];
                 let (plain, _) =
                     self.tee
-                        .stream_update(item.index, offset, &hashes, &buf[..n_read])?;
+                        .stream_update_data(item.index, offset, room - start, data)?;
                 slot.write_all_at(&plain, written)
                     .map_err(io_err("write", slot_path))?;
                 written += plain.len() as u64;
                 offset = end;
                 progress.advanced(written);
-                if written - synced >= sync_every {
+                if written > synced && last_sync.elapsed() >= SYNC_INTERVAL {
                     slot.sync_data().map_err(io_err("sync", slot_path))?;
                     synced = written;
+                    last_sync = std::time::Instant::now();
                     record(update, n, written);
                     self.save_update(journal, update)?;
                 }

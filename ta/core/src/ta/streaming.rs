@@ -329,11 +329,15 @@ impl OnePass {
         let body = &chunk[..chunk
             .len()
             .min(usize::try_from(plain_left).unwrap_or(usize::MAX))];
-        out.resize(start + body.len(), 0);
         match &mut self.cipher {
-            Cipher::Plain => out[start..].copy_from_slice(body),
-            Cipher::Encrypted(StreamCipher::Keystream(k)) => k.apply(body, &mut out[start..])?,
-            Cipher::Encrypted(StreamCipher::Gcm(gcm)) => gcm.update(body, &mut out[start..])?,
+            Cipher::Plain => out.extend_from_slice(body),
+            Cipher::Encrypted(cipher) => {
+                out.resize(start + body.len(), 0);
+                match cipher {
+                    StreamCipher::Keystream(k) => k.apply(body, &mut out[start..])?,
+                    StreamCipher::Gcm(gcm) => gcm.update(body, &mut out[start..])?,
+                }
+            }
         }
         // What follows the ciphertext is the tag (the chunk is within the fetched size).
         for (i, &b) in chunk[body.len()..].iter().enumerate() {
