@@ -107,6 +107,7 @@ bench:
 	$(CARGO) bench -p suit-host --bench tool
 	$(CARGO) bench -p suit-host --bench decrypt
 	$(CARGO) bench -p suit-host --bench agent
+	$(CARGO) bench -p suit-host --bench ta_stream
 	@echo "== build/bench/summary.json" && cat build/bench/summary.json
 
 clean:

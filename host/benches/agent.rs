@@ -3,7 +3,9 @@
 //! checks: `curl` downloading the file and `dd` writing it to the slot with fsync, measured in
 //! the same run. Plain and encrypted (A256GCM to the device key) installs are both measured, in
 //! wall time and in CPU time (user + system, GNU time), at 64 MiB and, when the disk has room,
-//! 1 GiB; the staging directory is sampled during one more install of each kind. Only the
+//! 1 GiB; the staging directory is sampled during one more install of each kind. The main
+//! figures are the one-pass install (`streaming = true`, docs/streaming.md); the staged install
+//! of manifests without a tree root is measured too at 64 MiB (`install_staged_*`). Only the
 //! `suit-agent install` command is timed: envelopes and devices are made beforehand. The figures
 //! also go to `build/bench/summary.json` (see `support::Summary`).
 
@@ -62,13 +64,21 @@ fn device_key_pem(config: &Path) -> String {
     info["device-public-key-pem"].as_str().unwrap().to_string()
 }
 
-/// Creates `<name>.suit` for the image `v2-<suffix>.img` in `work`, served at `url`.
-fn envelope(work: &Path, name: &str, suffix: &str, url: &str, encryption: &str) -> PathBuf {
+/// Creates `<name>.suit` for the image `v2-<suffix>.img` in `work`, served at `url`; a
+/// streaming one also writes the tree beside the payload (`<payload>.verity`).
+fn envelope(
+    work: &Path,
+    name: &str,
+    suffix: &str,
+    url: &str,
+    encryption: &str,
+    streaming: bool,
+) -> PathBuf {
     let spec = work.join(format!("{name}.toml"));
     std::fs::write(
         &spec,
         format!(
-            "sequence-number = 2\nvendor = \"{VENDOR}\"\nclass = \"{CLASS}\"\n[[component]]\nid = [\"rootfs\"]\nimage = \"v2-{suffix}.img\"\nuri = \"{url}\"\n{encryption}"
+            "sequence-number = 2\nvendor = \"{VENDOR}\"\nclass = \"{CLASS}\"\n[[component]]\nid = [\"rootfs\"]\nimage = \"v2-{suffix}.img\"\nuri = \"{url}\"\nstreaming = {streaming}\n{encryption}"
         ),
     )
     .unwrap();
@@ -87,6 +97,16 @@ fn envelope(work: &Path, name: &str, suffix: &str, url: &str, encryption: &str) 
 fn serve(server: &nginx::Nginx, name: &str, file: &Path) {
     let dest = server.put(name, b"");
     std::fs::copy(file, dest).unwrap();
+}
+
+/// Serves the tree `create` wrote beside `payload` (streaming manifests) at `<payload>.verity`.
+fn serve_tree(server: &nginx::Nginx, work: &Path, payload: &str) {
+    let tree = work.join(format!("{payload}.verity"));
+    if tree.exists() {
+        let name = format!("{payload}.verity");
+        serve(server, &name, &tree);
+        std::fs::remove_file(tree).unwrap();
+    }
 }
 
 /// Wall time and CPU seconds (user + system, the process and its children) of one command.
@@ -140,7 +160,8 @@ fn medians(v: &[Cost]) -> Cost {
     }
 }
 
-/// Total size of the regular files under `dir` (0 when it does not exist).
+/// Total size of the payload files under `dir` (0 when it does not exist): everything but
+/// the envelopes (`*.suit`, a few KiB, kept for every install).
 fn tree_bytes(dir: &Path) -> u64 {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return 0;
@@ -149,7 +170,9 @@ fn tree_bytes(dir: &Path) -> u64 {
         .flatten()
         .map(|e| match e.file_type() {
             Ok(t) if t.is_dir() => tree_bytes(&e.path()),
-            Ok(t) if t.is_file() => e.metadata().map(|m| m.len()).unwrap_or(0),
+            Ok(t) if t.is_file() && !e.file_name().to_string_lossy().contains(".suit") => {
+                e.metadata().map(|m| m.len()).unwrap_or(0)
+            }
             _ => 0,
         })
         .sum()
@@ -175,10 +198,10 @@ fn bench_size(
     server: &nginx::Nginx,
     work: &Path,
     template: &Path,
-    size: u64,
-    suffix: &str,
+    (size, suffix): (u64, &str),
     runs: usize,
     staging: bool,
+    streaming: bool,
 ) -> Figures {
     let image = work.join(format!("v2-{suffix}.img"));
     make_image(&image, size);
@@ -199,7 +222,15 @@ fn bench_size(
     // Plain: the payload is the image.
     serve(server, &format!("v2-{suffix}.img"), &image);
     let name = format!("v2-{suffix}");
-    let plain = envelope(work, &name, suffix, &server.url(&format!("{name}.img")), "");
+    let plain = envelope(
+        work,
+        &name,
+        suffix,
+        &server.url(&format!("{name}.img")),
+        "",
+        streaming,
+    );
+    serve_tree(server, work, &format!("{name}.img"));
     serve(server, &format!("{name}.suit"), &plain);
     kinds.push((server.url(&format!("{name}.suit")), Vec::new()));
     // Encrypted to the template device's key.
@@ -211,8 +242,10 @@ fn bench_size(
         suffix,
         &server.url(&enc),
         "[component.encryption]\nrecipient = \"device.pub.pem\"\n",
+        streaming,
     );
     serve(server, &enc, &work.join(&enc));
+    serve_tree(server, work, &enc);
     std::fs::remove_file(work.join(&enc)).unwrap();
     serve(server, &format!("{name}.suit"), &encrypted);
     kinds.push((server.url(&format!("{name}.suit")), Vec::new()));
@@ -289,10 +322,14 @@ fn main() {
     let config = device_config(&template);
     std::fs::write(work.join("device.pub.pem"), device_key_pem(&config)).unwrap();
     let mut summary = Summary::new("agent");
-    let mut sizes = vec![(SIZE, "64m", 3, true)];
+    // (size, key suffix, runs, sample the staging directory, one pass, key prefix)
+    let mut sizes = vec![
+        (SIZE, "64m", 3, true, true, "install"),
+        (SIZE, "64m", 3, true, false, "install_staged"),
+    ];
     let free = free_bytes(work);
     if free >= NEED_1G {
-        sizes.push((1024 * MIB, "1g", 3, false));
+        sizes.push((1024 * MIB, "1g", 3, false, true, "install"));
     } else {
         println!(
             "1 GiB installs skipped: {} GiB free under {}, they need {} GiB",
@@ -301,11 +338,24 @@ fn main() {
             NEED_1G / (1024 * MIB)
         );
     }
-    for (size, suffix, runs, staging) in sizes {
-        let f = bench_size(&server, work, &template, size, suffix, runs, staging);
+    for (size, suffix, runs, staging, streaming, prefix) in sizes {
+        let f = bench_size(
+            &server,
+            work,
+            &template,
+            (size, suffix),
+            runs,
+            staging,
+            streaming,
+        );
         let mib = (size / MIB) as f64;
+        let path = if streaming {
+            "one pass"
+        } else {
+            "staged, no tree root"
+        };
         println!(
-            "suit-agent install of a {mib} MiB image (simulator TA, nginx on loopback, release build, median of {runs}):"
+            "suit-agent install of a {mib} MiB image, {path} (simulator TA, nginx on loopback, release build, median of {runs}):"
         );
         println!(
             "  baseline curl + dd conv=fsync: {:.2} s ({:.0} MiB/s), {:.2} s CPU",
@@ -327,25 +377,32 @@ fn main() {
                 c.cpu / f.baseline.cpu
             );
             summary.record(
-                &format!("install_{key}_ratio_{suffix}"),
+                &format!("{prefix}_{key}_ratio_{suffix}"),
                 c.wall / f.baseline.wall,
             );
             // The energy proxy: `install_cpu_ratio_*` is the plain install's.
             let cpu_key = if key == "plain" {
-                format!("install_cpu_ratio_{suffix}")
+                format!("{prefix}_cpu_ratio_{suffix}")
             } else {
-                format!("install_{key}_cpu_ratio_{suffix}")
+                format!("{prefix}_{key}_cpu_ratio_{suffix}")
             };
             summary.record(&cpu_key, c.cpu / f.baseline.cpu);
         }
-        summary.record(&format!("baseline_curl_dd_s_{suffix}"), f.baseline.wall);
+        if streaming {
+            summary.record(&format!("baseline_curl_dd_s_{suffix}"), f.baseline.wall);
+        }
         if let Some((plain, encrypted)) = f.staging_peak {
             println!(
                 "  staging directory peak: plain {plain} bytes, encrypted {encrypted} bytes (image {size})"
             );
-            summary.record_count("staging_peak_bytes", plain.max(encrypted));
+            let key = if streaming {
+                "staging_peak_bytes".to_string()
+            } else {
+                format!("{prefix}_staging_peak_bytes")
+            };
+            summary.record_count(&key, plain.max(encrypted));
         }
     }
-    println!("  (install = `suit-agent install URL` alone: envelope + LOAD_MANIFEST, download, approval stream with digest, slot write with fsync and read-back, COMMIT, trial armed; CPU = user + system seconds from GNU time)");
+    println!("  (install = `suit-agent install URL` alone: envelope + LOAD_MANIFEST, then one pass: tree, download through STREAM_UPDATE into the slot with fsync, COMMIT, trial armed; staged: download, approval stream with digest, slot write with fsync and read-back, COMMIT, trial armed; CPU = user + system seconds from GNU time)");
     summary.write();
 }

@@ -161,6 +161,10 @@ fn parameters(w: &mut Writer, params: &[Parameter<'_>]) {
             | Parameter::WaitInfo(b)
             | Parameter::ComponentMetadata(b) => w.i64(k).bytes(b),
             Parameter::Uri(u) => w.i64(k).str(u),
+            Parameter::VerityRoot(root) => w.i64(k).bytes(&digest(&SuitDigest {
+                alg: crate::digest::DigestAlg::Sha256,
+                bytes: &root[..],
+            })),
             Parameter::UpdatePriority(v) => w.i64(k).i64(*v),
             Parameter::Version(v) => {
                 let mut inner = Writer::new();

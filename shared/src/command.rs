@@ -464,7 +464,7 @@ fn decode_command<'a>(
 
 fn parameters<'a>(r: &mut Reader<'a>, rules: SequenceRules) -> Result<Vec<Parameter<'a>>> {
     let params = decode_parameters(r)?;
-    if rules.shared && params.iter().any(|p| matches!(p, Parameter::Custom(_))) {
+    if rules.shared && params.iter().any(|p| p.key() < 0) {
         return Err(Error::ForbiddenInSharedSequence("custom parameters"));
     }
     Ok(params)

@@ -51,6 +51,8 @@ pub mod key {
     pub const WAIT_INFO: i64 = 29;
     /// Component metadata (update-management).
     pub const COMPONENT_METADATA: i64 = 30;
+    /// dm-verity root of the plaintext image (this project, private use; docs/streaming.md).
+    pub const VERITY_ROOT: i64 = -257;
 }
 
 /// A vendor identifier: UUID or CBOR private enterprise number (tag 112).
@@ -148,6 +150,10 @@ pub enum Parameter<'a> {
     WaitInfo(&'a [u8]),
     /// Component metadata encoding.
     ComponentMetadata(&'a [u8]),
+    /// The dm-verity root hash of the plaintext image (private use, docs/streaming.md):
+    /// `bstr .cbor [-16, bstr .size 32]`, format 1, 4096-byte blocks, salted with the
+    /// image digest.
+    VerityRoot(&'a [u8; crate::verity::DIGEST_LEN]),
     /// A custom (negative) parameter: ignored by this processor.
     Custom(i64),
 }
@@ -176,6 +182,7 @@ impl Parameter<'_> {
             Parameter::Version(_) => key::VERSION,
             Parameter::WaitInfo(_) => key::WAIT_INFO,
             Parameter::ComponentMetadata(_) => key::COMPONENT_METADATA,
+            Parameter::VerityRoot(_) => key::VERITY_ROOT,
             Parameter::Custom(k) => *k,
         }
     }
@@ -203,6 +210,7 @@ impl Parameter<'_> {
             key::VERSION => "version",
             key::WAIT_INFO => "wait-info",
             key::COMPONENT_METADATA => "component-metadata",
+            key::VERITY_ROOT => "verity-root",
             _ => "custom",
         }
     }
@@ -222,6 +230,22 @@ fn uuid(r: &mut Reader<'_>, element: &'static str) -> Result<Uuid> {
             element,
             reason: "must be a 16-byte UUID",
         })
+}
+
+/// `bstr .cbor [-16, bstr .size 32]`: the only tree this project builds is SHA-256.
+fn verity_root(bytes: &[u8]) -> Result<&[u8; crate::verity::DIGEST_LEN]> {
+    let digest = SuitDigest::decode_exact(bytes, "verity-root parameter")?;
+    match (
+        digest.alg,
+        <&[u8; crate::verity::DIGEST_LEN]>::try_from(digest.bytes),
+    ) {
+        (crate::digest::DigestAlg::Sha256, Ok(root)) => Ok(root),
+        _ => Err(Error::InvalidValue {
+            context: "verity-root parameter",
+            element: "root",
+            reason: "must be a SHA-256 (-16) digest of 32 bytes",
+        }),
+    }
 }
 
 fn version_match(bytes: &[u8]) -> Result<VersionMatch> {
@@ -312,6 +336,7 @@ pub fn decode_parameters<'a>(r: &mut Reader<'a>) -> Result<Vec<Parameter<'a>>> {
             key::VERSION => Parameter::Version(version_match(r.bytes()?)?),
             key::WAIT_INFO => Parameter::WaitInfo(r.bytes()?),
             key::COMPONENT_METADATA => Parameter::ComponentMetadata(r.bytes()?),
+            key::VERITY_ROOT => Parameter::VerityRoot(verity_root(r.bytes()?)?),
             k if k < 0 => {
                 // Custom parameters (int / bool / tstr / bstr) are meant for custom commands,
                 // which this processor rejects; the value itself is harmless.
@@ -374,6 +399,8 @@ pub struct ComponentParams<'a> {
     pub wait_info: Option<&'a [u8]>,
     /// Component metadata.
     pub component_metadata: Option<&'a [u8]>,
+    /// dm-verity root of the plaintext image (streaming install).
+    pub verity_root: Option<&'a [u8; crate::verity::DIGEST_LEN]>,
 }
 
 impl<'a> ComponentParams<'a> {
@@ -405,6 +432,7 @@ impl<'a> ComponentParams<'a> {
             Parameter::Version(v) => put(&mut self.version, v, o),
             Parameter::WaitInfo(v) => put(&mut self.wait_info, v, o),
             Parameter::ComponentMetadata(v) => put(&mut self.component_metadata, v, o),
+            Parameter::VerityRoot(v) => put(&mut self.verity_root, v, o),
             Parameter::StrictOrder(_) | Parameter::SoftFailure(_) | Parameter::Custom(_) => {}
         }
     }
@@ -431,6 +459,7 @@ impl<'a> ComponentParams<'a> {
             key::VERSION => self.version = src.version.clone(),
             key::WAIT_INFO => self.wait_info = src.wait_info,
             key::COMPONENT_METADATA => self.component_metadata = src.component_metadata,
+            key::VERITY_ROOT => self.verity_root = src.verity_root,
             _ => return false,
         }
         true

@@ -327,6 +327,258 @@ pub fn level_sizes(blocks: u64) -> Vec<u64> {
     sizes
 }
 
+/// Why a block or hash block does not belong to the tree a manifest binds.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TreeError {
+    /// The data block's digest differs from the tree's.
+    #[error("data block {0} does not match the dm-verity tree the manifest binds")]
+    Block(u64),
+    /// A hash block's digest differs from its parent's entry (or from the root).
+    #[error("hash block {index} of tree level {level} does not match the dm-verity tree the manifest binds")]
+    HashBlock {
+        /// Level (0 = right above the data).
+        level: u32,
+        /// Index within the level.
+        index: u64,
+    },
+    /// Fewer hash blocks came with the data than the blocks need.
+    #[error("hash block {index} of tree level {level} is needed and was not sent")]
+    MissingHashBlock {
+        /// Level (0 = right above the data).
+        level: u32,
+        /// Index within the level.
+        index: u64,
+    },
+    /// More hash bytes came than the blocks need.
+    #[error("{0} bytes of hash blocks were sent that these data blocks do not need")]
+    ExtraHashBytes(usize),
+    /// A data block index beyond the image.
+    #[error("data block {block} is beyond the image's {blocks} blocks")]
+    OutOfRange {
+        /// The block.
+        block: u64,
+        /// The image's data blocks.
+        blocks: u64,
+    },
+}
+
+/// Which hash block of each level a reader walking the tree holds. The TA's [`BlockChecker`]
+/// and the agent that feeds it run the same cursor, so both agree on which hash blocks travel
+/// with which data blocks: before data block `b`, every level `l` whose held block is not
+/// `b >> (7 (l + 1))` needs that block, top level first (it is checked against its parent).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PathCursor {
+    blocks: u64,
+    /// Per level (0 = above the data), the index of the hash block held.
+    held: Vec<Option<u64>>,
+}
+
+impl PathCursor {
+    /// A cursor over the tree of an image of `data_blocks` blocks, holding nothing.
+    pub fn new(data_blocks: u64) -> Self {
+        PathCursor {
+            blocks: data_blocks,
+            held: vec![None; levels(data_blocks) as usize],
+        }
+    }
+
+    /// Number of data blocks of the image.
+    pub fn data_blocks(&self) -> u64 {
+        self.blocks
+    }
+
+    /// The hash blocks `(level, index)` data block `block` needs that are not held, top level
+    /// first (none when the tree has no levels).
+    pub fn needs(&self, block: u64) -> Vec<(u32, u64)> {
+        let mut out = Vec::new();
+        for level in (0..self.held.len()).rev() {
+            let index = block >> (PER_BLOCK_BITS * (level as u32 + 1));
+            if self.held[level] != Some(index) {
+                out.push((level as u32, index));
+            }
+        }
+        out
+    }
+
+    /// Marks the blocks of [`Self::needs`] as held.
+    pub fn take(&mut self, needs: &[(u32, u64)]) {
+        for &(level, index) in needs {
+            if let Some(h) = self.held.get_mut(level as usize) {
+                *h = Some(index);
+            }
+        }
+    }
+
+    /// Byte offset of hash block `index` of `level` in the hash area (levels top first, as in
+    /// the slot after the padded image).
+    pub fn area_offset(&self, level: u32, index: u64) -> u64 {
+        let top = levels(self.blocks);
+        let above: u64 = (level + 1..top).map(|l| level_blocks(self.blocks, l)).sum();
+        (above + index).saturating_mul(BLOCK_SIZE as u64)
+    }
+}
+
+/// Checks data blocks fed in order (from any starting block) against a root hash, holding one
+/// verified hash block per level: O(tree height × 4 KiB) memory whatever the image size. The
+/// hash blocks come with the data, in the order [`PathCursor::needs`] gives.
+#[derive(Clone)]
+pub struct BlockChecker {
+    salt: Vec<u8>,
+    root: [u8; DIGEST_LEN],
+    cursor: PathCursor,
+    /// Per level, the verified hash block held (empty until one is).
+    held: Vec<Vec<u8>>,
+}
+
+impl BlockChecker {
+    /// A checker for an image of `data_blocks` blocks whose tree has `root` with `salt`.
+    pub fn new(salt: &[u8], root: [u8; DIGEST_LEN], data_blocks: u64) -> Result<Self, VerityError> {
+        if salt.len() > MAX_SALT_LEN {
+            return Err(VerityError::SaltTooLong(salt.len()));
+        }
+        if data_blocks == 0 {
+            return Err(VerityError::Empty);
+        }
+        let cursor = PathCursor::new(data_blocks);
+        Ok(BlockChecker {
+            salt: salt.to_vec(),
+            root,
+            held: vec![Vec::new(); cursor.held.len()],
+            cursor,
+        })
+    }
+
+    fn hash(&self, block: &[u8]) -> [u8; DIGEST_LEN] {
+        let mut h = Sha256::new();
+        h.update(&self.salt);
+        h.update(block);
+        h.finalize().into()
+    }
+
+    /// Number of data blocks of the image.
+    pub fn data_blocks(&self) -> u64 {
+        self.cursor.blocks
+    }
+
+    /// Checks data block `block` (exactly [`BLOCK_SIZE`] bytes, the last one zero-padded),
+    /// first taking the hash blocks it needs from the front of `hashes`. On error nothing
+    /// changes.
+    pub fn check(
+        &mut self,
+        block: u64,
+        data: &[u8; BLOCK_SIZE],
+        hashes: &mut &[u8],
+    ) -> Result<(), TreeError> {
+        if block >= self.cursor.blocks {
+            return Err(TreeError::OutOfRange {
+                block,
+                blocks: self.cursor.blocks,
+            });
+        }
+        let needs = self.cursor.needs(block);
+        let mut rest = *hashes;
+        // The new hash blocks, top first, borrowed from `hashes` until all are checked.
+        let mut fresh: Vec<&[u8]> = Vec::with_capacity(needs.len());
+        for &(level, index) in &needs {
+            if rest.len() < BLOCK_SIZE {
+                return Err(TreeError::MissingHashBlock { level, index });
+            }
+            let (hb, tail) = rest.split_at(BLOCK_SIZE);
+            if self.hash(hb) != self.entry_in(&needs, &fresh, level as usize + 1, index) {
+                return Err(TreeError::HashBlock { level, index });
+            }
+            fresh.push(hb);
+            rest = tail;
+        }
+        if self.hash(data) != self.entry_in(&needs, &fresh, 0, block) {
+            return Err(TreeError::Block(block));
+        }
+        for (&(level, _), hb) in needs.iter().zip(fresh) {
+            let held = &mut self.held[level as usize];
+            held.clear();
+            held.extend_from_slice(hb);
+        }
+        self.cursor.take(&needs);
+        *hashes = rest;
+        Ok(())
+    }
+
+    /// The digest the tree gives entry `index` in the hash block of `level` that covers it:
+    /// the root above the top level, else the block just checked (`fresh`) or the one held.
+    fn entry_in(
+        &self,
+        needs: &[(u32, u64)],
+        fresh: &[&[u8]],
+        level: usize,
+        index: u64,
+    ) -> [u8; DIGEST_LEN] {
+        if level >= self.held.len() {
+            return self.root;
+        }
+        let block = needs
+            .iter()
+            .zip(fresh)
+            .find(|((l, _), _)| *l as usize == level)
+            .map_or(self.held[level].as_slice(), |(_, b)| b);
+        entry(block, index)
+    }
+}
+
+/// The agent's side of [`BlockChecker`]: which hash blocks of the hash area (levels top
+/// first, as in the slot) travel with each chunk of a one-pass stream. After a chunk the TA
+/// has the plaintext up to the bytes received (never past the image) and checks every whole
+/// block of it, and the last, padded block once the image is complete; the hash blocks those
+/// checks need go with that chunk, in [`PathCursor`] order.
+pub struct HashFeed {
+    cursor: PathCursor,
+    image_len: u64,
+    next_block: u64,
+}
+
+impl HashFeed {
+    /// A feed for an image of `image_len` bytes, the stream beginning at `offset` (a block
+    /// boundary).
+    pub fn new(image_len: u64, offset: u64) -> Self {
+        HashFeed {
+            cursor: PathCursor::new(data_blocks(image_len)),
+            image_len,
+            next_block: offset / BLOCK_SIZE as u64,
+        }
+    }
+
+    /// The hash blocks `(level, index)` the chunk that brings the received bytes to
+    /// `received` needs, in order; each is at [`PathCursor::area_offset`] in the area.
+    pub fn after(&mut self, received: u64) -> Vec<(u32, u64)> {
+        let have = received.min(self.image_len);
+        let end = if have == self.image_len {
+            self.cursor.data_blocks()
+        } else {
+            have / BLOCK_SIZE as u64
+        };
+        let mut out = Vec::new();
+        while self.next_block < end {
+            let needs = self.cursor.needs(self.next_block);
+            self.cursor.take(&needs);
+            out.extend(needs);
+            self.next_block += 1;
+        }
+        out
+    }
+
+    /// Byte offset of a hash block in the hash area.
+    pub fn area_offset(&self, level: u32, index: u64) -> u64 {
+        self.cursor.area_offset(level, index)
+    }
+}
+
+/// Entry `index % 128` of a hash block.
+fn entry(block: &[u8], index: u64) -> [u8; DIGEST_LEN] {
+    let at = (index as usize % PER_BLOCK) * DIGEST_LEN;
+    let mut d = [0; DIGEST_LEN];
+    d.copy_from_slice(&block[at..at + DIGEST_LEN]);
+    d
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -481,5 +733,78 @@ mod tests {
         assert_eq!(&slot[..data.len()], &data[..]);
         assert_eq!(slot[data.len()], 0);
         assert_eq!(&slot[params.hash_offset() as usize..], &area[..]);
+    }
+
+    /// The hash blocks a walk from `from` needs, per data block, taken from the area.
+    fn walk(
+        checker: &mut BlockChecker,
+        data: &[u8],
+        area: &[u8],
+        from: u64,
+    ) -> Result<(), TreeError> {
+        let mut cursor = PathCursor::new(checker.cursor.data_blocks());
+        for b in from..cursor.data_blocks() {
+            let needs = cursor.needs(b);
+            let mut hashes = Vec::new();
+            for &(level, index) in &needs {
+                let at = cursor.area_offset(level, index) as usize;
+                hashes.extend_from_slice(&area[at..at + BLOCK_SIZE]);
+            }
+            cursor.take(&needs);
+            let mut block = [0u8; BLOCK_SIZE];
+            let start = b as usize * BLOCK_SIZE;
+            let end = (start + BLOCK_SIZE).min(data.len());
+            block[..end - start].copy_from_slice(&data[start..end]);
+            let mut h = &hashes[..];
+            checker.check(b, &block, &mut h)?;
+            assert!(h.is_empty());
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn checker_accepts_the_tree_from_any_start() {
+        let salt = [9u8; 32];
+        for blocks in [1usize, 2, 128, 129, 128 * 128 + 3] {
+            let data = image(blocks * BLOCK_SIZE - 5);
+            let (params, area) = build(&data, &salt).unwrap();
+            for from in [0, blocks as u64 / 2, blocks as u64 - 1] {
+                let mut c = BlockChecker::new(&salt, params.root, params.data_blocks).unwrap();
+                walk(&mut c, &data, &area, from).unwrap_or_else(|e| panic!("{blocks}/{from}: {e}"));
+            }
+        }
+    }
+
+    #[test]
+    fn checker_refuses_tampering_and_changes_nothing() {
+        let salt = [9u8; 32];
+        let data = image(300 * BLOCK_SIZE);
+        let (params, area) = build(&data, &salt).unwrap();
+        let mut bad = data.clone();
+        bad[200 * BLOCK_SIZE + 1] ^= 1;
+        let mut c = BlockChecker::new(&salt, params.root, params.data_blocks).unwrap();
+        assert_eq!(walk(&mut c, &bad, &area, 0), Err(TreeError::Block(200)));
+        // The level-0 hash block covering blocks 256.. altered.
+        let cursor = PathCursor::new(params.data_blocks);
+        let mut bad_area = area.clone();
+        bad_area[cursor.area_offset(0, 2) as usize + 3] ^= 1;
+        let mut c = BlockChecker::new(&salt, params.root, params.data_blocks).unwrap();
+        assert_eq!(
+            walk(&mut c, &data, &bad_area, 0),
+            Err(TreeError::HashBlock { level: 0, index: 2 })
+        );
+        // Missing hash blocks, and a refused block leaves the checker as it was.
+        let mut c = BlockChecker::new(&salt, params.root, params.data_blocks).unwrap();
+        let mut block = [0u8; BLOCK_SIZE];
+        block.copy_from_slice(&data[..BLOCK_SIZE]);
+        assert_eq!(
+            c.check(0, &block, &mut &[][..]),
+            Err(TreeError::MissingHashBlock { level: 1, index: 0 })
+        );
+        assert_eq!(c.cursor, PathCursor::new(params.data_blocks));
+        assert!(matches!(
+            c.check(300, &block, &mut &[][..]),
+            Err(TreeError::OutOfRange { .. })
+        ));
     }
 }

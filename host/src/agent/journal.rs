@@ -152,6 +152,14 @@ pub struct ComponentRecord {
     pub size: u64,
     /// How far it got.
     pub state: ComponentState,
+    /// One-pass install: bytes of the image written to the slot and synced (whole blocks);
+    /// an interrupted install resumes the stream there (docs/streaming.md).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub streamed: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// How far one component got; each state implies the ones before it.
@@ -508,12 +516,14 @@ mod tests {
                     id: ComponentId::new([b"rootfs"]),
                     size: 1 << 20,
                     state: ComponentState::Written,
+                    streamed: 0,
                 },
                 ComponentRecord {
                     index: 1,
                     id: ComponentId::new([b"app" as &[u8], &[0]]),
                     size: 42,
                     state: ComponentState::Staged,
+                    streamed: 4096,
                 },
             ],
         );

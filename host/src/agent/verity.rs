@@ -47,6 +47,17 @@ pub fn write_tree(slot: &Path, size: u64, salt: &[u8]) -> io::Result<VerityParam
     Ok(params)
 }
 
+/// Writes zero padding after the image's `size` bytes and then `area`, the hash area of its
+/// tree (one-pass install: the tree the TA checked the image against); syncs.
+pub fn write_area(slot: &File, size: u64, area: &[u8]) -> io::Result<()> {
+    use std::os::unix::fs::FileExt;
+    let offset = suit_shared::verity::padded_len(size);
+    let padding = usize::try_from(offset - size).unwrap_or(0);
+    slot.write_all_at(&vec![0u8; padding], size)?;
+    slot.write_all_at(area, offset)?;
+    slot.sync_all()
+}
+
 /// The `dmsetup create --table` line mapping `device` (data and hash tree on the same device)
 /// with the TA's parameters.
 pub fn dm_table(params: &VerityParams, device: &Path) -> String {

@@ -122,9 +122,14 @@ pub trait Tee {
         data_in: Option<&[u8]>,
     ) -> Result<(Reply, Vec<u8>), TeeError> {
         let command = request.command();
+        // STREAM_UPDATE may release a block held back from the previous chunk.
+        let held = match command {
+            CommandId::StreamUpdate => suit_shared::verity::BLOCK_SIZE,
+            _ => 0,
+        };
         let data_out_capacity = command
             .data_out()
-            .then(|| data_in.map_or(0, <[u8]>::len) + abi::DECRYPT_OUTPUT_SLACK);
+            .then(|| data_in.map_or(0, <[u8]>::len) + abi::DECRYPT_OUTPUT_SLACK + held);
         let data_in = if command.data_in() {
             Some(data_in.unwrap_or_default())
         } else {
@@ -172,6 +177,13 @@ pub trait Tee {
         let info = self.get_info()?;
         // The decoder guarantees 1..=MAX_CHUNK_LIMIT.
         Ok((info.max_chunk as usize).min(abi::GUARANTEED_CHUNK))
+    }
+
+    /// The payload bytes per STREAM_UPDATE: the TA's `max-chunk` (up to 1 MiB: the TA's build
+    /// announces what its OP-TEE allows), the hash blocks travelling in
+    /// [`abi::STREAM_HASH_ROOM`] beside them.
+    fn stream_chunk_size(&mut self) -> Result<usize, TeeError> {
+        Ok(self.get_info()?.max_chunk as usize)
     }
 
     /// LOAD_MANIFEST: authenticates the envelope and returns the install plan for `target_slot`.
@@ -283,6 +295,44 @@ pub trait Tee {
             std::mem::swap(&mut buf, &mut next);
             n = m;
         }
+    }
+
+    /// STREAM_UPDATE: `hashes` (the hash blocks the chunk's blocks need, see
+    /// [`suit_shared::verity::HashFeed`]) and the chunk at `offset` of the payload as fetched;
+    /// returns the plaintext of the blocks the TA checked against the manifest's tree, and
+    /// whether the image is complete.
+    fn stream_update(
+        &mut self,
+        component: u32,
+        offset: u64,
+        hashes: &[u8],
+        chunk: &[u8],
+    ) -> Result<(Vec<u8>, bool), TeeError> {
+        let mut data = Vec::with_capacity(hashes.len() + chunk.len());
+        data.extend_from_slice(hashes);
+        data.extend_from_slice(chunk);
+        self.stream_update_data(component, offset, hashes.len(), &data)
+    }
+
+    /// [`Tee::stream_update`] with the hash blocks and the chunk already in one buffer:
+    /// `data` is `hashes` bytes of hash blocks, then the chunk.
+    fn stream_update_data(
+        &mut self,
+        component: u32,
+        offset: u64,
+        hashes: usize,
+        data: &[u8],
+    ) -> Result<(Vec<u8>, bool), TeeError> {
+        let hashes = u32::try_from(hashes).unwrap_or(u32::MAX);
+        let (reply, mut plain) = Typed(self).stream_update(component, offset, hashes, data)?;
+        plain.truncate(reply.written as usize);
+        Ok((plain, reply.done))
+    }
+
+    /// STREAM_FINAL: every block checked (and the AEAD tag of a whole encrypted stream);
+    /// returns the approval token.
+    fn stream_final(&mut self, component: u32) -> Result<Approval, TeeError> {
+        Typed(self).stream_final(component)
     }
 
     /// COMMIT with the tokens of every plan item, in plan order.

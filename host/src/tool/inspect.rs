@@ -41,6 +41,11 @@ fn parameter_json(p: &Parameter<'_>) -> (String, Value) {
         | Parameter::WaitInfo(b)
         | Parameter::ComponentMetadata(b) => json!(hex(b)),
         Parameter::Uri(u) => json!(u),
+        Parameter::VerityRoot(root) => json!({
+            "algorithm": "sha-256",
+            "root": hex(&root[..]),
+            "tree": "dm-verity format 1, 4096-byte blocks, salt = image digest (docs/streaming.md)",
+        }),
         Parameter::UpdatePriority(v) => json!(v),
         Parameter::Version(v) => {
             json!({ "comparison": format!("{:?}", v.comparison), "version": v.version })

@@ -156,6 +156,24 @@ fn write_slot(
         .map_err(io)
 }
 
+/// `create` for a streaming component: builds the tree of `image` salted with `digest`, writes
+/// its hash area (levels top first, as in the slot) to `out` and returns the root.
+pub fn write_tree(
+    image: &Path,
+    digest: &DigestValue,
+    out: &Path,
+) -> Result<[u8; suit_shared::verity::DIGEST_LEN], ToolError> {
+    let (params, tree, _) = tree_of(image, digest.as_bytes())?;
+    std::fs::write(out, &tree).map_err(|e| ToolError::io(out, e))?;
+    println!(
+        "wrote dm-verity tree {} ({} bytes; root hash {})",
+        out.display(),
+        tree.len(),
+        hex(&params.root)
+    );
+    Ok(params.root)
+}
+
 /// `create --slot-dir DIR`: the slot image of every plaintext image of the manifest, salted
 /// with the digest the manifest declares for it, as DIR/<image file name>.slot.
 pub fn write_slot_images<'a>(

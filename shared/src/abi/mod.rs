@@ -36,10 +36,16 @@ use crate::error::{Category, Error, Result};
 /// ids are bounded ([`MAX_COMPONENT_ID`]), CONFIRM returns the floors of the confirmed
 /// components, reports say "pending" after COMMIT. Version 3: LOAD_MANIFEST takes the
 /// device's facts ([`DeviceFacts`]: battery, authorization), which its request array
-/// always carries (null for none), so a version-2 peer miscounts the arguments.
-pub const ABI_VERSION: u32 = 3;
+/// always carries (null for none), so a version-2 peer miscounts the arguments. Version 4:
+/// plan items carry the dm-verity root a manifest binds (`verity_root`), and
+/// STREAM_UPDATE/STREAM_FINAL stream such a component in one pass (docs/streaming.md).
+pub const ABI_VERSION: u32 = 4;
 /// Largest chunk any TA may announce.
 pub const MAX_CHUNK_LIMIT: usize = 1 << 20;
+/// What STREAM_UPDATE's data may exceed `max-chunk` by: room for the hash blocks of a
+/// `max-chunk` chunk of payload (about one per 512 KiB and two per level), so that a stream
+/// moves whole `max-chunk` chunks of payload per invoke.
+pub const STREAM_HASH_ROOM: usize = 64 * 1024;
 /// Shared-buffer size OP-TEE guarantees.
 pub const GUARANTEED_CHUNK: usize = 512 * 1024;
 /// Smallest response buffer (parameter 1) the TA accepts.
@@ -302,6 +308,30 @@ crate::abi_table! {
             slot: u64,
         }
         -> crate::boot::BootRecord,
+        request_cap: FIXED, response_cap: MIN_RESPONSE_BUFFER;
+    /// Stream a chunk of a component whose manifest binds a dm-verity root, in one pass
+    /// (docs/streaming.md). Data in: `hashes` bytes of hash blocks (those the chunk's data
+    /// blocks need, in [`crate::verity::PathCursor`] order), then the chunk of the payload as
+    /// fetched; data out (at least chunk + 4096 + [`DECRYPT_OUTPUT_SLACK`] bytes): the
+    /// plaintext of the blocks that matched the tree, nothing else.
+    StreamUpdate = 14, "STREAM_UPDATE", fn stream_update {
+            /// Plan item index.
+            component: u32 as U32,
+            /// Offset of the chunk in the fetched payload: what the TA has received so far,
+            /// or a block boundary to (re)start at (0, or a resume point).
+            offset: u64,
+            /// Length of the hash-block prefix of the data.
+            hashes: u32 as U32,
+        } [in data] [out plaintext]
+        -> Decrypted,
+        request_cap: FIXED, response_cap: MIN_RESPONSE_BUFFER;
+    /// End a one-pass stream: every block checked, the AEAD tag of a whole encrypted
+    /// stream; returns the approval token (the component counts as written for COMMIT).
+    StreamFinal = 15, "STREAM_FINAL", fn stream_final {
+            /// Plan item index.
+            component: u32 as U32,
+        }
+        -> Approval,
         request_cap: FIXED, response_cap: MIN_RESPONSE_BUFFER;
 }
 

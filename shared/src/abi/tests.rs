@@ -122,19 +122,20 @@ fn sample_info() -> Info {
 }
 
 /// The bytes of ABI version 2 as the hand-written codec produced them before the table, with
-/// version 3's changes (the version byte, LOAD_MANIFEST's facts): the derived codec must not
-/// change any other.
+/// version 3's changes (the version byte, LOAD_MANIFEST's facts) and version 4's (the version
+/// byte, the plan item's verity root, STREAM_UPDATE/FINAL): the derived codec must not change
+/// any other.
 #[test]
 fn encodings_are_pinned() {
     let requests = [
-        (Request::GetInfo, "8103"),
+        (Request::GetInfo, "8104"),
         (
             Request::LoadManifest {
                 target_slot: 1,
                 nonce: Some(vec![6; 4]),
                 facts: None,
             },
-            "8403014406060606f6",
+            "8404014406060606f6",
         ),
         (
             Request::LoadManifest {
@@ -145,14 +146,14 @@ fn encodings_are_pinned() {
                     authorized: false,
                 }),
             },
-            "840300f682191388f4",
+            "840400f682191388f4",
         ),
         (
             Request::PayloadUpdate {
                 component: 2,
                 offset: 7,
             },
-            "83030207",
+            "83040207",
         ),
         (
             Request::DecryptForInstall {
@@ -161,15 +162,15 @@ fn encodings_are_pinned() {
                 offset: 4096,
                 last: true,
             },
-            "85030143010203191000f5",
+            "85040143010203191000f5",
         ),
         (
             Request::Commit {
                 tokens: vec![vec![9], vec![]],
             },
-            "820382410940",
+            "820482410940",
         ),
-        (Request::Report { nonce: None }, "8203f6"),
+        (Request::Report { nonce: None }, "8204f6"),
         (
             Request::Provision(Provisioning {
                 kek: Some((vec![0x11; 16], b"fleet".to_vec())),
@@ -178,11 +179,20 @@ fn encodings_are_pinned() {
                 device_id: Some(Uuid([3; 16])),
             }),
             concat!(
-                "850382501111111111111111111111111111111145666c6565745001010101010101010101010101",
+                "850482501111111111111111111111111111111145666c6565745001010101010101010101010101",
                 "010101f65003030303030303030303030303030303"
             ),
         ),
-        (Request::BootVerify { slot: 3 }, "820303"),
+        (Request::BootVerify { slot: 3 }, "820403"),
+        (
+            Request::StreamUpdate {
+                component: 1,
+                offset: 4096,
+                hashes: 8192,
+            },
+            "840401191000192000",
+        ),
+        (Request::StreamFinal { component: 2 }, "820402"),
     ];
     for (request, expected) in requests {
         assert_eq!(hex(&request.encode()), expected, "{request:?}");
@@ -205,6 +215,7 @@ fn encodings_are_pinned() {
             encryption_info: Some(vec![0xa0]),
             fetch_size: None,
             fetch_digest: Some(digest.clone()),
+            verity_root: Some(vec![7; 32]),
         }],
     };
     let boot = crate::boot::BootRecord {
@@ -225,7 +236,7 @@ fn encodings_are_pinned() {
             CommandId::GetInfo,
             Reply::Info(alloc::boxed::Box::new(info)),
             concat!(
-                "8303008e021910001a0001000084812f813822810381225001010101010101010101010101010101",
+                "8304008e021910001a0001000084812f813822810381225001010101010101010101010101010101",
                 "5002020202020202020202020202020202f645040404040401f5f481828142667703840105822f58",
                 "202d711642b726b04401627ca9fbac32f5c8530fb1903cc4db02258717921a488181838142667782",
                 "2f58202d711642b726b04401627ca9fbac32f5c8530fb1903cc4db02258717921a48810a02"
@@ -235,10 +246,11 @@ fn encodings_are_pinned() {
             CommandId::LoadManifest,
             Reply::Plan(plan),
             concat!(
-                "83030084822f58202d711642b726b04401627ca9fbac32f5c8530fb1903cc4db02258717921a4881",
-                "0301818900814266770182006b687474703a2f2f782f66770a822f58202d711642b726b04401627c",
+                "83040084822f58202d711642b726b04401627ca9fbac32f5c8530fb1903cc4db02258717921a4881",
+                "0301818a00814266770182006b687474703a2f2f782f66770a822f58202d711642b726b04401627c",
                 "a9fbac32f5c8530fb1903cc4db02258717921a488141a0f6822f58202d711642b726b04401627ca9",
-                "fbac32f5c8530fb1903cc4db02258717921a4881"
+                "fbac32f5c8530fb1903cc4db02258717921a48815820070707070707070707070707070707070707",
+                "0707070707070707070707070707"
             ),
         ),
         (
@@ -249,7 +261,7 @@ fn encodings_are_pinned() {
                 size: 3,
             }),
             concat!(
-                "830300834101822f58202d711642b726b04401627ca9fbac32f5c8530fb1903cc4db02258717921a",
+                "830400834101822f58202d711642b726b04401627ca9fbac32f5c8530fb1903cc4db02258717921a",
                 "488103"
             ),
         ),
@@ -259,13 +271,13 @@ fn encodings_are_pinned() {
                 written: 7,
                 done: true,
             }),
-            "8303008207f5",
+            "8304008207f5",
         ),
         (
             CommandId::Commit,
             Reply::Committed(sample_pending()),
             concat!(
-                "830300840105822f58202d711642b726b04401627ca9fbac32f5c8530fb1903cc4db02258717921a",
+                "830400840105822f58202d711642b726b04401627ca9fbac32f5c8530fb1903cc4db02258717921a",
                 "4881818381426677822f58202d711642b726b04401627ca9fbac32f5c8530fb1903cc4db02258717",
                 "921a48810a"
             ),
@@ -273,22 +285,22 @@ fn encodings_are_pinned() {
         (
             CommandId::Confirm,
             Reply::Confirmed(vec![(ComponentId::new([b"fw" as &[u8], &[0]]), 4)]),
-            "830300818282426677410004",
+            "830400818282426677410004",
         ),
         (
             CommandId::Report,
             Reply::Report(vec![0xd2, 0x84]),
-            "83030042d284",
+            "83040042d284",
         ),
         (
             CommandId::BootVerify,
             Reply::Boot(boot),
             concat!(
-                "83030084010201818481426677582003030303030303030303030303030303030303030303030303",
+                "83040084010201818481426677582003030303030303030303030303030303030303030303030303",
                 "03030303030303440404040409"
             ),
         ),
-        (CommandId::Abort, Reply::Done, "830300f6"),
+        (CommandId::Abort, Reply::Done, "830400f6"),
     ];
     for (command, reply, expected) in replies {
         let bytes = encode_response(&Ok(reply.clone()));
@@ -300,7 +312,7 @@ fn encodings_are_pinned() {
         message: "too old".into(),
     };
     let bytes = encode_response(&Err(rejection.clone()));
-    assert_eq!(hex(&bytes), "8403010367746f6f206f6c64");
+    assert_eq!(hex(&bytes), "8404010367746f6f206f6c64");
     assert_eq!(
         decode_response(CommandId::Commit, &bytes).unwrap(),
         Err(rejection)

@@ -310,6 +310,9 @@ wire_struct! {
         pub fetch_size: Option<u64> as Opt<u64>,
         /// Digest the streamed bytes must have before decryption, if the manifest checks it.
         pub fetch_digest: Option<DigestValue> as Opt<DigestValue>,
+        /// The dm-verity root of the plaintext the manifest binds (parameter verity-root,
+        /// 32 bytes): the component may stream (STREAM_UPDATE/FINAL).
+        pub verity_root: Option<Vec<u8>> as Opt<Bytes>,
     }
 }
 

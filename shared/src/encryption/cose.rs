@@ -346,7 +346,7 @@ impl<'a> EncryptionInfo<'a> {
 
     /// The AAD of AES-GCM: the Enc_structure `[context, protected, external_aad = h'']`
     /// (RFC 9052 §5.3), where the context is "Encrypt" or "Encrypt0".
-    pub(crate) fn enc_structure(&self) -> Vec<u8> {
+    pub fn enc_structure(&self) -> Vec<u8> {
         let context = match self.recipients {
             Recipients::Wrapped(_) => "Encrypt",
             Recipients::Direct { .. } => "Encrypt0",

@@ -7,7 +7,7 @@ use alloc::vec;
 use alloc::vec::Vec;
 
 use suit_shared::encryption::{unwrap_cek, AesKey, Decryptor, EncryptionInfo, RecipientKey};
-use suit_shared::Result;
+use suit_shared::{Error, Result};
 
 use crate::state::State;
 use crate::stream::Decrypt;
@@ -43,6 +43,56 @@ pub fn check_recipient(info: &[u8], state: &State) -> Result<()> {
     let d = EncryptionInfo::decode(info)?;
     let cek = unwrap_cek(&d, &recipient_keys(state)?)?;
     Decryptor::new(&d, cek).map(drop)
+}
+
+/// How a one-pass stream (docs/streaming.md) decrypts the payload `info` describes from byte
+/// `offset` (a multiple of 16) of its plaintext.
+pub enum StreamCipher {
+    /// AES-GCM from the first byte: the tag is checked at the end by the caller.
+    Gcm(Box<dyn suit_shared::crypto::AeadDecrypt>),
+    /// A keystream positioned at the offset: AES-CTR, or AES-GCM resumed in the middle,
+    /// whose tag over the whole ciphertext cannot be checked (the dm-verity tree authenticates
+    /// what it decrypts).
+    Keystream(Box<dyn suit_shared::crypto::KeystreamCipher>),
+}
+
+/// The cipher for a one-pass stream of the payload `info` describes, from plaintext byte
+/// `offset`, and whether the payload carries a 16-byte AEAD tag after the ciphertext.
+pub fn stream_cipher(info: &[u8], state: &State, offset: u64) -> Result<(StreamCipher, bool)> {
+    let d = EncryptionInfo::decode(info)?;
+    let cek = unwrap_cek(&d, &recipient_keys(state)?)?;
+    let provider = suit_shared::crypto::provider();
+    let blocks = offset / 16;
+    let aead = d.content_alg.is_aead();
+    let mut counter = [0u8; 16];
+    if aead {
+        let iv: &[u8; suit_shared::crypto::GCM_IV_LEN] =
+            d.iv.try_into()
+                .map_err(|_| Error::InvalidEncryptionInfo("the IV of AES-GCM must be 12 bytes"))?;
+        if offset == 0 {
+            let gcm = provider.aes_gcm_decrypt(&cek, iv, &d.enc_structure())?;
+            return Ok((StreamCipher::Gcm(gcm), true));
+        }
+        // GCM's keystream for the plaintext starts at counter block IV ‖ 2 (SP 800-38D).
+        let at = u32::try_from(blocks.saturating_add(2))
+            .map_err(|_| Error::Decryption("resume offset beyond the AES-GCM limit".into()))?;
+        counter[..12].copy_from_slice(iv);
+        counter[12..].copy_from_slice(&at.to_be_bytes());
+    } else {
+        // CTR: the IV is the initial counter block, a 128-bit big-endian counter.
+        let iv: [u8; 16] = d.iv.try_into().map_err(|_| {
+            Error::InvalidEncryptionInfo(
+                "the IV of AES-CTR must be the 16-byte initial counter block",
+            )
+        })?;
+        counter = u128::from_be_bytes(iv)
+            .wrapping_add(u128::from(blocks))
+            .to_be_bytes();
+    }
+    Ok((
+        StreamCipher::Keystream(provider.aes_ctr(&cek, &counter)?),
+        aead,
+    ))
 }
 
 struct Stream(Option<Decryptor>);

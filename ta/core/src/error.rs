@@ -63,6 +63,16 @@ pub enum TaError {
     /// The manifest is authentic but the TA's install policy refuses it.
     #[error("refused by the TA's install policy: {0}")]
     Refused(String),
+    /// A streamed block or hash block does not belong to the manifest's dm-verity tree, or
+    /// the hash blocks sent do not fit the data (STREAM_UPDATE); nothing of that chunk left
+    /// the TA.
+    #[error("component {component}: {error}; nothing of this chunk was released")]
+    Tree {
+        /// The plan item.
+        component: u32,
+        /// What did not match.
+        error: suit_shared::verity::TreeError,
+    },
     /// Something is too large.
     #[error("{what} of {size} bytes exceeds the limit of {limit} bytes")]
     TooLarge {
@@ -83,6 +93,11 @@ impl TaError {
             TaError::OutOfOrder { .. } | TaError::Refused(_) => Category::Policy,
             TaError::Token(_) => Category::Authentication,
             TaError::Diverged => Category::Digest,
+            TaError::Tree { error, .. } => match error {
+                suit_shared::verity::TreeError::Block(_)
+                | suit_shared::verity::TreeError::HashBlock { .. } => Category::Digest,
+                _ => Category::Malformed,
+            },
             TaError::NotBootable { category, .. } => *category,
             TaError::Storage(_) | TaError::CorruptState(_) | TaError::TooLarge { .. } => {
                 Category::Resource

@@ -167,6 +167,8 @@ impl Knowledge {
 struct Content {
     source: PayloadSource,
     encryption_info: Option<Vec<u8>>,
+    /// The dm-verity root the manifest binds to the component's plaintext.
+    verity_root: Option<[u8; suit_shared::verity::DIGEST_LEN]>,
     /// The payload the component holds.
     payload: usize,
     /// For a copy: the source component and the payload as it arrives there (the
@@ -422,6 +424,7 @@ impl<'c> Planner<'c> {
                     encryption_info: content.encryption_info.clone(),
                     fetch_size: fetched.and_then(|k| k.size),
                     fetch_digest: fetched.and_then(|k| k.digest.clone()),
+                    verity_root: content.verity_root.map(|r| r.to_vec()),
                 },
                 staging: content.from.map(|(s, _)| s),
                 payload: content.payload,
@@ -583,6 +586,7 @@ impl Platform for Planner<'_> {
             Content {
                 source,
                 encryption_info: params.encryption_info.map(<[u8]>::to_vec),
+                verity_root: params.verity_root.copied(),
                 payload,
                 from: None,
             },
@@ -611,6 +615,7 @@ impl Platform for Planner<'_> {
             Content {
                 source: PayloadSource::Content(content.to_vec()),
                 encryption_info: params.encryption_info.map(<[u8]>::to_vec),
+                verity_root: None,
                 payload,
                 from: None,
             },
@@ -644,6 +649,7 @@ impl Platform for Planner<'_> {
                     .encryption_info
                     .map(<[u8]>::to_vec)
                     .or(from.encryption_info),
+                verity_root: params.verity_root.copied().or(from.verity_root),
                 payload,
                 from: Some((source.index, from.payload)),
             },

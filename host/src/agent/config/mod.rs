@@ -207,7 +207,9 @@ impl RetryPolicy {
     }
 }
 
-/// Bytes per chunk streamed through the TA: 4 KiB to 1 MiB.
+/// Bytes per chunk streamed through the TA: 4 KiB to 1 MiB (default 1 MiB). The staged path
+/// never passes more than OP-TEE guarantees (512 KiB); a one-pass stream passes what the TA
+/// announces in GET_INFO, up to this.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(try_from = "u64")]
 pub struct ChunkSize(u32);
@@ -226,7 +228,7 @@ impl ChunkSize {
 
 impl Default for ChunkSize {
     fn default() -> Self {
-        ChunkSize(512 * 1024)
+        ChunkSize(Self::MAX)
     }
 }
 

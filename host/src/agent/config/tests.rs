@@ -32,7 +32,7 @@ fn minimal_config_gets_defaults() {
     assert_eq!(config.poll_interval, Duration::from_secs(3600));
     assert_eq!(config.state_dir, Path::new("/data/suit-agent"));
     assert_eq!(config.staging_dir, Path::new("/data/suit-agent/staging"));
-    assert_eq!(config.chunk_size.get(), 512 * 1024);
+    assert_eq!(config.chunk_size.get(), 1024 * 1024);
     assert_eq!(config.http, HttpConfig::default());
     assert_eq!(config.retry, RetryPolicy::default());
     assert_eq!(

@@ -151,6 +151,19 @@ impl HttpClient {
         }
     }
 
+    /// Refuses an `https` URL when no trust roots are configured.
+    fn check_trust_roots(&self, url: &Url) -> Result<(), FetchError> {
+        if url.scheme() == "https" && !self.has_trust_roots {
+            return Err(FetchError::Tls {
+                url: url.as_str().to_string(),
+                reason: "no trust roots: set http.ca-files, or enable http.system-roots on a \
+                         system with a CA store"
+                    .into(),
+            });
+        }
+        Ok(())
+    }
+
     /// One API request (`GET`, `PUT` or `POST` with a JSON body) with extra `headers`; returns
     /// the status and the body, refused when longer than `limit` bytes. Statuses are not
     /// errors here: the caller decides.
@@ -163,12 +176,7 @@ impl HttpClient {
         limit: u64,
     ) -> Result<(u16, Vec<u8>), FetchError> {
         let url_text = url.as_str();
-        if url.scheme() == "https" && !self.has_trust_roots {
-            return Err(FetchError::Tls {
-                url: url_text.to_string(),
-                reason: "no trust roots: set http.ca-files, or enable http.system-roots".into(),
-            });
-        }
+        self.check_trust_roots(url)?;
         let https_only = url.scheme() == "https";
         let body = json.unwrap_or_default();
         let response = match method {
@@ -219,6 +227,75 @@ impl HttpClient {
         Ok((status, bytes))
     }
 
+    /// One request for `url` from byte `offset` (`Range` when above 0) whose body is read
+    /// as a stream (one-pass install, nothing staged); returns the body and the offset of its
+    /// first byte: `offset`, or 0 when the server sent the whole file.
+    pub fn open(
+        &self,
+        url: &Url,
+        authorization: Option<&str>,
+        offset: u64,
+        max_size: u64,
+    ) -> Result<(Box<dyn std::io::Read + Send>, u64), FetchError> {
+        let url_text = url.as_str();
+        self.check_trust_roots(url)?;
+        let mut request = self
+            .agent
+            .get(url_text)
+            .config()
+            .https_only(url.scheme() == "https")
+            .build();
+        if let Some(value) = authorization {
+            request = request.header("Authorization", value);
+        }
+        if offset > 0 {
+            request = request.header("Range", format!("bytes={offset}-"));
+            tracing::info!(url = url_text, offset, "resuming the stream with Range");
+        }
+        let response = request.call().map_err(|e| classify(url_text, e))?;
+        let status = response.status().as_u16();
+        let header = |name: &str| {
+            response
+                .headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+        };
+        let start = match status {
+            200 => 0,
+            206 => {
+                let text = header("content-range").unwrap_or_default();
+                match ContentRange::parse(&text) {
+                    Some(range) if range.first == offset => offset,
+                    _ => {
+                        return Err(FetchError::Protocol {
+                            url: url_text.to_string(),
+                            reason: format!(
+                                "asked for bytes from {offset}, got Content-Range {text:?}"
+                            ),
+                        })
+                    }
+                }
+            }
+            _ => {
+                return Err(FetchError::Status {
+                    url: url_text.to_string(),
+                    status,
+                })
+            }
+        };
+        let length = header("content-length").and_then(|v| v.trim().parse::<u64>().ok());
+        if let Some(size) = length.filter(|&n| start.saturating_add(n) > max_size) {
+            return Err(FetchError::TooLarge {
+                origin: url_text.to_string(),
+                limit: max_size,
+                size: start.saturating_add(size),
+                announced: true,
+            });
+        }
+        Ok((Box::new(response.into_body().into_reader()), start))
+    }
+
     /// One request for the rest of `url` (all of it when nothing can be resumed), appended
     /// to the partial file; with `authorization` as that header.
     pub fn attempt(
@@ -230,14 +307,7 @@ impl HttpClient {
         progress: &mut dyn Progress,
     ) -> Result<Transfer, FetchError> {
         let url_text = url.as_str();
-        if url.scheme() == "https" && !self.has_trust_roots {
-            return Err(FetchError::Tls {
-                url: url_text.to_string(),
-                reason: "no trust roots: set http.ca-files, or enable http.system-roots on a \
-                         system with a CA store"
-                    .into(),
-            });
-        }
+        self.check_trust_roots(url)?;
         let origin = PartialOrigin::load(&staged.meta).filter(|o| o.url == url_text);
         let mut offset = origin.as_ref().map_or(0, |_| staged.partial_length());
         if offset > max_size {

@@ -323,6 +323,38 @@ impl Fetcher {
         self.http.call(method, url, headers, json, limit)
     }
 
+    /// Opens `source` as a stream from byte `offset` (HTTP `Range`), for a one-pass install:
+    /// the reader (at most `max_size - offset` bytes pass) and the offset it starts at
+    /// (`offset`, or 0 when an HTTP server ignored the range).
+    pub fn open(
+        &self,
+        source: &Source,
+        offset: u64,
+        max_size: u64,
+    ) -> Result<(Box<dyn std::io::Read + Send>, u64), FetchError> {
+        let (reader, start) = match source {
+            Source::File(path) => {
+                use std::io::{Seek, SeekFrom};
+                let mut f =
+                    std::fs::File::open(path).map_err(|e| FetchError::io("open", path, e))?;
+                f.seek(SeekFrom::Start(offset))
+                    .map_err(|e| FetchError::io("seek", path, e))?;
+                (Box::new(f) as Box<dyn std::io::Read + Send>, offset)
+            }
+            Source::Http(url) => match self.artifact_for(url) {
+                Some(artifact) => {
+                    tracing::info!("{url}: streaming the fleet server's {}", artifact.url);
+                    let auth = artifact.authorization.as_deref();
+                    self.http.open(&artifact.url, auth, offset, max_size)?
+                }
+                None => self.http.open(url, None, offset, max_size)?,
+            },
+        };
+        // One byte more than allowed is read, so that a longer source is noticed.
+        let bound = max_size.saturating_sub(start).saturating_add(1);
+        Ok((Box::new(std::io::Read::take(reader, bound)), start))
+    }
+
     /// Fetches `source` into the file `dest` (whose directory must exist), refusing more
     /// than `max_size` bytes. An interrupted earlier download of the same URL into the same
     /// `dest` is resumed. On success `dest` is complete and durable; a `dest` that existed

@@ -46,6 +46,10 @@ impl Tee for ChunkLimited {
         )
     }
 
+    fn stream_chunk_size(&mut self) -> Result<usize, TeeError> {
+        Ok(self.inner.stream_chunk_size()?.min(self.limit))
+    }
+
     fn chunk_size(&mut self) -> Result<usize, TeeError> {
         let ta_max = match self.ta_max {
             Some(n) => n,

@@ -99,6 +99,7 @@ impl Agent {
                         id: item.component_id.clone(),
                         size: item.size.unwrap_or(0),
                         state: ComponentState::Pending,
+                        streamed: 0,
                     })
                     .collect();
                 UpdateRecord::new(
@@ -146,6 +147,9 @@ impl Agent {
             .then(|| suit_shared::envelope::Envelope::decode(envelope))
             .transpose()
             .map_err(|e| AgentError::Plan(e.to_string()))?;
+        if super::streaming::streams(plan) {
+            return self.install_streaming(plan, target, (journal, update));
+        }
         // 1. Stage every payload, bounded by the plan.
         for (n, item) in plan.items.iter().enumerate() {
             let staged = update_dir.payload(item.index);
@@ -246,6 +250,17 @@ impl Agent {
         update.advance(Step::Written);
         self.save_update(journal, update)?;
 
+        self.commit_and_arm(plan, target, (journal, update), &approvals)
+    }
+
+    /// COMMIT with every approval's token, then arm the trial boot of `target`.
+    pub(super) fn commit_and_arm(
+        &mut self,
+        plan: &Plan,
+        target: Slot,
+        (journal, update): (&mut Journal, &mut UpdateRecord),
+        approvals: &[suit_shared::abi::Approval],
+    ) -> Result<Installed, AgentError> {
         // 4. Commit, then arm the trial boot.
         let tokens: Vec<Vec<u8>> = approvals.iter().map(|a| a.token.clone()).collect();
         self.tee.commit(&tokens)?;
@@ -260,7 +275,7 @@ impl Agent {
             components: plan
                 .items
                 .iter()
-                .zip(&approvals)
+                .zip(approvals)
                 .map(|(item, a)| (item.component_id.clone(), a.size))
                 .collect(),
         })
@@ -298,7 +313,11 @@ impl Agent {
         error
     }
     /// Saves `journal` with `update` as its update in progress.
-    fn save_update(&self, journal: &mut Journal, update: &UpdateRecord) -> Result<(), AgentError> {
+    pub(super) fn save_update(
+        &self,
+        journal: &mut Journal,
+        update: &UpdateRecord,
+    ) -> Result<(), AgentError> {
         journal.update = Some(update.clone());
         Ok(self.journal.save(journal)?)
     }
@@ -386,7 +405,7 @@ impl Agent {
 /// The most bytes a component's download may have: the plan's fetched size, else its
 /// plaintext size (plus the AEAD tag when encrypted). Without either the agent refuses to
 /// download: an unbounded payload could fill the disk.
-fn fetch_bound(item: &PlanItem) -> Result<u64, AgentError> {
+pub(super) fn fetch_bound(item: &PlanItem) -> Result<u64, AgentError> {
     if let Some(size) = item.fetch_size {
         return Ok(size);
     }
@@ -409,7 +428,7 @@ fn record_state(update: &UpdateRecord, n: usize) -> ComponentState {
         .map_or(ComponentState::Pending, |c| c.state)
 }
 
-fn set_state(update: &mut UpdateRecord, n: usize, state: ComponentState) {
+pub(super) fn set_state(update: &mut UpdateRecord, n: usize, state: ComponentState) {
     if let Some(c) = update.components.get_mut(n) {
         c.state = state;
     }

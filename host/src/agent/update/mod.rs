@@ -22,6 +22,7 @@
 //! |---|---|
 //! | `install` | install and check: envelope, plan, staging, approval, commit, trial armed |
 //! | `writer` | the slot writer: approved plaintext into the inactive slot |
+//! | `streaming` | one-pass install of manifests that bind a dm-verity root (docs/streaming.md) |
 //! | `trial` | boot-check, confirm, rollback, the factory's confirmation, BOOT_VERIFY |
 //! | `report` | the TA's signed SUIT reports: kept and posted |
 //! | `daemon` | the polling daemon |
@@ -35,6 +36,7 @@ mod fleet;
 mod health;
 mod install;
 mod report;
+mod streaming;
 mod trial;
 mod writer;
 

@@ -108,10 +108,12 @@ impl Prepared {
                     install.push(Command::Directive(Directive::Fetch, policy(2)));
                     install.push(Command::Condition(Condition::ImageMatch, policy(15)));
                     select(&mut install, i);
-                    install.push(Command::OverrideParameters(vec![
+                    let mut params = vec![
                         Parameter::EncryptionInfo(&payload.info),
                         Parameter::SourceComponent(cache as u64),
-                    ]));
+                    ];
+                    params.extend(variant.verity_root.as_ref().map(Parameter::VerityRoot));
+                    install.push(Command::OverrideParameters(params));
                     install.push(Command::Directive(Directive::Copy, policy(2)));
                     install.push(Command::Condition(Condition::ImageMatch, policy(15)));
                 }
@@ -182,8 +184,14 @@ fn expected_image(v: &Variant) -> Vec<Parameter<'_>> {
     ]
 }
 
+/// The URI, and for a plain streaming component the dm-verity root (never in the shared
+/// sequence: it is a private-use parameter).
 fn source_uri(v: &Variant) -> Vec<Parameter<'_>> {
-    vec![Parameter::Uri(v.uri.as_str())]
+    let mut params = vec![Parameter::Uri(v.uri.as_str())];
+    if v.encrypted.is_none() {
+        params.extend(v.verity_root.as_ref().map(Parameter::VerityRoot));
+    }
+    params
 }
 
 /// Parameters for a component's variants: set directly for a single variant, or chosen by a

@@ -116,6 +116,10 @@ struct ComponentSpec {
     vendor_name: Option<String>,
     model_name: Option<String>,
     encryption: Option<EncryptionSpec>,
+    /// Bind the dm-verity root of the image (parameter verity-root, docs/streaming.md) and
+    /// write the tree beside the fetched payload as `<payload>.verity`.
+    #[serde(default)]
+    streaming: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -149,6 +153,8 @@ struct Variant {
     uri: String,
     integrated: Option<(String, PathBuf)>,
     encrypted: Option<EncryptedPayload>,
+    /// dm-verity root of the plaintext, when the component streams.
+    verity_root: Option<[u8; suit_shared::verity::DIGEST_LEN]>,
 }
 
 /// The ciphertext `create` wrote for an encrypted variant.
@@ -300,6 +306,23 @@ fn prepare_component(
         let payload = encrypted
             .as_ref()
             .map_or(image.as_path(), |e| e.path.as_path());
+        let verity_root = if c.streaming {
+            if c.integrated {
+                return Err(ToolError::Usage(format!(
+                    "component {index}: streaming needs a uri (an integrated payload is in the \
+                     envelope already)"
+                )));
+            }
+            let mut tree_path = base.join(payload).into_os_string();
+            tree_path.push(".verity");
+            Some(super::verity::write_tree(
+                &path,
+                &digest,
+                std::path::Path::new(&tree_path),
+            )?)
+        } else {
+            None
+        };
         let (uri, integrated) = match (uri, c.integrated) {
             (Some(u), false) => (u.clone(), None),
             (None, true) => {
@@ -331,6 +354,7 @@ fn prepare_component(
             uri,
             integrated,
             encrypted,
+            verity_root,
         })
     };
     let variants = if c.slots.is_empty() {

@@ -209,10 +209,12 @@ impl<S: Storage, R: Rng, C: Clock> Core<S, R, C> {
                 return Err(offset_error(CMD, component, offset, received));
             }
             ItemState::Streaming(stream) if offset != 0 => stream,
-            ItemState::Pending if offset != 0 => {
+            ItemState::Pending | ItemState::OnePass(_) if offset != 0 => {
                 return Err(offset_error(CMD, component, offset, 0));
             }
-            ItemState::Pending | ItemState::Streaming(_) => self.payload_stream(&item.plan)?,
+            ItemState::Pending | ItemState::Streaming(_) | ItemState::OnePass(_) => {
+                self.payload_stream(&item.plan)?
+            }
             other => {
                 item.state = other;
                 return Err(TaError::order(
@@ -240,7 +242,7 @@ impl<S: Storage, R: Rng, C: Clock> Core<S, R, C> {
         let item = &mut update.items[at];
         let stream = match core::mem::replace(&mut item.state, ItemState::Pending) {
             ItemState::Streaming(stream) => stream,
-            ItemState::Pending => self.payload_stream(&item.plan)?,
+            ItemState::Pending | ItemState::OnePass(_) => self.payload_stream(&item.plan)?,
             other => {
                 item.state = other;
                 return Err(TaError::order(

@@ -47,7 +47,8 @@ impl<S: Storage, R: Rng, C: Clock> Core<S, R, C> {
         for item in &update.items {
             let index = item.plan.index;
             let done = match (&item.state, &item.plan.encryption_info) {
-                (ItemState::Installed(c), Some(_)) | (ItemState::Approved(c), None) => Some(c),
+                // Installed: decrypted for install, or streamed in one pass (STREAM_FINAL).
+                (ItemState::Installed(c), _) | (ItemState::Approved(c), None) => Some(c),
                 _ => None,
             };
             let Some(c) = done else {

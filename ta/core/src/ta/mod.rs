@@ -6,6 +6,7 @@
 //! | [`transport`] | parameter layout, request caps, response encoding, dispatch from the ABI table |
 //! | [`session`] | per-session memory: the update in progress, streams, the report's attempt |
 //! | [`approval`] | LOAD_MANIFEST, PAYLOAD_UPDATE/FINAL, DECRYPT_FOR_INSTALL |
+//! | [`streaming`] | STREAM_UPDATE/FINAL: one pass, every block checked against the manifest's dm-verity tree |
 //! | [`commit`] | COMMIT: tokens back, the second run over computed digests, the pending install |
 //! | [`trial`] | CONFIRM_UPDATE/CONFIRM, ROLLBACK |
 //! | [`info`] | GET_INFO, REPORT, PROVISION, BOOT_VERIFY |
@@ -16,6 +17,7 @@ mod approval;
 mod commit;
 mod info;
 mod session;
+mod streaming;
 mod transport;
 mod trial;
 
@@ -173,6 +175,9 @@ impl<S: Storage, R: Rng, C: Clock> Ta<S, R, C> {
             abi::PARAM_REQUEST => command.max_request(),
             abi::PARAM_DATA_IN if command == CommandId::LoadManifest => {
                 self.core.config.max_envelope
+            }
+            abi::PARAM_DATA_IN if command == CommandId::StreamUpdate => {
+                self.core.config.max_chunk + abi::STREAM_HASH_ROOM
             }
             abi::PARAM_DATA_IN if command.data_in() => self.core.config.max_chunk,
             _ => 0,

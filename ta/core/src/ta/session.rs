@@ -24,6 +24,8 @@ pub type SessionId = u32;
 pub(super) enum ItemState {
     Pending,
     Streaming(PayloadStream),
+    /// Streaming in one pass (STREAM_UPDATE); STREAM_FINAL makes it Installed.
+    OnePass(alloc::boxed::Box<super::streaming::OnePass>),
     Approved(Computed),
     Installing(Computed, PayloadStream),
     Installed(Computed),
@@ -52,7 +54,7 @@ impl Item {
             ItemState::Approved(c) | ItemState::Installing(c, _) | ItemState::Installed(c) => {
                 Some(c)
             }
-            ItemState::Pending | ItemState::Streaming(_) => None,
+            ItemState::Pending | ItemState::Streaming(_) | ItemState::OnePass(_) => None,
         }
     }
 }

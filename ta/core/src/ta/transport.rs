@@ -191,6 +191,7 @@ impl<S: Storage, R: Rng, C: Clock> Ta<S, R, C> {
                     data,
                     capacity: layout.response_capacity,
                     out: &mut out,
+                    out_capacity: layout.out_capacity.unwrap_or(0),
                 };
                 exec.run(session, request)
             });
@@ -227,6 +228,8 @@ pub(super) struct Exec<'a, S: Storage, R: Rng, C: Clock> {
     pub data: &'a [u8],
     pub capacity: usize,
     pub out: &'a mut Vec<u8>,
+    /// Capacity of the bulk output (parameter 3), 0 without one.
+    pub out_capacity: usize,
 }
 
 impl<S: Storage, R: Rng, C: Clock> Exec<'_, S, R, C> {
@@ -240,7 +243,10 @@ impl<S: Storage, R: Rng, C: Clock> Exec<'_, S, R, C> {
                  GET_INFO and REPORT are open to other clients",
             ));
         }
-        let max_chunk = self.core.config.max_chunk;
+        let max_chunk = match command {
+            CommandId::StreamUpdate => self.core.config.max_chunk + abi::STREAM_HASH_ROOM,
+            _ => self.core.config.max_chunk,
+        };
         if self.data.len() > max_chunk && command != CommandId::LoadManifest {
             return Err(TaError::TooLarge {
                 what: "a data chunk",
@@ -261,7 +267,9 @@ impl<S: Storage, R: Rng, C: Clock> Exec<'_, S, R, C> {
         let item = match request {
             Request::PayloadUpdate { component, .. }
             | Request::PayloadFinal { component }
-            | Request::DecryptForInstall { component, .. } => Some(component),
+            | Request::DecryptForInstall { component, .. }
+            | Request::StreamUpdate { component, .. }
+            | Request::StreamFinal { component } => Some(component),
             _ => None,
         };
         let result = abi::dispatch(self, s, request);
@@ -308,6 +316,28 @@ impl<S: Storage, R: Rng, C: Clock> Handler for Exec<'_, S, R, C> {
     ) -> Result<Decrypted> {
         self.core
             .decrypt_for_install(s, component, &token, (offset, last), self.data, self.out)
+    }
+
+    fn stream_update(
+        &mut self,
+        s: &mut Session,
+        component: u32,
+        offset: u64,
+        hashes: u32,
+    ) -> Result<Decrypted> {
+        self.core.stream_update(
+            s,
+            component,
+            offset,
+            hashes,
+            self.data,
+            self.out,
+            self.out_capacity,
+        )
+    }
+
+    fn stream_final(&mut self, s: &mut Session, component: u32) -> Result<Approval> {
+        self.core.stream_final(s, component, self.capacity)
     }
 
     fn commit(&mut self, s: &mut Session, tokens: Vec<Vec<u8>>) -> Result<PendingInstall> {
