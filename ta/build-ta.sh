@@ -10,7 +10,7 @@
 #  4. signs it with the dev kit's sign_encrypt.py into $TA_OUT_DIR/<uuid>.ta.
 #
 # Variables: TA_UUID (default: ta/uuid), TA_STACK_SIZE, TA_HEAP_SIZE, TA_OUT_DIR (default build/ta), and the
-# compiled-in configuration of ta/build.rs (TRUST_ANCHOR, TA_VENDOR, TA_CLASS, TA_VENDOR_ID,
+# compiled-in configuration of ta/build.rs (TRUST_ANCHOR, TA_ANCHOR_POLICY, TA_HYBRID, TA_VENDOR, TA_CLASS, TA_VENDOR_ID,
 # TA_CLASS_ID, TA_MAX_CHUNK, TA_MAX_ENVELOPE, TA_CLIENT, TA_FACTORY, TA_STORAGE: rpmb or ree-fs,
 # default rpmb, or ree-fs when QEMU_RPMB=0 selects the stock Debian OP-TEE without RPMB),
 # TA_SIGN_KEY (default: the dev kit's keys/default_ta.pem), TA_DEV_KIT_DIR (default: extracted

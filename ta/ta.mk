@@ -9,9 +9,12 @@ TA_UUID       ?= $(shell cat $(TA_MK_DIR)uuid)
 # DECRYPT_FOR_INSTALL); these defaults keep about 2x / 1.4x margin.
 TA_STACK_SIZE ?= 49152
 TA_HEAP_SIZE  ?= 786432
-# Compiled-in configuration (ta/build.rs): trust anchor (SPKI PEM), identity names or UUIDs,
-# largest chunk and envelope. Empty means the build.rs default.
+# Compiled-in configuration (ta/build.rs): the anchor set (SPKI PEM files, comma-separated) and
+# its policy (any | all; TA_HYBRID=1: the development ES384 + ML-DSA-65 pair, all must sign),
+# identity names or UUIDs, largest chunk and envelope. Empty means the build.rs default.
 TRUST_ANCHOR    ?=
+TA_ANCHOR_POLICY ?=
+TA_HYBRID       ?=
 TA_VENDOR       ?=
 TA_CLASS        ?=
 TA_VENDOR_ID    ?=
@@ -29,11 +32,14 @@ TA_STORAGE      ?=
 TA_OUT_DIR    ?= $(CURDIR)/build/ta
 TA_FILE        = $(TA_OUT_DIR)/$(TA_UUID).ta
 QEMU_CACHE    ?= $(CURDIR)/build/qemu-cache
+ta_comma := ,
+ta_space := $(subst ,, )
 
 .PHONY: ta
 ta:
 	@TA_UUID=$(TA_UUID) TA_STACK_SIZE=$(TA_STACK_SIZE) TA_HEAP_SIZE=$(TA_HEAP_SIZE) \
-	 TRUST_ANCHOR=$(if $(TRUST_ANCHOR),$(abspath $(TRUST_ANCHOR))) TA_VENDOR=$(TA_VENDOR) TA_CLASS=$(TA_CLASS) \
+	 TRUST_ANCHOR=$(if $(TRUST_ANCHOR),$(subst $(ta_space),$(ta_comma),$(abspath $(subst $(ta_comma), ,$(TRUST_ANCHOR))))) \
+	 TA_ANCHOR_POLICY=$(TA_ANCHOR_POLICY) TA_HYBRID=$(TA_HYBRID) TA_VENDOR=$(TA_VENDOR) TA_CLASS=$(TA_CLASS) \
 	 TA_VENDOR_ID=$(TA_VENDOR_ID) TA_CLASS_ID=$(TA_CLASS_ID) \
 	 TA_MAX_CHUNK=$(TA_MAX_CHUNK) TA_MAX_ENVELOPE=$(TA_MAX_ENVELOPE) \
 	 TA_CLIENT=$(TA_CLIENT) TA_FACTORY=$(TA_FACTORY) TA_STORAGE=$(TA_STORAGE) QEMU_RPMB=$(QEMU_RPMB) \

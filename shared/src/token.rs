@@ -245,7 +245,7 @@ pub(crate) fn open_device_signed(
             "it names another device key (kid)",
         )));
     }
-    if sign1.signature.len() != SigAlg::EcdsaP384Sha384.signature_len() {
+    if Some(sign1.signature.len()) != SigAlg::EcdsaP384Sha384.signature_len() {
         return Err(invalid("malformed signature"));
     }
     if !crypto::provider().verify(

@@ -23,7 +23,8 @@ use optee_utee::{
     DataFlag, Error, ErrorKind, ObjectStorageConstants, PersistentObject, Random, Result, Time,
 };
 use suit_shared::abi::StorageKind;
-use suit_shared::auth::TrustAnchor;
+use suit_shared::auth::{AnchorPolicy, TrustAnchor};
+use suit_shared::crypto::SigAlg;
 use suit_shared::error::Uuid;
 use suit_ta_core::{
     ClientIdentity, ClientPolicy, Clock, Config, Param, Rng, SessionId, Storage, StorageError, Ta,
@@ -146,10 +147,16 @@ struct SessionContext {
 
 #[ta_create]
 fn create() -> Result<()> {
-    let anchor = TrustAnchor::from_sec1(&TRUST_ANCHOR_SEC1, None)
-        .map_err(|_| Error::new(ErrorKind::BadFormat))?;
+    let mut anchors = Vec::with_capacity(TRUST_ANCHORS.len());
+    for (alg, key) in TRUST_ANCHORS {
+        anchors.push(
+            TrustAnchor::signature(*alg, key.to_vec(), None)
+                .map_err(|_| Error::new(ErrorKind::BadFormat))?,
+        );
+    }
     let config = Config {
-        anchors: alloc::vec![anchor],
+        anchors,
+        policy: ANCHOR_POLICY,
         vendor_id: Uuid(VENDOR_ID),
         class_id: Uuid(CLASS_ID),
         max_chunk: MAX_CHUNK,

@@ -57,7 +57,12 @@ fn check_nonce(what: &str, expected: Option<&[u8]>, found: Option<&[u8]>) -> Res
 
 fn device_key(path: &std::path::Path) -> Result<p384::ecdsa::VerifyingKey, ToolError> {
     match keys::load_trust_anchor(path)? {
-        TrustAnchor::P384 { key, .. } => Ok(key),
+        TrustAnchor::Signature {
+            alg: suit_shared::crypto::SigAlg::EcdsaP384Sha384,
+            public_key,
+            ..
+        } => p384::ecdsa::VerifyingKey::from_sec1_bytes(&public_key)
+            .map_err(|_| ToolError::Usage(format!("{}: not a valid P-384 key", path.display()))),
         other => Err(ToolError::Usage(format!(
             "{}: device keys are P-384, this is an {}",
             path.display(),

@@ -125,8 +125,9 @@ impl CryptoProvider for RustCrypto {
         Ok(Box::new(EcKey::from_scalar(curve, scalar)?))
     }
 
-    fn verify(&self, alg: SigAlg, public_sec1: &[u8], message: &[u8], signature: &[u8]) -> bool {
+    fn verify(&self, alg: SigAlg, public_key: &[u8], message: &[u8], signature: &[u8]) -> bool {
         use p256::ecdsa::signature::Verifier;
+        let public_sec1 = public_key;
         match alg {
             SigAlg::EcdsaP256Sha256 => {
                 let (Ok(key), Ok(sig)) = (
@@ -146,6 +147,9 @@ impl CryptoProvider for RustCrypto {
                 };
                 key.verify(message, &sig).is_ok()
             }
+            SigAlg::Ed25519 => super::ed25519::verify(public_key, message, signature),
+            SigAlg::MlDsa65 => super::mldsa::verify(public_key, message, signature),
+            SigAlg::HssLms => super::hsslms::verify(public_key, message, signature),
         }
     }
 }

@@ -7,7 +7,7 @@ use alloc::string::String;
 use alloc::vec::Vec;
 
 use suit_shared::abi::{self, Algorithms, CommandId, Info, InstallState, Provisioning};
-use suit_shared::auth::{alg, TrustAnchor};
+use suit_shared::auth::TrustAnchor;
 use suit_shared::boot::{BootRecord, BootStatus};
 use suit_shared::digest::DigestAlg;
 use suit_shared::report::Report;
@@ -27,12 +27,7 @@ const PROFILE_DIGESTS: [DigestAlg; 2] = [DigestAlg::Sha256, DigestAlg::Sha384];
 pub(crate) fn signature_algorithms(anchors: &[TrustAnchor]) -> Vec<i64> {
     let mut algs = Vec::new();
     for anchor in anchors {
-        let of_anchor: &[i64] = match anchor {
-            TrustAnchor::P256 { .. } => &[alg::ES256, alg::ESP256],
-            TrustAnchor::P384 { .. } => &[alg::ES384, alg::ESP384],
-            TrustAnchor::Hmac256 { .. } => &[alg::HMAC_256_256],
-        };
-        for a in of_anchor {
+        for a in anchor.cose_algs() {
             if !algs.contains(a) {
                 algs.push(*a);
             }
