@@ -105,6 +105,7 @@ bench:
 	$(CARGO) bench -p suit-host --bench tool
 	$(CARGO) bench -p suit-host --bench decrypt
 	$(CARGO) bench -p suit-host --bench agent
+	$(CARGO) bench -p suit-host --bench pq
 	@echo "== build/bench/summary.json" && cat build/bench/summary.json
 
 clean:

@@ -13,7 +13,7 @@
 # compiled-in configuration of ta/build.rs (TRUST_ANCHOR, TA_ANCHOR_POLICY, TA_HYBRID, TA_VENDOR, TA_CLASS, TA_VENDOR_ID,
 # TA_CLASS_ID, TA_MAX_CHUNK, TA_MAX_ENVELOPE, TA_CLIENT, TA_FACTORY, TA_STORAGE: rpmb or ree-fs,
 # default rpmb, or ree-fs when QEMU_RPMB=0 selects the stock Debian OP-TEE without RPMB),
-# TA_SIGN_KEY (default: the dev kit's keys/default_ta.pem), TA_DEV_KIT_DIR (default: extracted
+# TA_FEATURES (signature verifiers linked in, see below), TA_SIGN_KEY (default: the dev kit's keys/default_ta.pem), TA_DEV_KIT_DIR (default: extracted
 # from optee-os-dev), TA_PROFILE (default release), JOBS (default 2), QEMU_CACHE.
 set -euo pipefail
 
@@ -21,7 +21,14 @@ repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 source "$repo/qemu/debian.sh"
 
 : "${TA_UUID:=$(cat "$repo/ta/uuid")}"
-: "${TA_STACK_SIZE:=49152}"
+# ML-DSA-65 verification (fips204) keeps about 140 KiB on the stack (measured on the host:
+# 136 KiB overflows, 144 KiB passes); HSS-LMS about 48 KiB, Ed25519 under 8 KiB.
+if [ -z "${TA_STACK_SIZE:-}" ]; then
+    case ",${TA_FEATURES:-ml-dsa-65}," in
+        *,ml-dsa-65,*) TA_STACK_SIZE=196608 ;;
+        *) TA_STACK_SIZE=49152 ;;
+    esac
+fi
 : "${TA_HEAP_SIZE:=786432}"
 : "${TA_OUT_DIR:=$repo/build/ta}"
 : "${TA_PROFILE:=release}"
@@ -58,7 +65,13 @@ fi
 export CARGO_TARGET_DIR=$repo/ta/target   # the TA's own target dir, whatever the caller set
 log "building TA $TA_UUID (storage $TA_STORAGE, stack $TA_STACK_SIZE, heap $TA_HEAP_SIZE, profile $TA_PROFILE)"
 messages=$(mktemp); trap 'rm -f "$messages"' EXIT
-cargo build --profile "$TA_PROFILE" --target "$target" -j "$JOBS" \
+# TA_FEATURES: the signature verifiers linked in (ta/Cargo.toml features, comma-separated);
+# empty: the default (ml-dsa-65, ed25519, hss-lms); "ecdsa" alone: ECDSA only.
+features=()
+if [ -n "${TA_FEATURES:-}" ]; then
+    features=(--no-default-features --features "${TA_FEATURES//ecdsa/}")
+fi
+cargo build --profile "$TA_PROFILE" --target "$target" -j "$JOBS" "${features[@]}" \
     --message-format=json-render-diagnostics > "$messages" || fail "cargo build of the TA failed"
 elf=$(python3 -c '
 import json, sys

@@ -6,8 +6,10 @@ TA_MK_DIR     := $(dir $(lastword $(MAKEFILE_LIST)))
 TA_UUID       ?= $(shell cat $(TA_MK_DIR)uuid)
 # Measured in QEMU (full command set, 256 KiB chunks): the smallest passing sizes were a
 # 24 KiB stack (P-384 verification) and a 544 KiB heap (two chunk copies for
-# DECRYPT_FOR_INSTALL); these defaults keep about 2x / 1.4x margin.
-TA_STACK_SIZE ?= 49152
+# DECRYPT_FOR_INSTALL); these defaults keep about 2x / 1.4x margin. The stack's default is
+# chosen by ta/build-ta.sh from TA_FEATURES: ML-DSA-65 verification (fips204, every buffer on
+# the stack) alone needs about 140 KiB, so 192 KiB with it, 48 KiB without.
+TA_STACK_SIZE ?=
 TA_HEAP_SIZE  ?= 786432
 # Compiled-in configuration (ta/build.rs): the anchor set (SPKI PEM files, comma-separated) and
 # its policy (any | all; TA_HYBRID=1: the development ES384 + ML-DSA-65 pair, all must sign),
@@ -15,6 +17,9 @@ TA_HEAP_SIZE  ?= 786432
 TRUST_ANCHOR    ?=
 TA_ANCHOR_POLICY ?=
 TA_HYBRID       ?=
+# Signature verifiers linked in (ta/Cargo.toml features, e.g. ml-dsa-65,ed25519; "ecdsa": ECDSA
+# only); empty: all of them.
+TA_FEATURES     ?=
 TA_VENDOR       ?=
 TA_CLASS        ?=
 TA_VENDOR_ID    ?=
@@ -39,7 +44,7 @@ ta_space := $(subst ,, )
 ta:
 	@TA_UUID=$(TA_UUID) TA_STACK_SIZE=$(TA_STACK_SIZE) TA_HEAP_SIZE=$(TA_HEAP_SIZE) \
 	 TRUST_ANCHOR=$(if $(TRUST_ANCHOR),$(subst $(ta_space),$(ta_comma),$(abspath $(subst $(ta_comma), ,$(TRUST_ANCHOR))))) \
-	 TA_ANCHOR_POLICY=$(TA_ANCHOR_POLICY) TA_HYBRID=$(TA_HYBRID) TA_VENDOR=$(TA_VENDOR) TA_CLASS=$(TA_CLASS) \
+	 TA_ANCHOR_POLICY=$(TA_ANCHOR_POLICY) TA_HYBRID=$(TA_HYBRID) TA_FEATURES=$(TA_FEATURES) TA_VENDOR=$(TA_VENDOR) TA_CLASS=$(TA_CLASS) \
 	 TA_VENDOR_ID=$(TA_VENDOR_ID) TA_CLASS_ID=$(TA_CLASS_ID) \
 	 TA_MAX_CHUNK=$(TA_MAX_CHUNK) TA_MAX_ENVELOPE=$(TA_MAX_ENVELOPE) \
 	 TA_CLIENT=$(TA_CLIENT) TA_FACTORY=$(TA_FACTORY) TA_STORAGE=$(TA_STORAGE) QEMU_RPMB=$(QEMU_RPMB) \

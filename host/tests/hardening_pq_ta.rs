@@ -6,20 +6,34 @@
 #[path = "support/sim.rs"]
 mod sim;
 
-use sim::{class, expect_rejection, image, manifest, repo, sign, vendor, vendor_key, Device};
-use suit_host::keys::{load_signer, load_trust_anchor};
+use sim::{class, expect_rejection, image, manifest, repo, vendor, vendor_key, Device};
+use suit_host::keys::{generate, load_signer, load_trust_anchor, KeyAlg};
 use suit_host::tee::Tee;
 use suit_shared::auth::{alg, AnchorPolicy};
+use suit_shared::author::{build_envelope, encode_manifest, sign_envelope};
 use suit_shared::command::{Command, Condition, Directive, ReportingPolicy};
 use suit_shared::component::ComponentId;
-use suit_shared::digest::{DigestAlg, SuitDigest};
+use suit_shared::digest::{DigestAlg, DigestValue, SuitDigest};
+use suit_shared::manifest::Manifest;
 use suit_shared::params::{Parameter, VendorId};
 use suit_shared::Category;
 
+/// An unsigned envelope installing `fw` as component "rootfs".
+fn unsigned_envelope(seq: u64, fw: &[u8]) -> Vec<u8> {
+    let digest = DigestAlg::Sha256.digest(fw);
+    let m = rootfs_manifest(seq, fw.len(), &digest);
+    let encoded = encode_manifest(&m, DigestAlg::Sha256);
+    build_envelope(&encoded, &[], DigestAlg::Sha256)
+}
+
 /// An ES384-signed envelope installing `fw` as component "rootfs".
 fn es384_envelope(seq: u64, fw: &[u8]) -> Vec<u8> {
+    sign_envelope(&unsigned_envelope(seq, fw), &vendor_key(), alg::ES384, None).unwrap()
+}
+
+/// The manifest of [`unsigned_envelope`].
+fn rootfs_manifest(seq: u64, len: usize, digest: &DigestValue) -> Manifest<'_> {
     let rp = || ReportingPolicy(15);
-    let digest = DigestAlg::Sha256.digest(fw);
     let shared = vec![
         Command::OverrideParameters(vec![
             Parameter::VendorId(VendorId::Uuid(vendor())),
@@ -35,15 +49,12 @@ fn es384_envelope(seq: u64, fw: &[u8]) -> Vec<u8> {
                 alg: DigestAlg::Sha256,
                 bytes: digest.as_bytes(),
             }),
-            Parameter::ImageSize(fw.len() as u64),
+            Parameter::ImageSize(len as u64),
         ]),
         Command::Directive(Directive::Fetch, rp()),
         Command::Condition(Condition::ImageMatch, rp()),
     ];
-    sign(
-        &manifest(seq, vec![ComponentId::new([b"rootfs"])], shared, install),
-        &vendor_key(),
-    )
+    manifest(seq, vec![ComponentId::new([b"rootfs"])], shared, install)
 }
 
 /// `envelope` with an ML-DSA-65 signature by the development hybrid key added.
@@ -106,4 +117,47 @@ fn without_the_all_policy_one_signature_of_the_set_suffices() {
     let dev = hybrid_device(AnchorPolicy::AnyOne);
     let mut s = dev.session();
     s.load_manifest(&es_only, 1).unwrap();
+}
+
+/// Each signature algorithm of the profiles, as the TA core verifies it: a device whose only
+/// anchor is a key of that algorithm installs an envelope signed with it, and refuses the same
+/// envelope signed by another key of the same algorithm.
+#[test]
+fn the_ta_core_installs_under_every_signature_algorithm() {
+    let keys = tempfile::tempdir().unwrap();
+    for (n, alg) in [
+        KeyAlg::Es256,
+        KeyAlg::Es384,
+        KeyAlg::Ed25519,
+        KeyAlg::MlDsa65,
+        KeyAlg::HssLms,
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let prefix = |who: &str| keys.path().join(format!("{n}-{who}")).display().to_string();
+        let (private, public) = generate(alg, &prefix("vendor"), 5).unwrap();
+        let (other, _) = generate(alg, &prefix("other"), 5).unwrap();
+        let anchor = load_trust_anchor(std::path::Path::new(&public)).unwrap();
+        let dev = Device::with(|c| c.trust_anchors = vec![anchor]);
+        let mut s = dev.session();
+        let fw = image(500, n as u8);
+        let unsigned = unsigned_envelope(2, &fw);
+        let mut intruder = load_signer(std::path::Path::new(&other)).unwrap();
+        let forged = intruder
+            .sign_envelope(&unsigned, intruder.default_alg(), None)
+            .unwrap();
+        expect_rejection(
+            s.load_manifest(&forged, 1),
+            Category::Authentication,
+            "does not verify",
+        );
+        let mut signer = load_signer(std::path::Path::new(&private)).unwrap();
+        let signed = signer
+            .sign_envelope(&unsigned, signer.default_alg(), None)
+            .unwrap();
+        let plan = s.load_manifest(&signed, 1).unwrap();
+        let approval = sim::approve(&mut s, plan.items[0].index, &fw, 128);
+        s.commit(std::slice::from_ref(&approval.token)).unwrap();
+    }
 }
