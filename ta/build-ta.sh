@@ -26,6 +26,7 @@ source "$repo/qemu/debian.sh"
 if [ -z "${TA_STACK_SIZE:-}" ]; then
     case ",${TA_FEATURES:-ml-dsa-65}," in
         *,ml-dsa-65,*) TA_STACK_SIZE=196608 ;;
+        *,hss-lms,*) TA_STACK_SIZE=98304 ;;
         *) TA_STACK_SIZE=49152 ;;
     esac
 fi

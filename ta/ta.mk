@@ -8,7 +8,8 @@ TA_UUID       ?= $(shell cat $(TA_MK_DIR)uuid)
 # 24 KiB stack (P-384 verification) and a 544 KiB heap (two chunk copies for
 # DECRYPT_FOR_INSTALL); these defaults keep about 2x / 1.4x margin. The stack's default is
 # chosen by ta/build-ta.sh from TA_FEATURES: ML-DSA-65 verification (fips204, every buffer on
-# the stack) alone needs about 140 KiB, so 192 KiB with it, 48 KiB without.
+# the stack) alone needs about 140 KiB, so 192 KiB with it; 96 KiB with HSS-LMS (about 48 KiB)
+# and without ML-DSA; 48 KiB for ECDSA and Ed25519 only.
 TA_STACK_SIZE ?=
 TA_HEAP_SIZE  ?= 786432
 # Compiled-in configuration (ta/build.rs): the anchor set (SPKI PEM files, comma-separated) and
