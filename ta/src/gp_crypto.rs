@@ -23,6 +23,8 @@
 //! which puts it into two transient key objects (ECDSA and ECDH) that live in OP-TEE's core for
 //! the object's lifetime; signing and agreement never read the scalar back.
 
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
 use alloc::boxed::Box;
 use alloc::vec;
 use alloc::vec::Vec;
@@ -42,10 +44,65 @@ use suit_shared::{Error, Result};
 use zeroize::Zeroizing;
 
 /// The GP provider.
-pub struct GpProvider;
+pub struct GpProvider {
+    /// Fingerprint (SHA-256 of algorithm, key, signature and message digest) of the last
+    /// signature that verified, and whether there is one. OP-TEE's ECC runs in software in the
+    /// core (about a second per P-384 verification under QEMU), and the core checks the same
+    /// approval token on every DECRYPT_FOR_INSTALL chunk; a repeated verification of the very
+    /// same inputs is answered from here. Verification is a pure function of its inputs, so
+    /// this changes no verdict. (Atomics only because the static must be `Sync`: a TA
+    /// instance runs on one thread.)
+    last_verified: [AtomicU64; 4],
+    has_last: AtomicBool,
+}
 
 /// The GP provider, as a static to install.
-pub static GP_CRYPTO: GpProvider = GpProvider;
+pub static GP_CRYPTO: GpProvider = GpProvider {
+    last_verified: [
+        AtomicU64::new(0),
+        AtomicU64::new(0),
+        AtomicU64::new(0),
+        AtomicU64::new(0),
+    ],
+    has_last: AtomicBool::new(false),
+};
+
+impl GpProvider {
+    fn is_last_verified(&self, fingerprint: &[u64; 4]) -> bool {
+        self.has_last.load(Ordering::Relaxed)
+            && self
+                .last_verified
+                .iter()
+                .zip(fingerprint)
+                .all(|(a, b)| a.load(Ordering::Relaxed) == *b)
+    }
+
+    fn remember_verified(&self, fingerprint: &[u64; 4]) {
+        for (a, b) in self.last_verified.iter().zip(fingerprint) {
+            a.store(*b, Ordering::Relaxed);
+        }
+        self.has_last.store(true, Ordering::Relaxed);
+    }
+}
+
+/// What identifies one verification: SHA-256 over the algorithm, the key, the signature and
+/// the message's digest (lengths first, so no two input sets share an encoding).
+fn fingerprint(alg: SigAlg, xy: &[u8], signature: &[u8], digest: &DigestValue) -> [u64; 4] {
+    let mut h = GpHash::new(DigestAlg::Sha256);
+    h.update(&[alg.curve().field_len() as u8]);
+    for part in [xy, signature, digest.as_bytes()] {
+        h.update(&(part.len() as u32).to_be_bytes());
+        h.update(part);
+    }
+    let value = Box::new(h).finish();
+    let mut words = [0u64; 4];
+    for (w, chunk) in words.iter_mut().zip(value.as_bytes().chunks_exact(8)) {
+        let mut b = [0u8; 8];
+        b.copy_from_slice(chunk);
+        *w = u64::from_be_bytes(b);
+    }
+    words
+}
 
 fn gp_error(what: &'static str) -> Error {
     Error::Decryption(alloc::format!("the TEE refused {what}"))
@@ -184,6 +241,10 @@ impl CryptoProvider for GpProvider {
             return false;
         };
         let digest = digest_of(alg.digest(), message);
+        let print = fingerprint(alg, &xy, signature, &digest);
+        if self.is_last_verified(&print) {
+            return true;
+        }
         let verified = || -> optee_utee::Result<()> {
             let mut key =
                 TransientObject::allocate(TransientObjectType::EcdsaPublicKey, curve_bits(curve))?;
@@ -193,7 +254,11 @@ impl CryptoProvider for GpProvider {
             op.set_key(&key)?;
             op.verify_digest(&[], digest.as_bytes(), signature)
         };
-        verified().is_ok()
+        let ok = verified().is_ok();
+        if ok {
+            self.remember_verified(&print);
+        }
+        ok
     }
 }
 
