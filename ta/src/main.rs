@@ -32,6 +32,9 @@ use suit_ta_core::{
 
 include!(concat!(env!("OUT_DIR"), "/ta_config.rs"));
 
+#[cfg(ta_crypto = "gp")]
+mod gp_crypto;
+
 /// Secure storage through the TEE persistent-object API, in the one storage this TA was
 /// built for ([`STORAGE`], `TA_STORAGE` in build.rs).
 ///
@@ -146,6 +149,9 @@ struct SessionContext {
 
 #[ta_create]
 fn create() -> Result<()> {
+    // The provider chosen at build time (TA_CRYPTO); without one the core uses RustCrypto.
+    #[cfg(ta_crypto = "gp")]
+    suit_shared::crypto::install_default(&gp_crypto::GP_CRYPTO);
     let anchor = TrustAnchor::from_sec1(&TRUST_ANCHOR_SEC1, None)
         .map_err(|_| Error::new(ErrorKind::BadFormat))?;
     let config = Config {

@@ -25,8 +25,8 @@
 //!
 //! [`provider`] returns the one installed with [`install_default`] (once per process, like
 //! rustls' `CryptoProvider::install_default`), or else [`RUST_CRYPTO`], the portable no_std
-//! provider built on RustCrypto. The host programs install a faster one at start; the TA uses
-//! RustCrypto today.
+//! provider built on RustCrypto. The host programs install a faster one at start; the TA
+//! installs OP-TEE's GP provider (ta/src/gp_crypto.rs) unless built with `TA_CRYPTO=rustcrypto`.
 
 use alloc::boxed::Box;
 use alloc::vec::Vec;
