@@ -61,7 +61,8 @@ fi
 export CARGO_TARGET_DIR=$repo/ta/target   # the TA's own target dir, whatever the caller set
 log "building TA $TA_UUID (storage $TA_STORAGE, crypto $TA_CRYPTO, stack $TA_STACK_SIZE, heap $TA_HEAP_SIZE, profile $TA_PROFILE)"
 messages=$(mktemp); trap 'rm -f "$messages"' EXIT
-cargo build --profile "$TA_PROFILE" --target "$target" -j "$JOBS" \
+features=(); [ "$TA_CRYPTO" = rustcrypto ] && features=(--features rustcrypto)
+cargo build --profile "$TA_PROFILE" --target "$target" -j "$JOBS" "${features[@]}" \
     --message-format=json-render-diagnostics > "$messages" || fail "cargo build of the TA failed"
 elf=$(python3 -c '
 import json, sys
@@ -71,6 +72,14 @@ print(exe[-1] if exe else "")' "$messages")
 [ -n "$elf" ] && [ -f "$elf" ] || fail "cargo produced no TA executable (is src/main.rs a binary?)"
 
 # 3. strip + check
+if [ "$TA_CRYPTO" = gp ]; then
+    # The GP TA does its crypto in OP-TEE: no RustCrypto curve or AES code may be linked.
+    leaked=$(aarch64-linux-gnu-nm -C "$elf" \
+        | grep -E '[ <](p256|p384|aes|ghash|polyval|aes_kw|ctr|elliptic_curve|primeorder|ecdsa|hmac|hkdf)::' \
+        | head -5 || true)
+    [ -z "$leaked" ] || fail "the GP TA links RustCrypto curve/AES code:
+$leaked"
+fi
 mkdir -p "$TA_OUT_DIR"
 stripped=$TA_OUT_DIR/$TA_UUID.stripped.elf
 aarch64-linux-gnu-objcopy --strip-unneeded "$elf" "$stripped"

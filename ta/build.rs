@@ -142,7 +142,8 @@ fn storage() -> &'static str {
     }
 }
 
-/// The crypto provider named by `TA_CRYPTO`, as the cfg `ta_crypto`.
+/// The crypto provider named by `TA_CRYPTO`, as the cfg `ta_crypto`; the cargo feature
+/// `rustcrypto` (which links the RustCrypto provider) must agree with it.
 fn crypto() {
     println!("cargo::rustc-check-cfg=cfg(ta_crypto, values(\"gp\", \"rustcrypto\"))");
     let name = match env("TA_CRYPTO").as_deref().map(str::trim) {
@@ -150,6 +151,13 @@ fn crypto() {
         Some("rustcrypto") => "rustcrypto",
         Some(other) => panic!("TA_CRYPTO={other} is neither gp nor rustcrypto"),
     };
+    let feature = std::env::var_os("CARGO_FEATURE_RUSTCRYPTO").is_some();
+    if feature != (name == "rustcrypto") {
+        panic!(
+            "TA_CRYPTO={name} needs the cargo feature `rustcrypto` {} (ta/build-ta.sh sets it)",
+            if feature { "off" } else { "on" }
+        );
+    }
     println!("cargo:rustc-cfg=ta_crypto=\"{name}\"");
 }
 

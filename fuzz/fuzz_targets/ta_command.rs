@@ -138,10 +138,11 @@ type Core = Ta<Memory, Counter, Fixed>;
 
 fn new_ta(storage: Memory) -> Core {
     let config = Config {
-        anchors: vec![TrustAnchor::P384 {
-            key: *vendor_key().verifying_key(),
-            kid: None,
-        }],
+        anchors: vec![TrustAnchor::from_sec1(
+            vendor_key().verifying_key().to_sec1_point(false).as_bytes(),
+            None,
+        )
+        .expect("the vendor key is a P-384 point")],
         vendor_id: VENDOR,
         class_id: CLASS,
         max_chunk: 64,

@@ -7,6 +7,7 @@ use p256::pkcs8::{
 };
 use suit_shared::auth::TrustAnchor;
 use suit_shared::author::SigningKey;
+use suit_shared::crypto::SigAlg;
 use zeroize::Zeroizing;
 
 /// Errors reading or writing key files.
@@ -75,27 +76,37 @@ pub fn load_signing_key(path: &Path) -> Result<SigningKey, KeyError> {
 /// Loads an SPKI PEM public key (P-256 or P-384) as a trust anchor.
 pub fn load_trust_anchor(path: &Path) -> Result<TrustAnchor, KeyError> {
     let pem = read(path)?;
-    if let Ok(key) = p384::ecdsa::VerifyingKey::from_public_key_pem(&pem) {
-        return Ok(TrustAnchor::P384 { key, kid: None });
-    }
-    if let Ok(key) = p256::ecdsa::VerifyingKey::from_public_key_pem(&pem) {
-        return Ok(TrustAnchor::P256 { key, kid: None });
-    }
-    // A private key file also carries the public key; accept it for convenience.
-    match load_signing_key(path) {
-        Ok(SigningKey::P384(k)) => Ok(TrustAnchor::P384 {
-            key: *k.verifying_key(),
-            kid: None,
-        }),
-        Ok(SigningKey::P256(k)) => Ok(TrustAnchor::P256 {
-            key: *k.verifying_key(),
-            kid: None,
-        }),
-        Err(_) => Err(format_error(
-            path,
-            "not an SPKI PEM public key on P-256 or P-384",
-        )),
-    }
+    let (alg, point) = if let Ok(key) = p384::ecdsa::VerifyingKey::from_public_key_pem(&pem) {
+        (
+            SigAlg::EcdsaP384Sha384,
+            key.to_sec1_point(false).as_bytes().to_vec(),
+        )
+    } else if let Ok(key) = p256::ecdsa::VerifyingKey::from_public_key_pem(&pem) {
+        (
+            SigAlg::EcdsaP256Sha256,
+            key.to_sec1_point(false).as_bytes().to_vec(),
+        )
+    } else {
+        // A private key file also carries the public key; accept it for convenience.
+        match load_signing_key(path) {
+            Ok(SigningKey::P384(k)) => (
+                SigAlg::EcdsaP384Sha384,
+                k.verifying_key().to_sec1_point(false).as_bytes().to_vec(),
+            ),
+            Ok(SigningKey::P256(k)) => (
+                SigAlg::EcdsaP256Sha256,
+                k.verifying_key().to_sec1_point(false).as_bytes().to_vec(),
+            ),
+            Err(_) => {
+                return Err(format_error(
+                    path,
+                    "not an SPKI PEM public key on P-256 or P-384",
+                ))
+            }
+        }
+    };
+    TrustAnchor::signature(alg, &point, None)
+        .map_err(|_| format_error(path, "not a public key the crypto provider accepts"))
 }
 
 /// Loads a raw symmetric key (HMAC or KEK) from a binary file.

@@ -11,7 +11,6 @@ use alloc::string::String;
 use alloc::vec::Vec;
 
 use coset::{iana, CoseMac0, CoseSign, CoseSign1, Header, ProtectedHeader, TaggedCborSerializable};
-use hmac::{KeyInit, Mac};
 use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
@@ -37,17 +36,13 @@ pub mod alg {
 /// A key that may authenticate manifests.
 #[derive(Clone)]
 pub enum TrustAnchor {
-    /// ECDSA P-256 public key (ES256 / ESP256).
-    P256 {
-        /// The key.
-        key: p256::ecdsa::VerifyingKey,
-        /// Optional key id that COSE blocks may name.
-        kid: Option<Vec<u8>>,
-    },
-    /// ECDSA P-384 public key (ES384 / ESP384).
-    P384 {
-        /// The key.
-        key: p384::ecdsa::VerifyingKey,
+    /// A public key of a signature algorithm, checked by the crypto provider when made
+    /// ([`TrustAnchor::signature`]).
+    Signature {
+        /// The algorithm the key verifies.
+        alg: SigAlg,
+        /// The public key as the algorithm encodes it (ECDSA: SEC1).
+        public_key: Vec<u8>,
         /// Optional key id that COSE blocks may name.
         kid: Option<Vec<u8>>,
     },
@@ -67,38 +62,65 @@ impl core::fmt::Debug for TrustAnchor {
 }
 
 impl TrustAnchor {
-    /// A public key from its SEC1 encoding; the curve is chosen by the point's length.
+    /// A public key of `alg`, refused unless the crypto provider accepts it as one.
+    pub fn signature(alg: SigAlg, public_key: &[u8], kid: Option<Vec<u8>>) -> Result<Self> {
+        crate::crypto::provider().check_public_key(alg, public_key)?;
+        Ok(TrustAnchor::Signature {
+            alg,
+            public_key: public_key.to_vec(),
+            kid,
+        })
+    }
+
+    /// An ECDSA public key from its SEC1 encoding; the curve is chosen by the point's length.
     pub fn from_sec1(point: &[u8], kid: Option<Vec<u8>>) -> Result<Self> {
-        let invalid = || Error::InvalidValue {
-            context: "trust anchor",
-            element: "public key",
-            reason: "not a valid P-256 or P-384 SEC1 point",
+        let alg = match point.len() {
+            33 | 65 => SigAlg::EcdsaP256Sha256,
+            49 | 97 => SigAlg::EcdsaP384Sha384,
+            _ => {
+                return Err(Error::InvalidValue {
+                    context: "trust anchor",
+                    element: "public key",
+                    reason: "not a valid P-256 or P-384 SEC1 point",
+                })
+            }
         };
-        match point.len() {
-            33 | 65 => p256::ecdsa::VerifyingKey::from_sec1_bytes(point)
-                .map(|key| TrustAnchor::P256 { key, kid })
-                .map_err(|_| invalid()),
-            49 | 97 => p384::ecdsa::VerifyingKey::from_sec1_bytes(point)
-                .map(|key| TrustAnchor::P384 { key, kid })
-                .map_err(|_| invalid()),
-            _ => Err(invalid()),
-        }
+        Self::signature(alg, point, kid)
     }
 
     /// What kind of key this is, for messages.
     pub fn describe(&self) -> &'static str {
         match self {
-            TrustAnchor::P256 { .. } => "ECDSA P-256 key",
-            TrustAnchor::P384 { .. } => "ECDSA P-384 key",
+            TrustAnchor::Signature {
+                alg: SigAlg::EcdsaP256Sha256,
+                ..
+            } => "ECDSA P-256 key",
+            TrustAnchor::Signature {
+                alg: SigAlg::EcdsaP384Sha384,
+                ..
+            } => "ECDSA P-384 key",
             TrustAnchor::Hmac256 { .. } => "HMAC-256 key",
+        }
+    }
+
+    /// The COSE algorithm ids this anchor verifies.
+    pub fn cose_algs(&self) -> &'static [i64] {
+        match self {
+            TrustAnchor::Signature {
+                alg: SigAlg::EcdsaP256Sha256,
+                ..
+            } => &[alg::ES256, alg::ESP256],
+            TrustAnchor::Signature {
+                alg: SigAlg::EcdsaP384Sha384,
+                ..
+            } => &[alg::ES384, alg::ESP384],
+            TrustAnchor::Hmac256 { .. } => &[alg::HMAC_256_256],
         }
     }
 
     fn kid(&self) -> Option<&[u8]> {
         match self {
-            TrustAnchor::P256 { kid, .. }
-            | TrustAnchor::P384 { kid, .. }
-            | TrustAnchor::Hmac256 { kid, .. } => kid.as_deref(),
+            TrustAnchor::Signature { kid, .. } | TrustAnchor::Hmac256 { kid, .. } => kid.as_deref(),
         }
     }
 
@@ -110,46 +132,29 @@ impl TrustAnchor {
         }
     }
 
-    fn verify_signature(&self, alg: i64, tbs: &[u8], signature: &[u8]) -> bool {
-        let provider = crate::crypto::provider();
-        match (self, alg) {
-            (TrustAnchor::P256 { key, .. }, alg::ES256 | alg::ESP256) => provider.verify(
-                SigAlg::EcdsaP256Sha256,
-                key.to_sec1_point(false).as_bytes(),
-                tbs,
-                signature,
-            ),
-            (TrustAnchor::P384 { key, .. }, alg::ES384 | alg::ESP384) => provider.verify(
-                SigAlg::EcdsaP384Sha384,
-                key.to_sec1_point(false).as_bytes(),
-                tbs,
-                signature,
-            ),
+    fn verify_signature(&self, cose_alg: i64, tbs: &[u8], signature: &[u8]) -> bool {
+        match self {
+            TrustAnchor::Signature {
+                alg, public_key, ..
+            } if self.handles(cose_alg) => {
+                crate::crypto::provider().verify(*alg, public_key, tbs, signature)
+            }
             _ => false,
         }
     }
 
-    fn verify_mac(&self, alg: i64, tbm: &[u8], tag: &[u8]) -> bool {
-        match (self, alg) {
+    fn verify_mac(&self, cose_alg: i64, tbm: &[u8], tag: &[u8]) -> bool {
+        match (self, cose_alg) {
             (TrustAnchor::Hmac256 { key, .. }, alg::HMAC_256_256) => {
-                let Ok(mut mac) = hmac::Hmac::<sha2::Sha256>::new_from_slice(key) else {
-                    return false;
-                };
-                mac.update(tbm);
-                let expected = mac.finalize().into_bytes();
+                let expected = crate::crypto::mac::hmac_sha256(key, &[tbm]);
                 tag.len() == expected.len() && bool::from(expected.as_slice().ct_eq(tag))
             }
             _ => false,
         }
     }
 
-    fn handles(&self, alg: i64) -> bool {
-        matches!(
-            (self, alg),
-            (TrustAnchor::P256 { .. }, alg::ES256 | alg::ESP256)
-                | (TrustAnchor::P384 { .. }, alg::ES384 | alg::ESP384)
-                | (TrustAnchor::Hmac256 { .. }, alg::HMAC_256_256)
-        )
+    fn handles(&self, cose_alg: i64) -> bool {
+        self.cose_algs().contains(&cose_alg)
     }
 }
 

@@ -284,8 +284,8 @@ impl<S: Storage, R: Rng, C: Clock> Core<S, R, C> {
                 return Err(Error::ImageDigestMismatch { component: index }.into());
             }
         }
-        let key = &self.state()?.device_key;
-        let token = claims(update, &update.items[at].plan, &computed, nonce).sign(key)?;
+        let key = self.state()?.device_key.private_key()?;
+        let token = claims(update, &update.items[at].plan, &computed, nonce).sign(&*key)?;
         let approval = Approval {
             token,
             digest: computed.digest.clone(),
@@ -302,7 +302,7 @@ impl<S: Storage, R: Rng, C: Clock> Core<S, R, C> {
 
     /// Checks that `token` verifies with the device key and states exactly `expected`.
     pub(super) fn check_token(&mut self, token: &[u8], expected: &Claims) -> Result<()> {
-        let key = self.state()?.device_key.verifying_key();
+        let key = self.state()?.device_key.public_sec1();
         let verified = Token::verify(token, key).map_err(|e| TaError::Token(token_reason(e)))?;
         if verified.claims != *expected {
             return Err(TaError::Token(String::from(
