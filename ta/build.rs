@@ -23,6 +23,8 @@
 //! * `TA_STORAGE` — where the TA keeps its state: `rpmb` (the default: replay-protected, for
 //!   OP-TEE built with CFG_RPMB_FS=y) or `ree-fs` (boards without RPMB: no rollback
 //!   protection). Fixed here; the TA never tries another storage at run time;
+//! * `TA_CRYPTO` — the crypto provider: `gp` (the default: OP-TEE's GlobalPlatform crypto,
+//!   src/gp_crypto.rs) or `rustcrypto` (the portable RustCrypto code inside the TA);
 //! * `TA_UUID`, `TA_STACK_SIZE`, `TA_HEAP_SIZE` — as before. ta/ta.mk sets them; the default
 //!   UUID is the one in `ta/uuid`.
 
@@ -212,6 +214,25 @@ fn storage() -> &'static str {
     }
 }
 
+/// The crypto provider named by `TA_CRYPTO`, as the cfg `ta_crypto`; the cargo feature
+/// `rustcrypto` (which links the RustCrypto provider) must agree with it.
+fn crypto() {
+    println!("cargo::rustc-check-cfg=cfg(ta_crypto, values(\"gp\", \"rustcrypto\"))");
+    let name = match env("TA_CRYPTO").as_deref().map(str::trim) {
+        None | Some("gp") => "gp",
+        Some("rustcrypto") => "rustcrypto",
+        Some(other) => panic!("TA_CRYPTO={other} is neither gp nor rustcrypto"),
+    };
+    let feature = std::env::var_os("CARGO_FEATURE_RUSTCRYPTO").is_some();
+    if feature != (name == "rustcrypto") {
+        panic!(
+            "TA_CRYPTO={name} needs the cargo feature `rustcrypto` {} (ta/build-ta.sh sets it)",
+            if feature { "off" } else { "on" }
+        );
+    }
+    println!("cargo:rustc-cfg=ta_crypto=\"{name}\"");
+}
+
 fn write_config() {
     let (anchors, policy) = anchor_set();
     let (vendor, class) = identity();
@@ -244,6 +265,7 @@ fn write_config() {
 
 fn main() -> Result<(), Error> {
     write_config();
+    crypto();
     let uuid = env("TA_UUID").unwrap_or_else(default_uuid);
     let stack = size_from_env("TA_STACK_SIZE", 48 * 1024);
     let heap = size_from_env("TA_HEAP_SIZE", 768 * 1024);

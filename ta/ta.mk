@@ -35,6 +35,9 @@ TA_FACTORY      ?=
 # CFG_RPMB_FS=y, the QEMU device's default) or ree-fs (boards without RPMB: no rollback
 # protection). Empty: rpmb, or ree-fs when QEMU_RPMB=0 (stock Debian OP-TEE has no RPMB).
 TA_STORAGE      ?=
+# The TA's crypto provider, fixed at build time: gp (OP-TEE's GlobalPlatform crypto, the
+# default) or rustcrypto (the portable RustCrypto code compiled into the TA).
+TA_CRYPTO       ?= gp
 TA_OUT_DIR    ?= $(CURDIR)/build/ta
 TA_FILE        = $(TA_OUT_DIR)/$(TA_UUID).ta
 QEMU_CACHE    ?= $(CURDIR)/build/qemu-cache
@@ -48,5 +51,5 @@ ta:
 	 TA_ANCHOR_POLICY=$(TA_ANCHOR_POLICY) TA_HYBRID=$(TA_HYBRID) TA_FEATURES=$(TA_FEATURES) TA_VENDOR=$(TA_VENDOR) TA_CLASS=$(TA_CLASS) \
 	 TA_VENDOR_ID=$(TA_VENDOR_ID) TA_CLASS_ID=$(TA_CLASS_ID) \
 	 TA_MAX_CHUNK=$(TA_MAX_CHUNK) TA_MAX_ENVELOPE=$(TA_MAX_ENVELOPE) \
-	 TA_CLIENT=$(TA_CLIENT) TA_FACTORY=$(TA_FACTORY) TA_STORAGE=$(TA_STORAGE) QEMU_RPMB=$(QEMU_RPMB) \
+	 TA_CLIENT=$(TA_CLIENT) TA_FACTORY=$(TA_FACTORY) TA_STORAGE=$(TA_STORAGE) TA_CRYPTO=$(TA_CRYPTO) QEMU_RPMB=$(QEMU_RPMB) \
 	 TA_OUT_DIR=$(TA_OUT_DIR) QEMU_CACHE=$(QEMU_CACHE) bash ta/build-ta.sh

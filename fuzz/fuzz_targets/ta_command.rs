@@ -142,7 +142,7 @@ fn new_ta(storage: Memory) -> Core {
             vendor_key().verifying_key().to_sec1_point(false).as_bytes(),
             None,
         )
-        .unwrap()],
+        .expect("the vendor key is a P-384 point")],
         policy: AnchorPolicy::AnyOne,
         vendor_id: VENDOR,
         class_id: CLASS,

@@ -31,8 +31,8 @@ use openssl::ecdsa::EcdsaSig;
 use openssl::nid::Nid;
 use openssl::pkey::Public;
 use suit_shared::crypto::{
-    self, AeadDecrypt, AeadEncrypt, CryptoProvider, Curve, HashState, KeystreamCipher, PrivateKey,
-    SigAlg, GCM_IV_LEN, GCM_TAG_LEN, RUST_CRYPTO,
+    self, AeadDecrypt, AeadEncrypt, CryptoProvider, Curve, GeneratedKey, HashState,
+    KeystreamCipher, PrivateKey, Rng, SigAlg, GCM_IV_LEN, GCM_TAG_LEN, RUST_CRYPTO,
 };
 use suit_shared::digest::{DigestAlg, DigestValue};
 use suit_shared::encryption::AesKey;
@@ -228,8 +228,17 @@ impl CryptoProvider for OpenSsl {
         }
     }
 
-    fn private_key(&self, curve: Curve, scalar: &[u8]) -> Result<Box<dyn PrivateKey>> {
-        RUST_CRYPTO.private_key(curve, scalar)
+    fn private_key(
+        &self,
+        curve: Curve,
+        scalar: &[u8],
+        public_sec1: Option<&[u8]>,
+    ) -> Result<Box<dyn PrivateKey>> {
+        RUST_CRYPTO.private_key(curve, scalar, public_sec1)
+    }
+
+    fn generate_private_key(&self, curve: Curve, rng: Rng<'_>) -> Result<GeneratedKey> {
+        RUST_CRYPTO.generate_private_key(curve, rng)
     }
 
     fn verify(&self, alg: SigAlg, public_key: &[u8], message: &[u8], signature: &[u8]) -> bool {

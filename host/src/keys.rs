@@ -173,7 +173,7 @@ pub fn load_trust_anchor(path: &Path) -> Result<TrustAnchor, KeyError> {
         // RFC 8708 wrapped the HSS public key in an OCTET STRING.
         key.drain(..2);
     }
-    TrustAnchor::signature(alg, key, None).map_err(|_| {
+    TrustAnchor::signature(alg, &key, None).map_err(|_| {
         format_error(
             path,
             &format!("not a valid {} public key (wrong length)", alg.name()),
@@ -233,7 +233,7 @@ impl Signer {
             Signer::MlDsa65(seed) => mldsa_public(seed),
             Signer::HssLms { state, .. } => hss_public(state)?,
         };
-        TrustAnchor::signature(self.sig_alg(), public, None)
+        TrustAnchor::signature(self.sig_alg(), &public, None)
     }
 
     /// Adds a COSE_Sign1 block of `alg_id` made with this key to `envelope`. An HSS/LMS key

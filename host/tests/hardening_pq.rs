@@ -306,8 +306,8 @@ fn a_key_is_never_used_with_another_algorithm() {
     assert!(!out_path.exists());
 
     // Anchors: a key of the wrong size for its algorithm is refused when it is made.
-    assert!(TrustAnchor::signature(SigAlg::MlDsa65, vec![1; 32], None).is_err());
-    assert!(TrustAnchor::signature(SigAlg::Ed25519, vec![1; 1952], None).is_err());
+    assert!(TrustAnchor::signature(SigAlg::MlDsa65, &[1; 32], None).is_err());
+    assert!(TrustAnchor::signature(SigAlg::Ed25519, &[1; 1952], None).is_err());
     // An SPKI whose OID says ML-DSA-65 around a 32-byte key.
     let mut spki = hex("3033300b0609608648016503040312032100");
     spki.extend_from_slice(&[7; 32]);
@@ -326,12 +326,8 @@ fn a_key_is_never_used_with_another_algorithm() {
         Ok(ed.sign(tbs).to_bytes().to_vec())
     })
     .unwrap();
-    let ed_anchor = TrustAnchor::signature(
-        SigAlg::Ed25519,
-        ed.verifying_key().to_bytes().to_vec(),
-        None,
-    )
-    .unwrap();
+    let ed_anchor =
+        TrustAnchor::signature(SigAlg::Ed25519, &ed.verifying_key().to_bytes(), None).unwrap();
     let err = Manifest::authenticate(&mislabelled, &[ed_anchor]).unwrap_err();
     assert!(
         matches!(&err, Error::NotAuthenticated(m) if m.contains("no matching trust anchor")),

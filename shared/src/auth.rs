@@ -11,7 +11,6 @@ use alloc::string::String;
 use alloc::vec::Vec;
 
 use coset::{iana, CoseMac0, CoseSign, CoseSign1, Header, ProtectedHeader, TaggedCborSerializable};
-use hmac::{KeyInit, Mac};
 use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
@@ -45,11 +44,12 @@ pub mod alg {
 /// A key that may authenticate manifests.
 #[derive(Clone)]
 pub enum TrustAnchor {
-    /// A public signature key of one algorithm ([`SigAlg::key_fits`] holds for it).
+    /// A public key of a signature algorithm, checked by the crypto provider when made
+    /// ([`TrustAnchor::signature`]).
     Signature {
-        /// The algorithm the key is for; blocks naming another algorithm are not its.
+        /// The algorithm the key verifies.
         alg: SigAlg,
-        /// SEC1 point (ECDSA) or the raw public key (Ed25519, ML-DSA, HSS/LMS).
+        /// The public key as the algorithm encodes it (ECDSA: SEC1).
         public_key: Vec<u8>,
         /// Optional key id that COSE blocks may name.
         kid: Option<Vec<u8>>,
@@ -82,29 +82,12 @@ pub enum AnchorPolicy {
 }
 
 impl TrustAnchor {
-    /// A public key of `alg`; refused when the key does not have that algorithm's form (a
-    /// key is never used with another algorithm than the one it was given for) or, for ECDSA,
-    /// is not a point of its curve.
-    pub fn signature(alg: SigAlg, public_key: Vec<u8>, kid: Option<Vec<u8>>) -> Result<Self> {
-        let on_curve = match alg {
-            SigAlg::EcdsaP256Sha256 => {
-                p256::ecdsa::VerifyingKey::from_sec1_bytes(&public_key).is_ok()
-            }
-            SigAlg::EcdsaP384Sha384 => {
-                p384::ecdsa::VerifyingKey::from_sec1_bytes(&public_key).is_ok()
-            }
-            _ => true,
-        };
-        if !alg.key_fits(&public_key) || !on_curve {
-            return Err(Error::InvalidValue {
-                context: "trust anchor",
-                element: "public key",
-                reason: "not a public key of its algorithm",
-            });
-        }
+    /// A public key of `alg`, refused unless the crypto provider accepts it as one.
+    pub fn signature(alg: SigAlg, public_key: &[u8], kid: Option<Vec<u8>>) -> Result<Self> {
+        crate::crypto::provider().check_public_key(alg, public_key)?;
         Ok(TrustAnchor::Signature {
             alg,
-            public_key,
+            public_key: public_key.to_vec(),
             kid,
         })
     }
@@ -113,13 +96,16 @@ impl TrustAnchor {
     pub fn from_sec1(point: &[u8], kid: Option<Vec<u8>>) -> Result<Self> {
         let alg = match point.len() {
             33 | 65 => SigAlg::EcdsaP256Sha256,
-            _ => SigAlg::EcdsaP384Sha384,
+            49 | 97 => SigAlg::EcdsaP384Sha384,
+            _ => {
+                return Err(Error::InvalidValue {
+                    context: "trust anchor",
+                    element: "public key",
+                    reason: "not a valid P-256 or P-384 SEC1 point",
+                })
+            }
         };
-        TrustAnchor::signature(alg, point.to_vec(), kid).map_err(|_| Error::InvalidValue {
-            context: "trust anchor",
-            element: "public key",
-            reason: "not a valid P-256 or P-384 SEC1 point",
-        })
+        Self::signature(alg, point, kid)
     }
 
     /// What kind of key this is, for messages.
@@ -171,22 +157,18 @@ impl TrustAnchor {
         }
     }
 
-    fn verify_mac(&self, alg: i64, tbm: &[u8], tag: &[u8]) -> bool {
-        match (self, alg) {
+    fn verify_mac(&self, cose_alg: i64, tbm: &[u8], tag: &[u8]) -> bool {
+        match (self, cose_alg) {
             (TrustAnchor::Hmac256 { key, .. }, alg::HMAC_256_256) => {
-                let Ok(mut mac) = hmac::Hmac::<sha2::Sha256>::new_from_slice(key) else {
-                    return false;
-                };
-                mac.update(tbm);
-                let expected = mac.finalize().into_bytes();
+                let expected = crate::crypto::mac::hmac_sha256(key, &[tbm]);
                 tag.len() == expected.len() && bool::from(expected.as_slice().ct_eq(tag))
             }
             _ => false,
         }
     }
 
-    fn handles(&self, alg: i64) -> bool {
-        self.cose_algs().contains(&alg)
+    fn handles(&self, cose_alg: i64) -> bool {
+        self.cose_algs().contains(&cose_alg)
     }
 }
 

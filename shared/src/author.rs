@@ -36,10 +36,10 @@ impl SigningKey {
         let provider = crate::crypto::provider();
         match (self, alg_id) {
             (SigningKey::P256(k), alg::ES256 | alg::ESP256) => provider
-                .private_key(crate::crypto::Curve::P256, &k.to_bytes())?
+                .private_key(crate::crypto::Curve::P256, &k.to_bytes(), None)?
                 .sign(data),
             (SigningKey::P384(k), alg::ES384 | alg::ESP384) => provider
-                .private_key(crate::crypto::Curve::P384, &k.to_bytes())?
+                .private_key(crate::crypto::Curve::P384, &k.to_bytes(), None)?
                 .sign(data),
             _ => Err(Error::Unsupported(alloc::format!(
                 "signing with algorithm {} and a key of another curve",

@@ -33,6 +33,9 @@ use suit_ta_core::{
 
 include!(concat!(env!("OUT_DIR"), "/ta_config.rs"));
 
+#[cfg(ta_crypto = "gp")]
+mod gp_crypto;
+
 /// Secure storage through the TEE persistent-object API, in the one storage this TA was
 /// built for ([`STORAGE`], `TA_STORAGE` in build.rs).
 ///
@@ -147,10 +150,13 @@ struct SessionContext {
 
 #[ta_create]
 fn create() -> Result<()> {
+    // The provider chosen at build time (TA_CRYPTO); without one the core uses RustCrypto.
+    #[cfg(ta_crypto = "gp")]
+    suit_shared::crypto::install_default(&gp_crypto::GP_CRYPTO);
     let mut anchors = Vec::with_capacity(TRUST_ANCHORS.len());
     for (alg, key) in TRUST_ANCHORS {
         anchors.push(
-            TrustAnchor::signature(*alg, key.to_vec(), None)
+            TrustAnchor::signature(*alg, key, None)
                 .map_err(|_| Error::new(ErrorKind::BadFormat))?,
         );
     }

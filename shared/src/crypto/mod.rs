@@ -7,8 +7,10 @@
 //! | AEAD stream (AES-GCM, one tag at the end) | [`CryptoProvider::aes_gcm_decrypt`] → [`AeadDecrypt`] | `TEE_AEInit`, `TEE_AEUpdateAAD`, `TEE_AEUpdate`, `TEE_AEDecryptFinal` |
 //! | AES-CTR keystream (interoperability) | [`CryptoProvider::aes_ctr`] → [`KeystreamCipher`] | `TEE_CipherInit` / `TEE_CipherUpdate` |
 //! | AES key wrap (RFC 3394) | [`CryptoProvider::aes_key_unwrap`], [`CryptoProvider::aes_key_wrap`] | (no GP key wrap: `TEE_CipherUpdate` in ECB, or the portable code) |
-//! | ECDH, ECDSA sign with a private key | [`CryptoProvider::private_key`] → [`PrivateKey`] | `TEE_DeriveKey`, `TEE_AsymmetricSignDigest` on a key **object handle** |
+//! | ECDH, ECDSA sign with a private key | [`CryptoProvider::private_key`], [`CryptoProvider::generate_private_key`] → [`PrivateKey`] | `TEE_DeriveKey`, `TEE_AsymmetricSignDigest` on a key **object handle**, `TEE_GenerateKey` |
+//! | public key check | [`CryptoProvider::check_public_key`] | (portable: [`SigAlg::key_fits`], [`point`]) |
 //! | signature verify (ES256 / ES384, Ed25519, ML-DSA-65, HSS-LMS) | [`CryptoProvider::verify`] | `TEE_AsymmetricVerifyDigest` for ECDSA; the portable verifiers of [`ed25519`], [`mldsa`], [`hsslms`] otherwise |
+//! | HMAC-SHA-256, HKDF-SHA-256 | [`mac`], on [`CryptoProvider::hash`] | (the provider's digest) |
 //!
 //! Every stream is an object the provider hands out, so a provider may keep a backend context
 //! (an OpenSSL `EVP_CIPHER_CTX`, a GP operation handle) inside it. Private keys are objects too:
@@ -24,9 +26,12 @@
 //! # Which provider
 //!
 //! [`provider`] returns the one installed with [`install_default`] (once per process, like
-//! rustls' `CryptoProvider::install_default`), or else [`RUST_CRYPTO`], the portable no_std
-//! provider built on RustCrypto. The host programs install a faster one at start; the TA uses
-//! RustCrypto today.
+//! rustls' `CryptoProvider::install_default`), or else `RUST_CRYPTO`, the portable no_std
+//! provider built on RustCrypto (cargo feature `rustcrypto`, a default). The host programs
+//! install a faster one at start; the TA installs OP-TEE's GP provider (ta/src/gp_crypto.rs)
+//! unless built with `TA_CRYPTO=rustcrypto`, and then links no RustCrypto curve or AES code:
+//! without the feature and before a provider is installed, [`provider`] refuses every
+//! operation.
 
 use alloc::boxed::Box;
 use alloc::vec::Vec;
@@ -40,9 +45,14 @@ use crate::error::Result;
 
 pub mod ed25519;
 pub mod hsslms;
+pub mod keywrap;
+pub mod mac;
 pub mod mldsa;
+pub mod point;
+#[cfg(feature = "rustcrypto")]
 mod rustcrypto;
 
+#[cfg(feature = "rustcrypto")]
 pub use rustcrypto::{RustCrypto, RUST_CRYPTO};
 
 /// Length of the AES-GCM nonce COSE uses.
@@ -223,13 +233,62 @@ pub trait CryptoProvider: Send + Sync {
     /// 32-byte key.
     fn aes_key_unwrap(&self, kek: &AesKey, wrapped: &[u8]) -> Result<Option<AesKey>>;
 
-    /// A private key on `curve` from its big-endian scalar.
-    fn private_key(&self, curve: Curve, scalar: &[u8]) -> Result<Box<dyn PrivateKey>>;
+    /// A private key on `curve` from its big-endian scalar and, when the caller stored it,
+    /// its public key (SEC1 uncompressed). A provider that cannot compute a public key from
+    /// a scalar (GP) needs it; one that can checks that it belongs to the scalar.
+    fn private_key(
+        &self,
+        curve: Curve,
+        scalar: &[u8],
+        public_sec1: Option<&[u8]>,
+    ) -> Result<Box<dyn PrivateKey>>;
+
+    /// A new private key on `curve`: a random scalar from `rng` (a provider with its own key
+    /// generator, GP's `TEE_GenerateKey`, may use that instead), validated by the provider.
+    fn generate_private_key(&self, curve: Curve, rng: Rng<'_>) -> Result<GeneratedKey>;
+
+    /// Checks that `public_key` is an `alg` public key (for ECDSA: a SEC1 point on the
+    /// curve), so that a key is refused when it is configured rather than at each use.
+    fn check_public_key(&self, alg: SigAlg, public_key: &[u8]) -> Result<()> {
+        let on_curve = match alg.curve() {
+            Some(curve) => point::affine_xy(curve, public_key).is_some(),
+            None => true,
+        };
+        if alg.key_fits(public_key) && on_curve {
+            Ok(())
+        } else {
+            Err(bad_public_key(alg))
+        }
+    }
 
     /// Whether `signature` is a valid `alg` signature of `message` by `public_key` (SEC1,
     /// compressed or not, for ECDSA with `r || s` signatures; the raw key of the others).
     /// Malformed keys or signatures, and algorithms this build lacks, are `false`.
     fn verify(&self, alg: SigAlg, public_key: &[u8], message: &[u8], signature: &[u8]) -> bool;
+}
+
+/// A source of random bytes.
+pub type Rng<'a> = &'a mut dyn FnMut(&mut [u8]);
+
+/// A freshly generated private key and what to store to make it again
+/// ([`CryptoProvider::private_key`]).
+pub struct GeneratedKey {
+    /// The key.
+    pub key: Box<dyn PrivateKey>,
+    /// Its big-endian scalar.
+    pub scalar: Zeroizing<Vec<u8>>,
+}
+
+/// The error of a public key that is not one of its algorithm.
+pub fn bad_public_key(alg: SigAlg) -> crate::Error {
+    crate::Error::InvalidValue {
+        context: "public key",
+        element: alg.name(),
+        reason: match alg.curve() {
+            Some(_) => "not a SEC1 point on its curve",
+            None => "not a public key of its algorithm",
+        },
+    }
 }
 
 /// An incremental hash.
@@ -289,12 +348,21 @@ pub fn install_default(provider: &'static dyn CryptoProvider) -> bool {
     DEFAULT.set(Box::new(provider)).is_ok()
 }
 
-/// The process's provider: the installed one, or [`RUST_CRYPTO`] if none was.
+/// The process's provider: the installed one, or else `RUST_CRYPTO` (feature `rustcrypto`)
+/// or a provider that refuses everything (without it).
 pub fn provider() -> &'static dyn CryptoProvider {
-    DEFAULT.get().map_or(&RUST_CRYPTO, |p| *p)
+    #[cfg(feature = "rustcrypto")]
+    let fallback = &RUST_CRYPTO;
+    #[cfg(not(feature = "rustcrypto"))]
+    let fallback = &unavailable::UNAVAILABLE;
+    DEFAULT.get().map_or(fallback, |p| *p)
 }
 
+#[cfg(not(feature = "rustcrypto"))]
+mod unavailable;
+
 /// Constant-time equality of two tags.
+#[cfg(feature = "rustcrypto")]
 pub(crate) fn tags_equal(a: &[u8; GCM_TAG_LEN], b: &[u8; GCM_TAG_LEN]) -> bool {
     use subtle::ConstantTimeEq;
     bool::from(a.ct_eq(b))

@@ -184,7 +184,7 @@ fn ephemeral_key<R: TryCryptoRng + ?Sized>(
     let scalar = &mut scalar[..curve.field_len()];
     for _ in 0..64 {
         random(rng, scalar)?;
-        if let Ok(key) = crypto::provider().private_key(curve, scalar) {
+        if let Ok(key) = crypto::provider().private_key(curve, scalar, None) {
             return Ok(key);
         }
     }

@@ -54,12 +54,7 @@ impl<S: Storage, R: Rng, C: Clock> Core<S, R, C> {
             vendor_id: identity.vendor_id,
             class_id: identity.class_id,
             device_id: identity.device_id,
-            device_public_key: state
-                .device_key
-                .verifying_key()
-                .to_sec1_point(false)
-                .as_bytes()
-                .to_vec(),
+            device_public_key: state.device_key.public_sec1().to_vec(),
             storage,
             provisioned: state.provisioned,
             kek_present: state.kek.is_some(),
@@ -82,7 +77,8 @@ impl<S: Storage, R: Rng, C: Clock> Core<S, R, C> {
             nonce,
             result: attempt.result.clone(),
         };
-        Ok(report.sign(&self.state()?.device_key)?)
+        let key = self.state()?.device_key.private_key()?;
+        Ok(report.sign(&*key)?)
     }
 
     /// BOOT_VERIFY: what `slot` may boot — its record, if the trial it belongs to is still
