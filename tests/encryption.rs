@@ -430,8 +430,11 @@ fn decryptor_contract() {
         !text.contains("16, 16") && !text.contains("0x16") && !text.contains("1616"),
         "{text}"
     );
-    // AES-CTR is never produced.
-    let err = Encryptor::for_recipient(ContentAlg::A128Ctr, &pair.recipient(), None, &mut OsRng)
-        .unwrap_err();
-    assert_eq!(err.category(), Category::Policy);
+    // AES-CTR (RFC 9459): an empty protected header, the 16-byte initial counter block.
+    let (_, info) =
+        Encryptor::for_recipient(ContentAlg::A128Ctr, &pair.recipient(), None, &mut OsRng).unwrap();
+    let decoded = EncryptionInfo::decode(&info).unwrap();
+    assert_eq!(decoded.content_alg, ContentAlg::A128Ctr);
+    assert!(decoded.protected.is_empty());
+    assert_eq!(decoded.iv.len(), 16);
 }

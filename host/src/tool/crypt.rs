@@ -62,6 +62,15 @@ pub enum ContentAlgName {
     #[value(name = "A128GCM")]
     #[serde(rename = "A128GCM")]
     A128Gcm,
+    /// AES-128-CTR (RFC 9459; the draft's profiles suit-sha256-{es256,eddsa}-ecdh-a128ctr):
+    /// no integrity of its own, only the signed image digest.
+    #[value(name = "A128CTR")]
+    #[serde(rename = "A128CTR")]
+    A128Ctr,
+    /// AES-256-CTR (RFC 9459; the draft's profile suit-sha256-hsslms-a256kw-a256ctr).
+    #[value(name = "A256CTR")]
+    #[serde(rename = "A256CTR")]
+    A256Ctr,
 }
 
 impl ContentAlgName {
@@ -70,6 +79,8 @@ impl ContentAlgName {
         match self {
             ContentAlgName::A256Gcm => ContentAlg::A256Gcm,
             ContentAlgName::A128Gcm => ContentAlg::A128Gcm,
+            ContentAlgName::A128Ctr => ContentAlg::A128Ctr,
+            ContentAlgName::A256Ctr => ContentAlg::A256Ctr,
         }
     }
 }
