@@ -108,6 +108,7 @@ bench:
 	$(CARGO) bench -p suit-host --bench decrypt
 	$(CARGO) bench -p suit-host --bench agent
 	$(CARGO) bench -p suit-host --bench ta_stream
+	$(CARGO) bench -p suit-host --bench pq
 	@echo "== build/bench/summary.json" && cat build/bench/summary.json
 
 clean:

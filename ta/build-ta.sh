@@ -10,9 +10,10 @@
 #  4. signs it with the dev kit's sign_encrypt.py into $TA_OUT_DIR/<uuid>.ta.
 #
 # Variables: TA_UUID (default: ta/uuid), TA_STACK_SIZE, TA_HEAP_SIZE, TA_OUT_DIR (default build/ta), and the
-# compiled-in configuration of ta/build.rs (TRUST_ANCHOR, TA_VENDOR, TA_CLASS, TA_VENDOR_ID,
+# compiled-in configuration of ta/build.rs (TRUST_ANCHOR, TA_ANCHOR_POLICY, TA_HYBRID, TA_VENDOR, TA_CLASS, TA_VENDOR_ID,
 # TA_CLASS_ID, TA_MAX_CHUNK, TA_MAX_ENVELOPE, TA_CLIENT, TA_FACTORY, TA_STORAGE: rpmb or ree-fs,
 # default rpmb, or ree-fs when QEMU_RPMB=0 selects the stock Debian OP-TEE without RPMB),
+# TA_FEATURES (signature verifiers linked in, see below), TA_CRYPTO: gp (default) or rustcrypto,
 # TA_SIGN_KEY (default: the dev kit's keys/default_ta.pem), TA_DEV_KIT_DIR (default: extracted
 # from optee-os-dev), TA_PROFILE (default release), JOBS (default 2), QEMU_CACHE.
 set -euo pipefail
@@ -21,7 +22,15 @@ repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 source "$repo/qemu/debian.sh"
 
 : "${TA_UUID:=$(cat "$repo/ta/uuid")}"
-: "${TA_STACK_SIZE:=49152}"
+# ML-DSA-65 verification (fips204) keeps about 140 KiB on the stack (measured on the host:
+# 136 KiB overflows, 144 KiB passes); HSS-LMS about 48 KiB, Ed25519 under 8 KiB.
+if [ -z "${TA_STACK_SIZE:-}" ]; then
+    case ",${TA_FEATURES:-ml-dsa-65}," in
+        *,ml-dsa-65,*) TA_STACK_SIZE=196608 ;;
+        *,hss-lms,*) TA_STACK_SIZE=98304 ;;
+        *) TA_STACK_SIZE=49152 ;;
+    esac
+fi
 : "${TA_HEAP_SIZE:=786432}"
 : "${TA_OUT_DIR:=$repo/build/ta}"
 : "${TA_PROFILE:=release}"
@@ -30,7 +39,9 @@ if [ -z "${TA_STORAGE:-}" ]; then
     if [ "${QEMU_RPMB:-1}" = 0 ]; then TA_STORAGE=ree-fs; else TA_STORAGE=rpmb; fi
 fi
 case "$TA_STORAGE" in rpmb|ree-fs) ;; *) echo "[ta] error: TA_STORAGE=$TA_STORAGE is neither rpmb nor ree-fs" >&2; exit 1 ;; esac
-export TA_UUID TA_STACK_SIZE TA_HEAP_SIZE TA_STORAGE
+: "${TA_CRYPTO:=gp}"
+case "$TA_CRYPTO" in gp|rustcrypto) ;; *) echo "[ta] error: TA_CRYPTO=$TA_CRYPTO is neither gp nor rustcrypto" >&2; exit 1 ;; esac
+export TA_UUID TA_STACK_SIZE TA_HEAP_SIZE TA_STORAGE TA_CRYPTO
 target=aarch64-unknown-linux-gnu
 log() { printf '\033[1m[ta]\033[0m %s\n' "$*" >&2; }
 fail() { printf '\033[1;31m[ta] error:\033[0m %s\n' "$*" >&2; exit 1; }
@@ -56,9 +67,17 @@ if [ -n "${RUSTFLAGS:-}${CARGO_ENCODED_RUSTFLAGS:-}" ]; then
     unset RUSTFLAGS CARGO_ENCODED_RUSTFLAGS
 fi
 export CARGO_TARGET_DIR=$repo/ta/target   # the TA's own target dir, whatever the caller set
-log "building TA $TA_UUID (storage $TA_STORAGE, stack $TA_STACK_SIZE, heap $TA_HEAP_SIZE, profile $TA_PROFILE)"
+log "building TA $TA_UUID (storage $TA_STORAGE, crypto $TA_CRYPTO, stack $TA_STACK_SIZE, heap $TA_HEAP_SIZE, profile $TA_PROFILE)"
 messages=$(mktemp); trap 'rm -f "$messages"' EXIT
-cargo build --profile "$TA_PROFILE" --target "$target" -j "$JOBS" \
+# TA_FEATURES: the signature verifiers linked in (ta/Cargo.toml features, comma-separated);
+# empty: the default (ml-dsa-65, ed25519, hss-lms); "ecdsa" alone: ECDSA only.
+# TA_CRYPTO=rustcrypto adds the RustCrypto provider instead of OP-TEE's GP crypto.
+features=()
+if [ -n "${TA_FEATURES:-}" ]; then
+    features=(--no-default-features --features "${TA_FEATURES//ecdsa/}")
+fi
+[ "$TA_CRYPTO" = rustcrypto ] && features+=(--features rustcrypto)
+cargo build --profile "$TA_PROFILE" --target "$target" -j "$JOBS" "${features[@]}" \
     --message-format=json-render-diagnostics > "$messages" || fail "cargo build of the TA failed"
 elf=$(python3 -c '
 import json, sys
@@ -68,6 +87,14 @@ print(exe[-1] if exe else "")' "$messages")
 [ -n "$elf" ] && [ -f "$elf" ] || fail "cargo produced no TA executable (is src/main.rs a binary?)"
 
 # 3. strip + check
+if [ "$TA_CRYPTO" = gp ]; then
+    # The GP TA does its crypto in OP-TEE: no RustCrypto curve or AES code may be linked.
+    leaked=$(aarch64-linux-gnu-nm -C "$elf" \
+        | grep -E '[ <](p256|p384|aes|ghash|polyval|aes_kw|ctr|elliptic_curve|primeorder|ecdsa|hmac|hkdf)::' \
+        | head -5 || true)
+    [ -z "$leaked" ] || fail "the GP TA links RustCrypto curve/AES code:
+$leaked"
+fi
 mkdir -p "$TA_OUT_DIR"
 stripped=$TA_OUT_DIR/$TA_UUID.stripped.elf
 aarch64-linux-gnu-objcopy --strip-unneeded "$elf" "$stripped"

@@ -2,8 +2,15 @@
 //! flags) and the link arguments against the TA dev kit (TA_DEV_KIT_DIR), and compiles the
 //! TA's configuration in (`$OUT_DIR/ta_config.rs`):
 //!
-//! * `TRUST_ANCHOR` — SPKI PEM of the key that signs envelopes (P-384 or P-256), converted
-//!   here to SEC1; default `keys/dev-vendor-es384.pub.pem` (a DEVELOPMENT key);
+//! * `TRUST_ANCHOR` — the built-in anchor set: SPKI PEM files of the keys that sign envelopes
+//!   (ECDSA P-384/P-256, Ed25519, ML-DSA-65, HSS-LMS), comma-separated, converted here to
+//!   SEC1 or the raw key; default `keys/dev-vendor-es384.pub.pem` (a DEVELOPMENT key);
+//! * `TA_ANCHOR_POLICY` — `any` (the default: a valid signature from any one anchor) or `all`
+//!   (every anchor must sign the same manifest digest); part of the anchor set, never chosen
+//!   at run time;
+//! * `TA_HYBRID` — `1` selects the development hybrid set: `keys/dev-vendor-es384.pub.pem` and
+//!   `keys/dev-vendor-mldsa65.pub.pem` with policy `all` (ECDSA P-384 **and** ML-DSA-65);
+//!   `TRUST_ANCHOR` / `TA_ANCHOR_POLICY` still override;
 //! * `TA_VENDOR` / `TA_CLASS` — vendor domain and class name, turned into UUIDv5 as
 //!   `suit-tool create` does (default `example.com` / `qemu-armv8a`), or `TA_VENDOR_ID` /
 //!   `TA_CLASS_ID` as UUIDs;
@@ -16,6 +23,8 @@
 //! * `TA_STORAGE` — where the TA keeps its state: `rpmb` (the default: replay-protected, for
 //!   OP-TEE built with CFG_RPMB_FS=y) or `ree-fs` (boards without RPMB: no rollback
 //!   protection). Fixed here; the TA never tries another storage at run time;
+//! * `TA_CRYPTO` — the crypto provider: `gp` (the default: OP-TEE's GlobalPlatform crypto,
+//!   src/gp_crypto.rs) or `rustcrypto` (the portable RustCrypto code inside the TA);
 //! * `TA_UUID`, `TA_STACK_SIZE`, `TA_HEAP_SIZE` — as before. ta/ta.mk sets them; the default
 //!   UUID is the one in `ta/uuid`.
 
@@ -64,25 +73,90 @@ fn default_uuid() -> String {
     }
 }
 
-/// The trust anchor's SEC1 uncompressed point.
-fn trust_anchor() -> Vec<u8> {
-    let manifest_dir = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap_or_default());
-    let path = env("TRUST_ANCHOR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| manifest_dir.join("../keys/dev-vendor-es384.pub.pem"));
+/// One built-in anchor: the `SigAlg` variant and the key (SEC1 point or raw public key).
+struct Anchor {
+    alg: &'static str,
+    key: Vec<u8>,
+}
+
+/// id-Ed25519, id-ml-dsa-65, id-alg-hss-lms-hashsig.
+const OIDS: [(&str, &str, usize); 3] = [
+    ("1.3.101.112", "Ed25519", 32),
+    ("2.16.840.1.101.3.4.3.18", "MlDsa65", 1952),
+    ("1.2.840.113549.1.9.16.3.17", "HssLms", 60),
+];
+
+fn anchor_from_file(path: &std::path::Path) -> Anchor {
+    use p256::pkcs8::der::{pem, Decode};
+    use p256::pkcs8::SubjectPublicKeyInfoRef;
     println!("cargo:rerun-if-changed={}", path.display());
-    let pem = std::fs::read_to_string(&path)
+    let text = std::fs::read_to_string(path)
         .unwrap_or_else(|e| panic!("TRUST_ANCHOR={}: {e}", path.display()));
-    if let Ok(k) = p384::ecdsa::VerifyingKey::from_public_key_pem(&pem) {
-        return k.to_sec1_point(false).as_bytes().to_vec();
+    if let Ok(k) = p384::ecdsa::VerifyingKey::from_public_key_pem(&text) {
+        return Anchor {
+            alg: "EcdsaP384Sha384",
+            key: k.to_sec1_point(false).as_bytes().to_vec(),
+        };
     }
-    if let Ok(k) = p256::ecdsa::VerifyingKey::from_public_key_pem(&pem) {
-        return k.to_sec1_point(false).as_bytes().to_vec();
+    if let Ok(k) = p256::ecdsa::VerifyingKey::from_public_key_pem(&text) {
+        return Anchor {
+            alg: "EcdsaP256Sha256",
+            key: k.to_sec1_point(false).as_bytes().to_vec(),
+        };
     }
-    panic!(
-        "TRUST_ANCHOR={} is not an SPKI PEM public key on P-384 or P-256",
-        path.display()
-    );
+    let bad = || -> ! {
+        panic!(
+            "TRUST_ANCHOR={} is not an SPKI PEM public key (ECDSA P-384/P-256, Ed25519, ML-DSA-65, HSS-LMS)",
+            path.display()
+        )
+    };
+    let Ok(("PUBLIC KEY", der)) = pem::decode_vec(text.as_bytes()) else {
+        bad()
+    };
+    let Ok(spki) = SubjectPublicKeyInfoRef::from_der(&der) else {
+        bad()
+    };
+    let oid = spki.algorithm.oid.to_string();
+    let Some((_, alg, len)) = OIDS.iter().find(|(o, _, _)| *o == oid) else {
+        bad()
+    };
+    match spki.subject_public_key.as_bytes() {
+        Some(key) if key.len() == *len && spki.algorithm.parameters.is_none() => Anchor {
+            alg,
+            key: key.to_vec(),
+        },
+        _ => bad(),
+    }
+}
+
+/// The built-in anchor set and its policy (`Any` or `All`).
+fn anchor_set() -> (Vec<Anchor>, &'static str) {
+    let manifest_dir = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap_or_default());
+    let hybrid = env("TA_HYBRID").is_some_and(|v| v.trim() == "1");
+    let files: Vec<PathBuf> = match env("TRUST_ANCHOR") {
+        Some(list) => list
+            .split(',')
+            .map(str::trim)
+            .filter(|f| !f.is_empty())
+            .map(PathBuf::from)
+            .collect(),
+        None if hybrid => vec![
+            manifest_dir.join("../keys/dev-vendor-es384.pub.pem"),
+            manifest_dir.join("../keys/dev-vendor-mldsa65.pub.pem"),
+        ],
+        None => vec![manifest_dir.join("../keys/dev-vendor-es384.pub.pem")],
+    };
+    if files.is_empty() {
+        panic!("TRUST_ANCHOR names no key file");
+    }
+    let policy = match env("TA_ANCHOR_POLICY").as_deref().map(str::trim) {
+        Some("all") => "All",
+        Some("any") => "AnyOne",
+        None if hybrid => "All",
+        None => "AnyOne",
+        Some(other) => panic!("TA_ANCHOR_POLICY={other} is neither any nor all"),
+    };
+    (files.iter().map(|f| anchor_from_file(f)).collect(), policy)
 }
 
 fn identity() -> ([u8; 16], [u8; 16]) {
@@ -140,19 +214,38 @@ fn storage() -> &'static str {
     }
 }
 
+/// The crypto provider named by `TA_CRYPTO`, as the cfg `ta_crypto`; the cargo feature
+/// `rustcrypto` (which links the RustCrypto provider) must agree with it.
+fn crypto() {
+    println!("cargo::rustc-check-cfg=cfg(ta_crypto, values(\"gp\", \"rustcrypto\"))");
+    let name = match env("TA_CRYPTO").as_deref().map(str::trim) {
+        None | Some("gp") => "gp",
+        Some("rustcrypto") => "rustcrypto",
+        Some(other) => panic!("TA_CRYPTO={other} is neither gp nor rustcrypto"),
+    };
+    let feature = std::env::var_os("CARGO_FEATURE_RUSTCRYPTO").is_some();
+    if feature != (name == "rustcrypto") {
+        panic!(
+            "TA_CRYPTO={name} needs the cargo feature `rustcrypto` {} (ta/build-ta.sh sets it)",
+            if feature { "off" } else { "on" }
+        );
+    }
+    println!("cargo:rustc-cfg=ta_crypto=\"{name}\"");
+}
+
 fn write_config() {
-    let anchor = trust_anchor();
+    let (anchors, policy) = anchor_set();
     let (vendor, class) = identity();
     let max_chunk = size_from_env("TA_MAX_CHUNK", 256 * 1024).min(1 << 20);
     let max_envelope = size_from_env("TA_MAX_ENVELOPE", 64 * 1024);
     let mut out =
-        String::from("// Generated by build.rs from TRUST_ANCHOR, TA_VENDOR/TA_CLASS, TA_MAX_*, TA_CLIENT, TA_FACTORY, TA_STORAGE.\n");
-    let _ = writeln!(
-        out,
-        "const TRUST_ANCHOR_SEC1: [u8; {}] = {:?};",
-        anchor.len(),
-        anchor
-    );
+        String::from("// Generated by build.rs from TRUST_ANCHOR, TA_ANCHOR_POLICY, TA_HYBRID, TA_VENDOR/TA_CLASS, TA_MAX_*, TA_CLIENT, TA_FACTORY, TA_STORAGE.\n");
+    let _ = writeln!(out, "const TRUST_ANCHORS: &[(SigAlg, &[u8])] = &[");
+    for a in &anchors {
+        let _ = writeln!(out, "    (SigAlg::{}, &{:?}),", a.alg, a.key);
+    }
+    let _ = writeln!(out, "];");
+    let _ = writeln!(out, "const ANCHOR_POLICY: AnchorPolicy = AnchorPolicy::{policy};");
     let _ = writeln!(out, "const VENDOR_ID: [u8; 16] = {vendor:?};");
     let _ = writeln!(out, "const CLASS_ID: [u8; 16] = {class:?};");
     let _ = writeln!(out, "const MAX_CHUNK: usize = {max_chunk};");
@@ -172,6 +265,7 @@ fn write_config() {
 
 fn main() -> Result<(), Error> {
     write_config();
+    crypto();
     let uuid = env("TA_UUID").unwrap_or_else(default_uuid);
     let stack = size_from_env("TA_STACK_SIZE", 48 * 1024);
     let heap = size_from_env("TA_HEAP_SIZE", 768 * 1024);

@@ -6,12 +6,21 @@ TA_MK_DIR     := $(dir $(lastword $(MAKEFILE_LIST)))
 TA_UUID       ?= $(shell cat $(TA_MK_DIR)uuid)
 # Measured in QEMU (full command set, 256 KiB chunks): the smallest passing sizes were a
 # 24 KiB stack (P-384 verification) and a 544 KiB heap (two chunk copies for
-# DECRYPT_FOR_INSTALL); these defaults keep about 2x / 1.4x margin.
-TA_STACK_SIZE ?= 49152
+# DECRYPT_FOR_INSTALL); these defaults keep about 2x / 1.4x margin. The stack's default is
+# chosen by ta/build-ta.sh from TA_FEATURES: ML-DSA-65 verification (fips204, every buffer on
+# the stack) alone needs about 140 KiB, so 192 KiB with it; 96 KiB with HSS-LMS (about 48 KiB)
+# and without ML-DSA; 48 KiB for ECDSA and Ed25519 only.
+TA_STACK_SIZE ?=
 TA_HEAP_SIZE  ?= 786432
-# Compiled-in configuration (ta/build.rs): trust anchor (SPKI PEM), identity names or UUIDs,
-# largest chunk and envelope. Empty means the build.rs default.
+# Compiled-in configuration (ta/build.rs): the anchor set (SPKI PEM files, comma-separated) and
+# its policy (any | all; TA_HYBRID=1: the development ES384 + ML-DSA-65 pair, all must sign),
+# identity names or UUIDs, largest chunk and envelope. Empty means the build.rs default.
 TRUST_ANCHOR    ?=
+TA_ANCHOR_POLICY ?=
+TA_HYBRID       ?=
+# Signature verifiers linked in (ta/Cargo.toml features, e.g. ml-dsa-65,ed25519; "ecdsa": ECDSA
+# only); empty: all of them.
+TA_FEATURES     ?=
 TA_VENDOR       ?=
 TA_CLASS        ?=
 TA_VENDOR_ID    ?=
@@ -26,15 +35,21 @@ TA_FACTORY      ?=
 # CFG_RPMB_FS=y, the QEMU device's default) or ree-fs (boards without RPMB: no rollback
 # protection). Empty: rpmb, or ree-fs when QEMU_RPMB=0 (stock Debian OP-TEE has no RPMB).
 TA_STORAGE      ?=
+# The TA's crypto provider, fixed at build time: gp (OP-TEE's GlobalPlatform crypto, the
+# default) or rustcrypto (the portable RustCrypto code compiled into the TA).
+TA_CRYPTO       ?= gp
 TA_OUT_DIR    ?= $(CURDIR)/build/ta
 TA_FILE        = $(TA_OUT_DIR)/$(TA_UUID).ta
 QEMU_CACHE    ?= $(CURDIR)/build/qemu-cache
+ta_comma := ,
+ta_space := $(subst ,, )
 
 .PHONY: ta
 ta:
 	@TA_UUID=$(TA_UUID) TA_STACK_SIZE=$(TA_STACK_SIZE) TA_HEAP_SIZE=$(TA_HEAP_SIZE) \
-	 TRUST_ANCHOR=$(if $(TRUST_ANCHOR),$(abspath $(TRUST_ANCHOR))) TA_VENDOR=$(TA_VENDOR) TA_CLASS=$(TA_CLASS) \
+	 TRUST_ANCHOR=$(if $(TRUST_ANCHOR),$(subst $(ta_space),$(ta_comma),$(abspath $(subst $(ta_comma), ,$(TRUST_ANCHOR))))) \
+	 TA_ANCHOR_POLICY=$(TA_ANCHOR_POLICY) TA_HYBRID=$(TA_HYBRID) TA_FEATURES=$(TA_FEATURES) TA_VENDOR=$(TA_VENDOR) TA_CLASS=$(TA_CLASS) \
 	 TA_VENDOR_ID=$(TA_VENDOR_ID) TA_CLASS_ID=$(TA_CLASS_ID) \
 	 TA_MAX_CHUNK=$(TA_MAX_CHUNK) TA_MAX_ENVELOPE=$(TA_MAX_ENVELOPE) \
-	 TA_CLIENT=$(TA_CLIENT) TA_FACTORY=$(TA_FACTORY) TA_STORAGE=$(TA_STORAGE) QEMU_RPMB=$(QEMU_RPMB) \
+	 TA_CLIENT=$(TA_CLIENT) TA_FACTORY=$(TA_FACTORY) TA_STORAGE=$(TA_STORAGE) TA_CRYPTO=$(TA_CRYPTO) QEMU_RPMB=$(QEMU_RPMB) \
 	 TA_OUT_DIR=$(TA_OUT_DIR) QEMU_CACHE=$(QEMU_CACHE) bash ta/build-ta.sh

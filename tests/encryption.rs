@@ -4,6 +4,7 @@
 //! each rejected with category `decryption` (or `policy` for an unsupported algorithm).
 
 use suit_host::tool::crypt::OsRng;
+use suit_shared::crypto::Curve;
 use suit_shared::encryption::{
     unwrap_cek, AesKey, AesKwAlg, ContentAlg, Decryptor, EncryptionInfo, Encryptor, RecipientKey,
     RecipientPublicKey,
@@ -94,18 +95,17 @@ fn pairs() -> Vec<Pair> {
     ] {
         v.push(Pair {
             name: name256,
-            device: RecipientKey::P256 {
-                kid: None,
-                secret: p256_secret(3),
-            },
+            device: RecipientKey::ecdh(Curve::P256, &p256_secret(3).to_bytes(), None).unwrap(),
             public: Public::P256(p256_secret(3).public_key(), wrap),
         });
         v.push(Pair {
             name: name384,
-            device: RecipientKey::P384 {
-                kid: Some(b"device-7".to_vec()),
-                secret: p384_secret(7),
-            },
+            device: RecipientKey::ecdh(
+                Curve::P384,
+                &p384_secret(7).to_bytes(),
+                Some(b"device-7".to_vec()),
+            )
+            .unwrap(),
             public: Public::P384(p384_secret(7).public_key(), wrap),
         });
     }
@@ -115,7 +115,7 @@ fn pairs() -> Vec<Pair> {
 /// Encrypts `plaintext` in chunks of `chunk`; returns (encryption info, ciphertext || tag).
 fn seal(pair: &Pair, alg: ContentAlg, plaintext: &[u8], chunk: usize) -> (Vec<u8>, Vec<u8>) {
     let kid = match &pair.device {
-        RecipientKey::Kek { kid, .. } | RecipientKey::P384 { kid, .. } => kid.clone(),
+        RecipientKey::Kek { kid, .. } | RecipientKey::Ecdh { kid, .. } => kid.clone(),
         _ => None,
     };
     let (mut enc, info) =
@@ -327,17 +327,21 @@ fn tampering_and_wrong_keys_are_rejected() {
         );
     }
     // Wrong recipient key of the right kind and kid: the unwrap's integrity check fails.
-    let wrong = RecipientKey::P384 {
-        kid: Some(b"device-7".to_vec()),
-        secret: p384_secret(8),
-    };
+    let wrong = RecipientKey::ecdh(
+        Curve::P384,
+        &p384_secret(8).to_bytes(),
+        Some(b"device-7".to_vec()),
+    )
+    .unwrap();
     let err = assert_decryption(open(&info, &[wrong], &ct, &whole), "wrong recipient key");
     assert_eq!(err, Error::KeyUnwrapFailed);
     // Unknown kid: the key is not even tried.
-    let other_kid = RecipientKey::P384 {
-        kid: Some(b"device-8".to_vec()),
-        secret: p384_secret(7),
-    };
+    let other_kid = RecipientKey::ecdh(
+        Curve::P384,
+        &p384_secret(7).to_bytes(),
+        Some(b"device-8".to_vec()),
+    )
+    .unwrap();
     let err = assert_decryption(open(&info, &[other_kid], &ct, &whole), "unknown kid");
     assert!(matches!(err, Error::NoDecryptionKey(_)), "{err}");
     // Wrong KEK.
@@ -426,8 +430,11 @@ fn decryptor_contract() {
         !text.contains("16, 16") && !text.contains("0x16") && !text.contains("1616"),
         "{text}"
     );
-    // AES-CTR is never produced.
-    let err = Encryptor::for_recipient(ContentAlg::A128Ctr, &pair.recipient(), None, &mut OsRng)
-        .unwrap_err();
-    assert_eq!(err.category(), Category::Policy);
+    // AES-CTR (RFC 9459): an empty protected header, the 16-byte initial counter block.
+    let (_, info) =
+        Encryptor::for_recipient(ContentAlg::A128Ctr, &pair.recipient(), None, &mut OsRng).unwrap();
+    let decoded = EncryptionInfo::decode(&info).unwrap();
+    assert_eq!(decoded.content_alg, ContentAlg::A128Ctr);
+    assert!(decoded.protected.is_empty());
+    assert_eq!(decoded.iv.len(), 16);
 }

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use suit_host::tool::crypt::{load_kek, load_recipient_key};
 use suit_host::tool::SimulatedDevice;
 use suit_shared::auth::TrustAnchor;
+use suit_shared::crypto::Curve;
 use suit_shared::encryption::{
     unwrap_cek, ContentAlg, Decryptor, EncryptionInfo, KeyDistribution, RecipientKey, Recipients,
 };
@@ -104,10 +105,12 @@ fn ecdh_key_from_json() -> RecipientKey {
         .step_by(2)
         .map(|i| u8::from_str_radix(&d[i..i + 2], 16).unwrap())
         .collect();
-    RecipientKey::P256 {
-        kid: Some(json["kid"].as_str().unwrap().as_bytes().to_vec()),
-        secret: p256::SecretKey::from_slice(&bytes).unwrap(),
-    }
+    RecipientKey::ecdh(
+        Curve::P256,
+        &bytes,
+        Some(json["kid"].as_str().unwrap().as_bytes().to_vec()),
+    )
+    .unwrap()
 }
 
 fn decrypt(
@@ -197,7 +200,7 @@ fn draft_keys_as_the_draft_prints_them() {
     assert_eq!(r[0].kid, Some(&b"kid-2"[..]));
     // A device whose key has another kid does not try it.
     let mut other = ecdh_key_from_json();
-    if let RecipientKey::P256 { kid, .. } = &mut other {
+    if let RecipientKey::Ecdh { kid, .. } = &mut other {
         *kid = Some(b"kid-3".to_vec());
     }
     let err = unwrap_cek(&info, &[other]).unwrap_err();
@@ -233,10 +236,7 @@ fn p384_ecdh_es_a256kw_a256gcm_from_an_independent_implementation() {
     // A P-256 key cannot open it; a fresh P-384 key fails the unwrap.
     let err = unwrap_cek(&info, &[device_key(Key::EcdhP256)]).unwrap_err();
     assert!(matches!(err, Error::NoDecryptionKey(_)), "{err}");
-    let stranger = RecipientKey::P384 {
-        kid: None,
-        secret: p384::SecretKey::from_slice(&[7u8; 48]).unwrap(),
-    };
+    let stranger = RecipientKey::ecdh(Curve::P384, &[7u8; 48], None).unwrap();
     assert_eq!(
         unwrap_cek(&info, &[stranger]).unwrap_err(),
         Error::KeyUnwrapFailed

@@ -33,6 +33,37 @@ fn head(path: &Path, len: u64) -> Vec<u8> {
     bytes
 }
 
+/// (command id, seconds) of each TA invocation in kprobe trace lines (`suit_invoke` with
+/// `func=N`, then its `suit_return`; the agent invokes one command at a time).
+fn invoke_times(lines: &[&str]) -> Vec<(u32, f64)> {
+    let event = |line: &str| {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let at = words
+            .iter()
+            .position(|w| *w == "suit_invoke:" || *w == "suit_return:")?;
+        let time: f64 = words
+            .get(at.checked_sub(1)?)?
+            .trim_end_matches(':')
+            .parse()
+            .ok()?;
+        let func = words
+            .iter()
+            .find_map(|w| w.strip_prefix("func="))
+            .and_then(|f| f.parse::<u32>().ok());
+        Some((words[at] == "suit_invoke:", func, time))
+    };
+    let mut open = None;
+    let mut times = Vec::new();
+    for (is_call, func, time) in lines.iter().filter_map(|l| event(l)) {
+        match (is_call, func, open.take()) {
+            (true, Some(f), _) => open = Some((f, time)),
+            (false, _, Some((f, start))) => times.push((f, time - start)),
+            _ => {}
+        }
+    }
+    times
+}
+
 /// One device's life: (a) the TA's own acceptance, (b) an encrypted update v1 -> v2 over the
 /// network with its trial boot and confirmation, (c) a replayed old envelope, (d) an envelope
 /// for another device class, (e) a payload tampered on the server, (g) an update whose health
@@ -116,11 +147,15 @@ fn update_lifecycle() {
     let run = phase("(b) install v2 (encrypted, 8 MiB) over the network", || {
         dev.boot(&format!(
             "t=/sys/kernel/tracing\n\
-             mount -t tracefs nodev $t && echo 'p:suit_invoke optee_invoke_func' > $t/kprobe_events \
-               && echo 1 > $t/events/kprobes/suit_invoke/enable\n\
+             mount -t tracefs nodev $t \
+               && echo 'p:suit_invoke optee_invoke_func func=+0(%x1):u32' > $t/kprobe_events \
+               && echo 'r:suit_return optee_invoke_func' >> $t/kprobe_events \
+               && echo 1 > $t/events/kprobes/suit_invoke/enable \
+               && echo 1 > $t/events/kprobes/suit_return/enable\n\
              agent install-v2 install {URL}/v2.suit\n\
              cp \"$(ls /data/suit-agent/reports/*.suit-report | tail -n 1)\" /data/install-v2.suit-report\n\
              echo \"SUIT-MEASURE: ta-invocations $(grep -c ' suit_invoke:' $t/trace)\"\n\
+             grep -E ' suit_(invoke|return):' $t/trace | sed 's/^/SUIT-TRACE: /'\n\
              bootstate installed\n"
         ))
         .unwrap()
@@ -177,6 +212,30 @@ fn update_lifecycle() {
         install.secs,
         install.secs / mib,
         invocations / mib
+    );
+
+    // The TA's time per command (kprobe to kretprobe of optee_invoke_func, so the world
+    // switches are in it): LOAD_MANIFEST, and the 8 MiB approval (PAYLOAD_UPDATE + FINAL).
+    let times = invoke_times(&run.markers("SUIT-TRACE:"));
+    let ms = |ids: &[u32]| {
+        let picked: Vec<f64> = ids
+            .iter()
+            .flat_map(|id| times.iter().filter(move |(f, _)| f == id).map(|(_, t)| *t))
+            .collect();
+        (picked.len(), picked.iter().sum::<f64>() * 1e3)
+    };
+    let (n_load, load) = ms(&[2]);
+    let (n_approve, approve) = ms(&[3, 4]);
+    let (n_decrypt, decrypt) = ms(&[5]);
+    assert!(
+        n_load >= 1 && n_approve >= 2,
+        "no TA invocations traced: {times:?}"
+    );
+    eprintln!(
+        "QEMU-MEASURE: TA time: LOAD_MANIFEST {load:.1} ms ({n_load} call); approval of \
+         {mib:.1} MiB (PAYLOAD_UPDATE + FINAL) {approve:.0} ms ({n_approve} calls) = \
+         {:.0} ms/MiB; DECRYPT_FOR_INSTALL {decrypt:.0} ms ({n_decrypt} calls)",
+        approve / mib
     );
 
     // (b) The trial boot of B: boot-check runs the health check, CONFIRM re-hashes slot B in

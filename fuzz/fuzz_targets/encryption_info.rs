@@ -7,6 +7,7 @@ use libfuzzer_sys::{fuzz_mutator, fuzz_target};
 
 #[path = "common/mod.rs"]
 mod common;
+use suit_shared::crypto::Curve;
 use suit_shared::encryption::{unwrap_cek, AesKey, Decryptor, EncryptionInfo, RecipientKey};
 
 fn check(data: &[u8]) {
@@ -17,8 +18,8 @@ fn check(data: &[u8]) {
     let keys = [
         RecipientKey::Kek { kid: None, key: AesKey::from_slice(&[b'a'; 16]).unwrap() },
         RecipientKey::Kek { kid: Some(b"kid-32".to_vec()), key: AesKey::from_slice(&[b'b'; 32]).unwrap() },
-        RecipientKey::P256 { kid: None, secret: p256::SecretKey::from_slice(&[1; 32]).unwrap() },
-        RecipientKey::P384 { kid: None, secret: p384::SecretKey::from_slice(&[1; 48]).unwrap() },
+        RecipientKey::ecdh(Curve::P256, &[1; 32], None).unwrap(),
+        RecipientKey::ecdh(Curve::P384, &[1; 48], None).unwrap(),
         RecipientKey::Direct { kid: None, key: AesKey::from_slice(&[b'c'; 16]).unwrap() },
     ];
     // Random inputs rarely unwrap: decrypt with a fixed content key of the right length then.

@@ -16,7 +16,7 @@ use libfuzzer_sys::{fuzz_mutator, fuzz_target};
 #[path = "common/mod.rs"]
 mod common;
 use suit_shared::abi::{self, CommandId, Provisioning, Request, StorageKind};
-use suit_shared::auth::TrustAnchor;
+use suit_shared::auth::{AnchorPolicy, TrustAnchor};
 use suit_shared::author::{build_envelope, encode_manifest, sign_envelope, SigningKey};
 use suit_shared::command::{Command, CommandSequence, Condition, Directive, ReportingPolicy};
 use suit_shared::digest::{DigestAlg, SuitDigest};
@@ -138,10 +138,12 @@ type Core = Ta<Memory, Counter, Fixed>;
 
 fn new_ta(storage: Memory) -> Core {
     let config = Config {
-        anchors: vec![TrustAnchor::P384 {
-            key: *vendor_key().verifying_key(),
-            kid: None,
-        }],
+        anchors: vec![TrustAnchor::from_sec1(
+            vendor_key().verifying_key().to_sec1_point(false).as_bytes(),
+            None,
+        )
+        .expect("the vendor key is a P-384 point")],
+        policy: AnchorPolicy::AnyOne,
         vendor_id: VENDOR,
         class_id: CLASS,
         max_chunk: 64,

@@ -20,7 +20,7 @@ use openssl::ec::{EcGroup, EcKey, EcPoint};
 use openssl::ecdsa::EcdsaSig;
 use openssl::nid::Nid;
 use suit_shared::auth::TrustAnchor;
-use suit_shared::crypto::{CryptoProvider, RUST_CRYPTO};
+use suit_shared::crypto::{CryptoProvider, SigAlg, RUST_CRYPTO};
 use suit_shared::digest::SuitDigest;
 use suit_shared::envelope::Envelope;
 use suit_shared::error::Uuid;
@@ -154,17 +154,25 @@ struct BareOpenSsl {
 impl BareOpenSsl {
     fn new(anchor: &TrustAnchor, tbs: &[u8], signature: &[u8]) -> Self {
         let (nid, sec1, digest) = match anchor {
-            TrustAnchor::P256 { key, .. } => (
+            TrustAnchor::Signature {
+                alg: SigAlg::EcdsaP256Sha256,
+                public_key,
+                ..
+            } => (
                 Nid::X9_62_PRIME256V1,
-                key.to_sec1_point(false).as_bytes().to_vec(),
+                public_key.clone(),
                 openssl::sha::sha256(tbs).to_vec(),
             ),
-            TrustAnchor::P384 { key, .. } => (
+            TrustAnchor::Signature {
+                alg: SigAlg::EcdsaP384Sha384,
+                public_key,
+                ..
+            } => (
                 Nid::SECP384R1,
-                key.to_sec1_point(false).as_bytes().to_vec(),
+                public_key.clone(),
                 openssl::sha::sha384(tbs).to_vec(),
             ),
-            TrustAnchor::Hmac256 { .. } => panic!("the bench anchors are ECDSA keys"),
+            _ => panic!("the bench anchors are ECDSA keys"),
         };
         let group = EcGroup::from_curve_name(nid).unwrap();
         let point = EcPoint::from_bytes(&group, &sec1, &mut BigNumContext::new().unwrap()).unwrap();
@@ -205,14 +213,9 @@ fn latency(dir: &Path, alg: &str, curve: &str, summary: &mut Summary) {
     let (tbs, signature) = envelope_signature(&bytes);
     let bare = BareOpenSsl::new(&anchors[0], &tbs, &signature);
     let (sig_alg, sec1) = match &anchors[0] {
-        TrustAnchor::P256 { key, .. } => (
-            suit_shared::crypto::SigAlg::EcdsaP256Sha256,
-            key.to_sec1_point(false).as_bytes().to_vec(),
-        ),
-        TrustAnchor::P384 { key, .. } => (
-            suit_shared::crypto::SigAlg::EcdsaP384Sha384,
-            key.to_sec1_point(false).as_bytes().to_vec(),
-        ),
+        TrustAnchor::Signature {
+            alg, public_key, ..
+        } => (*alg, public_key.clone()),
         TrustAnchor::Hmac256 { .. } => panic!("the bench anchors are ECDSA keys"),
     };
     // Paired rounds: within a round ours and the baseline alternate envelope by envelope, so a

@@ -31,8 +31,8 @@ use openssl::ecdsa::EcdsaSig;
 use openssl::nid::Nid;
 use openssl::pkey::Public;
 use suit_shared::crypto::{
-    self, AeadDecrypt, AeadEncrypt, CryptoProvider, Curve, HashState, KeystreamCipher, PrivateKey,
-    SigAlg, GCM_IV_LEN, GCM_TAG_LEN, RUST_CRYPTO,
+    self, AeadDecrypt, AeadEncrypt, CryptoProvider, Curve, GeneratedKey, HashState,
+    KeystreamCipher, PrivateKey, Rng, SigAlg, GCM_IV_LEN, GCM_TAG_LEN, RUST_CRYPTO,
 };
 use suit_shared::digest::{DigestAlg, DigestValue};
 use suit_shared::encryption::AesKey;
@@ -135,17 +135,18 @@ fn public_key(curve: Curve, sec1: &[u8]) -> Option<EcKey<Public>> {
 }
 
 fn ecdsa_verify(alg: SigAlg, public_sec1: &[u8], message: &[u8], signature: &[u8]) -> Option<bool> {
-    let n = alg.curve().field_len();
+    let curve = alg.curve()?;
+    let n = curve.field_len();
     if signature.len() != 2 * n {
         return Some(false);
     }
-    let key = public_key(alg.curve(), public_sec1)?;
+    let key = public_key(curve, public_sec1)?;
     let sig = EcdsaSig::from_private_components(
         BigNum::from_slice(&signature[..n]).ok()?,
         BigNum::from_slice(&signature[n..]).ok()?,
     )
     .ok()?;
-    let digest = match alg.digest() {
+    let digest = match alg.digest()? {
         DigestAlg::Sha256 => openssl::sha::sha256(message).to_vec(),
         DigestAlg::Sha384 => openssl::sha::sha384(message).to_vec(),
         DigestAlg::Sha512 => openssl::sha::sha512(message).to_vec(),
@@ -227,12 +228,26 @@ impl CryptoProvider for OpenSsl {
         }
     }
 
-    fn private_key(&self, curve: Curve, scalar: &[u8]) -> Result<Box<dyn PrivateKey>> {
-        RUST_CRYPTO.private_key(curve, scalar)
+    fn private_key(
+        &self,
+        curve: Curve,
+        scalar: &[u8],
+        public_sec1: Option<&[u8]>,
+    ) -> Result<Box<dyn PrivateKey>> {
+        RUST_CRYPTO.private_key(curve, scalar, public_sec1)
     }
 
-    fn verify(&self, alg: SigAlg, public_sec1: &[u8], message: &[u8], signature: &[u8]) -> bool {
-        ecdsa_verify(alg, public_sec1, message, signature).unwrap_or(false)
+    fn generate_private_key(&self, curve: Curve, rng: Rng<'_>) -> Result<GeneratedKey> {
+        RUST_CRYPTO.generate_private_key(curve, rng)
+    }
+
+    fn verify(&self, alg: SigAlg, public_key: &[u8], message: &[u8], signature: &[u8]) -> bool {
+        match alg.curve() {
+            Some(_) => ecdsa_verify(alg, public_key, message, signature).unwrap_or(false),
+            // Ed25519, ML-DSA and HSS/LMS: the portable verifiers (the system's OpenSSL may
+            // predate ML-DSA and has no HSS/LMS); their cost is per manifest, not per byte.
+            None => RUST_CRYPTO.verify(alg, public_key, message, signature),
+        }
     }
 }
 

@@ -1,13 +1,52 @@
-//! Key files: PEM (PKCS#8 private keys, SPKI public keys) and raw symmetric keys.
+//! Key files: PEM (PKCS#8 private keys, SPKI public keys), the HSS/LMS private state, and
+//! raw symmetric keys.
+//!
+//! Public keys are SPKI PEM in the IETF's form for each algorithm: ECDSA (RFC 5480), Ed25519
+//! (RFC 8410: OID 1.3.101.112, the raw 32-byte key), ML-DSA-65 (RFC 9881: OID
+//! 2.16.840.1.101.3.4.3.18, no parameters, the raw 1952-byte key) and HSS/LMS (RFC 9708: OID
+//! 1.2.840.113549.1.9.16.3.17, the raw HSS public key; the OCTET STRING-wrapped form of RFC
+//! 8708 is read too). Private keys are PKCS#8 PEM (Ed25519: RFC 8410 `CurvePrivateKey`;
+//! ML-DSA-65: the 32-byte seed form `[0] IMPLICIT OCTET STRING` of RFC 9881), except HSS/LMS.
+//!
+//! # The HSS/LMS private state file
+//!
+//! HSS/LMS is stateful: each one-time key may sign once. `suit-tool keygen --alg HSS-LMS`
+//! writes `PREFIX.priv.pem` as a PEM block labelled `SUIT HSS LMS PRIVATE STATE` holding 108
+//! bytes: the number of one-time keys used so far (u64, big-endian), the parameter set (one
+//! byte per HSS level: LMS type << 4 | LM-OTS type, 0 for unused levels, 8 bytes), the
+//! 32-byte secret seed (these 48 bytes are the reference implementation's private key as the
+//! `hbs-lms` crate reads it), then the 60-byte HSS public key. `suit-tool sign` writes the advanced state to a temporary
+//! file, syncs it and renames it over the old one **before** the signature is released; if
+//! that fails there is no signature. After the last one-time key the signer wipes the state
+//! (zero counter and seed, parameters 0xff) and signs no more. Never copy or restore this
+//! file: an old copy signs with one-time keys already used.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
+use p256::pkcs8::der::{pem, Decode};
 use p256::pkcs8::{
     DecodePrivateKey, DecodePublicKey, EncodePrivateKey, EncodePublicKey, LineEnding,
+    ObjectIdentifier, PrivateKeyInfoRef, SubjectPublicKeyInfoRef,
 };
-use suit_shared::auth::TrustAnchor;
+use suit_shared::auth::{alg, TrustAnchor};
 use suit_shared::author::SigningKey;
+use suit_shared::crypto::SigAlg;
 use zeroize::Zeroizing;
+
+/// id-Ed25519 (RFC 8410).
+const OID_ED25519: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.101.112");
+/// id-ml-dsa-65 (FIPS 204, RFC 9881).
+const OID_ML_DSA_65: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.16.840.1.101.3.4.3.18");
+/// id-alg-hss-lms-hashsig (RFC 8708 / RFC 9708).
+const OID_HSS_LMS: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.9.16.3.17");
+/// id-ecPublicKey (RFC 5480).
+const OID_EC: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.2.1");
+/// The PEM label of the HSS/LMS private state.
+const HSS_LABEL: &str = "SUIT HSS LMS PRIVATE STATE";
+/// Length of the HSS/LMS private state.
+const HSS_STATE_LEN: usize = 48;
+/// Length of a one-level SHA-256/M32 HSS public key.
+const HSS_PUBLIC_LEN: usize = 60;
 
 /// Errors reading or writing key files.
 #[derive(Debug, thiserror::Error)]
@@ -30,7 +69,7 @@ pub enum KeyError {
     },
 }
 
-/// Curves the tool generates and loads.
+/// Key algorithms the tool generates and loads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum KeyAlg {
     /// ECDSA P-384 (the project's profile).
@@ -39,6 +78,15 @@ pub enum KeyAlg {
     /// ECDSA P-256 (interoperability).
     #[value(name = "ES256")]
     Es256,
+    /// Ed25519 (EdDSA, the MTI profile with X25519).
+    #[value(name = "Ed25519")]
+    Ed25519,
+    /// ML-DSA-65 (post-quantum, RFC 9964).
+    #[value(name = "ML-DSA-65")]
+    MlDsa65,
+    /// HSS/LMS, one level, SHA-256/M32, LM-OTS W4 (stateful; RFC 8554).
+    #[value(name = "HSS-LMS")]
+    HssLms,
 }
 
 fn read(path: &Path) -> Result<Zeroizing<String>, KeyError> {
@@ -72,29 +120,297 @@ pub fn load_signing_key(path: &Path) -> Result<SigningKey, KeyError> {
     ))
 }
 
-/// Loads an SPKI PEM public key (P-256 or P-384) as a trust anchor.
+/// Loads an SPKI PEM public key (ECDSA P-256/P-384, Ed25519, ML-DSA-65 or HSS/LMS) as a
+/// trust anchor for the algorithm its OID names; a private key file gives its public key.
 pub fn load_trust_anchor(path: &Path) -> Result<TrustAnchor, KeyError> {
-    let pem = read(path)?;
-    if let Ok(key) = p384::ecdsa::VerifyingKey::from_public_key_pem(&pem) {
-        return Ok(TrustAnchor::P384 { key, kid: None });
-    }
-    if let Ok(key) = p256::ecdsa::VerifyingKey::from_public_key_pem(&pem) {
-        return Ok(TrustAnchor::P256 { key, kid: None });
-    }
-    // A private key file also carries the public key; accept it for convenience.
-    match load_signing_key(path) {
-        Ok(SigningKey::P384(k)) => Ok(TrustAnchor::P384 {
-            key: *k.verifying_key(),
-            kid: None,
-        }),
-        Ok(SigningKey::P256(k)) => Ok(TrustAnchor::P256 {
-            key: *k.verifying_key(),
-            kid: None,
-        }),
-        Err(_) => Err(format_error(
+    let pem_text = read(path)?;
+    let not_public = || {
+        format_error(
             path,
-            "not an SPKI PEM public key on P-256 or P-384",
+            "not an SPKI PEM public key (ECDSA P-256/P-384, Ed25519, ML-DSA-65, HSS-LMS)",
+        )
+    };
+    let Ok((label, der)) = pem::decode_vec(pem_text.as_bytes()) else {
+        return Err(not_public());
+    };
+    if label != "PUBLIC KEY" {
+        // A private key file also carries the public key; accept it for convenience.
+        return load_signer(path)
+            .map_err(|_| not_public())?
+            .trust_anchor()
+            .map_err(|e| format_error(path, &e.to_string()));
+    }
+    let spki = SubjectPublicKeyInfoRef::from_der(&der).map_err(|_| not_public())?;
+    let oid = spki.algorithm.oid;
+    if oid == OID_EC {
+        let anchor = if let Ok(key) = p384::ecdsa::VerifyingKey::from_public_key_pem(&pem_text) {
+            TrustAnchor::from_sec1(key.to_sec1_point(false).as_bytes(), None)
+        } else if let Ok(key) = p256::ecdsa::VerifyingKey::from_public_key_pem(&pem_text) {
+            TrustAnchor::from_sec1(key.to_sec1_point(false).as_bytes(), None)
+        } else {
+            return Err(format_error(path, "an EC public key not on P-256 or P-384"));
+        };
+        return anchor.map_err(|e| format_error(path, &e.to_string()));
+    }
+    let alg = match oid {
+        OID_ED25519 => SigAlg::Ed25519,
+        OID_ML_DSA_65 => SigAlg::MlDsa65,
+        OID_HSS_LMS => SigAlg::HssLms,
+        _ => return Err(not_public()),
+    };
+    if spki.algorithm.parameters.is_some() {
+        return Err(format_error(
+            path,
+            "the key's algorithm identifier must have no parameters",
+        ));
+    }
+    let mut key = spki
+        .subject_public_key
+        .as_bytes()
+        .ok_or_else(not_public)?
+        .to_vec();
+    if alg == SigAlg::HssLms && key.len() == 62 && key[..2] == [0x04, 60] {
+        // RFC 8708 wrapped the HSS public key in an OCTET STRING.
+        key.drain(..2);
+    }
+    TrustAnchor::signature(alg, &key, None).map_err(|_| {
+        format_error(
+            path,
+            &format!("not a valid {} public key (wrong length)", alg.name()),
+        )
+    })
+}
+
+/// A private key of any algorithm `sign` supports.
+pub enum Signer {
+    /// ECDSA P-256 or P-384.
+    Ecdsa(SigningKey),
+    /// Ed25519.
+    Ed25519(ed25519_dalek::SigningKey),
+    /// ML-DSA-65, kept as its 32-byte seed.
+    MlDsa65(Zeroizing<[u8; 32]>),
+    /// HSS/LMS: the private state and the file it is kept in.
+    HssLms {
+        /// The state file, rewritten before every signature is released.
+        path: PathBuf,
+        /// The current state.
+        state: Zeroizing<Vec<u8>>,
+    },
+}
+
+impl Signer {
+    /// The COSE algorithm used when none is asked for.
+    pub fn default_alg(&self) -> i64 {
+        match self {
+            Signer::Ecdsa(k) => k.default_alg(),
+            Signer::Ed25519(_) => alg::ED25519,
+            Signer::MlDsa65(_) => alg::ML_DSA_65,
+            Signer::HssLms { .. } => alg::HSS_LMS,
+        }
+    }
+
+    /// The signature algorithm of the key.
+    pub fn sig_alg(&self) -> SigAlg {
+        match self {
+            Signer::Ecdsa(SigningKey::P256(_)) => SigAlg::EcdsaP256Sha256,
+            Signer::Ecdsa(SigningKey::P384(_)) => SigAlg::EcdsaP384Sha384,
+            Signer::Ed25519(_) => SigAlg::Ed25519,
+            Signer::MlDsa65(_) => SigAlg::MlDsa65,
+            Signer::HssLms { .. } => SigAlg::HssLms,
+        }
+    }
+
+    /// The public key as a trust anchor.
+    pub fn trust_anchor(&self) -> suit_shared::Result<TrustAnchor> {
+        let public = match self {
+            Signer::Ecdsa(SigningKey::P256(k)) => {
+                k.verifying_key().to_sec1_point(false).as_bytes().to_vec()
+            }
+            Signer::Ecdsa(SigningKey::P384(k)) => {
+                k.verifying_key().to_sec1_point(false).as_bytes().to_vec()
+            }
+            Signer::Ed25519(k) => k.verifying_key().to_bytes().to_vec(),
+            Signer::MlDsa65(seed) => mldsa_public(seed),
+            Signer::HssLms { state, .. } => hss_public(state)?,
+        };
+        TrustAnchor::signature(self.sig_alg(), &public, None)
+    }
+
+    /// Adds a COSE_Sign1 block of `alg_id` made with this key to `envelope`. An HSS/LMS key
+    /// writes its advanced state to its file before the signature exists outside this call.
+    pub fn sign_envelope(
+        &mut self,
+        envelope: &[u8],
+        alg_id: i64,
+        kid: Option<&[u8]>,
+    ) -> suit_shared::Result<Vec<u8>> {
+        if SigAlg::from_cose(alg_id) != Some(self.sig_alg()) {
+            return Err(suit_shared::Error::Unsupported(format!(
+                "signing with algorithm {} and a {} key",
+                suit_shared::auth::alg_name(alg_id),
+                self.sig_alg().name()
+            )));
+        }
+        match self {
+            Signer::Ecdsa(k) => suit_shared::author::sign_envelope(envelope, k, alg_id, kid),
+            Signer::Ed25519(k) => {
+                suit_shared::author::sign_envelope_with(envelope, alg_id, kid, |tbs| {
+                    use ed25519_dalek::Signer as _;
+                    Ok(k.sign(tbs).to_bytes().to_vec())
+                })
+            }
+            Signer::MlDsa65(seed) => {
+                suit_shared::author::sign_envelope_with(envelope, alg_id, kid, |tbs| {
+                    mldsa_sign(seed, tbs)
+                })
+            }
+            Signer::HssLms { path, state } => {
+                suit_shared::author::sign_envelope_with(envelope, alg_id, kid, |tbs| {
+                    hss_sign(path, state, tbs)
+                })
+            }
+        }
+    }
+}
+
+fn mldsa_public(seed: &[u8; 32]) -> Vec<u8> {
+    use fips204::traits::{KeyGen, SerDes};
+    let (public, _) = fips204::ml_dsa_65::KG::keygen_from_seed(seed);
+    public.into_bytes().to_vec()
+}
+
+fn mldsa_sign(seed: &[u8; 32], tbs: &[u8]) -> suit_shared::Result<Vec<u8>> {
+    use fips204::traits::{KeyGen, Signer as _};
+    let (_, private) = fips204::ml_dsa_65::KG::keygen_from_seed(seed);
+    // Hedged signing (FIPS 204 §3.4): fresh randomness, empty context (RFC 9964).
+    let mut rnd = Zeroizing::new([0u8; 32]);
+    getrandom::fill(&mut rnd[..])
+        .map_err(|e| suit_shared::Error::Io(format!("no randomness for ML-DSA: {e}")))?;
+    private
+        .try_sign_with_seed(&rnd, tbs, b"")
+        .map(|sig| sig.to_vec())
+        .map_err(|e| suit_shared::Error::Io(format!("ML-DSA signing failed: {e}")))
+}
+
+/// The HSS public key kept after the private state in the state file.
+fn hss_public(state: &[u8]) -> suit_shared::Result<Vec<u8>> {
+    state
+        .get(HSS_STATE_LEN..)
+        .filter(|public| public.len() == HSS_PUBLIC_LEN)
+        .map(<[u8]>::to_vec)
+        .ok_or_else(|| suit_shared::Error::Io("invalid HSS-LMS private state".into()))
+}
+
+fn hss_sign(
+    path: &Path,
+    state: &mut Zeroizing<Vec<u8>>,
+    tbs: &[u8],
+) -> suit_shared::Result<Vec<u8>> {
+    let (private, public) = state.split_at(HSS_STATE_LEN.min(state.len()));
+    let public = public.to_vec();
+    // None: the signer never handed over a next state (it refused to sign).
+    let mut saved: Option<Result<Zeroizing<Vec<u8>>, String>> = None;
+    let signature = hbs_lms::sign::<hbs_lms::Sha256_256>(
+        tbs,
+        private,
+        &mut |next: &[u8]| {
+            let mut file = Zeroizing::new(next.to_vec());
+            file.extend_from_slice(&public);
+            let written = write_hss_state(path, &file).map(|()| file);
+            let status = written.as_ref().map(|_| ()).map_err(|_| ());
+            saved = Some(written.map_err(|e| e.to_string()));
+            status
+        },
+        None,
+    );
+    match (signature, saved) {
+        (Ok(sig), Some(Ok(next))) => {
+            *state = next;
+            Ok(sig.as_ref().to_vec())
+        }
+        (_, Some(Err(e))) => Err(suit_shared::Error::Io(format!(
+            "HSS-LMS state not saved, no signature released: {e}"
+        ))),
+        (_, None) | (Err(_), Some(Ok(_))) => Err(suit_shared::Error::Io(
+            "HSS-LMS signing refused: every one-time key of this key is used (its state is \
+             wiped after the last one) or the state is invalid"
+                .into(),
         )),
+    }
+}
+
+/// Writes the HSS/LMS state file: a temporary file beside it, synced, renamed over it.
+fn write_hss_state(path: &Path, content: &[u8]) -> Result<(), KeyError> {
+    let text = pem::encode_string(HSS_LABEL, LineEnding::LF, content)
+        .map_err(|_| format_error(path, "cannot encode the HSS-LMS state"))?;
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".new");
+    let tmp = PathBuf::from(tmp);
+    write_private(&tmp, text.as_bytes())?;
+    std::fs::rename(&tmp, path).map_err(|source| KeyError::Io {
+        path: path.display().to_string(),
+        source,
+    })?;
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        if let Ok(d) = std::fs::File::open(dir) {
+            let _ = d.sync_all();
+        }
+    }
+    Ok(())
+}
+
+/// Loads a private key of any algorithm `sign` supports (PKCS#8 PEM, or the HSS/LMS state).
+pub fn load_signer(path: &Path) -> Result<Signer, KeyError> {
+    let pem_text = read(path)?;
+    let not_private = || {
+        format_error(
+            path,
+            "not a PKCS#8 PEM private key (P-256/P-384, Ed25519, ML-DSA-65) or an HSS-LMS state",
+        )
+    };
+    let Ok((label, der)) = pem::decode_vec(pem_text.as_bytes()) else {
+        return Err(not_private());
+    };
+    let der = Zeroizing::new(der);
+    if label == HSS_LABEL {
+        if der.len() != HSS_STATE_LEN + HSS_PUBLIC_LEN {
+            return Err(format_error(path, "an HSS-LMS state of the wrong length"));
+        }
+        return Ok(Signer::HssLms {
+            path: path.to_path_buf(),
+            state: Zeroizing::new(der.to_vec()),
+        });
+    }
+    let info = PrivateKeyInfoRef::from_der(&der).map_err(|_| not_private())?;
+    let inner = info.private_key.as_bytes();
+    match info.algorithm.oid {
+        OID_ED25519 => match inner {
+            // CurvePrivateKey ::= OCTET STRING (32 bytes).
+            [0x04, 0x20, seed @ ..] if seed.len() == 32 => {
+                let mut bytes = Zeroizing::new([0u8; 32]);
+                bytes.copy_from_slice(seed);
+                Ok(Signer::Ed25519(ed25519_dalek::SigningKey::from_bytes(
+                    &bytes,
+                )))
+            }
+            _ => Err(format_error(
+                path,
+                "an Ed25519 private key of the wrong form",
+            )),
+        },
+        OID_ML_DSA_65 => match inner {
+            // seed [0] IMPLICIT OCTET STRING (SIZE (32)).
+            [0x80, 0x20, seed @ ..] if seed.len() == 32 => {
+                let mut bytes = Zeroizing::new([0u8; 32]);
+                bytes.copy_from_slice(seed);
+                Ok(Signer::MlDsa65(bytes))
+            }
+            _ => Err(format_error(
+                path,
+                "an ML-DSA-65 private key not in the seed form (RFC 9881)",
+            )),
+        },
+        _ => load_signing_key(path).map(Signer::Ecdsa),
     }
 }
 
@@ -109,11 +425,43 @@ pub fn load_secret(path: &Path) -> Result<Zeroizing<Vec<u8>>, KeyError> {
 }
 
 /// Generates a key pair and writes `PREFIX.priv.pem` (PKCS#8, mode 0600) and `PREFIX.pub.pem`.
-pub fn generate(alg: KeyAlg, prefix: &str) -> Result<(String, String), KeyError> {
+/// `lms_height` is the height of the HSS-LMS tree (5, 10, 15, 20 or 25: 2^height
+/// signatures); other algorithms ignore it.
+pub fn generate(alg: KeyAlg, prefix: &str, lms_height: u8) -> Result<(String, String), KeyError> {
     let priv_path = format!("{prefix}.priv.pem");
     let pub_path = format!("{prefix}.pub.pem");
     let encode_err = |p: &str| format_error(Path::new(p), "cannot encode the key");
+    let pem_pair = |private_label: &str, private_der: &[u8], public_der: &[u8]| {
+        Ok::<_, KeyError>((
+            Zeroizing::new(
+                pem::encode_string(private_label, LineEnding::LF, private_der)
+                    .map_err(|_| encode_err(&priv_path))?,
+            ),
+            pem::encode_string("PUBLIC KEY", LineEnding::LF, public_der)
+                .map_err(|_| encode_err(&pub_path))?,
+        ))
+    };
     let (private, public) = match alg {
+        KeyAlg::Ed25519 => {
+            let seed = random_seed().map_err(|_| encode_err(&priv_path))?;
+            let key = ed25519_dalek::SigningKey::from_bytes(&seed);
+            let private = Zeroizing::new(pkcs8(&OID_ED25519, &tlv(0x04, &seed[..])));
+            let public = spki(&OID_ED25519, &key.verifying_key().to_bytes());
+            pem_pair("PRIVATE KEY", &private, &public)?
+        }
+        KeyAlg::MlDsa65 => {
+            let seed = random_seed().map_err(|_| encode_err(&priv_path))?;
+            let private = Zeroizing::new(pkcs8(&OID_ML_DSA_65, &tlv(0x80, &seed[..])));
+            let public = spki(&OID_ML_DSA_65, &mldsa_public(&seed));
+            pem_pair("PRIVATE KEY", &private, &public)?
+        }
+        KeyAlg::HssLms => {
+            let (state, public) = hss_generate(lms_height)
+                .map_err(|reason| format_error(Path::new(&priv_path), &reason))?;
+            let mut file = Zeroizing::new(state.to_vec());
+            file.extend_from_slice(&public);
+            pem_pair(HSS_LABEL, &file, &spki(&OID_HSS_LMS, &public))?
+        }
         KeyAlg::Es384 => {
             let k = p384_generate().map_err(|_| encode_err(&priv_path))?;
             (
@@ -141,6 +489,78 @@ pub fn generate(alg: KeyAlg, prefix: &str) -> Result<(String, String), KeyError>
         source,
     })?;
     Ok((priv_path, pub_path))
+}
+
+fn random_seed() -> Result<Zeroizing<[u8; 32]>, getrandom::Error> {
+    let mut seed = Zeroizing::new([0u8; 32]);
+    getrandom::fill(&mut seed[..])?;
+    Ok(seed)
+}
+
+/// A one-level SHA-256/M32 HSS key with LM-OTS W4: its private state and public key.
+fn hss_generate(height: u8) -> Result<(Zeroizing<Vec<u8>>, Vec<u8>), String> {
+    use hbs_lms::{HssParameter, LmotsAlgorithm, LmsAlgorithm, Seed, Sha256_256};
+    let lms = match height {
+        5 => LmsAlgorithm::LmsH5,
+        10 => LmsAlgorithm::LmsH10,
+        15 => LmsAlgorithm::LmsH15,
+        20 => LmsAlgorithm::LmsH20,
+        25 => LmsAlgorithm::LmsH25,
+        _ => {
+            return Err(format!(
+                "LMS tree height {height} is not one of 5, 10, 15, 20, 25"
+            ))
+        }
+    };
+    let mut seed = Seed::<Sha256_256>::default();
+    getrandom::fill(seed.as_mut_slice()).map_err(|e| format!("no randomness: {e}"))?;
+    let parameters = [HssParameter::<Sha256_256>::new(
+        LmotsAlgorithm::LmotsW4,
+        lms,
+    )];
+    let (private, public) = hbs_lms::keygen::<Sha256_256>(&parameters, &seed, None)
+        .map_err(|_| "HSS-LMS key generation failed".to_string())?;
+    Ok((
+        Zeroizing::new(private.as_slice().to_vec()),
+        public.as_slice().to_vec(),
+    ))
+}
+
+/// A DER TLV with a definite length.
+fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
+    let mut out = vec![tag];
+    let len = content.len();
+    match len {
+        0..=0x7f => out.push(len as u8),
+        0x80..=0xff => out.extend_from_slice(&[0x81, len as u8]),
+        _ => out.extend_from_slice(&[0x82, (len >> 8) as u8, len as u8]),
+    }
+    out.extend_from_slice(content);
+    out
+}
+
+/// AlgorithmIdentifier with no parameters.
+fn algorithm_id(oid: &ObjectIdentifier) -> Vec<u8> {
+    tlv(0x30, &tlv(0x06, oid.as_bytes()))
+}
+
+/// SubjectPublicKeyInfo with `key` as the whole BIT STRING (no unused bits).
+fn spki(oid: &ObjectIdentifier, key: &[u8]) -> Vec<u8> {
+    let mut bits = vec![0u8];
+    bits.extend_from_slice(key);
+    let mut body = algorithm_id(oid);
+    body.extend_from_slice(&tlv(0x03, &bits));
+    tlv(0x30, &body)
+}
+
+/// OneAsymmetricKey v1 (PKCS#8) whose privateKey OCTET STRING holds `inner`.
+fn pkcs8(oid: &ObjectIdentifier, inner: &[u8]) -> Vec<u8> {
+    let mut body = vec![0x02, 0x01, 0x00];
+    body.extend_from_slice(&algorithm_id(oid));
+    body.extend_from_slice(&tlv(0x04, inner));
+    let out = tlv(0x30, &body);
+    body.iter_mut().for_each(|b| *b = 0);
+    out
 }
 
 fn p384_generate() -> Result<p384::ecdsa::SigningKey, p384::elliptic_curve::Error> {

@@ -13,10 +13,7 @@ use suit_shared::digest::DigestAlg;
 
 fn p256_anchor() -> TrustAnchor {
     let key = p256::ecdsa::SigningKey::from_slice(&[7; 32]).unwrap();
-    TrustAnchor::P256 {
-        key: *key.verifying_key(),
-        kid: None,
-    }
+    TrustAnchor::from_sec1(key.verifying_key().to_sec1_point(false).as_bytes(), None).unwrap()
 }
 
 #[test]

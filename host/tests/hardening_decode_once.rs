@@ -68,8 +68,20 @@ impl CryptoProvider for Counting {
     fn aes_key_unwrap(&self, kek: &AesKey, wrapped: &[u8]) -> suit_shared::Result<Option<AesKey>> {
         RUST_CRYPTO.aes_key_unwrap(kek, wrapped)
     }
-    fn private_key(&self, curve: Curve, scalar: &[u8]) -> suit_shared::Result<Box<dyn PrivateKey>> {
-        RUST_CRYPTO.private_key(curve, scalar)
+    fn private_key(
+        &self,
+        curve: Curve,
+        scalar: &[u8],
+        public_sec1: Option<&[u8]>,
+    ) -> suit_shared::Result<Box<dyn PrivateKey>> {
+        RUST_CRYPTO.private_key(curve, scalar, public_sec1)
+    }
+    fn generate_private_key(
+        &self,
+        curve: Curve,
+        rng: suit_shared::crypto::Rng<'_>,
+    ) -> suit_shared::Result<suit_shared::crypto::GeneratedKey> {
+        RUST_CRYPTO.generate_private_key(curve, rng)
     }
     fn verify(&self, alg: SigAlg, public_sec1: &[u8], message: &[u8], signature: &[u8]) -> bool {
         self.verified.lock().unwrap().push(signature.to_vec());

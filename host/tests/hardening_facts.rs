@@ -73,8 +73,7 @@ fn facts(battery_mwh: Option<u64>, authorized: bool) -> Option<DeviceFacts> {
 
 fn failure_report(tee: &mut dyn Tee) -> (i64, u64, Reason) {
     let info = tee.get_info().unwrap();
-    let key = p384::ecdsa::VerifyingKey::from_sec1_bytes(&info.device_public_key).unwrap();
-    match Report::verify(&tee.report(None).unwrap(), &key)
+    match Report::verify(&tee.report(None).unwrap(), &info.device_public_key)
         .unwrap()
         .result
     {

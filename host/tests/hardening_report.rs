@@ -92,8 +92,7 @@ fn images() -> [[u8; 64]; 2] {
 
 fn report(tee: &mut dyn Tee) -> ReportResult {
     let info = tee.get_info().unwrap();
-    let key = p384::ecdsa::VerifyingKey::from_sec1_bytes(&info.device_public_key).unwrap();
-    Report::verify(&tee.report(None).unwrap(), &key)
+    Report::verify(&tee.report(None).unwrap(), &info.device_public_key)
         .unwrap()
         .result
 }

@@ -84,9 +84,9 @@ fn simple(seq: u64, image: &[u8]) -> Vec<u8> {
     envelope(seq, b"rootfs", image, &Options::default(), &vendor_key())
 }
 
-fn device_key(tee: &mut dyn Tee) -> p384::ecdsa::VerifyingKey {
-    let info = tee.get_info().unwrap();
-    p384::ecdsa::VerifyingKey::from_sec1_bytes(&info.device_public_key).unwrap()
+/// The device public key, SEC1 uncompressed.
+fn device_key(tee: &mut dyn Tee) -> Vec<u8> {
+    tee.get_info().unwrap().device_public_key
 }
 
 /// LOAD_MANIFEST (with an optional verifier nonce), PAYLOAD_UPDATE/FINAL, COMMIT; the token.
@@ -364,7 +364,10 @@ fn verifier_nonce_reaches_tokens_and_reports() {
     let (pem, token_path) = (dir.path().join("device.pub.pem"), dir.path().join("token"));
     std::fs::write(
         &pem,
-        key.to_public_key_pem(p384::pkcs8::LineEnding::LF).unwrap(),
+        p384::ecdsa::VerifyingKey::from_sec1_bytes(&key)
+            .unwrap()
+            .to_public_key_pem(p384::pkcs8::LineEnding::LF)
+            .unwrap(),
     )
     .unwrap();
     std::fs::write(&token_path, &token).unwrap();

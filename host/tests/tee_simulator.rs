@@ -255,7 +255,7 @@ fn full_update_confirm_and_replay() {
 
     let approval = approve(&mut s, item.index, &fw, 4096);
     let verifying = p384::ecdsa::VerifyingKey::from(&key);
-    let token = Token::verify(&approval.token, &verifying).unwrap();
+    let token = Token::verify(&approval.token, verifying.to_sec1_point(false).as_bytes()).unwrap();
     assert_eq!(token.claims.sequence_number, 5);
     assert_eq!(token.claims.slot, 1);
     assert_eq!(token.claims.image_size, fw.len() as u64);
@@ -680,7 +680,10 @@ fn token_alterations_and_foreign_keys_are_refused() {
     let dev = Device::new();
     let fw = image(800, 10);
     let mut s = dev.session();
-    let key = p384::ecdsa::VerifyingKey::from(&device_public_key(&mut s));
+    let key = p384::ecdsa::VerifyingKey::from(&device_public_key(&mut s))
+        .to_sec1_point(false)
+        .as_bytes()
+        .to_vec();
     s.load_manifest(&envelope(1, class(), &[plain("rootfs", &fw)]), 0)
         .unwrap();
     let a = approve(&mut s, 0, &fw, 800);
@@ -696,9 +699,12 @@ fn token_alterations_and_foreign_keys_are_refused() {
     }
     // A token with the same claims signed by another key.
     let claims = Token::verify(&a.token, &key).unwrap().claims;
-    let other = p384::ecdsa::SigningKey::from_slice(&[3u8; 48]).unwrap();
+    use suit_shared::crypto::CryptoProvider;
+    let other = suit_shared::crypto::RUST_CRYPTO
+        .private_key(suit_shared::crypto::Curve::P384, &[3u8; 48], None)
+        .unwrap();
     expect_rejection(
-        s.commit(&[claims.sign(&other).unwrap()]),
+        s.commit(&[claims.sign(&*other).unwrap()]),
         Category::Authentication,
         "",
     );

@@ -11,7 +11,6 @@ use alloc::string::String;
 use alloc::vec::Vec;
 
 use coset::{iana, CoseMac0, CoseSign, CoseSign1, Header, ProtectedHeader, TaggedCborSerializable};
-use hmac::{KeyInit, Mac};
 use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
@@ -30,6 +29,14 @@ pub mod alg {
     pub const ES384: i64 = -35;
     /// ECDSA using P-384 and SHA-384 (fully specified, RFC 9864).
     pub const ESP384: i64 = -51;
+    /// EdDSA (polymorphic; Ed25519 here).
+    pub const EDDSA: i64 = -8;
+    /// Ed25519 (fully specified, RFC 9864).
+    pub const ED25519: i64 = -19;
+    /// ML-DSA-65 (RFC 9964), pure, empty context.
+    pub const ML_DSA_65: i64 = -49;
+    /// HSS/LMS hash-based signature (RFC 8778).
+    pub const HSS_LMS: i64 = -46;
     /// HMAC w/ SHA-256, 256-bit tag.
     pub const HMAC_256_256: i64 = 5;
 }
@@ -37,17 +44,13 @@ pub mod alg {
 /// A key that may authenticate manifests.
 #[derive(Clone)]
 pub enum TrustAnchor {
-    /// ECDSA P-256 public key (ES256 / ESP256).
-    P256 {
-        /// The key.
-        key: p256::ecdsa::VerifyingKey,
-        /// Optional key id that COSE blocks may name.
-        kid: Option<Vec<u8>>,
-    },
-    /// ECDSA P-384 public key (ES384 / ESP384).
-    P384 {
-        /// The key.
-        key: p384::ecdsa::VerifyingKey,
+    /// A public key of a signature algorithm, checked by the crypto provider when made
+    /// ([`TrustAnchor::signature`]).
+    Signature {
+        /// The algorithm the key verifies.
+        alg: SigAlg,
+        /// The public key as the algorithm encodes it (ECDSA: SEC1).
+        public_key: Vec<u8>,
         /// Optional key id that COSE blocks may name.
         kid: Option<Vec<u8>>,
     },
@@ -66,39 +69,70 @@ impl core::fmt::Debug for TrustAnchor {
     }
 }
 
+/// How many of a set of trust anchors must vouch for an envelope. The policy belongs to the
+/// anchor set (built into the TA, or given to `suit-tool`), never to the envelope.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AnchorPolicy {
+    /// A valid block from any one anchor suffices.
+    #[default]
+    AnyOne,
+    /// Every anchor must have a valid block over the same digest (e.g. the hybrid
+    /// "ECDSA P-384 and ML-DSA-65").
+    All,
+}
+
 impl TrustAnchor {
-    /// A public key from its SEC1 encoding; the curve is chosen by the point's length.
+    /// A public key of `alg`, refused unless the crypto provider accepts it as one.
+    pub fn signature(alg: SigAlg, public_key: &[u8], kid: Option<Vec<u8>>) -> Result<Self> {
+        crate::crypto::provider().check_public_key(alg, public_key)?;
+        Ok(TrustAnchor::Signature {
+            alg,
+            public_key: public_key.to_vec(),
+            kid,
+        })
+    }
+
+    /// An ECDSA public key from its SEC1 encoding; the curve is chosen by the point's length.
     pub fn from_sec1(point: &[u8], kid: Option<Vec<u8>>) -> Result<Self> {
-        let invalid = || Error::InvalidValue {
-            context: "trust anchor",
-            element: "public key",
-            reason: "not a valid P-256 or P-384 SEC1 point",
+        let alg = match point.len() {
+            33 | 65 => SigAlg::EcdsaP256Sha256,
+            49 | 97 => SigAlg::EcdsaP384Sha384,
+            _ => {
+                return Err(Error::InvalidValue {
+                    context: "trust anchor",
+                    element: "public key",
+                    reason: "not a valid P-256 or P-384 SEC1 point",
+                })
+            }
         };
-        match point.len() {
-            33 | 65 => p256::ecdsa::VerifyingKey::from_sec1_bytes(point)
-                .map(|key| TrustAnchor::P256 { key, kid })
-                .map_err(|_| invalid()),
-            49 | 97 => p384::ecdsa::VerifyingKey::from_sec1_bytes(point)
-                .map(|key| TrustAnchor::P384 { key, kid })
-                .map_err(|_| invalid()),
-            _ => Err(invalid()),
-        }
+        Self::signature(alg, point, kid)
     }
 
     /// What kind of key this is, for messages.
     pub fn describe(&self) -> &'static str {
         match self {
-            TrustAnchor::P256 { .. } => "ECDSA P-256 key",
-            TrustAnchor::P384 { .. } => "ECDSA P-384 key",
+            TrustAnchor::Signature { alg, .. } => match alg {
+                SigAlg::EcdsaP256Sha256 => "ECDSA P-256 key",
+                SigAlg::EcdsaP384Sha384 => "ECDSA P-384 key",
+                SigAlg::Ed25519 => "Ed25519 key",
+                SigAlg::MlDsa65 => "ML-DSA-65 key",
+                SigAlg::HssLms => "HSS-LMS key",
+            },
             TrustAnchor::Hmac256 { .. } => "HMAC-256 key",
+        }
+    }
+
+    /// The COSE algorithms this anchor verifies.
+    pub fn cose_algs(&self) -> &'static [i64] {
+        match self {
+            TrustAnchor::Signature { alg, .. } => alg.cose_ids(),
+            TrustAnchor::Hmac256 { .. } => &[alg::HMAC_256_256],
         }
     }
 
     fn kid(&self) -> Option<&[u8]> {
         match self {
-            TrustAnchor::P256 { kid, .. }
-            | TrustAnchor::P384 { kid, .. }
-            | TrustAnchor::Hmac256 { kid, .. } => kid.as_deref(),
+            TrustAnchor::Signature { kid, .. } | TrustAnchor::Hmac256 { kid, .. } => kid.as_deref(),
         }
     }
 
@@ -111,45 +145,30 @@ impl TrustAnchor {
     }
 
     fn verify_signature(&self, alg: i64, tbs: &[u8], signature: &[u8]) -> bool {
-        let provider = crate::crypto::provider();
-        match (self, alg) {
-            (TrustAnchor::P256 { key, .. }, alg::ES256 | alg::ESP256) => provider.verify(
-                SigAlg::EcdsaP256Sha256,
-                key.to_sec1_point(false).as_bytes(),
-                tbs,
-                signature,
-            ),
-            (TrustAnchor::P384 { key, .. }, alg::ES384 | alg::ESP384) => provider.verify(
-                SigAlg::EcdsaP384Sha384,
-                key.to_sec1_point(false).as_bytes(),
-                tbs,
-                signature,
-            ),
+        match self {
+            TrustAnchor::Signature {
+                alg: key_alg,
+                public_key,
+                ..
+            } if SigAlg::from_cose(alg) == Some(*key_alg) => {
+                crate::crypto::provider().verify(*key_alg, public_key, tbs, signature)
+            }
             _ => false,
         }
     }
 
-    fn verify_mac(&self, alg: i64, tbm: &[u8], tag: &[u8]) -> bool {
-        match (self, alg) {
+    fn verify_mac(&self, cose_alg: i64, tbm: &[u8], tag: &[u8]) -> bool {
+        match (self, cose_alg) {
             (TrustAnchor::Hmac256 { key, .. }, alg::HMAC_256_256) => {
-                let Ok(mut mac) = hmac::Hmac::<sha2::Sha256>::new_from_slice(key) else {
-                    return false;
-                };
-                mac.update(tbm);
-                let expected = mac.finalize().into_bytes();
+                let expected = crate::crypto::mac::hmac_sha256(key, &[tbm]);
                 tag.len() == expected.len() && bool::from(expected.as_slice().ct_eq(tag))
             }
             _ => false,
         }
     }
 
-    fn handles(&self, alg: i64) -> bool {
-        matches!(
-            (self, alg),
-            (TrustAnchor::P256 { .. }, alg::ES256 | alg::ESP256)
-                | (TrustAnchor::P384 { .. }, alg::ES384 | alg::ESP384)
-                | (TrustAnchor::Hmac256 { .. }, alg::HMAC_256_256)
-        )
+    fn handles(&self, cose_alg: i64) -> bool {
+        self.cose_algs().contains(&cose_alg)
     }
 }
 
@@ -280,19 +299,32 @@ impl<'a> AuthWrapper<'a> {
         Ok(out)
     }
 
-    /// Authenticates `manifest_bstr` (the complete bstr encoding found at envelope key 3).
-    ///
-    /// Order of checks: every block must be well-formed and detached, at least one must verify
-    /// against an anchor, and the digest must cover the manifest. All three are required.
+    /// Authenticates `manifest_bstr` (the complete bstr encoding found at envelope key 3)
+    /// when any one of `anchors` vouches for it ([`AnchorPolicy::AnyOne`]).
     pub fn authenticate(
         &self,
         manifest_bstr: &[u8],
         anchors: &[TrustAnchor],
     ) -> Result<Authenticated> {
+        self.authenticate_with(manifest_bstr, anchors, AnchorPolicy::AnyOne)
+    }
+
+    /// Authenticates `manifest_bstr` under `policy`.
+    ///
+    /// Order of checks: every block must be well-formed and detached, the anchors the policy
+    /// asks for must each have a block that verifies (any one, or all of them), and the
+    /// digest must cover the manifest. All three are required.
+    pub fn authenticate_with(
+        &self,
+        manifest_bstr: &[u8],
+        anchors: &[TrustAnchor],
+        policy: AnchorPolicy,
+    ) -> Result<Authenticated> {
         if self.blocks.is_empty() {
             return Err(Error::NoAuthenticationBlock);
         }
         let mut verified = None;
+        let mut vouched = alloc::vec![false; anchors.len()];
         let mut tried = Vec::new();
         for (i, raw) in self.blocks.iter().enumerate() {
             let block_no = i + 1;
@@ -324,29 +356,52 @@ impl<'a> AuthWrapper<'a> {
                     ));
                     continue;
                 }
-                let ok = candidates.iter().copied().find(|&n| match parsed.kind {
+                let verifies = |n: usize| match parsed.kind {
                     BlockKind::Mac0 => {
                         anchors[n].verify_mac(alg, &signer.to_be_verified, &signer.signature)
                     }
                     _ => {
                         anchors[n].verify_signature(alg, &signer.to_be_verified, &signer.signature)
                     }
-                });
+                };
+                // Under `All` a block may still vouch for an anchor not yet vouched for.
+                let ok = candidates
+                    .iter()
+                    .copied()
+                    .filter(|&n| policy == AnchorPolicy::AnyOne || !vouched[n])
+                    .find(|&n| verifies(n));
                 match ok {
-                    Some(anchor) if verified.is_none() => {
-                        verified = Some(Authenticated {
+                    Some(anchor) => {
+                        vouched[anchor] = true;
+                        verified.get_or_insert(Authenticated {
                             block: block_no,
                             anchor,
                             alg,
                         });
                     }
-                    Some(_) => {}
+                    None if candidates.iter().all(|&n| vouched[n]) => {}
                     None => tried.push(format!(
                         "block {block_no} ({}, alg {}) does not verify",
                         parsed.kind.name(),
                         alg_name(alg)
                     )),
                 }
+            }
+        }
+        if policy == AnchorPolicy::All {
+            let missing: Vec<String> = anchors
+                .iter()
+                .zip(&vouched)
+                .enumerate()
+                .filter(|(_, (_, v))| !**v)
+                .map(|(n, (a, _))| format!("trust anchor {} ({})", n + 1, a.describe()))
+                .collect();
+            if !missing.is_empty() {
+                tried.push(format!(
+                    "every trust anchor must sign, and no valid signature from {}",
+                    missing.join(", ")
+                ));
+                return Err(Error::NotAuthenticated(tried.join("; ")));
             }
         }
         let Some(verified) = verified else {
@@ -498,7 +553,10 @@ pub fn alg_name(alg: i64) -> String {
         alg::ES384 => "ES384",
         alg::ESP384 => "ESP384",
         alg::HMAC_256_256 => "HMAC 256/256",
-        a if a == iana::Algorithm::EdDSA as i64 => "EdDSA",
+        alg::ED25519 => "Ed25519",
+        alg::EDDSA => "EdDSA",
+        alg::ML_DSA_65 => "ML-DSA-65",
+        alg::HSS_LMS => "HSS-LMS",
         a if a == iana::Algorithm::ES512 as i64 => "ES512",
         _ => return format!("{alg}"),
     };

@@ -36,10 +36,10 @@ impl SigningKey {
         let provider = crate::crypto::provider();
         match (self, alg_id) {
             (SigningKey::P256(k), alg::ES256 | alg::ESP256) => provider
-                .private_key(crate::crypto::Curve::P256, &k.to_bytes())?
+                .private_key(crate::crypto::Curve::P256, &k.to_bytes(), None)?
                 .sign(data),
             (SigningKey::P384(k), alg::ES384 | alg::ESP384) => provider
-                .private_key(crate::crypto::Curve::P384, &k.to_bytes())?
+                .private_key(crate::crypto::Curve::P384, &k.to_bytes(), None)?
                 .sign(data),
             _ => Err(Error::Unsupported(alloc::format!(
                 "signing with algorithm {} and a key of another curve",
@@ -408,19 +408,29 @@ pub fn sign_envelope(
     alg_id: i64,
     kid: Option<&[u8]>,
 ) -> Result<Vec<u8>> {
+    sign_envelope_with(envelope_bytes, alg_id, kid, |tbs| key.sign(alg_id, tbs))
+}
+
+/// Adds a COSE_Sign1 block of algorithm `alg_id` to an envelope, its signature made by
+/// `sign` over the Sig_structure (for keys outside the provider: Ed25519, ML-DSA, HSS/LMS).
+/// The envelope's existing blocks stay: several blocks over the same SUIT_Digest (§8.3).
+pub fn sign_envelope_with(
+    envelope_bytes: &[u8],
+    alg_id: i64,
+    kid: Option<&[u8]>,
+    sign: impl FnOnce(&[u8]) -> Result<Vec<u8>>,
+) -> Result<Vec<u8>> {
+    use coset::iana::EnumI64;
     let env = Envelope::decode(envelope_bytes)?;
     let auth: &AuthWrapper<'_> = env.auth.as_ref().ok_or(Error::BareManifest)?;
     if !auth.digest.matches_data(env.manifest.encoding) {
         return Err(Error::ManifestDigestMismatch);
     }
-    let alg_label = match alg_id {
-        alg::ES256 => iana::Algorithm::ES256,
-        alg::ESP256 => iana::Algorithm::ESP256,
-        alg::ES384 => iana::Algorithm::ES384,
-        alg::ESP384 => iana::Algorithm::ESP384,
-        other => {
+    let alg_label = match iana::Algorithm::from_i64(alg_id) {
+        Some(label) if crate::crypto::SigAlg::from_cose(alg_id).is_some() => label,
+        _ => {
             return Err(Error::Unsupported(alloc::format!(
-                "signature algorithm {other}"
+                "signature algorithm {alg_id}"
             )))
         }
     };
@@ -435,7 +445,7 @@ pub fn sign_envelope(
         .unprotected(unprotected.build())
         .build();
     let tbs = unsigned.tbs_detached_data(digest_encoding, b"");
-    let signature = key.sign(alg_id, &tbs)?;
+    let signature = sign(&tbs)?;
     let mut block = unsigned;
     block.signature = signature;
     let block = block

@@ -10,7 +10,7 @@ use alloc::vec::Vec;
 
 use minicbor::data::Type;
 
-use crate::auth::{AuthWrapper, Authenticated, TrustAnchor};
+use crate::auth::{AnchorPolicy, AuthWrapper, Authenticated, TrustAnchor};
 use crate::cbor::{Key, Reader};
 use crate::command::{CommandSequence, SequenceRules};
 use crate::component::ComponentId;
@@ -226,14 +226,16 @@ pub struct AuthenticEnvelope {
 }
 
 impl AuthenticEnvelope {
-    /// Authenticates the envelope `bytes` against `anchors` ([`Manifest::authenticate`]) and
-    /// gives the authentic manifest to `inspect`; keeps the bytes when both succeed.
+    /// Authenticates the envelope `bytes` against `anchors` under `policy`
+    /// ([`Manifest::authenticate_with`]) and gives the authentic manifest to `inspect`; keeps
+    /// the bytes when both succeed.
     pub fn authenticate<T, E: From<Error>>(
         bytes: Vec<u8>,
         anchors: &[TrustAnchor],
+        policy: AnchorPolicy,
         inspect: impl FnOnce(&Authentic<'_>) -> core::result::Result<T, E>,
     ) -> core::result::Result<(Self, T), E> {
-        let authentic = Manifest::authenticate(&bytes, anchors)?;
+        let authentic = Manifest::authenticate_with(&bytes, anchors, policy)?;
         let value = inspect(&authentic)?;
         let authenticated = authentic.authenticated;
         Ok((
@@ -256,7 +258,18 @@ impl<'a> Manifest<'a> {
     /// Decodes an envelope, authenticates it against `anchors` and only then decodes the
     /// manifest.
     pub fn authenticate(bytes: &'a [u8], anchors: &[TrustAnchor]) -> Result<Authentic<'a>> {
-        Manifest::decode_authentic(bytes, |auth, encoding| auth.authenticate(encoding, anchors))
+        Manifest::authenticate_with(bytes, anchors, AnchorPolicy::AnyOne)
+    }
+
+    /// [`Manifest::authenticate`] under an anchor policy (e.g. every anchor must sign).
+    pub fn authenticate_with(
+        bytes: &'a [u8],
+        anchors: &[TrustAnchor],
+        policy: AnchorPolicy,
+    ) -> Result<Authentic<'a>> {
+        Manifest::decode_authentic(bytes, |auth, encoding| {
+            auth.authenticate_with(encoding, anchors, policy)
+        })
     }
 
     /// Decodes the envelope `bytes`, lets `authenticate` say which anchor vouches for its

@@ -35,9 +35,8 @@
 use alloc::string::String;
 use alloc::vec::Vec;
 
-use p384::ecdsa::{SigningKey, VerifyingKey};
-
 use crate::cbor::{Key, Reader, Writer};
+use crate::crypto::PrivateKey;
 use crate::digest::{DigestAlg, DigestValue, SuitDigest};
 use crate::error::{Category, Error, Result};
 use crate::token::{open_device_signed, sign_with_device_key};
@@ -214,12 +213,13 @@ impl Report {
     }
 
     /// Signs the report with the device key.
-    pub fn sign(&self, key: &SigningKey) -> Result<Vec<u8>> {
+    pub fn sign(&self, key: &dyn PrivateKey) -> Result<Vec<u8>> {
         sign_with_device_key(self.encode(), key, Some(CONTENT_TYPE))
     }
 
-    /// Verifies a signed report against the device public key and decodes it.
-    pub fn verify(bytes: &[u8], key: &VerifyingKey) -> Result<Self> {
+    /// Verifies a signed report against the device public key (P-384, SEC1 uncompressed)
+    /// and decodes it.
+    pub fn verify(bytes: &[u8], key: &[u8]) -> Result<Self> {
         Report::decode(&open_device_signed(bytes, key, Some(CONTENT_TYPE))?)
     }
 
@@ -306,8 +306,10 @@ fn decode_result(r: &mut Reader<'_>) -> Result<ReportResult> {
 mod tests {
     use super::*;
 
-    fn key(seed: u8) -> SigningKey {
-        SigningKey::from_slice(&[seed; 48]).unwrap()
+    fn key(seed: u8) -> alloc::boxed::Box<dyn PrivateKey> {
+        crate::crypto::provider()
+            .private_key(crate::crypto::Curve::P384, &[seed; 48], None)
+            .unwrap()
     }
 
     #[test]
@@ -334,12 +336,12 @@ mod tests {
                 nonce: Some(alloc::vec![7; 8]),
                 result,
             };
-            let signed = report.sign(&key(1)).unwrap();
+            let signed = report.sign(&*key(1)).unwrap();
             assert_eq!(
-                Report::verify(&signed, key(1).verifying_key()).unwrap(),
+                Report::verify(&signed, &key(1).public_sec1()).unwrap(),
                 report
             );
-            assert!(Report::verify(&signed, key(2).verifying_key()).is_err());
+            assert!(Report::verify(&signed, &key(2).public_sec1()).is_err());
         }
     }
 
@@ -352,11 +354,11 @@ mod tests {
             nonce: None,
             result: ReportResult::Success,
         };
-        let signed = report.sign(&k).unwrap();
-        assert!(crate::token::Token::verify(&signed, k.verifying_key()).is_err());
-        let bare = sign_with_device_key(report.encode(), &k, None).unwrap();
+        let signed = report.sign(&*k).unwrap();
+        assert!(crate::token::Token::verify(&signed, &k.public_sec1()).is_err());
+        let bare = sign_with_device_key(report.encode(), &*k, None).unwrap();
         assert!(
-            Report::verify(&bare, k.verifying_key()).is_err(),
+            Report::verify(&bare, &k.public_sec1()).is_err(),
             "a report needs its content type"
         );
     }

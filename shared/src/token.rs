@@ -27,12 +27,11 @@
 use alloc::vec::Vec;
 
 use coset::{iana, CoseSign1, CoseSign1Builder, HeaderBuilder, TaggedCborSerializable};
-use p384::ecdsa::{SigningKey, VerifyingKey};
 
 use crate::abi::{read_component_id, read_digest, write_component_id, write_digest};
 use crate::cbor::{Reader, Writer};
 use crate::component::ComponentId;
-use crate::crypto::{self, Curve, SigAlg};
+use crate::crypto::{self, Curve, PrivateKey, SigAlg};
 use crate::digest::{DigestAlg, DigestValue};
 use crate::error::{Error, Result};
 
@@ -168,7 +167,7 @@ impl Claims {
     }
 
     /// Signs the claims into a token.
-    pub fn sign(&self, key: &SigningKey) -> Result<Vec<u8>> {
+    pub fn sign(&self, key: &dyn PrivateKey) -> Result<Vec<u8>> {
         sign_with_device_key(self.encode(), key, None)
     }
 }
@@ -177,9 +176,16 @@ impl Claims {
 /// `content_type` goes into the protected header when given (reports carry one, tokens not).
 pub(crate) fn sign_with_device_key(
     payload: Vec<u8>,
-    key: &SigningKey,
+    key: &dyn PrivateKey,
     content_type: Option<&str>,
 ) -> Result<Vec<u8>> {
+    if key.curve() != Curve::P384 {
+        return Err(Error::InvalidValue {
+            context: "device key",
+            element: "curve",
+            reason: "device-signed objects are ES384: the key must be on P-384",
+        });
+    }
     let mut protected = HeaderBuilder::new().algorithm(iana::Algorithm::ES384);
     if let Some(ct) = content_type {
         protected = protected.content_type(alloc::string::String::from(ct));
@@ -188,16 +194,14 @@ pub(crate) fn sign_with_device_key(
         .protected(protected.build())
         .unprotected(
             HeaderBuilder::new()
-                .key_id(key_id(key.verifying_key()))
+                .key_id(key_id(&key.public_sec1()))
                 .build(),
         )
         .payload(payload)
         .build();
     let tbs = unsigned.tbs_data(b"");
     let mut signed = unsigned;
-    signed.signature = crypto::provider()
-        .private_key(Curve::P384, &key.to_bytes())?
-        .sign(&tbs)?;
+    signed.signature = key.sign(&tbs)?;
     signed
         .to_tagged_vec()
         .map_err(|_| Error::Io(alloc::string::String::from("cannot encode a COSE_Sign1")))
@@ -207,7 +211,7 @@ pub(crate) fn sign_with_device_key(
 /// payload: deterministic encoding, ES384, the key's kid, the given content type (or none).
 pub(crate) fn open_device_signed(
     bytes: &[u8],
-    key: &VerifyingKey,
+    key: &[u8],
     content_type: Option<&str>,
 ) -> Result<Vec<u8>> {
     let invalid = |reason| Error::InvalidAuthenticationBlock { index: 1, reason };
@@ -245,12 +249,12 @@ pub(crate) fn open_device_signed(
             "it names another device key (kid)",
         )));
     }
-    if sign1.signature.len() != SigAlg::EcdsaP384Sha384.signature_len() {
+    if Some(sign1.signature.len()) != SigAlg::EcdsaP384Sha384.signature_len() {
         return Err(invalid("malformed signature"));
     }
     if !crypto::provider().verify(
         SigAlg::EcdsaP384Sha384,
-        key.to_sec1_point(false).as_bytes(),
+        key,
         &sign1.tbs_data(b""),
         &sign1.signature,
     ) {
@@ -261,12 +265,9 @@ pub(crate) fn open_device_signed(
     sign1.payload.ok_or(invalid("no payload"))
 }
 
-/// Key id of a device key: SHA-256 of its SEC1 uncompressed encoding.
-pub fn key_id(key: &VerifyingKey) -> Vec<u8> {
-    DigestAlg::Sha256
-        .digest(key.to_sec1_point(false).as_bytes())
-        .as_bytes()
-        .to_vec()
+/// Key id of a device key: SHA-256 of its SEC1 uncompressed encoding (`public_sec1`).
+pub fn key_id(public_sec1: &[u8]) -> Vec<u8> {
+    DigestAlg::Sha256.digest(public_sec1).as_bytes().to_vec()
 }
 
 /// A verified token.
@@ -277,11 +278,12 @@ pub struct Token {
 }
 
 impl Token {
-    /// Verifies `bytes` against the device public key and decodes its claims.
+    /// Verifies `bytes` against the device public key (P-384, SEC1 uncompressed) and decodes
+    /// its claims.
     ///
     /// Fails with an authentication error when the structure, algorithm or signature is
     /// wrong, and with a malformed-input error when the signed claims do not decode.
-    pub fn verify(bytes: &[u8], key: &VerifyingKey) -> Result<Token> {
+    pub fn verify(bytes: &[u8], key: &[u8]) -> Result<Token> {
         let payload = open_device_signed(bytes, key, None)?;
         Ok(Token {
             claims: Claims::decode(&payload)?,
@@ -307,15 +309,17 @@ mod tests {
         }
     }
 
-    fn key(seed: u8) -> SigningKey {
-        SigningKey::from_slice(&[seed; 48]).unwrap()
+    fn key(seed: u8) -> alloc::boxed::Box<dyn PrivateKey> {
+        crate::crypto::provider()
+            .private_key(crate::crypto::Curve::P384, &[seed; 48], None)
+            .unwrap()
     }
 
     #[test]
     fn sign_and_verify() {
         let k = key(1);
-        let token = claims().sign(&k).unwrap();
-        let verified = Token::verify(&token, k.verifying_key()).unwrap();
+        let token = claims().sign(&*k).unwrap();
+        let verified = Token::verify(&token, &k.public_sec1()).unwrap();
         assert_eq!(verified.claims, claims());
     }
 
@@ -324,8 +328,8 @@ mod tests {
         let k = key(1);
         let mut c = claims();
         c.verifier_nonce = Some(vec![0xab; 12]);
-        let token = c.sign(&k).unwrap();
-        assert_eq!(Token::verify(&token, k.verifying_key()).unwrap().claims, c);
+        let token = c.sign(&*k).unwrap();
+        assert_eq!(Token::verify(&token, &k.public_sec1()).unwrap().claims, c);
     }
 
     #[test]
@@ -345,20 +349,20 @@ mod tests {
         c.slot = u64::MAX;
         c.image_size = u64::MAX;
         c.verifier_nonce = Some(vec![0xee; MAX_NONCE]);
-        let token = c.sign(&k).unwrap();
+        let token = c.sign(&*k).unwrap();
         assert!(token.len() <= MAX_TOKEN, "{} bytes", token.len());
     }
 
     #[test]
     fn other_key_and_alterations_are_refused() {
         let k = key(1);
-        let token = claims().sign(&k).unwrap();
-        assert!(Token::verify(&token, key(2).verifying_key()).is_err());
+        let token = claims().sign(&*k).unwrap();
+        assert!(Token::verify(&token, &key(2).public_sec1()).is_err());
         for i in 0..token.len() {
             let mut t = token.clone();
             t[i] ^= 0x01;
-            assert!(Token::verify(&t, k.verifying_key()).is_err(), "byte {i}");
+            assert!(Token::verify(&t, &k.public_sec1()).is_err(), "byte {i}");
         }
-        assert!(Token::verify(&token[..token.len() - 1], k.verifying_key()).is_err());
+        assert!(Token::verify(&token[..token.len() - 1], &k.public_sec1()).is_err());
     }
 }

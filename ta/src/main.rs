@@ -23,7 +23,8 @@ use optee_utee::{
     DataFlag, Error, ErrorKind, ObjectStorageConstants, PersistentObject, Random, Result, Time,
 };
 use suit_shared::abi::StorageKind;
-use suit_shared::auth::TrustAnchor;
+use suit_shared::auth::{AnchorPolicy, TrustAnchor};
+use suit_shared::crypto::SigAlg;
 use suit_shared::error::Uuid;
 use suit_ta_core::{
     ClientIdentity, ClientPolicy, Clock, Config, Param, Rng, SessionId, Storage, StorageError, Ta,
@@ -31,6 +32,9 @@ use suit_ta_core::{
 };
 
 include!(concat!(env!("OUT_DIR"), "/ta_config.rs"));
+
+#[cfg(ta_crypto = "gp")]
+mod gp_crypto;
 
 /// Secure storage through the TEE persistent-object API, in the one storage this TA was
 /// built for ([`STORAGE`], `TA_STORAGE` in build.rs).
@@ -146,10 +150,19 @@ struct SessionContext {
 
 #[ta_create]
 fn create() -> Result<()> {
-    let anchor = TrustAnchor::from_sec1(&TRUST_ANCHOR_SEC1, None)
-        .map_err(|_| Error::new(ErrorKind::BadFormat))?;
+    // The provider chosen at build time (TA_CRYPTO); without one the core uses RustCrypto.
+    #[cfg(ta_crypto = "gp")]
+    suit_shared::crypto::install_default(&gp_crypto::GP_CRYPTO);
+    let mut anchors = Vec::with_capacity(TRUST_ANCHORS.len());
+    for (alg, key) in TRUST_ANCHORS {
+        anchors.push(
+            TrustAnchor::signature(*alg, key, None)
+                .map_err(|_| Error::new(ErrorKind::BadFormat))?,
+        );
+    }
     let config = Config {
-        anchors: alloc::vec![anchor],
+        anchors,
+        policy: ANCHOR_POLICY,
         vendor_id: Uuid(VENDOR_ID),
         class_id: Uuid(CLASS_ID),
         max_chunk: MAX_CHUNK,

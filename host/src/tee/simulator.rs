@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use suit_shared::abi::{self, CommandId, StorageKind};
-use suit_shared::auth::TrustAnchor;
+use suit_shared::auth::{AnchorPolicy, TrustAnchor};
 use suit_shared::error::Uuid;
 use suit_ta_core::{
     ClientIdentity, ClientPolicy, Clock, Config, Output, Param, Rng, SessionId, Storage,
@@ -45,6 +45,8 @@ pub struct SimulatorConfig {
     pub state_dir: PathBuf,
     /// Keys that may sign envelopes.
     pub trust_anchors: Vec<TrustAnchor>,
+    /// How many of them must sign ([`AnchorPolicy::AnyOne`] by default).
+    pub anchor_policy: AnchorPolicy,
     /// Vendor id.
     pub vendor_id: Uuid,
     /// Class id.
@@ -68,6 +70,7 @@ impl SimulatorConfig {
         SimulatorConfig {
             state_dir: state_dir.into(),
             trust_anchors,
+            anchor_policy: AnchorPolicy::AnyOne,
             vendor_id,
             class_id: class_uuid(vendor_id, DEFAULT_CLASS),
             max_chunk: MAX_CHUNK,
@@ -173,6 +176,7 @@ impl SimulatedTa {
         let storage = DirStorage::new(&config.state_dir)?;
         let core = Config {
             anchors: config.trust_anchors,
+            policy: config.anchor_policy,
             vendor_id: config.vendor_id,
             class_id: config.class_id,
             max_chunk: config.max_chunk.min(abi::MAX_CHUNK_LIMIT),

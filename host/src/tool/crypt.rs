@@ -9,9 +9,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use p256::pkcs8::{DecodePrivateKey, DecodePublicKey};
 use p384::elliptic_curve::rand_core::{TryCryptoRng, TryRng};
+use suit_shared::crypto::Curve;
 use suit_shared::digest::{DigestAlg, DigestValue, Hasher};
 use suit_shared::encryption::{
-    unwrap_cek, AesKey, AesKwAlg, ContentAlg, Decryptor, EncryptionInfo, Encryptor, EphemeralKey,
+    unwrap_cek, AesKey, AesKwAlg, ContentAlg, Decryptor, EncryptionInfo, Encryptor,
     KeyDistribution, RecipientKey, RecipientPublicKey, Recipients,
 };
 use suit_shared::Error;
@@ -61,6 +62,15 @@ pub enum ContentAlgName {
     #[value(name = "A128GCM")]
     #[serde(rename = "A128GCM")]
     A128Gcm,
+    /// AES-128-CTR (RFC 9459; the draft's profiles suit-sha256-{es256,eddsa}-ecdh-a128ctr):
+    /// no integrity of its own, only the signed image digest.
+    #[value(name = "A128CTR")]
+    #[serde(rename = "A128CTR")]
+    A128Ctr,
+    /// AES-256-CTR (RFC 9459; the draft's profile suit-sha256-hsslms-a256kw-a256ctr).
+    #[value(name = "A256CTR")]
+    #[serde(rename = "A256CTR")]
+    A256Ctr,
 }
 
 impl ContentAlgName {
@@ -69,6 +79,8 @@ impl ContentAlgName {
         match self {
             ContentAlgName::A256Gcm => ContentAlg::A256Gcm,
             ContentAlgName::A128Gcm => ContentAlg::A128Gcm,
+            ContentAlgName::A128Ctr => ContentAlg::A128Ctr,
+            ContentAlgName::A256Ctr => ContentAlg::A256Ctr,
         }
     }
 }
@@ -152,10 +164,10 @@ pub fn load_kek(path: &Path) -> Result<AesKey, ToolError> {
 pub fn load_recipient_key(path: &Path) -> Result<RecipientKey, ToolError> {
     let pem = Zeroizing::new(std::fs::read_to_string(path).map_err(|e| ToolError::io(path, e))?);
     if let Ok(secret) = p384::SecretKey::from_pkcs8_pem(&pem) {
-        return Ok(RecipientKey::P384 { kid: None, secret });
+        return Ok(RecipientKey::ecdh(Curve::P384, &secret.to_bytes(), None)?);
     }
     if let Ok(secret) = p256::SecretKey::from_pkcs8_pem(&pem) {
-        return Ok(RecipientKey::P256 { kid: None, secret });
+        return Ok(RecipientKey::ecdh(Curve::P256, &secret.to_bytes(), None)?);
     }
     Err(format_error(
         path,
@@ -386,9 +398,9 @@ pub fn describe(info: &EncryptionInfo<'_>) -> String {
                 KeyDistribution::EcdhEs { wrap, ephemeral } => format!(
                     "ECDH-ES+A{}KW ({}){}",
                     wrap.kek_len() * 8,
-                    match ephemeral {
-                        EphemeralKey::P256(_) => "P-256",
-                        EphemeralKey::P384(_) => "P-384",
+                    match ephemeral.curve {
+                        Curve::P256 => "P-256",
+                        Curve::P384 => "P-384",
                     },
                     kid(r.kid)
                 ),

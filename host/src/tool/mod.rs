@@ -17,8 +17,8 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use serde_json::json;
 use suit_shared::abi::DeviceFacts;
-use suit_shared::auth::{alg, alg_name, TrustAnchor};
-use suit_shared::author::{build_envelope, encode_manifest, sign_envelope};
+use suit_shared::auth::{alg, alg_name, AnchorPolicy, TrustAnchor};
+use suit_shared::author::{build_envelope, encode_manifest};
 use suit_shared::digest::{DigestAlg, DigestValue, Hasher};
 use suit_shared::envelope::Envelope;
 use suit_shared::error::Uuid;
@@ -93,6 +93,14 @@ enum SignAlg {
     Es256,
     #[value(name = "ESP256")]
     Esp256,
+    #[value(name = "Ed25519")]
+    Ed25519,
+    #[value(name = "EdDSA")]
+    EdDsa,
+    #[value(name = "ML-DSA-65")]
+    MlDsa65,
+    #[value(name = "HSS-LMS")]
+    HssLms,
 }
 
 impl SignAlg {
@@ -102,6 +110,10 @@ impl SignAlg {
             SignAlg::Esp384 => alg::ESP384,
             SignAlg::Es256 => alg::ES256,
             SignAlg::Esp256 => alg::ESP256,
+            SignAlg::Ed25519 => alg::ED25519,
+            SignAlg::EdDsa => alg::EDDSA,
+            SignAlg::MlDsa65 => alg::ML_DSA_65,
+            SignAlg::HssLms => alg::HSS_LMS,
         }
     }
 }
@@ -109,15 +121,28 @@ impl SignAlg {
 /// Options naming the keys that authenticate envelopes.
 #[derive(Debug, clap::Args)]
 struct AnchorArgs {
-    /// Public key (SPKI PEM, P-256 or P-384) that may sign envelopes; repeatable.
+    /// Public key (SPKI PEM: ECDSA P-256/P-384, Ed25519, ML-DSA-65, HSS-LMS) that may sign
+    /// envelopes; repeatable.
     #[arg(long = "trust-anchor", value_name = "PUB.pem")]
     trust_anchors: Vec<PathBuf>,
     /// HMAC-256 key file that may MAC envelopes (COSE_Mac0); repeatable.
     #[arg(long = "hmac-key", value_name = "KEY.bin")]
     hmac_keys: Vec<PathBuf>,
+    /// Every listed anchor must have a valid signature over the manifest's digest (e.g. the
+    /// hybrid ECDSA P-384 + ML-DSA-65); without it any one suffices.
+    #[arg(long)]
+    require_all: bool,
 }
 
 impl AnchorArgs {
+    fn policy(&self) -> AnchorPolicy {
+        if self.require_all {
+            AnchorPolicy::All
+        } else {
+            AnchorPolicy::AnyOne
+        }
+    }
+
     fn load(&self) -> Result<Vec<TrustAnchor>, ToolError> {
         let mut anchors = Vec::new();
         for p in &self.trust_anchors {
@@ -151,11 +176,15 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Cmd {
-    /// Generate a signing key pair: PREFIX.priv.pem (PKCS#8) and PREFIX.pub.pem (SPKI).
+    /// Generate a signing key pair: PREFIX.priv.pem (PKCS#8; for HSS-LMS the private state,
+    /// which `sign` advances) and PREFIX.pub.pem (SPKI).
     Keygen {
         /// Key algorithm.
         #[arg(long, value_enum, default_value = "ES384")]
         alg: KeyAlg,
+        /// HSS-LMS only: tree height (2^height signatures): 5, 10, 15, 20 or 25.
+        #[arg(long, default_value_t = 10)]
+        lms_height: u8,
         /// Output prefix.
         #[arg(long, value_name = "PREFIX")]
         out: String,
@@ -176,12 +205,13 @@ enum Cmd {
         #[arg(long, value_name = "DIR")]
         slot_dir: Option<PathBuf>,
     },
-    /// Add a COSE_Sign1 signature to an envelope.
+    /// Add a COSE_Sign1 signature to an envelope (its other signatures stay).
     Sign {
-        /// Signing key (PKCS#8 PEM).
+        /// Signing key (PKCS#8 PEM, or an HSS-LMS private state).
         #[arg(long, value_name = "PRIV.pem")]
         key: PathBuf,
-        /// Signature algorithm (default: ES384 for P-384 keys, ES256 for P-256 keys).
+        /// Signature algorithm (default: ES384 for P-384 keys, ES256 for P-256 keys, the
+        /// fully specified one otherwise).
         #[arg(long, value_enum)]
         alg: Option<SignAlg>,
         /// Key id to put in the unprotected header.
@@ -335,8 +365,12 @@ pub fn main() -> ExitCode {
 
 fn run(command: Cmd) -> Result<(), ToolError> {
     match command {
-        Cmd::Keygen { alg, out } => {
-            let (private, public) = keys::generate(alg, &out)?;
+        Cmd::Keygen {
+            alg,
+            lms_height,
+            out,
+        } => {
+            let (private, public) = keys::generate(alg, &out, lms_height)?;
             println!("wrote {private} (private, keep it secret) and {public}");
             Ok(())
         }
@@ -353,26 +387,29 @@ fn run(command: Cmd) -> Result<(), ToolError> {
             input,
             out,
         } => {
-            let signing_key = keys::load_signing_key(&key)?;
+            let mut signer = keys::load_signer(&key)?;
             let alg_id = alg
                 .map(SignAlg::cose_id)
-                .unwrap_or_else(|| signing_key.default_alg());
-            let signed = sign_envelope(
-                &read(&input)?,
-                &signing_key,
-                alg_id,
-                kid.as_deref().map(str::as_bytes),
-            )?;
+                .unwrap_or_else(|| signer.default_alg());
+            let signed =
+                signer.sign_envelope(&read(&input)?, alg_id, kid.as_deref().map(str::as_bytes))?;
             write(&out, &signed)?;
             println!("signed with {} → {}", alg_name(alg_id), out.display());
             Ok(())
         }
         Cmd::Verify { anchors, envelope } => {
+            let policy = anchors.policy();
             let anchors = anchors.load()?;
             let bytes = read(&envelope)?;
             let env = Envelope::decode(&bytes)?;
             let auth = env.auth.as_ref().ok_or(Error::BareManifest)?;
-            let ok = auth.authenticate(env.manifest.encoding, &anchors)?;
+            let ok = auth.authenticate_with(env.manifest.encoding, &anchors, policy)?;
+            if policy == AnchorPolicy::All {
+                println!(
+                    "authentic: every one of the {} trust anchors signed",
+                    anchors.len()
+                );
+            }
             // The signature covers severed members only through their digests in the manifest.
             let members = Manifest::check_severed_members(&env)?;
             println!(
@@ -431,6 +468,7 @@ fn run(command: Cmd) -> Result<(), ToolError> {
             json,
         } => {
             let decryption_keys = crypt::device_keys(kek.as_deref(), recipient_key.as_deref())?;
+            let policy = anchors.policy();
             let anchors = anchors.load()?;
             let identity = DeviceIdentity {
                 vendor_id: uuid_or_nil(&vendor_id)?,
@@ -438,7 +476,7 @@ fn run(command: Cmd) -> Result<(), ToolError> {
                 device_id: device_id.as_deref().map(parse_uuid).transpose()?,
             };
             let bytes = read(&envelope)?;
-            let authentic = Manifest::authenticate(&bytes, &anchors)?;
+            let authentic = Manifest::authenticate_with(&bytes, &anchors, policy)?;
             authentic.manifest.check_sequence_number(sequence_floor)?;
             let mut device = device::SimulatedDevice::new(
                 identity,
@@ -496,8 +534,8 @@ fn create(
     }
     let mut envelope = build_envelope(&encoded, &integrated, prepared.digest_alg());
     for k in key_paths {
-        let key = keys::load_signing_key(k)?;
-        envelope = sign_envelope(&envelope, &key, key.default_alg(), None)?;
+        let mut signer = keys::load_signer(k)?;
+        envelope = signer.sign_envelope(&envelope, signer.default_alg(), None)?;
     }
     write(out, &envelope)?;
     if let Some(dir) = slot_dir {

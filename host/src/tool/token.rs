@@ -5,6 +5,7 @@
 use std::path::PathBuf;
 
 use suit_shared::auth::TrustAnchor;
+use suit_shared::crypto::SigAlg;
 use suit_shared::report::{Reason, Report, ReportResult, PENDING};
 use suit_shared::token::Token;
 
@@ -55,9 +56,14 @@ fn check_nonce(what: &str, expected: Option<&[u8]>, found: Option<&[u8]>) -> Res
     }
 }
 
-fn device_key(path: &std::path::Path) -> Result<p384::ecdsa::VerifyingKey, ToolError> {
+/// The device public key (P-384, SEC1 uncompressed) of a PEM file.
+fn device_key(path: &std::path::Path) -> Result<Vec<u8>, ToolError> {
     match keys::load_trust_anchor(path)? {
-        TrustAnchor::P384 { key, .. } => Ok(key),
+        TrustAnchor::Signature {
+            alg: SigAlg::EcdsaP384Sha384,
+            public_key,
+            ..
+        } => Ok(public_key),
         other => Err(ToolError::Usage(format!(
             "{}: device keys are P-384, this is an {}",
             path.display(),

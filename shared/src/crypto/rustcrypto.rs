@@ -16,8 +16,8 @@ use sha2::Digest as _;
 use zeroize::Zeroizing;
 
 use super::{
-    short_output, tags_equal, AeadDecrypt, AeadEncrypt, CryptoProvider, Curve, HashState,
-    KeystreamCipher, PrivateKey, SigAlg, GCM_IV_LEN, GCM_TAG_LEN,
+    short_output, tags_equal, AeadDecrypt, AeadEncrypt, CryptoProvider, Curve, GeneratedKey,
+    HashState, KeystreamCipher, PrivateKey, Rng, SigAlg, GCM_IV_LEN, GCM_TAG_LEN,
 };
 use crate::digest::{DigestAlg, DigestValue};
 use crate::encryption::AesKey;
@@ -121,12 +121,46 @@ impl CryptoProvider for RustCrypto {
         }
     }
 
-    fn private_key(&self, curve: Curve, scalar: &[u8]) -> Result<Box<dyn PrivateKey>> {
-        Ok(Box::new(EcKey::from_scalar(curve, scalar)?))
+    fn private_key(
+        &self,
+        curve: Curve,
+        scalar: &[u8],
+        public_sec1: Option<&[u8]>,
+    ) -> Result<Box<dyn PrivateKey>> {
+        let key = EcKey::from_scalar(curve, scalar)?;
+        if public_sec1.is_some_and(|p| p != key.public_sec1().as_slice()) {
+            return Err(Error::InvalidValue {
+                context: "private key",
+                element: "public key",
+                reason: "is not the public key of the scalar",
+            });
+        }
+        Ok(Box::new(key))
     }
 
-    fn verify(&self, alg: SigAlg, public_sec1: &[u8], message: &[u8], signature: &[u8]) -> bool {
+    fn generate_private_key(&self, curve: Curve, rng: Rng<'_>) -> Result<GeneratedKey> {
+        let mut scalar = Zeroizing::new(alloc::vec![0u8; curve.field_len()]);
+        // A random string is a valid scalar except with negligible probability; a broken RNG
+        // that never gives one is refused after a few tries rather than looping forever.
+        for _ in 0..16 {
+            rng(&mut scalar);
+            if let Ok(key) = EcKey::from_scalar(curve, &scalar) {
+                return Ok(GeneratedKey {
+                    key: Box::new(key),
+                    scalar,
+                });
+            }
+        }
+        Err(Error::InvalidValue {
+            context: "private key",
+            element: "random scalar",
+            reason: "the random source gave no valid scalar in 16 tries",
+        })
+    }
+
+    fn verify(&self, alg: SigAlg, public_key: &[u8], message: &[u8], signature: &[u8]) -> bool {
         use p256::ecdsa::signature::Verifier;
+        let public_sec1 = public_key;
         match alg {
             SigAlg::EcdsaP256Sha256 => {
                 let (Ok(key), Ok(sig)) = (
@@ -146,6 +180,9 @@ impl CryptoProvider for RustCrypto {
                 };
                 key.verify(message, &sig).is_ok()
             }
+            SigAlg::Ed25519 => super::ed25519::verify(public_key, message, signature),
+            SigAlg::MlDsa65 => super::mldsa::verify(public_key, message, signature),
+            SigAlg::HssLms => super::hsslms::verify(public_key, message, signature),
         }
     }
 }

@@ -7,6 +7,7 @@ use minicbor::data::Type;
 
 use super::{AesKwAlg, ContentAlg};
 use crate::cbor::{Key, Reader, Writer};
+use crate::crypto::Curve;
 use crate::error::{Error, Result};
 
 /// CBOR tag of COSE_Encrypt.
@@ -105,11 +106,11 @@ impl KeyDistribution {
 
 /// An ephemeral ECDH public key (COSE_Key, EC2), validated as a point on its curve.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum EphemeralKey {
-    /// P-256 (crv 1).
-    P256(p256::PublicKey),
-    /// P-384 (crv 2).
-    P384(p384::PublicKey),
+pub struct EphemeralKey {
+    /// The curve (crv 1: P-256, crv 2: P-384).
+    pub curve: Curve,
+    /// The point, SEC1 uncompressed (decompressed when the key gave only y's sign).
+    pub point: Vec<u8>,
 }
 
 /// The header parameters this crate reads; every other label is ignored (RFC 9052 §3),
@@ -252,17 +253,15 @@ fn ephemeral_key(r: &mut Reader<'_>) -> Result<EphemeralKey> {
             1 + field_len
         }
     };
-    let not_on_curve =
-        |_| Error::InvalidEncryptionInfo("the ephemeral key is not a point on its curve");
-    if crv == key_label::CRV_P256 {
-        p256::PublicKey::from_sec1_bytes(&sec1[..len])
-            .map(EphemeralKey::P256)
-            .map_err(not_on_curve)
+    let curve = if crv == key_label::CRV_P256 {
+        Curve::P256
     } else {
-        p384::PublicKey::from_sec1_bytes(&sec1[..len])
-            .map(EphemeralKey::P384)
-            .map_err(not_on_curve)
-    }
+        Curve::P384
+    };
+    let point = crate::crypto::point::uncompressed(curve, &sec1[..len]).ok_or(
+        Error::InvalidEncryptionInfo("the ephemeral key is not a point on its curve"),
+    )?;
+    Ok(EphemeralKey { curve, point })
 }
 
 enum YCoordinate<'a> {

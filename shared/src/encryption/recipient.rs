@@ -7,14 +7,13 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt;
 
-use hkdf::Hkdf;
-use sha2::Sha256;
+use alloc::boxed::Box;
 use zeroize::Zeroizing;
 
-use super::cose::{EncryptionInfo, EphemeralKey, KeyDistribution, Recipient, Recipients};
+use super::cose::{EncryptionInfo, KeyDistribution, Recipient, Recipients};
 use super::{AesKey, AesKwAlg, KDF_CONTEXT_OTHER};
 use crate::cbor::Writer;
-use crate::crypto::{self, Curve};
+use crate::crypto::{self, Curve, PrivateKey};
 use crate::error::{Error, Result};
 
 /// A key the device holds to obtain content keys. Private material is zeroized on drop and
@@ -27,19 +26,13 @@ pub enum RecipientKey {
         /// The KEK.
         key: AesKey,
     },
-    /// A P-256 static key for ECDH-ES+A128KW / ECDH-ES+A256KW.
-    P256 {
+    /// A static P-256 or P-384 key for ECDH-ES+A128KW / ECDH-ES+A256KW (P-384 is the
+    /// project's profile), held by the crypto provider.
+    Ecdh {
         /// Key id that recipients may name.
         kid: Option<Vec<u8>>,
         /// The private key.
-        secret: p256::SecretKey,
-    },
-    /// A P-384 static key for ECDH-ES+A128KW / ECDH-ES+A256KW (the project's profile).
-    P384 {
-        /// Key id that recipients may name.
-        kid: Option<Vec<u8>>,
-        /// The private key.
-        secret: p384::SecretKey,
+        key: Box<dyn PrivateKey>,
     },
     /// A content key provisioned in advance, for COSE_Encrypt0 (no recipient structure).
     Direct {
@@ -51,11 +44,18 @@ pub enum RecipientKey {
 }
 
 impl RecipientKey {
+    /// An ECDH key from its big-endian scalar, made by the crypto provider.
+    pub fn ecdh(curve: Curve, scalar: &[u8], kid: Option<Vec<u8>>) -> Result<Self> {
+        Ok(RecipientKey::Ecdh {
+            kid,
+            key: crypto::provider().private_key(curve, scalar, None)?,
+        })
+    }
+
     fn kid(&self) -> Option<&[u8]> {
         match self {
             RecipientKey::Kek { kid, .. }
-            | RecipientKey::P256 { kid, .. }
-            | RecipientKey::P384 { kid, .. }
+            | RecipientKey::Ecdh { kid, .. }
             | RecipientKey::Direct { kid, .. } => kid.as_deref(),
         }
     }
@@ -64,8 +64,10 @@ impl RecipientKey {
         match self {
             RecipientKey::Kek { key, .. } if key.as_bytes().len() == 16 => "A128KW KEK",
             RecipientKey::Kek { .. } => "A256KW KEK",
-            RecipientKey::P256 { .. } => "P-256 ECDH key",
-            RecipientKey::P384 { .. } => "P-384 ECDH key",
+            RecipientKey::Ecdh { key, .. } => match key.curve() {
+                Curve::P256 => "P-256 ECDH key",
+                Curve::P384 => "P-384 ECDH key",
+            },
             RecipientKey::Direct { .. } => "pre-shared content key",
         }
     }
@@ -114,14 +116,10 @@ fn needed_kind(d: &KeyDistribution) -> &'static str {
     match d {
         KeyDistribution::AesKw(AesKwAlg::A128Kw) => "an A128KW KEK (16 bytes)",
         KeyDistribution::AesKw(AesKwAlg::A256Kw) => "an A256KW KEK (32 bytes)",
-        KeyDistribution::EcdhEs {
-            ephemeral: EphemeralKey::P256(_),
-            ..
-        } => "a P-256 ECDH key",
-        KeyDistribution::EcdhEs {
-            ephemeral: EphemeralKey::P384(_),
-            ..
-        } => "a P-384 ECDH key",
+        KeyDistribution::EcdhEs { ephemeral, .. } => match ephemeral.curve {
+            Curve::P256 => "a P-256 ECDH key",
+            Curve::P384 => "a P-384 ECDH key",
+        },
     }
 }
 
@@ -235,28 +233,10 @@ fn derive_kek(recipient: &Recipient<'_>, key: &RecipientKey) -> Result<Option<Ae
         {
             Ok(Some(key.clone()))
         }
-        (
-            KeyDistribution::EcdhEs {
-                wrap,
-                ephemeral: EphemeralKey::P256(public),
-            },
-            RecipientKey::P256 { secret, .. },
-        ) => {
-            use p256::elliptic_curve::sec1::ToSec1Point;
-            let key = crypto::provider().private_key(Curve::P256, &secret.to_bytes())?;
-            let shared = key.agree(public.to_sec1_point(false).as_bytes())?;
-            kdf(&shared, *wrap, recipient.protected).map(Some)
-        }
-        (
-            KeyDistribution::EcdhEs {
-                wrap,
-                ephemeral: EphemeralKey::P384(public),
-            },
-            RecipientKey::P384 { secret, .. },
-        ) => {
-            use p384::elliptic_curve::sec1::ToSec1Point;
-            let key = crypto::provider().private_key(Curve::P384, &secret.to_bytes())?;
-            let shared = key.agree(public.to_sec1_point(false).as_bytes())?;
+        (KeyDistribution::EcdhEs { wrap, ephemeral }, RecipientKey::Ecdh { key, .. })
+            if key.curve() == ephemeral.curve =>
+        {
+            let shared = key.agree(&ephemeral.point)?;
             kdf(&shared, *wrap, recipient.protected).map(Some)
         }
         _ => Ok(None),
@@ -286,8 +266,8 @@ pub(crate) fn kdf(
 ) -> Result<AesKey> {
     let mut okm = Zeroizing::new([0u8; 32]);
     let okm = &mut okm[..wrap.kek_len()];
-    Hkdf::<Sha256>::new(None, shared_secret)
-        .expand(&kdf_context(wrap, recipient_protected), okm)
-        .map_err(|_| Error::InvalidEncryptionInfo("HKDF cannot produce a key of this length"))?;
+    crypto::mac::hkdf_sha256(shared_secret, &kdf_context(wrap, recipient_protected), okm).ok_or(
+        Error::InvalidEncryptionInfo("HKDF cannot produce a key of this length"),
+    )?;
     AesKey::from_slice(okm)
 }

@@ -1,7 +1,8 @@
 //! Payload encryption for the vendor tool (feature `author`): a fresh random content key and IV
 //! for every payload, wrapped for one recipient, and a streaming AES-GCM encryptor. The key and
-//! IV never leave the [`Encryptor`], so a content key/IV pair cannot be used twice. Only AES-GCM
-//! is produced; AES-CTR is decrypted for interoperability but never made here.
+//! IV never leave the [`Encryptor`], so a content key/IV pair cannot be used twice. AES-GCM is
+//! the project's choice; AES-CTR (RFC 9459) is made for the draft's profiles that name it, and
+//! then only the signed image digest protects the payload's integrity.
 
 use alloc::vec::Vec;
 use core::fmt;
@@ -15,7 +16,7 @@ use super::recipient::kdf;
 use super::stream::count_gcm_text;
 use super::{AesKey, AesKwAlg, ContentAlg, GCM_TAG_LEN};
 use crate::cbor::Writer;
-use crate::crypto::{self, AeadEncrypt, Curve};
+use crate::crypto::{self, AeadEncrypt, Curve, KeystreamCipher};
 use crate::error::{Error, Result};
 
 /// Whom a payload is encrypted for.
@@ -39,17 +40,28 @@ pub enum RecipientPublicKey<'k> {
     },
 }
 
-/// Encrypts one payload with AES-GCM, in chunks of any size; the ciphertext is everything
-/// [`update`](Self::update) writes followed by the tag from [`finalize`](Self::finalize).
+/// Encrypts one payload with AES-GCM or AES-CTR, in chunks of any size; the ciphertext is
+/// everything [`update`](Self::update) writes followed by what [`finalize`](Self::finalize)
+/// returns (the GCM tag; nothing for CTR).
 #[must_use = "the ciphertext is incomplete without the tag from finalize()"]
 pub struct Encryptor {
-    gcm: Box<dyn AeadEncrypt>,
-    text_len: u64,
+    cipher: SealCipher,
+}
+
+enum SealCipher {
+    Gcm {
+        gcm: Box<dyn AeadEncrypt>,
+        text_len: u64,
+    },
+    Ctr(Box<dyn KeystreamCipher>),
 }
 
 impl fmt::Debug for Encryptor {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Encryptor(AES-GCM, <key state redacted>)")
+        f.write_str(match self.cipher {
+            SealCipher::Gcm { .. } => "Encryptor(AES-GCM, <key state redacted>)",
+            SealCipher::Ctr(_) => "Encryptor(AES-CTR, <key state redacted>)",
+        })
     }
 }
 
@@ -68,33 +80,53 @@ impl Encryptor {
         kid: Option<&[u8]>,
         rng: &mut R,
     ) -> Result<(Self, Vec<u8>)> {
-        if !content_alg.is_aead() {
-            return Err(Error::Unsupported(alloc::format!(
-                "encrypting with {}: AES-CTR has no integrity; payloads are encrypted with AES-GCM",
-                content_alg.name()
-            )));
-        }
         let mut cek_bytes = zeroize::Zeroizing::new([0u8; 32]);
         random(rng, &mut cek_bytes[..content_alg.key_len()])?;
         let cek = AesKey::from_slice(&cek_bytes[..content_alg.key_len()])?;
-        let mut iv = [0u8; 12];
-        random(rng, &mut iv)?;
+        let mut iv = [0u8; 16];
+        let iv = &mut iv[..content_alg.iv_len()];
+        random(rng, iv)?;
 
-        let mut protected = Writer::new();
-        protected.map(1).i64(1).i64(content_alg.cose_id());
-        let protected = protected.into_bytes();
-
+        // AES-GCM: alg protected (the AAD authenticates it). AES-CTR: an empty protected
+        // header, alg and IV unprotected (RFC 9459 §4), canonical order.
         let mut w = Writer::new();
         w.tag(TAG_ENCRYPT).array(4);
-        w.bytes(&protected);
-        w.map(1).i64(5).bytes(&iv);
+        let protected = if content_alg.is_aead() {
+            let mut protected = Writer::new();
+            protected.map(1).i64(1).i64(content_alg.cose_id());
+            let protected = protected.into_bytes();
+            w.bytes(&protected);
+            w.map(1).i64(5).bytes(iv);
+            protected
+        } else {
+            w.bytes(&[]);
+            w.map(2).i64(1).i64(content_alg.cose_id()).i64(5).bytes(iv);
+            Vec::new()
+        };
         w.null();
         w.array(1);
         recipient_structure(&mut w, recipient, kid, &cek, rng)?;
 
-        let gcm =
-            crypto::provider().aes_gcm_encrypt(&cek, &iv, &enc_structure("Encrypt", &protected))?;
-        Ok((Encryptor { gcm, text_len: 0 }, w.into_bytes()))
+        let provider = crypto::provider();
+        let cipher = if content_alg.is_aead() {
+            let iv: &[u8; 12] = (&*iv).try_into().map_err(|_| Error::InvalidValue {
+                context: "encryptor",
+                element: "IV",
+                reason: "AES-GCM takes 12 bytes",
+            })?;
+            SealCipher::Gcm {
+                gcm: provider.aes_gcm_encrypt(&cek, iv, &enc_structure("Encrypt", &protected))?,
+                text_len: 0,
+            }
+        } else {
+            let iv: &[u8; 16] = (&*iv).try_into().map_err(|_| Error::InvalidValue {
+                context: "encryptor",
+                element: "IV",
+                reason: "AES-CTR takes the 16-byte initial counter block",
+            })?;
+            SealCipher::Ctr(provider.aes_ctr(&cek, iv)?)
+        };
+        Ok((Encryptor { cipher }, w.into_bytes()))
     }
 
     /// Encrypts the next chunk of plaintext into `output` (at least as long as `input`) and
@@ -105,14 +137,26 @@ impl Encryptor {
             element: "output buffer",
             reason: "must be at least as long as the input",
         })?;
-        count_gcm_text(&mut self.text_len, input.len())?;
-        self.gcm.update(input, out)?;
+        match &mut self.cipher {
+            SealCipher::Gcm { gcm, text_len } => {
+                count_gcm_text(text_len, input.len())?;
+                gcm.update(input, out)?;
+            }
+            SealCipher::Ctr(keystream) => keystream.apply(input, out)?,
+        }
         Ok(input.len())
     }
 
-    /// Ends the payload and returns the authentication tag to append to the ciphertext.
-    pub fn finalize(self) -> [u8; GCM_TAG_LEN] {
-        self.gcm.tag()
+    /// Ends the payload and returns what to append to the ciphertext: the AES-GCM
+    /// authentication tag, nothing for AES-CTR.
+    pub fn finalize(self) -> Vec<u8> {
+        match self.cipher {
+            SealCipher::Gcm { gcm, .. } => {
+                let tag: [u8; GCM_TAG_LEN] = gcm.tag();
+                tag.to_vec()
+            }
+            SealCipher::Ctr(_) => Vec::new(),
+        }
     }
 }
 
@@ -184,7 +228,7 @@ fn ephemeral_key<R: TryCryptoRng + ?Sized>(
     let scalar = &mut scalar[..curve.field_len()];
     for _ in 0..64 {
         random(rng, scalar)?;
-        if let Ok(key) = crypto::provider().private_key(curve, scalar) {
+        if let Ok(key) = crypto::provider().private_key(curve, scalar, None) {
             return Ok(key);
         }
     }

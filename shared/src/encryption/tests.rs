@@ -115,10 +115,12 @@ fn kek_a() -> RecipientKey {
 }
 
 fn ecdh_key() -> RecipientKey {
-    RecipientKey::P256 {
-        kid: Some(b"kid-2".to_vec()),
-        secret: p256::SecretKey::from_slice(&hex(RECIPIENT_D)).unwrap(),
-    }
+    RecipientKey::ecdh(
+        crate::crypto::Curve::P256,
+        &hex(RECIPIENT_D),
+        Some(b"kid-2".to_vec()),
+    )
+    .unwrap()
 }
 
 fn decrypt_all(

@@ -18,8 +18,10 @@ pub const CONTENT_ALGS: [i64; 4] = [1, 3, -65534, -65532];
 pub const KEY_DISTRIBUTION_ALGS: [i64; 4] = [-3, -5, -29, -31];
 
 fn recipient_keys(state: &State) -> Result<Vec<RecipientKey>> {
-    let secret = p384::SecretKey::from(state.device_key.as_nonzero_scalar());
-    let mut keys = vec![RecipientKey::P384 { kid: None, secret }];
+    let mut keys = vec![RecipientKey::Ecdh {
+        kid: None,
+        key: state.device_key.private_key()?,
+    }];
     if let Some(kek) = &state.kek {
         keys.push(RecipientKey::Kek {
             kid: (!kek.kid.is_empty()).then(|| kek.kid.clone()),

@@ -72,6 +72,7 @@ impl Clock for NoClock {
 fn instance(storage: &Flaky, seed: u8) -> Ta<Flaky, Counter, NoClock> {
     let config = Config {
         anchors: Vec::new(),
+        policy: suit_shared::auth::AnchorPolicy::AnyOne,
         vendor_id: Uuid([1; 16]),
         class_id: Uuid([2; 16]),
         max_chunk: 64,

@@ -4,7 +4,8 @@
 //!
 //! ```text
 //! object = "SUIT-TA" 0x00 | format-version (1 byte) | CBOR body | SHA-256(all before)
-//! body   = [generation, device-key (48 bytes), [kek, kid] / null, provisioned,
+//! body   = [generation, device-key (48 bytes), device-public-key (97 bytes, SEC1),
+//!           [kek, kid] / null, provisioned,
 //!           vendor-id / null, class-id / null, device-id / null,
 //!           floors [[component-id, floor]...], pending / null, last-outcome (0 none,
 //!           1 confirmed, 2 rolled back), boot-records [boot-record...]]
@@ -14,8 +15,11 @@
 //!                 [[component-id, verity-root (32 bytes), salt, data-blocks]...]]
 //! ```
 //!
-//! Format 2 is the one written. Format 1 (devices before verified boot) is the same body
-//! without the boot records and is still read, as "no slot approved for boot".
+//! Format 3 is the one written. Format 2 (before the crypto provider made the device key) is
+//! the same body without the device public key: the provider computes it from the scalar
+//! (the RustCrypto provider can; OP-TEE's GP API cannot, so a GP TA refuses such an object).
+//! Format 1 (devices before verified boot) is format 2 without the boot records and is still
+//! read, as "no slot approved for boot".
 
 use alloc::string::ToString;
 use alloc::vec::Vec;
@@ -28,14 +32,16 @@ use suit_shared::codec::{Bytes, Codec, List, Opt, Pair};
 use suit_shared::component::ComponentId;
 use suit_shared::digest::{DigestAlg, DigestValue};
 use suit_shared::error::Uuid;
-use zeroize::{Zeroize, Zeroizing};
+use zeroize::Zeroizing;
 
-use super::{Kek, State};
+use super::{DeviceKey, Kek, State};
 use crate::error::{Result, TaError};
 
 const MAGIC: &[u8; 8] = b"SUIT-TA\0";
 /// The format written.
-pub(super) const FORMAT_VERSION: u8 = 2;
+pub(super) const FORMAT_VERSION: u8 = 3;
+/// The format before the device public key was stored.
+pub(super) const FORMAT_VERSION_2: u8 = 2;
 /// The format before boot records.
 pub(super) const FORMAT_VERSION_1: u8 = 1;
 /// Length of the trailing checksum.
@@ -198,10 +204,9 @@ type FloorsCodec = List<Pair<StoredId, u64>>;
 /// The object's bytes, in the current format.
 pub(super) fn encode(state: &State) -> Zeroizing<Vec<u8>> {
     let mut w = Writer::new();
-    w.array(11).u64(state.generation);
-    let mut key = state.device_key.to_bytes();
-    w.bytes(&key);
-    key.zeroize();
+    w.array(12).u64(state.generation);
+    w.bytes(state.device_key.scalar());
+    w.bytes(state.device_key.public_sec1());
     let kek = Zeroizing::new(state.kek.as_ref().map(|k| (k.key.to_vec(), k.kid.clone())));
     KekCodec::write(&kek, &mut w);
     w.bool(state.provisioned);
@@ -222,7 +227,7 @@ pub(super) fn encode(state: &State) -> Zeroizing<Vec<u8>> {
     out
 }
 
-/// Reads and checks an object of format 2 or 1.
+/// Reads and checks an object of format 3, 2 or 1.
 pub(super) fn decode(bytes: &[u8]) -> Result<State> {
     let corrupt = |what: &str| TaError::CorruptState(what.to_string());
     if bytes.len() < MAGIC.len() + 1 + SUM_LEN {
@@ -232,7 +237,7 @@ pub(super) fn decode(bytes: &[u8]) -> Result<State> {
         return Err(corrupt("not a SUIT TA state object"));
     }
     let version = bytes[MAGIC.len()];
-    if version != FORMAT_VERSION && version != FORMAT_VERSION_1 {
+    if ![FORMAT_VERSION, FORMAT_VERSION_2, FORMAT_VERSION_1].contains(&version) {
         return Err(TaError::CorruptState(alloc::format!(
             "format version {version} is not the version {FORMAT_VERSION} this TA reads"
         )));
@@ -244,14 +249,20 @@ pub(super) fn decode(bytes: &[u8]) -> Result<State> {
     }
     let body = &content[MAGIC.len() + 1..];
     Reader::decode_exact(body, "TA state", |r| {
-        r.array_of(
-            if version == FORMAT_VERSION_1 { 10 } else { 11 },
-            "TA state",
-        )?;
+        let fields = match version {
+            FORMAT_VERSION_1 => 10,
+            FORMAT_VERSION_2 => 11,
+            _ => 12,
+        };
+        r.array_of(fields, "TA state")?;
         let generation = r.u64()?;
-        let key = r.bytes()?;
-        let device_key = p384::ecdsa::SigningKey::from_slice(key)
-            .map_err(|_| invalid("device key", "not a P-384 private key"))?;
+        let scalar = r.bytes()?;
+        let public = if version == FORMAT_VERSION {
+            Some(r.bytes()?)
+        } else {
+            None
+        };
+        let device_key = DeviceKey::from_stored(scalar, public)?;
         let kek = KekCodec::read(r)?.map(|(key, kid)| Kek {
             key: Zeroizing::new(key),
             kid,

@@ -85,38 +85,43 @@ impl<S: Storage, R: Rng, C: Clock> Core<S, R, C> {
         // The envelope is already a copy in TA memory (REQ.SEC.MFST.CONST); parse only after
         // authentication. The session keeps it authenticated for COMMIT's second run.
         let (envelope, (manifest_digest, plan::Plan { items, trace }, sequence_number)) =
-            AuthenticEnvelope::authenticate(envelope.to_vec(), &config.anchors, |authentic| {
-                let manifest = &authentic.manifest;
-                let auth = authentic
-                    .envelope
-                    .auth
-                    .as_ref()
-                    .ok_or(TaError::Suit(Error::BareManifest))?;
-                let manifest_digest = DigestValue::new(auth.digest.alg, auth.digest.bytes).ok_or(
-                    Error::InvalidValue {
-                        context: "authentication wrapper",
-                        element: "digest",
-                        reason: "length does not match its algorithm",
-                    },
-                )?;
-                let uri = manifest.reference_uri.map(String::from).unwrap_or_default();
-                s.authenticated = Some((uri, manifest_digest.clone()));
-                for component in &manifest.components {
-                    let size =
-                        suit_shared::codec::to_bytes::<_, abi::ComponentIdCodec>(component).len();
-                    if size > abi::MAX_COMPONENT_ID {
-                        return Err(TaError::TooLarge {
-                            what: "a component id",
-                            size,
-                            limit: abi::MAX_COMPONENT_ID,
-                        });
+            AuthenticEnvelope::authenticate(
+                envelope.to_vec(),
+                &config.anchors,
+                config.policy,
+                |authentic| {
+                    let manifest = &authentic.manifest;
+                    let auth = authentic
+                        .envelope
+                        .auth
+                        .as_ref()
+                        .ok_or(TaError::Suit(Error::BareManifest))?;
+                    let manifest_digest = DigestValue::new(auth.digest.alg, auth.digest.bytes)
+                        .ok_or(Error::InvalidValue {
+                            context: "authentication wrapper",
+                            element: "digest",
+                            reason: "length does not match its algorithm",
+                        })?;
+                    let uri = manifest.reference_uri.map(String::from).unwrap_or_default();
+                    s.authenticated = Some((uri, manifest_digest.clone()));
+                    for component in &manifest.components {
+                        let size =
+                            suit_shared::codec::to_bytes::<_, abi::ComponentIdCodec>(component)
+                                .len();
+                        if size > abi::MAX_COMPONENT_ID {
+                            return Err(TaError::TooLarge {
+                                what: "a component id",
+                                size,
+                                limit: abi::MAX_COMPONENT_ID,
+                            });
+                        }
+                        manifest.check_sequence_number(state.floor(component))?;
                     }
-                    manifest.check_sequence_number(state.floor(component))?;
-                }
-                let identity = Self::identity(state, config);
-                let planned = plan::plan(authentic, &SECTIONS, &identity, slot, now, facts)?;
-                Ok((manifest_digest, planned, manifest.sequence_number))
-            })?;
+                    let identity = Self::identity(state, config);
+                    let planned = plan::plan(authentic, &SECTIONS, &identity, slot, now, facts)?;
+                    Ok((manifest_digest, planned, manifest.sequence_number))
+                },
+            )?;
         for planned in &items {
             if let Some(info) = &planned.item.encryption_info {
                 crate::crypto::check_recipient(info, state)?;
@@ -143,6 +148,7 @@ impl<S: Storage, R: Rng, C: Clock> Core<S, R, C> {
                     fetched: None,
                     verity: None,
                     state: ItemState::Pending,
+                    verified_token: None,
                 })
                 .collect(),
             trace,
@@ -286,8 +292,8 @@ impl<S: Storage, R: Rng, C: Clock> Core<S, R, C> {
                 return Err(Error::ImageDigestMismatch { component: index }.into());
             }
         }
-        let key = &self.state()?.device_key;
-        let token = claims(update, &update.items[at].plan, &computed, nonce).sign(key)?;
+        let key = self.state()?.device_key.private_key()?;
+        let token = claims(update, &update.items[at].plan, &computed, nonce).sign(&*key)?;
         let approval = Approval {
             token,
             digest: computed.digest.clone(),
@@ -303,15 +309,32 @@ impl<S: Storage, R: Rng, C: Clock> Core<S, R, C> {
     }
 
     /// Checks that `token` verifies with the device key and states exactly `expected`.
-    pub(super) fn check_token(&mut self, token: &[u8], expected: &Claims) -> Result<()> {
-        let key = self.state()?.device_key.verifying_key();
-        let verified = Token::verify(token, key).map_err(|e| TaError::Token(token_reason(e)))?;
-        if verified.claims != *expected {
+    ///
+    /// `verified` is the item's last token that passed, with the claims it passed for: the
+    /// same bytes against the same claims pass again without a signature verification (a
+    /// pure function of token, claims and device key; under OP-TEE's software ECC a P-384
+    /// verification costs about a second per DECRYPT_FOR_INSTALL chunk otherwise).
+    pub(super) fn check_token(
+        &mut self,
+        verified: &mut Option<(Vec<u8>, Claims)>,
+        token: &[u8],
+        expected: &Claims,
+    ) -> Result<()> {
+        if verified
+            .as_ref()
+            .is_some_and(|(t, c)| t.as_slice() == token && c == expected)
+        {
+            return Ok(());
+        }
+        let key = self.state()?.device_key.public_sec1();
+        let token_ok = Token::verify(token, key).map_err(|e| TaError::Token(token_reason(e)))?;
+        if token_ok.claims != *expected {
             return Err(TaError::Token(String::from(
                 "it does not approve this session's component (another session, manifest, \
                  component, slot or image)",
             )));
         }
+        *verified = Some((token.to_vec(), token_ok.claims));
         Ok(())
     }
 
@@ -343,8 +366,9 @@ impl<S: Storage, R: Rng, C: Clock> Core<S, R, C> {
                 format!("component {component} is not approved (PAYLOAD_FINAL first)"),
             ));
         };
-        self.check_token(token, &claims(update, &item.plan, &approved, nonce))?;
+        let expected = claims(update, &item.plan, &approved, nonce);
         let item = &mut update.items[at];
+        self.check_token(&mut item.verified_token, token, &expected)?;
         let stream =
             match core::mem::replace(&mut item.state, ItemState::Approved(approved.clone())) {
                 ItemState::Installing(c, stream) if offset != 0 && offset != stream.received() => {

@@ -85,8 +85,8 @@ impl<S: Storage, R: Rng, C: Clock> Core<S, R, C> {
                 })
                 .collect(),
         };
-        for (token, claims) in tokens.iter().zip(&expected) {
-            self.check_token(token, claims)?;
+        for ((token, claims), item) in tokens.iter().zip(&expected).zip(&mut update.items) {
+            self.check_token(&mut item.verified_token, token, claims)?;
         }
 
         // Second run over the digests the TA computed: must pass and take the same path.

@@ -7,7 +7,7 @@ use alloc::string::String;
 use alloc::vec::Vec;
 
 use suit_shared::abi::{self, Algorithms, CommandId, Info, InstallState, Provisioning};
-use suit_shared::auth::{alg, TrustAnchor};
+use suit_shared::auth::TrustAnchor;
 use suit_shared::boot::{BootRecord, BootStatus};
 use suit_shared::digest::DigestAlg;
 use suit_shared::report::Report;
@@ -27,12 +27,7 @@ const PROFILE_DIGESTS: [DigestAlg; 2] = [DigestAlg::Sha256, DigestAlg::Sha384];
 pub(crate) fn signature_algorithms(anchors: &[TrustAnchor]) -> Vec<i64> {
     let mut algs = Vec::new();
     for anchor in anchors {
-        let of_anchor: &[i64] = match anchor {
-            TrustAnchor::P256 { .. } => &[alg::ES256, alg::ESP256],
-            TrustAnchor::P384 { .. } => &[alg::ES384, alg::ESP384],
-            TrustAnchor::Hmac256 { .. } => &[alg::HMAC_256_256],
-        };
-        for a in of_anchor {
+        for a in anchor.cose_algs() {
             if !algs.contains(a) {
                 algs.push(*a);
             }
@@ -59,12 +54,7 @@ impl<S: Storage, R: Rng, C: Clock> Core<S, R, C> {
             vendor_id: identity.vendor_id,
             class_id: identity.class_id,
             device_id: identity.device_id,
-            device_public_key: state
-                .device_key
-                .verifying_key()
-                .to_sec1_point(false)
-                .as_bytes()
-                .to_vec(),
+            device_public_key: state.device_key.public_sec1().to_vec(),
             storage,
             provisioned: state.provisioned,
             kek_present: state.kek.is_some(),
@@ -87,7 +77,8 @@ impl<S: Storage, R: Rng, C: Clock> Core<S, R, C> {
             nonce,
             result: attempt.result.clone(),
         };
-        Ok(report.sign(&self.state()?.device_key)?)
+        let key = self.state()?.device_key.private_key()?;
+        Ok(report.sign(&*key)?)
     }
 
     /// BOOT_VERIFY: what `slot` may boot — its record, if the trial it belongs to is still

@@ -27,7 +27,7 @@ use alloc::string::String;
 use alloc::vec::Vec;
 
 use suit_shared::abi::{self, encode_response, CommandId, ReplyBody};
-use suit_shared::auth::TrustAnchor;
+use suit_shared::auth::{AnchorPolicy, TrustAnchor};
 use suit_shared::error::Uuid;
 use suit_shared::processor::{DeviceIdentity, Section};
 use suit_shared::Error;
@@ -48,6 +48,8 @@ const SECTIONS: [Section; 2] = [Section::PayloadFetch, Section::Install];
 pub struct Config {
     /// Keys that may sign envelopes.
     pub anchors: Vec<TrustAnchor>,
+    /// How many of them must sign: part of the built-in anchor set, never chosen by the REE.
+    pub policy: AnchorPolicy,
     /// The device's vendor id (PROVISION may override it).
     pub vendor_id: Uuid,
     /// The device's class id (PROVISION may override it).

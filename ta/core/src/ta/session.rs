@@ -10,7 +10,7 @@ use suit_shared::abi::{CommandId, PendingInstall, PlanItem, Reply};
 use suit_shared::digest::DigestValue;
 use suit_shared::manifest::AuthenticEnvelope;
 use suit_shared::report::{Reason, Report, ReportResult, INCOMPLETE, TRIAL_FAILED};
-use suit_shared::token::NONCE_LEN;
+use suit_shared::token::{Claims, NONCE_LEN};
 use suit_shared::verity::VerityParams;
 
 use crate::error::{Result, TaError};
@@ -45,6 +45,10 @@ pub(super) struct Item {
     /// The dm-verity tree of the approved plaintext, once approved (verified boot).
     pub verity: Option<VerityParams>,
     pub state: ItemState,
+    /// The last token that verified for the item and the claims it was checked against:
+    /// the agent hands the same token back with every DECRYPT_FOR_INSTALL chunk and at
+    /// COMMIT, and it is verified once ([`super::Core::check_token`]).
+    pub verified_token: Option<(Vec<u8>, Claims)>,
 }
 
 impl Item {

@@ -286,8 +286,8 @@ impl<S: Storage, R: Rng, C: Clock> Core<S, R, C> {
             salt: digest.as_bytes().to_vec(),
             data_blocks: blocks,
         };
-        let key = &self.state()?.device_key;
-        let token = claims(update, &update.items[at].plan, &computed, nonce).sign(key)?;
+        let key = self.state()?.device_key.private_key()?;
+        let token = claims(update, &update.items[at].plan, &computed, nonce).sign(&*key)?;
         let approval = Approval {
             token,
             digest: computed.digest.clone(),
