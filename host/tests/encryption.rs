@@ -499,7 +499,7 @@ fn usage_and_io_errors_exit_2() {
             "--info-out".as_ref(),
             info.as_os_str(),
         ],
-        // AES-CTR is never produced.
+        // A content algorithm outside the profiles (AES-192-GCM).
         vec![
             "encrypt".as_ref(),
             "--in".as_ref(),
@@ -511,7 +511,7 @@ fn usage_and_io_errors_exit_2() {
             "--recipient".as_ref(),
             public.as_os_str(),
             "--content-alg".as_ref(),
-            "A128CTR".as_ref(),
+            "A192GCM".as_ref(),
         ],
         // Missing input.
         vec![
