@@ -23,7 +23,7 @@ source "$repo/qemu/debian.sh"
 
 : "${TA_UUID:=$(cat "$repo/ta/uuid")}"
 : "${TA_STACK_SIZE:=49152}"
-: "${TA_HEAP_SIZE:=786432}"
+: "${TA_HEAP_SIZE:=262144}"
 : "${TA_OUT_DIR:=$repo/build/ta}"
 : "${TA_PROFILE:=release}"
 : "${JOBS:=2}"
