@@ -31,7 +31,7 @@ if [ -z "${TA_STACK_SIZE:-}" ]; then
         *) TA_STACK_SIZE=49152 ;;
     esac
 fi
-: "${TA_HEAP_SIZE:=786432}"
+: "${TA_HEAP_SIZE:=262144}"
 : "${TA_OUT_DIR:=$repo/build/ta}"
 : "${TA_PROFILE:=release}"
 : "${JOBS:=2}"

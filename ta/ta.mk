@@ -4,14 +4,16 @@
 # The TA's UUID is written once, in ta/uuid.
 TA_MK_DIR     := $(dir $(lastword $(MAKEFILE_LIST)))
 TA_UUID       ?= $(shell cat $(TA_MK_DIR)uuid)
-# Measured in QEMU (full command set, 256 KiB chunks): the smallest passing sizes were a
-# 24 KiB stack (P-384 verification) and a 544 KiB heap (two chunk copies for
-# DECRYPT_FOR_INSTALL); these defaults keep about 2x / 1.4x margin. The stack's default is
-# chosen by ta/build-ta.sh from TA_FEATURES: ML-DSA-65 verification (fips204, every buffer on
-# the stack) alone needs about 140 KiB, so 192 KiB with it; 96 KiB with HSS-LMS (about 48 KiB)
-# and without ML-DSA; 48 KiB for ECDSA and Ed25519 only.
+# Measured in QEMU (full command set): the smallest passing stack was 24 KiB (P-384
+# verification, RustCrypto); the heap is bounded by the chunk (DECRYPT_FOR_INSTALL holds a
+# chunk's copy and its output: 256 KiB chunks needed a 544 KiB heap). With the default
+# 64 KiB chunks (TA_MAX_CHUNK, ta/build.rs) the GP TA passes every QEMU scenario with the
+# 256 KiB default heap. The stack's default is chosen by ta/build-ta.sh from TA_FEATURES:
+# ML-DSA-65 verification (fips204, every buffer on the stack) alone needs about 140 KiB, so
+# 192 KiB with it; 96 KiB with HSS-LMS (about 48 KiB) and without ML-DSA; 48 KiB for ECDSA and
+# Ed25519 only.
 TA_STACK_SIZE ?=
-TA_HEAP_SIZE  ?= 786432
+TA_HEAP_SIZE  ?= 262144
 # Compiled-in configuration (ta/build.rs): the anchor set (SPKI PEM files, comma-separated) and
 # its policy (any | all; TA_HYBRID=1: the development ES384 + ML-DSA-65 pair, all must sign),
 # identity names or UUIDs, largest chunk and envelope. Empty means the build.rs default.

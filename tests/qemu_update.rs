@@ -207,7 +207,7 @@ fn update_lifecycle() {
         .unwrap();
     let mib = size as f64 / (1 << 20) as f64;
     eprintln!(
-        "QEMU-MEASURE: install of {mib:.1} MiB (encrypted, 256 KiB chunks): {:.2} s = {:.3} s/MiB; \
+        "QEMU-MEASURE: install of {mib:.1} MiB (encrypted, the TA's largest chunks): {:.2} s = {:.3} s/MiB; \
          {invocations} TA invocations = {:.1} per MiB",
         install.secs,
         install.secs / mib,

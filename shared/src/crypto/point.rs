@@ -1,7 +1,7 @@
-//! SEC1 points of P-256/P-384 checked on their curve and decompressed, in portable code, for
-//! providers whose backend takes affine coordinates and misbehaves on a bad point (GP's
-//! `TEE_DeriveKey` panics the TA). Only public values pass through here (the field
-//! arithmetic is not constant time).
+//! SEC1 points of P-256/P-384 checked on their curve and decompressed, and the range check of
+//! a private scalar, in portable code, for providers whose backend takes affine coordinates
+//! and misbehaves on a bad point (GP's `TEE_DeriveKey` panics the TA). The field arithmetic
+//! is not constant time: only public points go through it ([`is_scalar`] is constant time).
 //!
 //! Montgomery multiplication (CIOS) over 64-bit limbs; both primes are 3 mod 4, so a square
 //! root is one exponentiation by (p + 1) / 4.
