@@ -164,6 +164,30 @@ impl HttpClient {
         Ok(())
     }
 
+    /// A GET of `url` with `authorization` as that header, from byte `offset` (`Range` when
+    /// above 0). A redirect from https to http would drop the server's authentication (and
+    /// the transfer's confidentiality): every hop of an https request must stay https.
+    fn get_from(
+        &self,
+        url: &Url,
+        authorization: Option<&str>,
+        offset: u64,
+    ) -> ureq::RequestBuilder<ureq::typestate::WithoutBody> {
+        let mut request = self
+            .agent
+            .get(url.as_str())
+            .config()
+            .https_only(url.scheme() == "https")
+            .build();
+        if let Some(value) = authorization {
+            request = request.header("Authorization", value);
+        }
+        if offset > 0 {
+            request = request.header("Range", format!("bytes={offset}-"));
+        }
+        request
+    }
+
     /// One API request (`GET`, `PUT` or `POST` with a JSON body) with extra `headers`; returns
     /// the status and the body, refused when longer than `limit` bytes. Statuses are not
     /// errors here: the caller decides.
@@ -239,17 +263,8 @@ impl HttpClient {
     ) -> Result<(Box<dyn std::io::Read + Send>, u64), FetchError> {
         let url_text = url.as_str();
         self.check_trust_roots(url)?;
-        let mut request = self
-            .agent
-            .get(url_text)
-            .config()
-            .https_only(url.scheme() == "https")
-            .build();
-        if let Some(value) = authorization {
-            request = request.header("Authorization", value);
-        }
+        let request = self.get_from(url, authorization, offset);
         if offset > 0 {
-            request = request.header("Range", format!("bytes={offset}-"));
             tracing::info!(url = url_text, offset, "resuming the stream with Range");
         }
         let response = request.call().map_err(|e| classify(url_text, e))?;
@@ -314,19 +329,8 @@ impl HttpClient {
             staged.discard()?;
             offset = 0;
         }
-        // A redirect from https to http would drop the server's authentication (and the
-        // transfer's confidentiality): every hop of an https request must stay https.
-        let mut request = self
-            .agent
-            .get(url_text)
-            .config()
-            .https_only(url.scheme() == "https")
-            .build();
-        if let Some(value) = authorization {
-            request = request.header("Authorization", value);
-        }
+        let mut request = self.get_from(url, authorization, offset);
         if offset > 0 {
-            request = request.header("Range", format!("bytes={offset}-"));
             if let Some(validator) = origin.as_ref().and_then(PartialOrigin::validator) {
                 request = request.header("If-Range", validator);
             }

@@ -235,6 +235,27 @@ impl<S: Storage, R: Rng, C: Clock> Core<S, R, C> {
         Ok(())
     }
 
+    /// The approval token of item `at` for the image `computed`, signed with the device
+    /// key, refused when it does not fit the reply's `capacity`.
+    pub(super) fn sign_approval(
+        &mut self,
+        update: &Update,
+        at: usize,
+        computed: &Computed,
+        nonce: [u8; NONCE_LEN],
+        capacity: usize,
+    ) -> Result<Approval> {
+        let key = self.state()?.device_key.private_key()?;
+        let token = claims(update, &update.items[at].plan, computed, nonce).sign(&*key)?;
+        let approval = Approval {
+            token,
+            digest: computed.digest.clone(),
+            size: computed.size,
+        };
+        fits(&approval, capacity)?;
+        Ok(approval)
+    }
+
     pub(super) fn payload_final(
         &mut self,
         s: &mut Session,
@@ -292,15 +313,8 @@ impl<S: Storage, R: Rng, C: Clock> Core<S, R, C> {
                 return Err(Error::ImageDigestMismatch { component: index }.into());
             }
         }
-        let key = self.state()?.device_key.private_key()?;
-        let token = claims(update, &update.items[at].plan, &computed, nonce).sign(&*key)?;
-        let approval = Approval {
-            token,
-            digest: computed.digest.clone(),
-            size: computed.size,
-        };
         // The stream is consumed: on a reply too large the component streams again from 0.
-        fits(&approval, capacity)?;
+        let approval = self.sign_approval(update, at, &computed, nonce, capacity)?;
         let item = &mut update.items[at];
         item.fetched = fetched;
         item.verity = verity;

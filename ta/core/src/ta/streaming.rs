@@ -23,9 +23,8 @@ use suit_shared::encryption::GCM_TAG_LEN;
 use suit_shared::verity::{self, BlockChecker, VerityParams, BLOCK_SIZE, DIGEST_LEN};
 use suit_shared::Error;
 
-use super::approval::claims;
 use super::session::{ItemState, Session};
-use super::{fits, offset_error, Core};
+use super::{offset_error, Core};
 use crate::crypto::{stream_cipher, StreamCipher};
 use crate::error::{Result, TaError};
 use crate::plan::Computed;
@@ -286,14 +285,7 @@ impl<S: Storage, R: Rng, C: Clock> Core<S, R, C> {
             salt: digest.as_bytes().to_vec(),
             data_blocks: blocks,
         };
-        let key = self.state()?.device_key.private_key()?;
-        let token = claims(update, &update.items[at].plan, &computed, nonce).sign(&*key)?;
-        let approval = Approval {
-            token,
-            digest: computed.digest.clone(),
-            size: computed.size,
-        };
-        fits(&approval, capacity)?;
+        let approval = self.sign_approval(update, at, &computed, nonce, capacity)?;
         let item = &mut update.items[at];
         item.fetched = fetched;
         item.verity = Some(verity);
