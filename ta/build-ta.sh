@@ -13,7 +13,7 @@
 # compiled-in configuration of ta/build.rs (TRUST_ANCHOR, TA_ANCHOR_POLICY, TA_HYBRID, TA_VENDOR, TA_CLASS, TA_VENDOR_ID,
 # TA_CLASS_ID, TA_MAX_CHUNK, TA_MAX_ENVELOPE, TA_CLIENT, TA_FACTORY, TA_STORAGE: rpmb or ree-fs,
 # default rpmb, or ree-fs when QEMU_RPMB=0 selects the stock Debian OP-TEE without RPMB),
-# TA_FEATURES (signature verifiers linked in, see below), TA_CRYPTO: gp (default) or rustcrypto,
+# TA_FEATURES (signature verifiers linked in; default: those the anchor set needs, see below), TA_CRYPTO: gp (default) or rustcrypto,
 # TA_SIGN_KEY (default: the dev kit's keys/default_ta.pem), TA_DEV_KIT_DIR (default: extracted
 # from optee-os-dev), TA_PROFILE (default release), JOBS (default 2), QEMU_CACHE.
 set -euo pipefail
@@ -22,15 +22,6 @@ repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 source "$repo/qemu/debian.sh"
 
 : "${TA_UUID:=$(cat "$repo/ta/uuid")}"
-# ML-DSA-65 verification (fips204) keeps about 140 KiB on the stack (measured on the host:
-# 136 KiB overflows, 144 KiB passes); HSS-LMS about 48 KiB, Ed25519 under 8 KiB.
-if [ -z "${TA_STACK_SIZE:-}" ]; then
-    case ",${TA_FEATURES:-ml-dsa-65}," in
-        *,ml-dsa-65,*) TA_STACK_SIZE=196608 ;;
-        *,hss-lms,*) TA_STACK_SIZE=98304 ;;
-        *) TA_STACK_SIZE=49152 ;;
-    esac
-fi
 : "${TA_HEAP_SIZE:=262144}"
 : "${TA_OUT_DIR:=$repo/build/ta}"
 : "${TA_PROFILE:=release}"
@@ -41,7 +32,7 @@ fi
 case "$TA_STORAGE" in rpmb|ree-fs) ;; *) echo "[ta] error: TA_STORAGE=$TA_STORAGE is neither rpmb nor ree-fs" >&2; exit 1 ;; esac
 : "${TA_CRYPTO:=gp}"
 case "$TA_CRYPTO" in gp|rustcrypto) ;; *) echo "[ta] error: TA_CRYPTO=$TA_CRYPTO is neither gp nor rustcrypto" >&2; exit 1 ;; esac
-export TA_UUID TA_STACK_SIZE TA_HEAP_SIZE TA_STORAGE TA_CRYPTO
+export TA_UUID TA_HEAP_SIZE TA_STORAGE TA_CRYPTO
 target=aarch64-unknown-linux-gnu
 log() { printf '\033[1m[ta]\033[0m %s\n' "$*" >&2; }
 fail() { printf '\033[1;31m[ta] error:\033[0m %s\n' "$*" >&2; exit 1; }
@@ -49,6 +40,52 @@ fail() { printf '\033[1;31m[ta] error:\033[0m %s\n' "$*" >&2; exit 1; }
 # 1. tools and dev kit
 host_tools gcc-aarch64-linux-gnu binutils-aarch64-linux-gnu python3 python3-cryptography
 cd "$repo/ta"   # rustup picks the repository's pinned toolchain from here
+
+# TA_FEATURES: the signature verifiers linked in (ta/Cargo.toml features, comma-separated;
+# "ecdsa" alone: ECDSA only). Unset: exactly those the compiled-in anchor set needs
+# (TRUST_ANCHOR, else TA_HYBRID=1's pair, else the development ES384 key, as ta/build.rs picks
+# them; paths relative to ta/ as build.rs reads them), so a default TA links ECDSA only.
+if [ -z "${TA_FEATURES:-}" ]; then
+    if [ -n "${TRUST_ANCHOR:-}" ]; then anchors=$TRUST_ANCHOR
+    elif [ "${TA_HYBRID:-}" = 1 ]; then anchors=../keys/dev-vendor-es384.pub.pem,../keys/dev-vendor-mldsa65.pub.pem
+    else anchors=../keys/dev-vendor-es384.pub.pem; fi
+    TA_FEATURES=$(python3 - "$anchors" <<'PY'
+import base64, re, sys
+# SPKI algorithm OIDs (DER, tag and length included) -> ta/Cargo.toml feature.
+oids = {
+    bytes.fromhex("06072a8648ce3d0201"): "ecdsa",                          # id-ecPublicKey
+    bytes.fromhex("06032b6570"): "ed25519",                                 # id-Ed25519
+    bytes.fromhex("0609608648016503040312"): "ml-dsa-65",                   # id-ml-dsa-65
+    bytes.fromhex("060b2a864886f70d0109100311"): "hss-lms",                 # id-alg-hss-lms-hashsig
+}
+features = []
+for path in filter(None, (p.strip() for p in sys.argv[1].split(","))):
+    try:
+        text = open(path).read()
+    except OSError as e:
+        sys.exit(f"TRUST_ANCHOR: {e}")
+    m = re.search(r"-----BEGIN PUBLIC KEY-----(.*?)-----END PUBLIC KEY-----", text, re.S)
+    der = base64.b64decode("".join(m.group(1).split())) if m else b""
+    # SEQUENCE { SEQUENCE { OID ... } ...}: the algorithm OID follows the two headers.
+    found = [f for o, f in oids.items() if o in der[:32]]
+    if len(found) != 1:
+        sys.exit(f"TRUST_ANCHOR: {path} is not an SPKI PEM public key of a supported algorithm")
+    if found[0] not in features:
+        features.append(found[0])
+print(",".join(f for f in features if f != "ecdsa") or "ecdsa")
+PY
+    ) || fail "cannot derive TA_FEATURES from the anchor set"
+fi
+# ML-DSA-65 verification (fips204) keeps about 140 KiB on the stack (measured on the host:
+# 136 KiB overflows, 144 KiB passes); HSS-LMS about 48 KiB, Ed25519 under 8 KiB.
+if [ -z "${TA_STACK_SIZE:-}" ]; then
+    case ",$TA_FEATURES," in
+        *,ml-dsa-65,*) TA_STACK_SIZE=196608 ;;
+        *,hss-lms,*) TA_STACK_SIZE=98304 ;;
+        *) TA_STACK_SIZE=49152 ;;
+    esac
+fi
+export TA_STACK_SIZE
 if ! rustup target list --installed | grep -qx "$target"; then
     log "adding rustup target $target"
     rustup target add "$target"
@@ -67,15 +104,10 @@ if [ -n "${RUSTFLAGS:-}${CARGO_ENCODED_RUSTFLAGS:-}" ]; then
     unset RUSTFLAGS CARGO_ENCODED_RUSTFLAGS
 fi
 export CARGO_TARGET_DIR=$repo/ta/target   # the TA's own target dir, whatever the caller set
-log "building TA $TA_UUID (storage $TA_STORAGE, crypto $TA_CRYPTO, stack $TA_STACK_SIZE, heap $TA_HEAP_SIZE, profile $TA_PROFILE)"
+log "building TA $TA_UUID (storage $TA_STORAGE, crypto $TA_CRYPTO, verifiers $TA_FEATURES, stack $TA_STACK_SIZE, heap $TA_HEAP_SIZE, profile $TA_PROFILE)"
 messages=$(mktemp); trap 'rm -f "$messages"' EXIT
-# TA_FEATURES: the signature verifiers linked in (ta/Cargo.toml features, comma-separated);
-# empty: the default (ml-dsa-65, ed25519, hss-lms); "ecdsa" alone: ECDSA only.
 # TA_CRYPTO=rustcrypto adds the RustCrypto provider instead of OP-TEE's GP crypto.
-features=()
-if [ -n "${TA_FEATURES:-}" ]; then
-    features=(--no-default-features --features "${TA_FEATURES//ecdsa/}")
-fi
+features=(--no-default-features --features "${TA_FEATURES//ecdsa/}")
 [ "$TA_CRYPTO" = rustcrypto ] && features+=(--features rustcrypto)
 cargo build --profile "$TA_PROFILE" --target "$target" -j "$JOBS" "${features[@]}" \
     --message-format=json-render-diagnostics > "$messages" || fail "cargo build of the TA failed"

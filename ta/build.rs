@@ -158,7 +158,24 @@ fn anchor_set() -> (Vec<Anchor>, &'static str) {
         None => "AnyOne",
         Some(other) => panic!("TA_ANCHOR_POLICY={other} is neither any nor all"),
     };
-    (files.iter().map(|f| anchor_from_file(f)).collect(), policy)
+    let anchors: Vec<Anchor> = files.iter().map(|f| anchor_from_file(f)).collect();
+    for a in &anchors {
+        let feature = match a.alg {
+            "Ed25519" => "ed25519",
+            "MlDsa65" => "ml-dsa-65",
+            "HssLms" => "hss-lms",
+            _ => continue,
+        };
+        let var = format!("CARGO_FEATURE_{}", feature.replace('-', "_").to_uppercase());
+        if std::env::var_os(var).is_none() {
+            panic!(
+                "TRUST_ANCHOR has a {} key but the TA is built without its verifier: add `{feature}` \
+                 to TA_FEATURES (or leave TA_FEATURES empty: ta/build-ta.sh derives it from the anchors)",
+                a.alg
+            );
+        }
+    }
+    (anchors, policy)
 }
 
 fn identity() -> ([u8; 16], [u8; 16]) {

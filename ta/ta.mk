@@ -21,7 +21,7 @@ TRUST_ANCHOR    ?=
 TA_ANCHOR_POLICY ?=
 TA_HYBRID       ?=
 # Signature verifiers linked in (ta/Cargo.toml features, e.g. ml-dsa-65,ed25519; "ecdsa": ECDSA
-# only); empty: all of them.
+# only); empty: those the anchor set needs (ta/build-ta.sh reads the anchors' key types).
 TA_FEATURES     ?=
 TA_VENDOR       ?=
 TA_CLASS        ?=
