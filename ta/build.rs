@@ -31,9 +31,9 @@
 //!   UUID is the one in `ta/uuid`.
 
 use std::fmt::Write as _;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use optee_utee_build::{Error, TaConfig};
+use optee_utee_build::{Error, HeaderFileGenerator, TaConfig};
 use p256::pkcs8::DecodePublicKey;
 
 /// TA_FLAG_SINGLE_INSTANCE | TA_FLAG_MULTI_SESSION: one TA instance shared by all sessions, so
@@ -221,7 +221,10 @@ fn client() -> Option<(u32, [u8; 16])> {
         .unwrap_or_else(|e| panic!("TA_CLIENT={text}: {id} is not a number: {e}"));
     let name = format!("uid={id:x}");
     // 1: TEE_LOGIN_USER.
-    Some((1, *uuid::Uuid::new_v5(&namespace, name.as_bytes()).as_bytes()))
+    Some((
+        1,
+        *uuid::Uuid::new_v5(&namespace, name.as_bytes()).as_bytes(),
+    ))
 }
 
 /// The `StorageKind` variant named by `TA_STORAGE`.
@@ -264,7 +267,10 @@ fn write_config() {
         let _ = writeln!(out, "    (SigAlg::{}, &{:?}),", a.alg, a.key);
     }
     let _ = writeln!(out, "];");
-    let _ = writeln!(out, "const ANCHOR_POLICY: AnchorPolicy = AnchorPolicy::{policy};");
+    let _ = writeln!(
+        out,
+        "const ANCHOR_POLICY: AnchorPolicy = AnchorPolicy::{policy};"
+    );
     let _ = writeln!(out, "const VENDOR_ID: [u8; 16] = {vendor:?};");
     let _ = writeln!(out, "const CLASS_ID: [u8; 16] = {class:?};");
     let _ = writeln!(out, "const MAX_CHUNK: usize = {max_chunk};");
@@ -276,7 +282,11 @@ fn write_config() {
     );
     let factory = env("TA_FACTORY").is_some_and(|v| v.trim() == "1");
     let _ = writeln!(out, "const FACTORY: bool = {factory};");
-    let _ = writeln!(out, "const STORAGE: StorageKind = StorageKind::{};", storage());
+    let _ = writeln!(
+        out,
+        "const STORAGE: StorageKind = StorageKind::{};",
+        storage()
+    );
     let dir = PathBuf::from(std::env::var("OUT_DIR").unwrap_or_default());
     std::fs::write(dir.join("ta_config.rs"), out)
         .unwrap_or_else(|e| panic!("cannot write ta_config.rs: {e}"));
@@ -295,5 +305,93 @@ fn main() -> Result<(), Error> {
         .ta_stack_size(stack)
         .ta_data_size(heap)
         .ta_flags(TA_FLAGS);
-    optee_utee_build::build(config)
+    let out = PathBuf::from(std::env::var("OUT_DIR")?);
+    std::fs::write(
+        out.join("user_ta_header.rs"),
+        HeaderFileGenerator::new().generate(&config)?,
+    )?;
+    link(&out)
+}
+
+/// Link arguments of `optee_utee_build::build` (dev kit libraries, entry point, PIE, 4 KiB
+/// pages, the dynamic list OP-TEE's loader reads), with the dev kit's linker script minus the
+/// unwind tables: the TA is built with panic=abort and nothing in it unwinds (OP-TEE prints
+/// a TA's abort backtrace from frame pointers), so `.eh_frame` (which the script `KEEP`s) and
+/// `.eh_frame_hdr` are discarded — about 55 KB of the signed TA.
+fn link(out: &Path) -> Result<(), Error> {
+    println!("cargo:rerun-if-env-changed=TA_DEV_KIT_DIR");
+    let dev_kit = PathBuf::from(std::env::var("TA_DEV_KIT_DIR")?);
+    let template = dev_kit.join("src/ta.ld.S");
+    println!("cargo:rerun-if-changed={}", template.display());
+    println!("cargo:rerun-if-env-changed=CC");
+    let arch = match std::env::var("CARGO_CFG_TARGET_ARCH")?.as_str() {
+        "aarch64" => "-DARM64=1",
+        "arm" => "-DARM32=1",
+        other => panic!("the TA builds for aarch64 or arm, not {other}"),
+    };
+    let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
+    let pre = std::process::Command::new(cc)
+        .args(["-E", "-P", "-x", "c", arch])
+        .arg(&template)
+        .output()?;
+    if !pre.status.success() {
+        panic!(
+            "preprocessing {} failed: {}",
+            template.display(),
+            String::from_utf8_lossy(&pre.stderr)
+        );
+    }
+    let script = String::from_utf8(pre.stdout)?;
+    // The dev kit's rules for the unwind sections, which become one discard rule.
+    const UNWIND: [&str; 3] = [
+        "*(.eh_frame_hdr)",
+        "*(.eh_frame_entry .eh_frame_entry.*)",
+        ".eh_frame : { KEEP(*(.eh_frame)) *(.eh_frame.*) }",
+    ];
+    const DISCARD: &str = "/DISCARD/ : { *(.interp) }";
+    if UNWIND.iter().chain([&DISCARD]).any(|r| !script.contains(r)) {
+        panic!(
+            "{} no longer has the unwind and discard rules this build.rs rewrites",
+            template.display()
+        );
+    }
+    let script = UNWIND
+        .iter()
+        .fold(script, |s, rule| s.replace(rule, ""))
+        .replace(
+            DISCARD,
+            "/DISCARD/ : { *(.interp) *(.eh_frame_hdr) *(.eh_frame_entry .eh_frame_entry.*) \
+             *(.eh_frame) *(.eh_frame.*) }",
+        );
+    let lds = out.join("ta.lds");
+    // Written only when it changes, so that cargo does not relink for nothing.
+    if std::fs::read_to_string(&lds).ok().as_deref() != Some(script.as_str()) {
+        std::fs::write(&lds, &script)?;
+    }
+    std::fs::write(
+        out.join("dyn_list"),
+        "{ __elf_phdr_info; trace_ext_prefix; trace_level; ta_head; };\n",
+    )?;
+    println!("cargo:rustc-link-search={}", out.display());
+    println!("cargo:rustc-link-search={}", dev_kit.join("lib").display());
+    println!("cargo:rustc-link-lib=static=utee");
+    println!("cargo:rustc-link-lib=static=utils");
+    for arg in [
+        format!("-T{}", lds.display()),
+        "-z".into(),
+        "max-page-size=0x1000".into(),
+        "-z".into(),
+        "common-page-size=0x1000".into(),
+        // Again after the Rust objects, which need members of these archives too.
+        "-Wl,-lutee".into(),
+        "-Wl,-lutils".into(),
+        "-e__ta_entry".into(),
+        "-pie".into(),
+        "-Os".into(),
+        "-Wl,--sort-section=alignment".into(),
+        "-Wl,--dynamic-list=dyn_list".into(),
+    ] {
+        println!("cargo:rustc-link-arg={arg}");
+    }
+    Ok(())
 }

@@ -58,20 +58,34 @@ fn storage_error(what: &str, name: &str, e: &Error) -> StorageError {
         "{what} {name} in {} failed: {} ({:#010x}); the TA refuses every command until its \
          state can be read and written there again (it never starts over with a new state)",
         STORAGE.as_str(),
-        e.message(),
+        storage_failure(e.kind()),
         e.raw_code()
     ))
 }
 
+/// What a secure-storage error code means, for the codes storage calls return; the others are
+/// named by their code alone. (optee-utee's `Error::message` would link its text for every
+/// GP code, about 4 KB of the TA.)
+fn storage_failure(kind: ErrorKind) -> &'static str {
+    match kind {
+        ErrorKind::StorageNotAvailable | ErrorKind::StorageNotAvailable2 => "storage not available",
+        ErrorKind::CorruptObject | ErrorKind::CorruptObject2 => "object corrupt",
+        ErrorKind::StorageNoSpace => "no space left",
+        ErrorKind::AccessDenied | ErrorKind::AccessConflict => "access denied",
+        ErrorKind::OutOfMemory => "out of memory",
+        ErrorKind::Busy => "busy",
+        _ => "TEE error",
+    }
+}
+
 impl Storage for TeeStorage {
     fn read(&mut self, name: &str) -> core::result::Result<Option<Vec<u8>>, StorageError> {
-        let read = || {
-            match PersistentObject::open(storage_id(), name.as_bytes(), DataFlag::ACCESS_READ) {
+        let read =
+            || match PersistentObject::open(storage_id(), name.as_bytes(), DataFlag::ACCESS_READ) {
                 Ok(mut object) => object.read_remaining_to_vec().map(Some),
                 Err(e) if e.kind() == ErrorKind::ItemNotFound => Ok(None),
                 Err(e) => Err(e),
-            }
-        };
+            };
         read().map_err(|e| storage_error("reading", name, &e))
     }
 
@@ -185,7 +199,11 @@ fn uuid_bytes(uuid: &optee_utee::Uuid) -> Option<[u8; 16]> {
     let digits: Vec<u8> = text
         .bytes()
         .filter(|b| *b != b'-')
-        .map(|b| char::from(b).to_digit(16).and_then(|d| u8::try_from(d).ok()))
+        .map(|b| {
+            char::from(b)
+                .to_digit(16)
+                .and_then(|d| u8::try_from(d).ok())
+        })
         .collect::<Option<_>>()?;
     let mut bytes = [0u8; 16];
     if digits.len() != 2 * bytes.len() {
@@ -301,3 +319,12 @@ fn invoke_command(ctx: &mut SessionContext, cmd_id: u32, params: &mut Parameters
 }
 
 include!(concat!(env!("OUT_DIR"), "/user_ta_header.rs"));
+
+/// Replaces libutee's `_TEE_MathAPI_Init`, which its entry code calls to give mbedtls' bignums
+/// (the GP `TEE_BigInt*` API) their memory pool. The TA calls no `TEE_BigInt*` function (its
+/// crypto runs in OP-TEE's core or in Rust), so this no-op keeps libutee's bignum object and
+/// mbedtls out of the link (build.rs links no libmbedtls). Should a `TEE_BigInt*` call ever be
+/// linked, libutee's own definition comes with it and the link fails on the duplicate symbol.
+#[allow(non_snake_case)]
+#[no_mangle]
+extern "C" fn _TEE_MathAPI_Init() {}
