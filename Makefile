@@ -109,6 +109,7 @@ bench:
 	$(CARGO) bench -p suit-host --bench agent
 	$(CARGO) bench -p suit-host --bench ta_stream
 	$(CARGO) bench -p suit-host --bench pq
+	$(CARGO) bench -p suit-host --bench ta_size
 	@echo "== build/bench/summary.json" && cat build/bench/summary.json
 
 clean:

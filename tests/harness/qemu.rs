@@ -92,6 +92,17 @@ fn run_script_once(
     script: &str,
     envs: &[(&str, &str)],
 ) -> Result<()> {
+    run_script_once_echo(cell, script, envs, None)
+}
+
+/// [`run_script_once`], echoing the lines of the script's stderr that contain `echo` when it
+/// succeeds.
+fn run_script_once_echo(
+    cell: &'static OnceLock<std::result::Result<(), String>>,
+    script: &str,
+    envs: &[(&str, &str)],
+    echo: Option<&str>,
+) -> Result<()> {
     let outcome = cell.get_or_init(|| {
         let out = build_command("bash")
             .arg(repo_root().join(script))
@@ -99,6 +110,12 @@ fn run_script_once(
             .output()
             .map_err(|e| format!("cannot run {script}: {e}"))?;
         if out.status.success() {
+            if let Some(marker) = echo {
+                String::from_utf8_lossy(&out.stderr)
+                    .lines()
+                    .filter(|l| l.contains(marker))
+                    .for_each(|l| eprintln!("{l}"));
+            }
             Ok(())
         } else {
             Err(format!(
@@ -145,9 +162,14 @@ pub fn ensure_rpmb_env() -> Result<()> {
 
 /// Builds and signs the TA (ta/build-ta.sh, as `make ta`), once per process. Boots add every
 /// `build/ta/*.ta` to the guest's /lib/optee_armtz/ (see [`Machine::tas`] for others).
+///
+/// The TA's build variables in the test's environment reach the script as they are, e.g.
+/// `TA_HEAP_SIZE=163840` to find the smallest heap that passes a scenario (ta/ta.mk); the
+/// script's `[ta]` lines (verifiers, stack, heap, signed size) are echoed to the test's stderr,
+/// so a run's log says which TA it tested.
 pub fn ensure_ta() -> Result<()> {
     static ONCE: OnceLock<std::result::Result<(), String>> = OnceLock::new();
-    run_script_once(&ONCE, "ta/build-ta.sh", &[])
+    run_script_once_echo(&ONCE, "ta/build-ta.sh", &[], Some("[ta]"))
 }
 
 /// Cross-builds `suit-agent` for the guest with the OP-TEE backend (host/build-aarch64.sh, as
