@@ -14,7 +14,7 @@ use suit_shared::error::Uuid;
 
 use super::config::{self, Config};
 use super::fetch::progress;
-use super::update::{Agent, AgentError, BootCheck};
+use super::update::{Agent, AgentError, Applied, BootCheck};
 use crate::common::{class_uuid, hex, parse_nonce, parse_uuid, vendor_uuid, Nonce};
 use crate::tee::simulator::{SimulatorConfig, SimulatorSession};
 use crate::tee::Tee;
@@ -303,7 +303,13 @@ fn run(cli: Cli) -> Result<(), Failure> {
         }
         Cmd::Install { source, nonce } => {
             agent.set_nonce(nonce.map(|n| n.0));
-            let installed = agent.install(&source)?;
+            let installed = match agent.install_or_rotate(&source)? {
+                Applied::Installed(installed) => installed,
+                Applied::Anchors { sequence_number } => {
+                    println!("SUIT-AGENT: trust-anchor update {sequence_number} applied by the TA");
+                    return Ok(());
+                }
+            };
             for (id, size) in &installed.components {
                 println!("wrote {id} ({size} bytes) to slot {}", installed.slot);
             }

@@ -333,6 +333,12 @@ crate::abi_table! {
         }
         -> Approval,
         request_cap: FIXED, response_cap: MIN_RESPONSE_BUFFER;
+    /// Apply a signed trust-anchor update (data in: an envelope for the component
+    /// [`crate::anchors::COMPONENT`], at most `max-envelope` bytes), authenticated under the
+    /// anchor set in force.
+    UpdateAnchors = 16, "UPDATE_ANCHORS", fn update_anchors [in envelope]
+        -> (),
+        request_cap: FIXED, response_cap: MIN_RESPONSE_BUFFER;
 }
 
 /// A rejection as it travels on the ABI.

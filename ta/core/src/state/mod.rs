@@ -1,5 +1,5 @@
 //! The TA's persistent state: ONE secure-storage object holding everything (device key, fleet
-//! KEK, identity overrides, anti-rollback floors, install state), replaced atomically on every
+//! KEK, identity overrides, anti-rollback floors, install state, the trust-anchor set), replaced atomically on every
 //! change.
 //!
 //! Keeping everything in one object is what makes a partial state impossible: floors cannot
@@ -23,6 +23,7 @@ use alloc::boxed::Box;
 use alloc::vec::Vec;
 
 use suit_shared::abi::{InstallState, LastOutcome};
+use suit_shared::anchors::AnchorSet;
 use suit_shared::boot::BootRecord;
 use suit_shared::component::ComponentId;
 use suit_shared::crypto::{self, Curve, PrivateKey};
@@ -122,6 +123,10 @@ pub struct State {
     pub last_outcome: LastOutcome,
     /// What each slot may boot, at most one record per slot, sorted by slot.
     pub boot: Vec<BootRecord>,
+    /// Sequence number of the last anchor update applied (0: none).
+    pub anchor_sequence: u64,
+    /// The anchor set in force since the last anchor update; `None`: the built-in set.
+    pub anchors: Option<AnchorSet>,
 }
 
 impl State {
@@ -139,6 +144,8 @@ impl State {
             install: InstallState::Idle,
             last_outcome: LastOutcome::None,
             boot: Vec::new(),
+            anchor_sequence: 0,
+            anchors: None,
         })
     }
 
@@ -180,7 +187,7 @@ impl State {
         format::encode(self)
     }
 
-    /// Decodes and checks an object's content (format 2, or 1 from before boot records).
+    /// Decodes and checks an object's content (format 4, or 3, 2, 1 of older TAs).
     pub fn decode(bytes: &[u8]) -> Result<Self> {
         format::decode(bytes)
     }
@@ -277,6 +284,21 @@ mod tests {
         assert_eq!(back.encode(), bytes);
     }
 
+    /// The format-3 object of a format-4 one without anchor update (sequence 0, no set).
+    fn format_3(v4: &[u8]) -> Vec<u8> {
+        let m = format::magic().len();
+        let body = &v4[m + 1..v4.len() - 32];
+        assert_eq!(body[0], 0x8e);
+        assert_eq!(body[body.len() - 2..], [0x00, 0xf6], "no anchor update");
+        let mut o = format::magic().to_vec();
+        o.push(format::FORMAT_VERSION_3);
+        o.push(0x8c);
+        o.extend_from_slice(&body[1..body.len() - 2]);
+        let sum = DigestAlg::Sha256.digest(&o);
+        o.extend_from_slice(sum.as_bytes());
+        o
+    }
+
     /// Format 2 and format 1 bodies made from a format-3 one: without the device public key
     /// (and, for 1, without the boot records). `generation` must be 0 (one CBOR byte).
     fn older_formats(v3: &[u8]) -> (Vec<u8>, Vec<u8>) {
@@ -303,18 +325,44 @@ mod tests {
     }
 
     #[test]
-    fn format_1_and_2_objects_load_and_are_written_as_3() {
+    fn format_1_2_and_3_objects_load_and_are_written_as_4() {
         let mut s = sample();
         s.boot.clear();
-        let v3 = s.encode();
+        let v4 = s.encode();
+        let v3 = format_3(&v4);
         assert_eq!(v3[v3.len() - 33], 0x80, "an empty boot-record array last");
         let (v2, v1) = older_formats(&v3);
-        for old in [v2, v1] {
+        for old in [v3, v2, v1] {
             let back = State::decode(&old).unwrap();
             assert!(back.boot.is_empty());
             assert_eq!(back.device_key, s.device_key, "the public key is computed");
-            assert_eq!(back.encode(), v3);
+            assert_eq!(back.anchor_sequence, 0);
+            assert!(back.anchors.is_none(), "the built-in anchor set");
+            assert_eq!(back.encode(), v4);
         }
+    }
+
+    /// An applied anchor update (its sequence number and the set) survives a store and load.
+    #[test]
+    fn the_anchor_set_round_trips() {
+        use suit_shared::auth::{AnchorPolicy, TrustAnchor};
+        let mut s = sample();
+        let key = DeviceKey::generate(&mut Counter(40)).unwrap();
+        s.anchor_sequence = 7;
+        s.anchors = Some(AnchorSet {
+            policy: AnchorPolicy::All,
+            anchors: vec![TrustAnchor::from_sec1(key.public_sec1(), Some(b"k2".to_vec())).unwrap()],
+        });
+        let bytes = s.encode();
+        let back = State::decode(&bytes).unwrap();
+        assert_eq!(back.anchor_sequence, 7);
+        let set = back.anchors.as_ref().unwrap();
+        assert_eq!(set.policy, AnchorPolicy::All);
+        assert_eq!(
+            suit_shared::anchors::key_id(&set.anchors[0]),
+            b"k2".to_vec()
+        );
+        assert_eq!(back.encode(), bytes);
     }
 
     /// A format-3 object whose public key is not the scalar's is refused as corrupt.
@@ -391,9 +439,10 @@ mod tests {
         assert_eq!(state.boot, expected.boot);
         assert_eq!(state.device_id, expected.device_id);
         assert_eq!(state.device_key, expected.device_key);
-        // Written back as format 3: the same body with the device public key after the scalar.
-        let v3 = state.encode();
-        assert_eq!(v3[format::magic().len()], format::FORMAT_VERSION);
-        assert_eq!(older_formats(&v3).0, bytes);
+        // Written back as format 4: the same body with the device public key after the scalar
+        // and no anchor update.
+        let v4 = state.encode();
+        assert_eq!(v4[format::magic().len()], format::FORMAT_VERSION);
+        assert_eq!(older_formats(&format_3(&v4)).0, bytes);
     }
 }
