@@ -153,15 +153,16 @@ fn read_key(r: &mut Reader<'_>) -> Result<TrustAnchor> {
 }
 
 impl AnchorSet {
-    /// Encodes a set of signature anchors as `[policy, [key...]]`; `None` if it holds an HMAC
-    /// anchor.
-    pub fn encode(&self, w: &mut Writer) -> Option<()> {
+    /// The encoding `[policy, [key...]]` of a set of signature anchors; `None` if it holds an
+    /// HMAC anchor.
+    pub fn encode(&self) -> Option<Vec<u8>> {
+        let mut w = Writer::new();
         w.array(2).u64(policy_code(self.policy));
         w.array(self.anchors.len());
         for anchor in &self.anchors {
-            write_key(anchor, w)?;
+            write_key(anchor, &mut w)?;
         }
-        Some(())
+        Some(w.into_bytes())
     }
 
     /// Reads what [`AnchorSet::encode`] wrote.

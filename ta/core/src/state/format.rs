@@ -9,7 +9,8 @@
 //!           vendor-id / null, class-id / null, device-id / null,
 //!           floors [[component-id, floor]...], pending / null, last-outcome (0 none,
 //!           1 confirmed, 2 rolled back), boot-records [boot-record...],
-//!           anchor-sequence, anchor-set / null]
+//!           anchor-sequence, anchor-set / null,
+//!           [signing-key (48 bytes), signing-public-key (97 bytes, SEC1)] / null]
 //! component-id = [* bstr]          digest = [cose-alg, bytes]
 //! pending      = [slot, sequence-number, manifest-digest, [[component-id, digest, size]...]]
 //! boot-record  = [slot, sequence-number, status (0 trial, 1 good),
@@ -19,8 +20,10 @@
 //!
 //! Format 4 is the one written: the trust-anchor set in force after the last anchor update
 //! (null: the built-in set) and that update's sequence number (0: none yet;
-//! [`suit_shared::anchors`]). Format 3 is format 4 without the last two fields, read as "the
-//! built-in set, no update yet". Format 2 (before the crypto provider made the device key) is
+//! [`suit_shared::anchors`]), and the signing key beside the key-agreement key (the
+//! `device-key` of older formats keeps its role of ECDH-ES recipient, so payloads encrypted
+//! to it still decrypt). Format 3 is format 4 without the last three fields, read as "the
+//! built-in set, no update yet, no signing key" (the state generates one when it loads). Format 2 (before the crypto provider made the device key) is
 //! the same body without the device public key: the provider computes it from the scalar
 //! (the RustCrypto provider can; OP-TEE's GP API cannot, so a GP TA refuses such an object).
 //! Format 1 (devices before verified boot) is format 2 without the boot records and is still
@@ -212,9 +215,9 @@ type FloorsCodec = List<Pair<StoredId, u64>>;
 /// The object's bytes, in the current format.
 pub(super) fn encode(state: &State) -> Zeroizing<Vec<u8>> {
     let mut w = Writer::new();
-    w.array(14).u64(state.generation);
-    w.bytes(state.device_key.scalar());
-    w.bytes(state.device_key.public_sec1());
+    w.array(15).u64(state.generation);
+    w.bytes(state.agreement_key.scalar());
+    w.bytes(state.agreement_key.public_sec1());
     let kek = Zeroizing::new(state.kek.as_ref().map(|k| (k.key.to_vec(), k.kid.clone())));
     KekCodec::write(&kek, &mut w);
     w.bool(state.provisioned);
@@ -227,14 +230,14 @@ pub(super) fn encode(state: &State) -> Zeroizing<Vec<u8>> {
     List::<StoredBoot>::write(&state.boot, &mut w);
     w.u64(state.anchor_sequence);
     // A stored set holds signature anchors only (`AnchorSet::apply` refuses others).
-    if state
-        .anchors
-        .as_ref()
-        .and_then(|set| set.encode(&mut w))
-        .is_none()
-    {
-        w.null();
-    }
+    match state.anchors.as_ref().and_then(AnchorSet::encode) {
+        Some(set) => w.raw(&set),
+        None => w.null(),
+    };
+    match &state.signing_key {
+        Some(key) => w.array(2).bytes(key.scalar()).bytes(key.public_sec1()),
+        None => w.null(),
+    };
     let body = Zeroizing::new(w.into_bytes());
     let mut out = Zeroizing::new(Vec::with_capacity(MAGIC.len() + 1 + body.len() + SUM_LEN));
     out.extend_from_slice(MAGIC);
@@ -278,7 +281,7 @@ pub(super) fn decode(bytes: &[u8]) -> Result<State> {
             FORMAT_VERSION_1 => 10,
             FORMAT_VERSION_2 => 11,
             FORMAT_VERSION_3 => 12,
-            _ => 14,
+            _ => 15,
         };
         r.array_of(fields, "TA state")?;
         let generation = r.u64()?;
@@ -288,7 +291,7 @@ pub(super) fn decode(bytes: &[u8]) -> Result<State> {
         } else {
             None
         };
-        let device_key = DeviceKey::from_stored(scalar, public)?;
+        let agreement_key = DeviceKey::from_stored(scalar, public)?;
         let kek = KekCodec::read(r)?.map(|(key, kid)| Kek {
             key: Zeroizing::new(key),
             kid,
@@ -322,9 +325,20 @@ pub(super) fn decode(bytes: &[u8]) -> Result<State> {
         } else {
             (0, None)
         };
+        let signing_key = if version != FORMAT_VERSION {
+            None
+        } else if r.is(minicbor::data::Type::Null) {
+            r.null()?;
+            None
+        } else {
+            r.array_of(2, "signing key")?;
+            let scalar = r.bytes()?;
+            Some(DeviceKey::from_stored(scalar, Some(r.bytes()?))?)
+        };
         Ok(State {
             generation,
-            device_key,
+            agreement_key,
+            signing_key,
             kek,
             provisioned,
             vendor_id,

@@ -247,7 +247,7 @@ impl<S: Storage, R: Rng, C: Clock> Core<S, R, C> {
         nonce: [u8; NONCE_LEN],
         capacity: usize,
     ) -> Result<Approval> {
-        let key = self.state()?.device_key.private_key()?;
+        let key = self.state()?.signing_key()?.private_key()?;
         let token = claims(update, &update.items[at].plan, computed, nonce).sign(&*key)?;
         let approval = Approval {
             token,
@@ -342,7 +342,7 @@ impl<S: Storage, R: Rng, C: Clock> Core<S, R, C> {
         {
             return Ok(());
         }
-        let key = self.state()?.device_key.public_sec1();
+        let key = self.state()?.signing_key()?.public_sec1();
         let token_ok = Token::verify(token, key).map_err(|e| TaError::Token(token_reason(e)))?;
         if token_ok.claims != *expected {
             return Err(TaError::Token(String::from(

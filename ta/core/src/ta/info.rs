@@ -54,7 +54,8 @@ impl<S: Storage, R: Rng, C: Clock> Core<S, R, C> {
             vendor_id: identity.vendor_id,
             class_id: identity.class_id,
             device_id: identity.device_id,
-            device_public_key: state.device_key.public_sec1().to_vec(),
+            device_public_key: state.agreement_key.public_sec1().to_vec(),
+            signing_public_key: state.signing_key()?.public_sec1().to_vec(),
             storage,
             provisioned: state.provisioned,
             kek_present: state.kek.is_some(),
@@ -77,7 +78,7 @@ impl<S: Storage, R: Rng, C: Clock> Core<S, R, C> {
             nonce,
             result: attempt.result.clone(),
         };
-        let key = self.state()?.device_key.private_key()?;
+        let key = self.state()?.signing_key()?.private_key()?;
         Ok(report.sign(&*key)?)
     }
 
