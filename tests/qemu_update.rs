@@ -9,8 +9,8 @@ use std::fs;
 use std::path::Path;
 
 use suit_tests::device::{
-    device_key_pem, get, phase, rootfs_floor, tool, work_dir, AgentRun, Device, Firmware, Release,
-    CLASS,
+    device_key_pem, get, phase, rootfs_floor, signing_key_pem, tool, work_dir, AgentRun, Device,
+    Firmware, Release, CLASS,
 };
 use suit_tests::nginx::Nginx;
 use suit_tests::qemu::{Disk, GUEST_SERVER_URL as URL};
@@ -128,6 +128,8 @@ fn update_lifecycle() {
     // The vendor encrypts v2 and v3 to the device key read from the device.
     let device_key = work.join("device.pub.pem");
     device_key_pem(&first, &device_key).unwrap();
+    let signing_key = work.join("device-signing.pub.pem");
+    signing_key_pem(&first, &signing_key).unwrap();
     let rel2 = Release::create(
         &work,
         "v2",
@@ -196,7 +198,7 @@ fn update_lifecycle() {
         &[
             "verify-report",
             "--device-key",
-            &device_key.to_string_lossy(),
+            &signing_key.to_string_lossy(),
             &report_file.to_string_lossy(),
         ],
     )

@@ -80,10 +80,15 @@ impl Device {
             .to_string()
     }
 
-    /// The reports kept so far, oldest first, as `suit-tool verify-report --json` reads them.
+    /// The reports kept so far, oldest first, as `suit-tool verify-report --json` reads them
+    /// with the device's signing key.
     fn reports(&self) -> Vec<Value> {
-        let key = self.path("device.pub.pem");
-        std::fs::write(&key, self.public_key_pem()).unwrap();
+        let key = self.path("device-signing.pub.pem");
+        let pem = self.info()["signing-public-key-pem"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        std::fs::write(&key, pem).unwrap();
         let mut files: Vec<PathBuf> = walk(&self.path("state/reports"));
         files.sort();
         files

@@ -73,7 +73,7 @@ fn facts(battery_mwh: Option<u64>, authorized: bool) -> Option<DeviceFacts> {
 
 fn failure_report(tee: &mut dyn Tee) -> (i64, u64, Reason) {
     let info = tee.get_info().unwrap();
-    match Report::verify(&tee.report(None).unwrap(), &info.device_public_key)
+    match Report::verify(&tee.report(None).unwrap(), &info.signing_public_key)
         .unwrap()
         .result
     {

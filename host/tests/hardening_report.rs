@@ -92,7 +92,7 @@ fn images() -> [[u8; 64]; 2] {
 
 fn report(tee: &mut dyn Tee) -> ReportResult {
     let info = tee.get_info().unwrap();
-    Report::verify(&tee.report(None).unwrap(), &info.device_public_key)
+    Report::verify(&tee.report(None).unwrap(), &info.signing_public_key)
         .unwrap()
         .result
 }
@@ -160,7 +160,7 @@ fn suit_tool_verify_report_shows_where_it_failed() {
         .unwrap_err();
     let dir = tempfile::tempdir().unwrap();
     let info = s.get_info().unwrap();
-    let key = p384::PublicKey::from_sec1_bytes(&info.device_public_key).unwrap();
+    let key = p384::PublicKey::from_sec1_bytes(&info.signing_public_key).unwrap();
     let pem = dir.path().join("device.pub.pem");
     std::fs::write(&pem, key.to_public_key_pem(LineEnding::LF).unwrap()).unwrap();
     let file = dir.path().join("report.cose");

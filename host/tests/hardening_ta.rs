@@ -84,9 +84,9 @@ fn simple(seq: u64, image: &[u8]) -> Vec<u8> {
     envelope(seq, b"rootfs", image, &Options::default(), &vendor_key())
 }
 
-/// The device public key, SEC1 uncompressed.
+/// The device's signing public key (tokens, reports), SEC1 uncompressed.
 fn device_key(tee: &mut dyn Tee) -> Vec<u8> {
-    tee.get_info().unwrap().device_public_key
+    tee.get_info().unwrap().signing_public_key
 }
 
 /// LOAD_MANIFEST (with an optional verifier nonce), PAYLOAD_UPDATE/FINAL, COMMIT; the token.

@@ -171,6 +171,12 @@ fn device_public_key(tee: &mut dyn Tee) -> p384::PublicKey {
     p384::PublicKey::from_sec1_bytes(&info.device_public_key).unwrap()
 }
 
+/// The device's signing key (tokens and reports).
+fn signing_public_key(tee: &mut dyn Tee) -> p384::PublicKey {
+    let info = tee.get_info().unwrap();
+    p384::PublicKey::from_sec1_bytes(&info.signing_public_key).unwrap()
+}
+
 /// Decrypts `ciphertext` in chunks of `chunk` through DECRYPT_FOR_INSTALL.
 fn decrypt(
     tee: &mut dyn Tee,
@@ -238,7 +244,7 @@ fn full_update_confirm_and_replay() {
     let fw = image(10_000, 1);
     let env = envelope(5, class(), &[plain("rootfs", &fw)]);
     let mut s = dev.session();
-    let key = device_public_key(&mut s);
+    let key = signing_public_key(&mut s);
     let plan = s.load_manifest(&env, 1).unwrap();
     assert_eq!(plan.sequence_number, 5);
     assert_eq!(plan.items.len(), 1);
@@ -680,7 +686,7 @@ fn token_alterations_and_foreign_keys_are_refused() {
     let dev = Device::new();
     let fw = image(800, 10);
     let mut s = dev.session();
-    let key = p384::ecdsa::VerifyingKey::from(&device_public_key(&mut s))
+    let key = p384::ecdsa::VerifyingKey::from(&signing_public_key(&mut s))
         .to_sec1_point(false)
         .as_bytes()
         .to_vec();
@@ -928,7 +934,7 @@ fn suit_tool_verify_token() {
     let dev = Device::new();
     let fw = image(64, 15);
     let mut s = dev.session();
-    let key = device_public_key(&mut s);
+    let key = signing_public_key(&mut s);
     s.load_manifest(&envelope(1, class(), &[plain("rootfs", &fw)]), 1)
         .unwrap();
     let a = approve(&mut s, 0, &fw, 64);

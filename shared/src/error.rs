@@ -380,6 +380,10 @@ pub enum Error {
     /// A feature the device does not implement or allow.
     #[error("unsupported: {0}")]
     Unsupported(String),
+    /// A trust-anchor update would leave an anchor set the TA refuses (empty, unsatisfiable,
+    /// a key named twice or not at all).
+    #[error("trust-anchor update refused: {0}")]
+    AnchorSet(String),
     /// A command number this processor does not implement.
     #[error("unsupported command {0} (unknown commands must be rejected)")]
     UnknownCommand(i64),
@@ -473,6 +477,7 @@ impl Error {
             | TagMismatch => Category::Decryption,
             Aborted
             | Unsupported(_)
+            | AnchorSet(_)
             | UnknownCommand(_)
             | UnknownParameter(_)
             | DependenciesNotSupported(_)

@@ -7,6 +7,7 @@
 extern crate alloc;
 
 pub mod abi;
+pub mod anchors;
 pub mod auth;
 #[cfg(feature = "author")]
 pub mod author;

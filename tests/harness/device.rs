@@ -235,6 +235,15 @@ pub fn device_key_pem(info: &Value, out: &Path) -> Result<()> {
     fs::write(out, pem).map_err(io("write", out))
 }
 
+/// Writes the device signing key (tokens, reports) of a `suit-agent info --json` answer to
+/// `out` as SPKI PEM, the form `suit-tool verify-token` / `verify-report` read.
+pub fn signing_key_pem(info: &Value, out: &Path) -> Result<()> {
+    let pem = info["signing-public-key-pem"]
+        .as_str()
+        .ok_or_else(|| Error(format!("no signing-public-key-pem in {info}")))?;
+    fs::write(out, pem).map_err(io("write", out))
+}
+
 /// The anti-rollback floor of the component `rootfs` in a `suit-agent info --json` answer.
 pub fn rootfs_floor(info: &Value) -> Option<u64> {
     info["floors"]

@@ -14,7 +14,7 @@ use suit_shared::error::Uuid;
 
 use super::config::{self, Config};
 use super::fetch::progress;
-use super::update::{Agent, AgentError, BootCheck};
+use super::update::{Agent, AgentError, Applied, BootCheck};
 use crate::common::{class_uuid, hex, parse_nonce, parse_uuid, vendor_uuid, Nonce};
 use crate::tee::simulator::{SimulatorConfig, SimulatorSession};
 use crate::tee::Tee;
@@ -218,7 +218,9 @@ fn info_json(info: &Info) -> Value {
         "class-id": info.class_id.to_string(),
         "device-id": info.device_id.map(|d| d.to_string()),
         "device-public-key": hex(&info.device_public_key),
-        "device-public-key-pem": device_key_pem(info),
+        "device-public-key-pem": device_key_pem(&info.device_public_key),
+        "signing-public-key": hex(&info.signing_public_key),
+        "signing-public-key-pem": device_key_pem(&info.signing_public_key),
         "storage": info.storage.as_str(),
         "provisioned": info.provisioned,
         "kek-present": info.kek_present,
@@ -240,10 +242,10 @@ fn info_json(info: &Info) -> Value {
     })
 }
 
-/// The device public key as SPKI PEM, for encrypting payloads to this device.
-fn device_key_pem(info: &Info) -> Option<String> {
+/// A device public key (SEC1) as SPKI PEM.
+fn device_key_pem(sec1: &[u8]) -> Option<String> {
     use p384::pkcs8::{EncodePublicKey, LineEnding};
-    let key = p384::PublicKey::from_sec1_bytes(&info.device_public_key).ok()?;
+    let key = p384::PublicKey::from_sec1_bytes(sec1).ok()?;
     key.to_public_key_pem(LineEnding::LF).ok()
 }
 
@@ -279,8 +281,11 @@ fn print_info(info: &Info) {
             p.sequence_number, p.slot
         ),
     }
-    if let Some(pem) = device_key_pem(info) {
+    if let Some(pem) = device_key_pem(&info.device_public_key) {
         print!("device public key (P-384, encrypt payloads to it):\n{pem}");
+    }
+    if let Some(pem) = device_key_pem(&info.signing_public_key) {
+        print!("device signing key (P-384, verify tokens and reports with it):\n{pem}");
     }
 }
 
@@ -303,7 +308,13 @@ fn run(cli: Cli) -> Result<(), Failure> {
         }
         Cmd::Install { source, nonce } => {
             agent.set_nonce(nonce.map(|n| n.0));
-            let installed = agent.install(&source)?;
+            let installed = match agent.install_or_rotate(&source)? {
+                Applied::Installed(installed) => installed,
+                Applied::Anchors { sequence_number } => {
+                    println!("SUIT-AGENT: trust-anchor update {sequence_number} applied by the TA");
+                    return Ok(());
+                }
+            };
             for (id, size) in &installed.components {
                 println!("wrote {id} ({size} bytes) to slot {}", installed.slot);
             }

@@ -402,6 +402,11 @@ pub trait Tee {
         Typed(self).provision(provisioning.clone())
     }
 
+    /// UPDATE_ANCHORS: applies a signed trust-anchor update envelope (docs/anchors.md).
+    fn update_anchors(&mut self, envelope: &[u8]) -> Result<(), TeeError> {
+        Typed(self).update_anchors(envelope)
+    }
+
     /// BOOT_VERIFY: what `slot` (component-slot number) may boot, or the TA's refusal.
     fn boot_verify(&mut self, slot: u64) -> Result<suit_shared::boot::BootRecord, TeeError> {
         Typed(self).boot_verify(slot)

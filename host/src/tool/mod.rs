@@ -1,6 +1,7 @@
 //! `suit-tool`, the vendor CLI (DESIGN.md §8). Exit codes: 0 success, 1 rejected
 //! (authentication, validation, decryption), 2 usage or I/O error.
 
+mod anchors;
 pub mod crypt;
 mod device;
 pub use device::SimulatedDevice;
@@ -205,6 +206,9 @@ enum Cmd {
         #[arg(long, value_name = "DIR")]
         slot_dir: Option<PathBuf>,
     },
+    /// Create an unsigned trust-anchor update envelope (add, replace, retire anchors; the
+    /// new policy); sign it with the anchor set the devices hold now.
+    Anchors(anchors::AnchorsArgs),
     /// Add a COSE_Sign1 signature to an envelope (its other signatures stay).
     Sign {
         /// Signing key (PKCS#8 PEM, or an HSS-LMS private state).
@@ -510,12 +514,23 @@ fn run(command: Cmd) -> Result<(), ToolError> {
             }
             Ok(())
         }
+        Cmd::Anchors(args) => anchors::run(args),
         Cmd::Encrypt(args) => crypt::encrypt(args),
         Cmd::Decrypt(args) => crypt::decrypt(args),
         Cmd::VerifyToken(args) => token::verify_token(args),
         Cmd::VerifyReport(args) => token::verify_report(args),
         Cmd::Verity(args) => verity::run(args),
     }
+}
+
+/// The unsigned envelope of a prepared spec, its integrated payloads read from their files.
+fn build(prepared: &spec::Prepared) -> Result<Vec<u8>, ToolError> {
+    let encoded = encode_manifest(&prepared.manifest(), prepared.digest_alg());
+    let mut integrated = Vec::new();
+    for (key, path) in prepared.integrated() {
+        integrated.push((key.clone(), read(path)?));
+    }
+    Ok(build_envelope(&encoded, &integrated, prepared.digest_alg()))
 }
 
 fn create(
@@ -527,12 +542,7 @@ fn create(
     let base = spec_path.parent().unwrap_or(Path::new("."));
     let prepared = spec::Spec::load(spec_path)?.prepare(base)?;
     let manifest = prepared.manifest();
-    let encoded = encode_manifest(&manifest, prepared.digest_alg());
-    let mut integrated = Vec::new();
-    for (key, path) in prepared.integrated() {
-        integrated.push((key.clone(), read(path)?));
-    }
-    let mut envelope = build_envelope(&encoded, &integrated, prepared.digest_alg());
+    let mut envelope = build(&prepared)?;
     for k in key_paths {
         let mut signer = keys::load_signer(k)?;
         envelope = signer.sign_envelope(&envelope, signer.default_alg(), None)?;

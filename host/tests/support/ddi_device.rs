@@ -147,7 +147,7 @@ pub fn verified_report<'a>(dev: &Device, details: impl Iterator<Item = &'a str>)
     let info: Value = serde_json::from_str(&agent_ok(&dev.config, &["info", "--json"])).unwrap();
     std::fs::write(
         dev.path("device.pub.pem"),
-        info["device-public-key-pem"].as_str().unwrap(),
+        info["signing-public-key-pem"].as_str().unwrap(),
     )
     .unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_suit-tool"))

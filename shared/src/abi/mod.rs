@@ -39,7 +39,9 @@ use crate::error::{Category, Error, Result};
 /// always carries (null for none), so a version-2 peer miscounts the arguments. Version 4:
 /// plan items carry the dm-verity root a manifest binds (`verity_root`), and
 /// STREAM_UPDATE/STREAM_FINAL stream such a component in one pass (docs/streaming.md).
-pub const ABI_VERSION: u32 = 4;
+/// Version 5: UPDATE_ANCHORS (docs/anchors.md), and GET_INFO's reply ends with the signing
+/// public key (tokens and reports), apart from the key-agreement key.
+pub const ABI_VERSION: u32 = 5;
 /// Largest chunk any TA may announce.
 pub const MAX_CHUNK_LIMIT: usize = 1 << 20;
 /// What STREAM_UPDATE's data may exceed `max-chunk` by: room for the hash blocks of a
@@ -332,6 +334,12 @@ crate::abi_table! {
             component: u32 as U32,
         }
         -> Approval,
+        request_cap: FIXED, response_cap: MIN_RESPONSE_BUFFER;
+    /// Apply a signed trust-anchor update (data in: an envelope for the component
+    /// [`crate::anchors::COMPONENT`], at most `max-envelope` bytes), authenticated under the
+    /// anchor set in force.
+    UpdateAnchors = 16, "UPDATE_ANCHORS", fn update_anchors [in envelope]
+        -> (),
         request_cap: FIXED, response_cap: MIN_RESPONSE_BUFFER;
 }
 

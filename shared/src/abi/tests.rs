@@ -118,24 +118,25 @@ fn sample_info() -> Info {
         floors: vec![(ComponentId::new([b"fw"]), 3)],
         install: InstallState::Trial(sample_pending()),
         last_outcome: LastOutcome::RolledBack,
+        signing_public_key: vec![6; 5],
     }
 }
 
 /// The bytes of ABI version 2 as the hand-written codec produced them before the table, with
-/// version 3's changes (the version byte, LOAD_MANIFEST's facts) and version 4's (the version
-/// byte, the plan item's verity root, STREAM_UPDATE/FINAL): the derived codec must not change
-/// any other.
+/// version 3's changes (the version byte, LOAD_MANIFEST's facts), version 4's (the version
+/// byte, the plan item's verity root, STREAM_UPDATE/FINAL) and version 5's (the version byte,
+/// GET_INFO's signing key): the derived codec must not change any other.
 #[test]
 fn encodings_are_pinned() {
     let requests = [
-        (Request::GetInfo, "8104"),
+        (Request::GetInfo, "8105"),
         (
             Request::LoadManifest {
                 target_slot: 1,
                 nonce: Some(vec![6; 4]),
                 facts: None,
             },
-            "8404014406060606f6",
+            "8405014406060606f6",
         ),
         (
             Request::LoadManifest {
@@ -146,14 +147,14 @@ fn encodings_are_pinned() {
                     authorized: false,
                 }),
             },
-            "840400f682191388f4",
+            "840500f682191388f4",
         ),
         (
             Request::PayloadUpdate {
                 component: 2,
                 offset: 7,
             },
-            "83040207",
+            "83050207",
         ),
         (
             Request::DecryptForInstall {
@@ -162,15 +163,15 @@ fn encodings_are_pinned() {
                 offset: 4096,
                 last: true,
             },
-            "85040143010203191000f5",
+            "85050143010203191000f5",
         ),
         (
             Request::Commit {
                 tokens: vec![vec![9], vec![]],
             },
-            "820482410940",
+            "820582410940",
         ),
-        (Request::Report { nonce: None }, "8204f6"),
+        (Request::Report { nonce: None }, "8205f6"),
         (
             Request::Provision(Provisioning {
                 kek: Some((vec![0x11; 16], b"fleet".to_vec())),
@@ -179,20 +180,21 @@ fn encodings_are_pinned() {
                 device_id: Some(Uuid([3; 16])),
             }),
             concat!(
-                "850482501111111111111111111111111111111145666c6565745001010101010101010101010101",
+                "850582501111111111111111111111111111111145666c6565745001010101010101010101010101",
                 "010101f65003030303030303030303030303030303"
             ),
         ),
-        (Request::BootVerify { slot: 3 }, "820403"),
+        (Request::BootVerify { slot: 3 }, "820503"),
         (
             Request::StreamUpdate {
                 component: 1,
                 offset: 4096,
                 hashes: 8192,
             },
-            "840401191000192000",
+            "840501191000192000",
         ),
-        (Request::StreamFinal { component: 2 }, "820402"),
+        (Request::StreamFinal { component: 2 }, "820502"),
+        (Request::UpdateAnchors, "8105"),
     ];
     for (request, expected) in requests {
         assert_eq!(hex(&request.encode()), expected, "{request:?}");
@@ -236,17 +238,17 @@ fn encodings_are_pinned() {
             CommandId::GetInfo,
             Reply::Info(alloc::boxed::Box::new(info)),
             concat!(
-                "8304008e021910001a0001000084812f813822810381225001010101010101010101010101010101",
+                "8305008f021910001a0001000084812f813822810381225001010101010101010101010101010101",
                 "5002020202020202020202020202020202f645040404040401f5f481828142667703840105822f58",
                 "202d711642b726b04401627ca9fbac32f5c8530fb1903cc4db02258717921a488181838142667782",
-                "2f58202d711642b726b04401627ca9fbac32f5c8530fb1903cc4db02258717921a48810a02"
+                "2f58202d711642b726b04401627ca9fbac32f5c8530fb1903cc4db02258717921a48810a02450606060606"
             ),
         ),
         (
             CommandId::LoadManifest,
             Reply::Plan(plan),
             concat!(
-                "83040084822f58202d711642b726b04401627ca9fbac32f5c8530fb1903cc4db02258717921a4881",
+                "83050084822f58202d711642b726b04401627ca9fbac32f5c8530fb1903cc4db02258717921a4881",
                 "0301818a00814266770182006b687474703a2f2f782f66770a822f58202d711642b726b04401627c",
                 "a9fbac32f5c8530fb1903cc4db02258717921a488141a0f6822f58202d711642b726b04401627ca9",
                 "fbac32f5c8530fb1903cc4db02258717921a48815820070707070707070707070707070707070707",
@@ -261,7 +263,7 @@ fn encodings_are_pinned() {
                 size: 3,
             }),
             concat!(
-                "830400834101822f58202d711642b726b04401627ca9fbac32f5c8530fb1903cc4db02258717921a",
+                "830500834101822f58202d711642b726b04401627ca9fbac32f5c8530fb1903cc4db02258717921a",
                 "488103"
             ),
         ),
@@ -271,13 +273,13 @@ fn encodings_are_pinned() {
                 written: 7,
                 done: true,
             }),
-            "8304008207f5",
+            "8305008207f5",
         ),
         (
             CommandId::Commit,
             Reply::Committed(sample_pending()),
             concat!(
-                "830400840105822f58202d711642b726b04401627ca9fbac32f5c8530fb1903cc4db02258717921a",
+                "830500840105822f58202d711642b726b04401627ca9fbac32f5c8530fb1903cc4db02258717921a",
                 "4881818381426677822f58202d711642b726b04401627ca9fbac32f5c8530fb1903cc4db02258717",
                 "921a48810a"
             ),
@@ -285,22 +287,22 @@ fn encodings_are_pinned() {
         (
             CommandId::Confirm,
             Reply::Confirmed(vec![(ComponentId::new([b"fw" as &[u8], &[0]]), 4)]),
-            "830400818282426677410004",
+            "830500818282426677410004",
         ),
         (
             CommandId::Report,
             Reply::Report(vec![0xd2, 0x84]),
-            "83040042d284",
+            "83050042d284",
         ),
         (
             CommandId::BootVerify,
             Reply::Boot(boot),
             concat!(
-                "83040084010201818481426677582003030303030303030303030303030303030303030303030303",
+                "83050084010201818481426677582003030303030303030303030303030303030303030303030303",
                 "03030303030303440404040409"
             ),
         ),
-        (CommandId::Abort, Reply::Done, "830400f6"),
+        (CommandId::Abort, Reply::Done, "830500f6"),
     ];
     for (command, reply, expected) in replies {
         let bytes = encode_response(&Ok(reply.clone()));
@@ -312,7 +314,7 @@ fn encodings_are_pinned() {
         message: "too old".into(),
     };
     let bytes = encode_response(&Err(rejection.clone()));
-    assert_eq!(hex(&bytes), "8404010367746f6f206f6c64");
+    assert_eq!(hex(&bytes), "8405010367746f6f206f6c64");
     assert_eq!(
         decode_response(CommandId::Commit, &bytes).unwrap(),
         Err(rejection)

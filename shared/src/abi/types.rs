@@ -233,7 +233,8 @@ wire_struct! {
         pub class_id: Uuid,
         /// Device id, if provisioned.
         pub device_id: Option<Uuid> as Opt<Uuid>,
-        /// The device's P-384 public key, SEC1 uncompressed.
+        /// The device's P-384 key-agreement public key (SEC1 uncompressed): encrypt payloads
+        /// to it (ECDH-ES).
         pub device_public_key: Vec<u8> as Bytes,
         /// Secure storage in force.
         pub storage: StorageKind,
@@ -247,6 +248,9 @@ wire_struct! {
         pub install: InstallState,
         /// How the last install ended.
         pub last_outcome: LastOutcome,
+        /// The device's P-384 signing public key (SEC1 uncompressed): verify approval tokens
+        /// and SUIT reports with it.
+        pub signing_public_key: Vec<u8> as Bytes,
     }
 }
 

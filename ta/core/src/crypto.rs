@@ -20,7 +20,7 @@ pub const KEY_DISTRIBUTION_ALGS: [i64; 4] = [-3, -5, -29, -31];
 fn recipient_keys(state: &State) -> Result<Vec<RecipientKey>> {
     let mut keys = vec![RecipientKey::Ecdh {
         kid: None,
-        key: state.device_key.private_key()?,
+        key: state.agreement_key.private_key()?,
     }];
     if let Some(kek) = &state.kek {
         keys.push(RecipientKey::Kek {

@@ -19,6 +19,29 @@ use crate::agent::storage::VerifyError;
 use crate::agent::Slot;
 use crate::tee::TeeError;
 
+/// What [`Agent::install_or_rotate`] did.
+#[derive(Debug, Clone)]
+pub enum Applied {
+    /// An image installed and armed for a trial boot.
+    Installed(Installed),
+    /// The TA applied a trust-anchor update with this sequence number.
+    Anchors {
+        /// The update's sequence number.
+        sequence_number: u64,
+    },
+}
+
+/// The sequence number of `envelope` if it is a trust-anchor update, read without
+/// authentication: only the route depends on it, the TA decides.
+fn anchor_update(envelope: &[u8]) -> Option<u64> {
+    let env = suit_shared::envelope::Envelope::decode(envelope).ok()?;
+    let (manifest, _) = suit_shared::manifest::Manifest::decode_for_inspection(&env).ok()?;
+    match &manifest.components[..] {
+        [only] if suit_shared::anchors::is_anchor_component(only) => Some(manifest.sequence_number),
+        _ => None,
+    }
+}
+
 /// Bytes a GCM ciphertext is longer than its plaintext (the tag).
 const AEAD_TAG_LEN: u64 = 16;
 
@@ -29,6 +52,12 @@ impl Agent {
         self.install_into(source, None)
     }
 
+    /// [`Self::install`], or, when the envelope at `source` is a trust-anchor update
+    /// (docs/anchors.md), hands it to the TA's UPDATE_ANCHORS: nothing is written to a slot.
+    pub fn install_or_rotate(&mut self, source: &str) -> Result<Applied, AgentError> {
+        self.apply(source, None, true)
+    }
+
     /// [`Self::install`] into `target` (default: the inactive slot); the factory installs the
     /// first image into a given slot this way.
     pub fn install_into(
@@ -36,6 +65,22 @@ impl Agent {
         source: &str,
         target: Option<Slot>,
     ) -> Result<Installed, AgentError> {
+        match self.apply(source, target, false)? {
+            Applied::Installed(installed) => Ok(installed),
+            Applied::Anchors { .. } => Err(AgentError::Plan(
+                "a trust-anchor update is not an image to install".into(),
+            )),
+        }
+    }
+
+    /// Installs `source` into `target`; with `rotate`, applies it instead when it is a
+    /// trust-anchor update (without, LOAD_MANIFEST refuses such an envelope).
+    fn apply(
+        &mut self,
+        source: &str,
+        target: Option<Slot>,
+        rotate: bool,
+    ) -> Result<Applied, AgentError> {
         let _lock = self.journal.lock()?;
         let mut journal = self.journal.load()?;
         let info = self.tee.get_info()?;
@@ -51,6 +96,14 @@ impl Agent {
         tracing::info!("fetching the envelope from {source}");
         let envelope_path = self.staging.incoming_envelope();
         let envelope = self.fetch_envelope(source, &envelope_path, &info)?;
+        if rotate {
+            if let Some(sequence_number) = anchor_update(&envelope) {
+                let _ = std::fs::remove_file(&envelope_path);
+                tracing::info!("asking the TA to apply the trust-anchor update");
+                self.tee.update_anchors(&envelope)?;
+                return Ok(Applied::Anchors { sequence_number });
+            }
+        }
 
         let facts = match self.device_facts(&envelope, target, source) {
             Ok(facts) => facts,
@@ -126,7 +179,7 @@ impl Agent {
             let _ = self.tee.abort();
         }
         self.file_report();
-        result
+        result.map(Applied::Installed)
     }
 
     fn carry_out(

@@ -20,7 +20,7 @@
 //!
 //! | module | step |
 //! |---|---|
-//! | `install` | install and check: envelope, plan, staging, approval, commit, trial armed |
+//! | `install` | install and check: envelope, plan, staging, approval, commit, trial armed; trust-anchor updates to the TA |
 //! | `writer` | the slot writer: approved plaintext into the inactive slot |
 //! | `streaming` | one-pass install of manifests that bind a dm-verity root (docs/streaming.md) |
 //! | `trial` | boot-check, confirm, rollback, the factory's confirmation, BOOT_VERIFY |
@@ -39,6 +39,8 @@ mod report;
 mod streaming;
 mod trial;
 mod writer;
+
+pub use install::Applied;
 
 use std::io;
 use std::path::{Path, PathBuf};

@@ -8,14 +8,22 @@
 //!           [kek, kid] / null, provisioned,
 //!           vendor-id / null, class-id / null, device-id / null,
 //!           floors [[component-id, floor]...], pending / null, last-outcome (0 none,
-//!           1 confirmed, 2 rolled back), boot-records [boot-record...]]
+//!           1 confirmed, 2 rolled back), boot-records [boot-record...],
+//!           anchor-sequence, anchor-set / null,
+//!           [signing-key (48 bytes), signing-public-key (97 bytes, SEC1)] / null]
 //! component-id = [* bstr]          digest = [cose-alg, bytes]
 //! pending      = [slot, sequence-number, manifest-digest, [[component-id, digest, size]...]]
 //! boot-record  = [slot, sequence-number, status (0 trial, 1 good),
 //!                 [[component-id, verity-root (32 bytes), salt, data-blocks]...]]
+//! anchor-set   = [policy (0 any one, 1 all), [[cose-alg, public-key, kid / null]...]]
 //! ```
 //!
-//! Format 3 is the one written. Format 2 (before the crypto provider made the device key) is
+//! Format 4 is the one written: the trust-anchor set in force after the last anchor update
+//! (null: the built-in set) and that update's sequence number (0: none yet;
+//! [`suit_shared::anchors`]), and the signing key beside the key-agreement key (the
+//! `device-key` of older formats keeps its role of ECDH-ES recipient, so payloads encrypted
+//! to it still decrypt). Format 3 is format 4 without the last three fields, read as "the
+//! built-in set, no update yet, no signing key" (the state generates one when it loads). Format 2 (before the crypto provider made the device key) is
 //! the same body without the device public key: the provider computes it from the scalar
 //! (the RustCrypto provider can; OP-TEE's GP API cannot, so a GP TA refuses such an object).
 //! Format 1 (devices before verified boot) is format 2 without the boot records and is still
@@ -26,6 +34,7 @@ use alloc::vec::Vec;
 
 use subtle::ConstantTimeEq;
 use suit_shared::abi::{InstallState, InstalledComponent, LastOutcome, PendingInstall};
+use suit_shared::anchors::AnchorSet;
 use suit_shared::boot::{BootComponent, BootRecord, BootStatus};
 use suit_shared::cbor::{Reader, Writer};
 use suit_shared::codec::{Bytes, Codec, List, Opt, Pair};
@@ -39,7 +48,9 @@ use crate::error::{Result, TaError};
 
 const MAGIC: &[u8; 8] = b"SUIT-TA\0";
 /// The format written.
-pub(super) const FORMAT_VERSION: u8 = 3;
+pub(super) const FORMAT_VERSION: u8 = 4;
+/// The format before the anchor set was stored.
+pub(super) const FORMAT_VERSION_3: u8 = 3;
 /// The format before the device public key was stored.
 pub(super) const FORMAT_VERSION_2: u8 = 2;
 /// The format before boot records.
@@ -204,9 +215,9 @@ type FloorsCodec = List<Pair<StoredId, u64>>;
 /// The object's bytes, in the current format.
 pub(super) fn encode(state: &State) -> Zeroizing<Vec<u8>> {
     let mut w = Writer::new();
-    w.array(12).u64(state.generation);
-    w.bytes(state.device_key.scalar());
-    w.bytes(state.device_key.public_sec1());
+    w.array(15).u64(state.generation);
+    w.bytes(state.agreement_key.scalar());
+    w.bytes(state.agreement_key.public_sec1());
     let kek = Zeroizing::new(state.kek.as_ref().map(|k| (k.key.to_vec(), k.kid.clone())));
     KekCodec::write(&kek, &mut w);
     w.bool(state.provisioned);
@@ -217,6 +228,16 @@ pub(super) fn encode(state: &State) -> Zeroizing<Vec<u8>> {
     StoredInstall::write(&state.install, &mut w);
     w.u64(outcome_code(state.last_outcome));
     List::<StoredBoot>::write(&state.boot, &mut w);
+    w.u64(state.anchor_sequence);
+    // A stored set holds signature anchors only (`AnchorSet::apply` refuses others).
+    match state.anchors.as_ref().and_then(AnchorSet::encode) {
+        Some(set) => w.raw(&set),
+        None => w.null(),
+    };
+    match &state.signing_key {
+        Some(key) => w.array(2).bytes(key.scalar()).bytes(key.public_sec1()),
+        None => w.null(),
+    };
     let body = Zeroizing::new(w.into_bytes());
     let mut out = Zeroizing::new(Vec::with_capacity(MAGIC.len() + 1 + body.len() + SUM_LEN));
     out.extend_from_slice(MAGIC);
@@ -227,7 +248,7 @@ pub(super) fn encode(state: &State) -> Zeroizing<Vec<u8>> {
     out
 }
 
-/// Reads and checks an object of format 3, 2 or 1.
+/// Reads and checks an object of format 4, 3, 2 or 1.
 pub(super) fn decode(bytes: &[u8]) -> Result<State> {
     let corrupt = |what: &str| TaError::CorruptState(what.to_string());
     if bytes.len() < MAGIC.len() + 1 + SUM_LEN {
@@ -237,7 +258,14 @@ pub(super) fn decode(bytes: &[u8]) -> Result<State> {
         return Err(corrupt("not a SUIT TA state object"));
     }
     let version = bytes[MAGIC.len()];
-    if ![FORMAT_VERSION, FORMAT_VERSION_2, FORMAT_VERSION_1].contains(&version) {
+    if ![
+        FORMAT_VERSION,
+        FORMAT_VERSION_3,
+        FORMAT_VERSION_2,
+        FORMAT_VERSION_1,
+    ]
+    .contains(&version)
+    {
         return Err(TaError::CorruptState(alloc::format!(
             "format version {version} is not the version {FORMAT_VERSION} this TA reads"
         )));
@@ -252,17 +280,18 @@ pub(super) fn decode(bytes: &[u8]) -> Result<State> {
         let fields = match version {
             FORMAT_VERSION_1 => 10,
             FORMAT_VERSION_2 => 11,
-            _ => 12,
+            FORMAT_VERSION_3 => 12,
+            _ => 15,
         };
         r.array_of(fields, "TA state")?;
         let generation = r.u64()?;
         let scalar = r.bytes()?;
-        let public = if version == FORMAT_VERSION {
+        let public = if version >= FORMAT_VERSION_3 {
             Some(r.bytes()?)
         } else {
             None
         };
-        let device_key = DeviceKey::from_stored(scalar, public)?;
+        let agreement_key = DeviceKey::from_stored(scalar, public)?;
         let kek = KekCodec::read(r)?.map(|(key, kid)| Kek {
             key: Zeroizing::new(key),
             kid,
@@ -284,9 +313,32 @@ pub(super) fn decode(bytes: &[u8]) -> Result<State> {
                 boot.push(record);
             }
         }
+        let (anchor_sequence, anchors) = if version == FORMAT_VERSION {
+            let sequence = r.u64()?;
+            let set = if r.is(minicbor::data::Type::Null) {
+                r.null()?;
+                None
+            } else {
+                Some(AnchorSet::read(r)?)
+            };
+            (sequence, set)
+        } else {
+            (0, None)
+        };
+        let signing_key = if version != FORMAT_VERSION {
+            None
+        } else if r.is(minicbor::data::Type::Null) {
+            r.null()?;
+            None
+        } else {
+            r.array_of(2, "signing key")?;
+            let scalar = r.bytes()?;
+            Some(DeviceKey::from_stored(scalar, Some(r.bytes()?))?)
+        };
         Ok(State {
             generation,
-            device_key,
+            agreement_key,
+            signing_key,
             kek,
             provisioned,
             vendor_id,
@@ -296,6 +348,8 @@ pub(super) fn decode(bytes: &[u8]) -> Result<State> {
             install,
             last_outcome,
             boot,
+            anchor_sequence,
+            anchors,
         })
     })
     .map_err(|e| TaError::CorruptState(alloc::format!("{e}")))

@@ -1,13 +1,13 @@
 //! The TA's persistent state: ONE secure-storage object holding everything (device key, fleet
-//! KEK, identity overrides, anti-rollback floors, install state), replaced atomically on every
+//! KEK, identity overrides, anti-rollback floors, install state, the trust-anchor set), replaced atomically on every
 //! change.
 //!
 //! Keeping everything in one object is what makes a partial state impossible: floors cannot
 //! go missing while the device key stays, and a torn update cannot mix old floors with a new
 //! install state. The object is checked on load — magic, format version, a SHA-256 over the
 //! whole content, strict CBOR — and a check failure is reported as corrupt state, never
-//! repaired or reset. Only a completely absent object is "first use": the TA then generates a
-//! new device key, so a wiped state is visible to the outside world as a new device identity
+//! repaired or reset. Only a completely absent object is "first use": the TA then generates
+//! new device keys, so a wiped state is visible to the outside world as a new device identity
 //! (its public key changes) rather than silently reusing the old one with zero floors.
 //! OP-TEE's REE-FS cannot stop an attacker with root from restoring an old copy of the whole
 //! object (DESIGN.md §6); RPMB can.
@@ -23,6 +23,7 @@ use alloc::boxed::Box;
 use alloc::vec::Vec;
 
 use suit_shared::abi::{InstallState, LastOutcome};
+use suit_shared::anchors::AnchorSet;
 use suit_shared::boot::BootRecord;
 use suit_shared::component::ComponentId;
 use suit_shared::crypto::{self, Curve, PrivateKey};
@@ -37,7 +38,7 @@ pub const OBJECT_NAME: &str = "suit-ta-state";
 /// The device key's curve.
 const DEVICE_CURVE: Curve = Curve::P384;
 
-/// The device's P-384 key as stored: its scalar and its public key. The crypto provider
+/// A device P-384 key as stored: its scalar and its public key. The crypto provider
 /// makes the key object from both ([`DeviceKey::private_key`]); the scalar never leaves the
 /// TA through the core.
 #[derive(Clone, PartialEq, Eq)]
@@ -102,8 +103,13 @@ pub struct Kek {
 pub struct State {
     /// Incremented on every write.
     pub generation: u64,
-    /// The device's P-384 key.
-    pub device_key: DeviceKey,
+    /// The device's P-384 key-agreement key: the ECDH-ES recipient of encrypted payloads
+    /// (the key of devices before key separation, so what was encrypted to it still decrypts).
+    pub agreement_key: DeviceKey,
+    /// The device's P-384 signing key (approval tokens, SUIT reports); `None` only in a state
+    /// read from an object written before key separation, until [`State::load_or_create`]
+    /// gives it one.
+    pub signing_key: Option<DeviceKey>,
     /// The fleet KEK, once provisioned.
     pub kek: Option<Kek>,
     /// Whether PROVISION ran (it runs once).
@@ -122,6 +128,10 @@ pub struct State {
     pub last_outcome: LastOutcome,
     /// What each slot may boot, at most one record per slot, sorted by slot.
     pub boot: Vec<BootRecord>,
+    /// Sequence number of the last anchor update applied (0: none).
+    pub anchor_sequence: u64,
+    /// The anchor set in force since the last anchor update; `None`: the built-in set.
+    pub anchors: Option<AnchorSet>,
 }
 
 impl State {
@@ -129,7 +139,8 @@ impl State {
     pub fn generate(rng: &mut impl Rng) -> Result<Self> {
         Ok(State {
             generation: 0,
-            device_key: DeviceKey::generate(rng)?,
+            agreement_key: DeviceKey::generate(rng)?,
+            signing_key: Some(DeviceKey::generate(rng)?),
             kek: None,
             provisioned: false,
             vendor_id: None,
@@ -139,6 +150,18 @@ impl State {
             install: InstallState::Idle,
             last_outcome: LastOutcome::None,
             boot: Vec::new(),
+            anchor_sequence: 0,
+            anchors: None,
+        })
+    }
+
+    /// The signing key (tokens, reports); an error only for a state that skipped
+    /// [`State::load_or_create`]'s migration.
+    pub fn signing_key(&self) -> Result<&DeviceKey> {
+        self.signing_key.as_ref().ok_or_else(|| {
+            crate::error::TaError::CorruptState(alloc::string::String::from(
+                "no device signing key",
+            ))
         })
     }
 
@@ -180,19 +203,25 @@ impl State {
         format::encode(self)
     }
 
-    /// Decodes and checks an object's content (format 2, or 1 from before boot records).
+    /// Decodes and checks an object's content (format 4, or 3, 2, 1 of older TAs).
     pub fn decode(bytes: &[u8]) -> Result<Self> {
         format::decode(bytes)
     }
 
     /// Loads the state; a missing object is first use (a new state is generated and stored),
-    /// a present but invalid one is an error.
+    /// a present but invalid one is an error. A state from before key separation keeps its
+    /// key as the agreement key and gets a new signing key, stored at once.
     pub fn load_or_create(storage: &mut impl Storage, rng: &mut impl Rng) -> Result<Self> {
         match storage.read(OBJECT_NAME)? {
             Some(mut bytes) => {
                 let state = State::decode(&bytes);
                 bytes.zeroize();
-                state
+                let mut state = state?;
+                if state.signing_key.is_none() {
+                    state.signing_key = Some(DeviceKey::generate(rng)?);
+                    state.store(storage)?;
+                }
+                Ok(state)
             }
             None => {
                 let state = State::generate(rng)?;
@@ -214,6 +243,7 @@ impl State {
 mod tests {
     use super::*;
     use crate::error::TaError;
+    use crate::platform::StorageError;
     use alloc::vec;
     use suit_shared::abi::{InstalledComponent, PendingInstall};
     use suit_shared::digest::DigestAlg;
@@ -277,6 +307,26 @@ mod tests {
         assert_eq!(back.encode(), bytes);
     }
 
+    /// The format-3 object of a format-4 one without anchor update (sequence 0, no set) and
+    /// without signing key.
+    fn format_3(v4: &[u8]) -> Vec<u8> {
+        let m = format::magic().len();
+        let body = &v4[m + 1..v4.len() - 32];
+        assert_eq!(body[0], 0x8f);
+        assert_eq!(
+            body[body.len() - 3..],
+            [0x00, 0xf6, 0xf6],
+            "no anchor update, no signing key"
+        );
+        let mut o = format::magic().to_vec();
+        o.push(format::FORMAT_VERSION_3);
+        o.push(0x8c);
+        o.extend_from_slice(&body[1..body.len() - 3]);
+        let sum = DigestAlg::Sha256.digest(&o);
+        o.extend_from_slice(sum.as_bytes());
+        o
+    }
+
     /// Format 2 and format 1 bodies made from a format-3 one: without the device public key
     /// (and, for 1, without the boot records). `generation` must be 0 (one CBOR byte).
     fn older_formats(v3: &[u8]) -> (Vec<u8>, Vec<u8>) {
@@ -303,18 +353,49 @@ mod tests {
     }
 
     #[test]
-    fn format_1_and_2_objects_load_and_are_written_as_3() {
+    fn format_1_2_and_3_objects_load_and_are_written_as_4() {
         let mut s = sample();
         s.boot.clear();
-        let v3 = s.encode();
+        s.signing_key = None;
+        let v4 = s.encode();
+        let v3 = format_3(&v4);
         assert_eq!(v3[v3.len() - 33], 0x80, "an empty boot-record array last");
         let (v2, v1) = older_formats(&v3);
-        for old in [v2, v1] {
+        for old in [v3, v2, v1] {
             let back = State::decode(&old).unwrap();
             assert!(back.boot.is_empty());
-            assert_eq!(back.device_key, s.device_key, "the public key is computed");
-            assert_eq!(back.encode(), v3);
+            assert_eq!(
+                back.agreement_key, s.agreement_key,
+                "the public key is computed"
+            );
+            assert_eq!(back.anchor_sequence, 0);
+            assert!(back.anchors.is_none(), "the built-in anchor set");
+            assert!(back.signing_key.is_none(), "generated when loaded");
+            assert_eq!(back.encode(), v4);
         }
+    }
+
+    /// An applied anchor update (its sequence number and the set) survives a store and load.
+    #[test]
+    fn the_anchor_set_round_trips() {
+        use suit_shared::auth::{AnchorPolicy, TrustAnchor};
+        let mut s = sample();
+        let key = DeviceKey::generate(&mut Counter(40)).unwrap();
+        s.anchor_sequence = 7;
+        s.anchors = Some(AnchorSet {
+            policy: AnchorPolicy::All,
+            anchors: vec![TrustAnchor::from_sec1(key.public_sec1(), Some(b"k2".to_vec())).unwrap()],
+        });
+        let bytes = s.encode();
+        let back = State::decode(&bytes).unwrap();
+        assert_eq!(back.anchor_sequence, 7);
+        let set = back.anchors.as_ref().unwrap();
+        assert_eq!(set.policy, AnchorPolicy::All);
+        assert_eq!(
+            suit_shared::anchors::key_id(&set.anchors[0]),
+            b"k2".to_vec()
+        );
+        assert_eq!(back.encode(), bytes);
     }
 
     /// A format-3 object whose public key is not the scalar's is refused as corrupt.
@@ -322,10 +403,10 @@ mod tests {
     fn a_stored_public_key_must_be_the_scalars() {
         let s = sample();
         let mut other = sample();
-        other.device_key = DeviceKey::generate(&mut Counter(100)).unwrap();
+        other.agreement_key = DeviceKey::generate(&mut Counter(100)).unwrap();
         let mut bytes = s.encode().to_vec();
         let at = format::magic().len() + 1 + 4 + 48 + 2;
-        bytes[at..at + 97].copy_from_slice(other.device_key.public_sec1());
+        bytes[at..at + 97].copy_from_slice(other.agreement_key.public_sec1());
         let len = bytes.len();
         let sum = DigestAlg::Sha256.digest(&bytes[..len - 32]);
         bytes[len - 32..].copy_from_slice(sum.as_bytes());
@@ -333,6 +414,55 @@ mod tests {
             State::decode(&bytes),
             Err(TaError::CorruptState(_))
         ));
+    }
+
+    /// Storage of one object in memory.
+    #[derive(Default)]
+    struct Memory(Option<Vec<u8>>);
+
+    impl Storage for Memory {
+        fn read(&mut self, _: &str) -> core::result::Result<Option<Vec<u8>>, StorageError> {
+            Ok(self.0.clone())
+        }
+        fn replace(&mut self, _: &str, data: &[u8]) -> core::result::Result<(), StorageError> {
+            self.0 = Some(data.to_vec());
+            Ok(())
+        }
+        fn kind(&self) -> suit_shared::abi::StorageKind {
+            suit_shared::abi::StorageKind::Simulator
+        }
+    }
+
+    /// Key separation: a device from before it keeps its key for key agreement (what was
+    /// encrypted to it still decrypts) and gets a distinct signing key, stored at once.
+    #[test]
+    fn a_state_before_key_separation_gets_a_signing_key() {
+        let mut s = sample();
+        s.signing_key = None;
+        let v3 = format_3(&s.encode());
+        let mut storage = Memory(Some(v3));
+        let loaded = State::load_or_create(&mut storage, &mut Counter(77)).unwrap();
+        assert_eq!(loaded.agreement_key, s.agreement_key);
+        let signing = loaded.signing_key().unwrap().clone();
+        assert_ne!(signing.public_sec1(), s.agreement_key.public_sec1());
+        let stored = State::decode(storage.0.as_ref().unwrap()).unwrap();
+        assert_eq!(
+            stored.signing_key.as_ref(),
+            Some(&signing),
+            "stored at once"
+        );
+        let again = State::load_or_create(&mut storage, &mut Counter(99)).unwrap();
+        assert_eq!(again.signing_key.as_ref(), Some(&signing), "generated once");
+    }
+
+    /// A new device has two distinct keys, and both survive a store and load.
+    #[test]
+    fn a_new_state_has_distinct_agreement_and_signing_keys() {
+        let s = sample();
+        let signing = s.signing_key().unwrap();
+        assert_ne!(signing.public_sec1(), s.agreement_key.public_sec1());
+        let back = State::decode(&s.encode()).unwrap();
+        assert_eq!(back.signing_key.as_ref(), Some(signing));
     }
 
     #[test]
@@ -390,10 +520,11 @@ mod tests {
         assert_eq!(state.install, expected.install);
         assert_eq!(state.boot, expected.boot);
         assert_eq!(state.device_id, expected.device_id);
-        assert_eq!(state.device_key, expected.device_key);
-        // Written back as format 3: the same body with the device public key after the scalar.
-        let v3 = state.encode();
-        assert_eq!(v3[format::magic().len()], format::FORMAT_VERSION);
-        assert_eq!(older_formats(&v3).0, bytes);
+        assert_eq!(state.agreement_key, expected.agreement_key);
+        // Written back as format 4: the same body with the device public key after the scalar
+        // and no anchor update.
+        let v4 = state.encode();
+        assert_eq!(v4[format::magic().len()], format::FORMAT_VERSION);
+        assert_eq!(older_formats(&format_3(&v4)).0, bytes);
     }
 }

@@ -84,44 +84,46 @@ impl<S: Storage, R: Rng, C: Clock> Core<S, R, C> {
         }
         // The envelope is already a copy in TA memory (REQ.SEC.MFST.CONST); parse only after
         // authentication. The session keeps it authenticated for COMMIT's second run.
+        let (anchors, policy) = Self::anchors(state, config);
         let (envelope, (manifest_digest, plan::Plan { items, trace }, sequence_number)) =
-            AuthenticEnvelope::authenticate(
-                envelope.to_vec(),
-                &config.anchors,
-                config.policy,
-                |authentic| {
-                    let manifest = &authentic.manifest;
-                    let auth = authentic
-                        .envelope
-                        .auth
-                        .as_ref()
-                        .ok_or(TaError::Suit(Error::BareManifest))?;
-                    let manifest_digest = DigestValue::new(auth.digest.alg, auth.digest.bytes)
-                        .ok_or(Error::InvalidValue {
-                            context: "authentication wrapper",
-                            element: "digest",
-                            reason: "length does not match its algorithm",
-                        })?;
-                    let uri = manifest.reference_uri.map(String::from).unwrap_or_default();
-                    s.authenticated = Some((uri, manifest_digest.clone()));
-                    for component in &manifest.components {
-                        let size =
-                            suit_shared::codec::to_bytes::<_, abi::ComponentIdCodec>(component)
-                                .len();
-                        if size > abi::MAX_COMPONENT_ID {
-                            return Err(TaError::TooLarge {
-                                what: "a component id",
-                                size,
-                                limit: abi::MAX_COMPONENT_ID,
-                            });
-                        }
-                        manifest.check_sequence_number(state.floor(component))?;
+            AuthenticEnvelope::authenticate(envelope.to_vec(), anchors, policy, |authentic| {
+                let manifest = &authentic.manifest;
+                let auth = authentic
+                    .envelope
+                    .auth
+                    .as_ref()
+                    .ok_or(TaError::Suit(Error::BareManifest))?;
+                let manifest_digest = DigestValue::new(auth.digest.alg, auth.digest.bytes).ok_or(
+                    Error::InvalidValue {
+                        context: "authentication wrapper",
+                        element: "digest",
+                        reason: "length does not match its algorithm",
+                    },
+                )?;
+                let uri = manifest.reference_uri.map(String::from).unwrap_or_default();
+                s.authenticated = Some((uri, manifest_digest.clone()));
+                for component in &manifest.components {
+                    if suit_shared::anchors::is_anchor_component(component) {
+                        return Err(TaError::order(
+                            CMD,
+                            "the manifest is a trust-anchor update: it goes to UPDATE_ANCHORS",
+                        ));
                     }
-                    let identity = Self::identity(state, config);
-                    let planned = plan::plan(authentic, &SECTIONS, &identity, slot, now, facts)?;
-                    Ok((manifest_digest, planned, manifest.sequence_number))
-                },
-            )?;
+                    let size =
+                        suit_shared::codec::to_bytes::<_, abi::ComponentIdCodec>(component).len();
+                    if size > abi::MAX_COMPONENT_ID {
+                        return Err(TaError::TooLarge {
+                            what: "a component id",
+                            size,
+                            limit: abi::MAX_COMPONENT_ID,
+                        });
+                    }
+                    manifest.check_sequence_number(state.floor(component))?;
+                }
+                let identity = Self::identity(state, config);
+                let planned = plan::plan(authentic, &SECTIONS, &identity, slot, now, facts)?;
+                Ok((manifest_digest, planned, manifest.sequence_number))
+            })?;
         for planned in &items {
             if let Some(info) = &planned.item.encryption_info {
                 crate::crypto::check_recipient(info, state)?;
@@ -245,7 +247,7 @@ impl<S: Storage, R: Rng, C: Clock> Core<S, R, C> {
         nonce: [u8; NONCE_LEN],
         capacity: usize,
     ) -> Result<Approval> {
-        let key = self.state()?.device_key.private_key()?;
+        let key = self.state()?.signing_key()?.private_key()?;
         let token = claims(update, &update.items[at].plan, computed, nonce).sign(&*key)?;
         let approval = Approval {
             token,
@@ -340,7 +342,7 @@ impl<S: Storage, R: Rng, C: Clock> Core<S, R, C> {
         {
             return Ok(());
         }
-        let key = self.state()?.device_key.public_sec1();
+        let key = self.state()?.signing_key()?.public_sec1();
         let token_ok = Token::verify(token, key).map_err(|e| TaError::Token(token_reason(e)))?;
         if token_ok.claims != *expected {
             return Err(TaError::Token(String::from(

@@ -22,7 +22,7 @@ use crate::state::Kek;
 /// Digests of the algorithm profile (DESIGN.md §3): SHA-256 and SHA-384.
 const PROFILE_DIGESTS: [DigestAlg; 2] = [DigestAlg::Sha256, DigestAlg::Sha384];
 
-/// The manifest signature (or MAC) algorithms the compiled-in trust anchors can verify, each
+/// The manifest signature (or MAC) algorithms the trust anchors in force can verify, each
 /// once, in anchor order.
 pub(crate) fn signature_algorithms(anchors: &[TrustAnchor]) -> Vec<i64> {
     let mut algs = Vec::new();
@@ -47,14 +47,15 @@ impl<S: Storage, R: Rng, C: Clock> Core<S, R, C> {
             max_envelope: u32::try_from(config.max_envelope).unwrap_or(u32::MAX),
             algorithms: Algorithms {
                 digest: PROFILE_DIGESTS.iter().map(|d| d.cose_id()).collect(),
-                signature: signature_algorithms(&config.anchors),
+                signature: signature_algorithms(Self::anchors(state, config).0),
                 content_encryption: crate::crypto::CONTENT_ALGS.to_vec(),
                 key_distribution: crate::crypto::KEY_DISTRIBUTION_ALGS.to_vec(),
             },
             vendor_id: identity.vendor_id,
             class_id: identity.class_id,
             device_id: identity.device_id,
-            device_public_key: state.device_key.public_sec1().to_vec(),
+            device_public_key: state.agreement_key.public_sec1().to_vec(),
+            signing_public_key: state.signing_key()?.public_sec1().to_vec(),
             storage,
             provisioned: state.provisioned,
             kek_present: state.kek.is_some(),
@@ -77,7 +78,7 @@ impl<S: Storage, R: Rng, C: Clock> Core<S, R, C> {
             nonce,
             result: attempt.result.clone(),
         };
-        let key = self.state()?.device_key.private_key()?;
+        let key = self.state()?.signing_key()?.private_key()?;
         Ok(report.sign(&*key)?)
     }
 

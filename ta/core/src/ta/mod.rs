@@ -10,9 +10,11 @@
 //! | [`commit`] | COMMIT: tokens back, the second run over computed digests, the pending install |
 //! | [`trial`] | CONFIRM_UPDATE/CONFIRM, ROLLBACK |
 //! | [`info`] | GET_INFO, REPORT, PROVISION, BOOT_VERIFY |
+//! | [`anchors`] | UPDATE_ANCHORS: the trust-anchor set rotated by a signed manifest |
 //!
 //! Persistent state is [`crate::state`]; [`Core`] caches it and replaces it atomically.
 
+mod anchors;
 mod approval;
 mod commit;
 mod info;
@@ -175,7 +177,9 @@ impl<S: Storage, R: Rng, C: Clock> Ta<S, R, C> {
         };
         match param {
             abi::PARAM_REQUEST => command.max_request(),
-            abi::PARAM_DATA_IN if command == CommandId::LoadManifest => {
+            abi::PARAM_DATA_IN
+                if matches!(command, CommandId::LoadManifest | CommandId::UpdateAnchors) =>
+            {
                 self.core.config.max_envelope
             }
             abi::PARAM_DATA_IN if command == CommandId::StreamUpdate => {
@@ -225,6 +229,15 @@ impl<S: Storage, R: Rng, C: Clock> Core<S, R, C> {
                 self.state = None;
                 Err(e)
             }
+        }
+    }
+
+    /// The trust anchors in force and their policy: the last anchor update's, else the
+    /// built-in set.
+    fn anchors<'a>(state: &'a State, config: &'a Config) -> (&'a [TrustAnchor], AnchorPolicy) {
+        match &state.anchors {
+            Some(set) => (&set.anchors, set.policy),
+            None => (&config.anchors, config.policy),
         }
     }
 

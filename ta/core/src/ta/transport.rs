@@ -247,7 +247,9 @@ impl<S: Storage, R: Rng, C: Clock> Exec<'_, S, R, C> {
             CommandId::StreamUpdate => self.core.config.max_chunk + abi::STREAM_HASH_ROOM,
             _ => self.core.config.max_chunk,
         };
-        if self.data.len() > max_chunk && command != CommandId::LoadManifest {
+        if self.data.len() > max_chunk
+            && !matches!(command, CommandId::LoadManifest | CommandId::UpdateAnchors)
+        {
             return Err(TaError::TooLarge {
                 what: "a data chunk",
                 size: self.data.len(),
@@ -369,6 +371,10 @@ impl<S: Storage, R: Rng, C: Clock> Handler for Exec<'_, S, R, C> {
 
     fn report(&mut self, s: &mut Session, nonce: Option<Vec<u8>>) -> Result<Vec<u8>> {
         self.core.report(s, nonce)
+    }
+
+    fn update_anchors(&mut self, _: &mut Session) -> Result<()> {
+        self.core.update_anchors(self.data)
     }
 
     fn boot_verify(&mut self, _: &mut Session, slot: u64) -> Result<BootRecord> {
