@@ -184,9 +184,15 @@ impl AnchorSet {
             .ok_or_else(|| Error::AnchorSet(format!("no anchor has key id {}", Hex(id))))
     }
 
-    /// The set after `update`, checked: refused if it is empty, too large, names a key twice
-    /// or keeps an HMAC anchor.
-    pub fn apply(&self, update: &AnchorUpdate) -> Result<AnchorSet> {
+    /// The set after `update`, checked: refused if it is empty, too large, names a key twice,
+    /// keeps an HMAC anchor or holds a key whose algorithm `verifies` says this build cannot
+    /// verify (such a key could never sign: under the all-anchors policy no update could
+    /// pass again).
+    pub fn apply(
+        &self,
+        update: &AnchorUpdate,
+        verifies: impl Fn(SigAlg) -> bool,
+    ) -> Result<AnchorSet> {
         let mut next = AnchorSet {
             policy: update.policy,
             anchors: self.anchors.clone(),
@@ -221,6 +227,15 @@ impl AnchorSet {
                     "it keeps an HMAC anchor: a rotated set holds public keys only; retire it"
                         .into(),
                 ));
+            }
+            if let TrustAnchor::Signature { alg, .. } = anchor {
+                if !verifies(*alg) {
+                    return Err(Error::AnchorSet(format!(
+                        "it adds a {} key, and this TA was built without that verifier \
+                         (TA_FEATURES): the key could never sign",
+                        alg.name()
+                    )));
+                }
             }
             let id = key_id(anchor);
             if next.anchors[..n].iter().any(|other| key_id(other) == id) {
@@ -302,5 +317,37 @@ impl core::fmt::Display for Hex<'_> {
             write!(f, "{b:02x}")?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(alg: SigAlg, len: usize, fill: u8) -> TrustAnchor {
+        TrustAnchor::Signature {
+            alg,
+            public_key: alloc::vec![fill; len],
+            kid: None,
+        }
+    }
+
+    #[test]
+    fn a_key_without_a_linked_verifier_is_refused() {
+        let set = AnchorSet {
+            policy: AnchorPolicy::All,
+            anchors: alloc::vec![key(SigAlg::EcdsaP384Sha384, 97, 4)],
+        };
+        let update = AnchorUpdate {
+            policy: AnchorPolicy::All,
+            ops: alloc::vec![Op::Add(key(SigAlg::MlDsa65, 1952, 7))],
+        };
+        let without_mldsa = |alg| alg != SigAlg::MlDsa65;
+        match set.apply(&update, without_mldsa) {
+            Err(Error::AnchorSet(why)) => assert!(why.contains("ML-DSA-65"), "{why}"),
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+        let next = set.apply(&update, |_| true).expect("every verifier linked");
+        assert_eq!(next.anchors.len(), 2);
     }
 }

@@ -163,6 +163,17 @@ impl SigAlg {
         }
     }
 
+    /// Whether this build links a verifier of the algorithm: ECDSA always (every provider
+    /// verifies it), the others with their crate feature (`ed25519`, `ml-dsa-65`, `hss-lms`).
+    pub const fn is_linked(self) -> bool {
+        match self {
+            SigAlg::EcdsaP256Sha256 | SigAlg::EcdsaP384Sha384 => true,
+            SigAlg::Ed25519 => cfg!(feature = "ed25519"),
+            SigAlg::MlDsa65 => cfg!(feature = "ml-dsa-65"),
+            SigAlg::HssLms => cfg!(feature = "hss-lms"),
+        }
+    }
+
     /// Whether `public_key` has the form of a public key of this algorithm (SEC1 points for
     /// ECDSA, the raw key otherwise); checked when an anchor is made, so that a key of one
     /// algorithm is never used for another.

@@ -11,6 +11,7 @@
 
 use suit_shared::abi::{CommandId, DeviceFacts, PayloadSource};
 use suit_shared::anchors::{self, AnchorSet, AnchorUpdate};
+use suit_shared::crypto::SigAlg;
 use suit_shared::manifest::AuthenticEnvelope;
 use suit_shared::Error;
 
@@ -92,7 +93,7 @@ impl<S: Storage, R: Rng, C: Clock> Core<S, R, C> {
                 if digest.alg().digest(payload) != *digest {
                     return Err(Error::ImageDigestMismatch { component: 0 }.into());
                 }
-                let next = current.apply(&AnchorUpdate::decode(payload)?)?;
+                let next = current.apply(&AnchorUpdate::decode(payload)?, SigAlg::is_linked)?;
                 Ok::<_, TaError>((next, manifest.sequence_number))
             })?;
         self.change_state(|s| {
