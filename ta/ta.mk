@@ -5,9 +5,9 @@
 TA_MK_DIR     := $(dir $(lastword $(MAKEFILE_LIST)))
 TA_UUID       ?= $(shell cat $(TA_MK_DIR)uuid)
 # Measured in QEMU (full command set): the smallest passing stack was 24 KiB (P-384
-# verification, RustCrypto); the heap is bounded by the chunk (DECRYPT_FOR_INSTALL holds a
-# chunk's copy and its output: 256 KiB chunks needed a 544 KiB heap). With the default
-# 64 KiB chunks (TA_MAX_CHUNK, ta/build.rs) the GP TA passes every QEMU scenario with the
+# verification, RustCrypto); the heap does not grow with the chunk: the TA reads a chunk
+# piece by piece (16 KiB) from shared memory and writes its output the same way
+# (docs/streaming.md), so the default 1 MiB chunks (TA_MAX_CHUNK, ta/build.rs) run on the
 # 256 KiB default heap. The stack's default is chosen by ta/build-ta.sh from TA_FEATURES:
 # ML-DSA-65 verification (fips204, every buffer on the stack) alone needs about 140 KiB, so
 # 192 KiB with it; 96 KiB with HSS-LMS (about 48 KiB) and without ML-DSA; 48 KiB for ECDSA and
