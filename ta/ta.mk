@@ -5,12 +5,12 @@
 TA_MK_DIR     := $(dir $(lastword $(MAKEFILE_LIST)))
 TA_UUID       ?= $(shell cat $(TA_MK_DIR)uuid)
 # Measured in QEMU (full command set): the smallest passing stack was 24 KiB (P-384
-# verification, RustCrypto); the heap is bounded by the chunk (DECRYPT_FOR_INSTALL holds a
-# chunk's copy and its output: 256 KiB chunks needed a 544 KiB heap). With the default
-# 64 KiB chunks (TA_MAX_CHUNK, ta/build.rs) the GP TA passes every QEMU scenario with the
-# 256 KiB default heap. Smallest heap (issue 12, the 348,864 B GP TA, 32 KiB steps): 160 KiB
-# fails qemu_update (the TA dies on an allocation in DECRYPT_FOR_INSTALL), 192 KiB passes it
-# and qemu_streaming.
+# verification, RustCrypto); the heap does not grow with the chunk: the TA reads a chunk
+# piece by piece (16 KiB) from shared memory and writes its output the same way
+# (docs/streaming.md), so the default 1 MiB chunks (TA_MAX_CHUNK, ta/build.rs) run on the
+# 256 KiB default heap. Smallest heap (issue 12, 32 KiB steps), measured before the piecewise
+# reads with 64 KiB chunks: 160 KiB failed qemu_update (an allocation in
+# DECRYPT_FOR_INSTALL), 192 KiB passed it and qemu_streaming.
 # Re-measure: `TA_HEAP_SIZE=N cargo test -p suit-tests --features qemu --test qemu_update`
 # and `--test qemu_streaming` (the harness passes TA_* to ta/build-ta.sh and logs its [ta]
 # line). The default keeps a margin over it. The stack's default is chosen by ta/build-ta.sh from TA_FEATURES:

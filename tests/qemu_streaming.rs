@@ -83,10 +83,35 @@ fn head(path: &Path, len: u64) -> Vec<u8> {
     bytes
 }
 
-/// Counts the agent's TA invocations with a kprobe (TEE_IOC_INVOKE -> optee_invoke_func).
+/// Counts the agent's TA invocations with a kprobe (TEE_IOC_INVOKE -> optee_invoke_func),
+/// recording each one's command id (`func`, the first field of `struct tee_ioctl_invoke_arg`,
+/// the second argument: x1 on arm64).
 const COUNT_INVOKES: &str = "t=/sys/kernel/tracing\n\
-    mount -t tracefs nodev $t && echo 'p:suit_invoke optee_invoke_func' > $t/kprobe_events \
+    mount -t tracefs nodev $t && echo 'p:suit_invoke optee_invoke_func func=+0(%x1):u32' > $t/kprobe_events \
       && echo 1 > $t/events/kprobes/suit_invoke/enable\n";
+
+/// `make bench` sets SUIT_BENCH_DIR (its build/bench): the QEMU figures of the run go there as
+/// `qemu_streaming.json`, merged into `summary.json` with the other benches' figures.
+fn record_bench(figures: &[(&str, f64)]) {
+    let Ok(dir) = std::env::var("SUIT_BENCH_DIR") else {
+        return;
+    };
+    let map: serde_json::Map<String, serde_json::Value> = figures
+        .iter()
+        .map(|(k, v)| {
+            (
+                (*k).to_string(),
+                serde_json::json!((v * 1000.0).round() / 1000.0),
+            )
+        })
+        .collect();
+    fs::create_dir_all(&dir).unwrap();
+    fs::write(
+        Path::new(&dir).join("qemu_streaming.json"),
+        serde_json::to_string_pretty(&map).unwrap() + "\n",
+    )
+    .unwrap();
+}
 
 /// A streamed encrypted update of 64 MiB: no staging, about one TA invocation per chunk, the
 /// slot written with the tree the TA checked, and the trial boot mounts it through dm-verity
@@ -116,6 +141,7 @@ fn streamed_encrypted_update_of_64_mib() {
             "{COUNT_INVOKES}\
              agent install-v2 install {URL}/v2.suit\n\
              echo \"SUIT-MEASURE: ta-invocations $(grep -c ' suit_invoke:' $t/trace)\"\n\
+             echo \"SUIT-MEASURE: stream-updates $(grep -c ' suit_invoke:.* func=14$' $t/trace)\"\n\
              echo \"SUIT-MEASURE: staged-bytes $(find /data/suit-agent/staging -type f ! -name '*.suit*' -exec cat {{}} + | wc -c)\"\n\
              bootstate installed\n"
         ))
@@ -144,14 +170,34 @@ fn streamed_encrypted_update_of_64_mib() {
         .trim()
         .parse()
         .unwrap();
+    let stream_updates: f64 = run.markers("SUIT-MEASURE: stream-updates")[0]
+        .trim()
+        .parse()
+        .unwrap();
     let mib = size as f64 / (1 << 20) as f64;
     eprintln!(
         "QEMU-MEASURE: streamed install of {mib:.1} MiB (encrypted, one pass): {:.2} s = {:.3} s/MiB; \
-         {invocations} TA invocations = {:.2} per MiB",
+         {invocations} TA invocations = {:.2} per MiB, of which {stream_updates} STREAM_UPDATE = {:.3} per MiB",
         install.secs,
         install.secs / mib,
-        invocations / mib
+        invocations / mib,
+        stream_updates / mib
     );
+    // The default TA (256 KiB heap) takes 1 MiB per STREAM_UPDATE: one invoke per MiB, plus
+    // a few per update (GET_INFO, LOAD_MANIFEST, STREAM_FINAL, COMMIT, ...).
+    assert!(
+        stream_updates / mib <= 1.0,
+        "{stream_updates} STREAM_UPDATE invokes for {mib:.1} MiB"
+    );
+    assert!(
+        invocations - stream_updates <= 8.0,
+        "{invocations} TA invocations, {stream_updates} of them STREAM_UPDATE"
+    );
+    record_bench(&[
+        ("ta_invokes_per_mib", stream_updates / mib),
+        ("ta_invokes_total_per_mib_64m", invocations / mib),
+        ("qemu_stream_seconds_per_mib", install.secs / mib),
+    ]);
 
     // The trial boot of B maps it with dm-verity and the TA's root, then confirms.
     let run = phase("trial boot of the streamed v2 and confirm", || {

@@ -260,6 +260,13 @@ fn bench_size(
             let config = fresh_device(template, &device);
             costs.push(measure(&agent_cmd(&config, &["install", url]), work));
         }
+        let last = |c: &[Cost]| c.last().map_or(0.0, |c| c.wall);
+        println!(
+            "  run: baseline {:.2} s, plain {:.2} s, encrypted {:.2} s",
+            last(&baseline),
+            last(&kinds[0].1),
+            last(&kinds[1].1)
+        );
     }
     std::fs::remove_file(&slot).unwrap();
     let staging_peak = staging.then(|| {
@@ -338,6 +345,12 @@ fn main() {
             NEED_1G / (1024 * MIB)
         );
     }
+    // BENCH_SIZES=1g (or 64m): only those rounds, e.g. while iterating on one figure.
+    let only = std::env::var("BENCH_SIZES").ok();
+    sizes.retain(|(_, suffix, ..)| {
+        only.as_deref()
+            .is_none_or(|o| o.split(',').any(|x| x == *suffix))
+    });
     for (size, suffix, runs, staging, streaming, prefix) in sizes {
         let f = bench_size(
             &server,

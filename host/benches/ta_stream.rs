@@ -2,9 +2,10 @@
 //! process with a counting allocator around the simulator TA: an encrypted image of 64 MiB and
 //! of 256 MiB streamed through STREAM_UPDATE in 1 MiB chunks with their hash blocks. The peak
 //! is the most the heap held above what it held after LOAD_MANIFEST, while the TA streamed;
-//! the bench's own buffers (the image, the invoke's data) are allocated before that point and
-//! not counted. It includes the TA's copies of each invoke's input and output (1 MiB each), as
-//! OP-TEE's TA heap would hold them; what the TA keeps between invokes is printed too.
+//! the bench's own buffers (the image, the invoke's data and output: OP-TEE's shared memory)
+//! are allocated before that point and not counted. The invokes are made as the TA glue
+//! makes them (the bulk data left in "shared memory", read by the core piece by piece), so
+//! the peak is what OP-TEE's TA heap holds; what the TA keeps between invokes is printed too.
 //! `ta_heap_peak_bytes` is the larger of the two; they should be equal (constant memory).
 
 #[allow(dead_code)] // the tool benches' ids and memory helpers
@@ -17,6 +18,7 @@ use suit_host::tee::simulator::{SimulatedTa, SimulatorConfig};
 use suit_host::tee::Tee;
 use suit_shared::abi::{CommandId, Request};
 use suit_shared::verity::{HashFeed, BLOCK_SIZE};
+use suit_ta_core::{Bulk, Param, TeeError};
 use support::{Summary, MIB};
 
 /// Counts the bytes allocated now and the most since the last reset.
@@ -48,6 +50,33 @@ unsafe impl GlobalAlloc for Counting {
 static ALLOC: Counting = Counting;
 
 const CHUNK: usize = 1 << 20;
+
+/// OP-TEE's shared memory of an invoke: the data in and the data out, allocated by the
+/// client (not counted as the TA's heap).
+struct Shared<'a> {
+    input: &'a [u8],
+    out: &'a mut [u8],
+}
+
+impl Bulk for Shared<'_> {
+    fn in_len(&self) -> usize {
+        self.input.len()
+    }
+    fn read(&self, offset: usize, buf: &mut [u8]) -> Result<(), TeeError> {
+        buf.copy_from_slice(&self.input[offset..offset + buf.len()]);
+        Ok(())
+    }
+    fn out_capacity(&self) -> usize {
+        self.out.len()
+    }
+    fn write(&mut self, offset: usize, data: &[u8]) -> Result<(), TeeError> {
+        self.out[offset..offset + data.len()].copy_from_slice(data);
+        Ok(())
+    }
+    fn set_out_len(&mut self, _: usize) -> Result<(), TeeError> {
+        Ok(())
+    }
+}
 
 fn repo() -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -101,6 +130,7 @@ fn stream(size: usize) -> (usize, usize, f64) {
     // The invoke's data (hash blocks + chunk) is built in one buffer made before the baseline:
     // only what the TA allocates counts (its copy of the input, its output, its stream state).
     let mut data = Vec::with_capacity(CHUNK + 16 + suit_shared::abi::STREAM_HASH_ROOM);
+    let mut out = vec![0u8; data.capacity() + BLOCK_SIZE + suit_shared::abi::DECRYPT_OUTPUT_SLACK];
     let mut feed = HashFeed::new(size as u64, 0);
     let base = NOW.load(Ordering::Relaxed);
     PEAK.store(base, Ordering::Relaxed);
@@ -125,20 +155,25 @@ fn stream(size: usize) -> (usize, usize, f64) {
             offset: offset as u64,
             hashes,
         };
-        let out = s
-            .invoke(
-                CommandId::StreamUpdate,
-                &request.encode(),
-                Some(&data),
-                CommandId::StreamUpdate.response_capacity(),
-                Some(data.len() + BLOCK_SIZE + suit_shared::abi::DECRYPT_OUTPUT_SLACK),
-            )
+        let capacity = data.len() + BLOCK_SIZE + suit_shared::abi::DECRYPT_OUTPUT_SLACK;
+        let params = [
+            Param::MemrefInput(request.encode()),
+            Param::MemrefOutput(CommandId::StreamUpdate.response_capacity()),
+            Param::MemrefShared(data.len()),
+            Param::MemrefOutput(capacity),
+        ];
+        let mut shared = Shared {
+            input: &data,
+            out: &mut out,
+        };
+        let response = s
+            .invoke_bulk(CommandId::StreamUpdate as u32, &params, &mut shared)
             .unwrap();
         assert!(matches!(
-            suit_shared::abi::decode_response(CommandId::StreamUpdate, &out.response),
+            suit_shared::abi::decode_response(CommandId::StreamUpdate, &response),
             Ok(Ok(_))
         ));
-        drop(out);
+        drop(response);
         retained = retained.max(NOW.load(Ordering::Relaxed).saturating_sub(base));
         invokes += 1;
         offset = end;

@@ -1,8 +1,9 @@
 //! SUIT trusted application: thin optee-utee glue around `suit-ta-core`.
 //!
-//! The glue only translates: GlobalPlatform parameters into the core's [`Param`]s (every
-//! input memref is copied into TA memory first, REQ.SEC.MFST.CONST), the core's output back
-//! into the output memrefs, and the platform traits onto the TEE Internal Core API: persistent
+//! The glue only translates: GlobalPlatform parameters into the core's [`Param`]s (the
+//! request is copied into TA memory first, REQ.SEC.MFST.CONST; the bulk data in stays in
+//! shared memory and the core copies it piece by piece, each byte once, through
+//! [`SharedBulk`]), the core's output back into the output memrefs, and the platform traits onto the TEE Internal Core API: persistent
 //! objects (in the one storage chosen at build time, `TA_STORAGE`), TEE_GenerateRandom, time
 //! (below), and the client identity of each session (`gpd.client.identity`). Every decision
 //! is the core's.
@@ -27,8 +28,8 @@ use suit_shared::auth::{AnchorPolicy, TrustAnchor};
 use suit_shared::crypto::SigAlg;
 use suit_shared::error::Uuid;
 use suit_ta_core::{
-    ClientIdentity, ClientPolicy, Clock, Config, Param, Rng, SessionId, Storage, StorageError, Ta,
-    TeeError,
+    Bulk, ClientIdentity, ClientPolicy, Clock, Config, Param, Rng, SessionId, Storage,
+    StorageError, Ta, TeeError,
 };
 
 include!(concat!(env!("OUT_DIR"), "/ta_config.rs"));
@@ -277,6 +278,59 @@ fn param(p: &ParameterAny<'_>, limit: usize) -> Result<Param> {
     })
 }
 
+/// Parameter 2 (the bulk data in) as the core sees it: a memref input of at most `limit`
+/// bytes stays in shared memory ([`Param::MemrefShared`]); the core copies it piece by
+/// piece through [`SharedBulk`], so a 1 MiB chunk never has a whole copy in the TA's heap.
+fn data_param(p: &ParameterAny<'_>, limit: usize) -> Result<Param> {
+    match p {
+        ParameterAny::MemrefInput(m) if m.buffer_len() > limit => {
+            Err(Error::new(ErrorKind::ExcessData))
+        }
+        ParameterAny::MemrefInput(m) => Ok(Param::MemrefShared(m.buffer_len())),
+        other => param(other, limit),
+    }
+}
+
+/// The bulk data of an invoke in OP-TEE's shared memory: parameter 2 (data in) and 3 (data
+/// out). The core reads each byte of the input once, into TA memory, and checks only that
+/// copy (no double fetch: the client may change shared memory at any time).
+struct SharedBulk<'a, 'p> {
+    input: Option<&'a ParameterMemrefInput<'p>>,
+    output: Option<&'a mut ParameterMemrefOutput<'p>>,
+}
+
+impl Bulk for SharedBulk<'_, '_> {
+    fn in_len(&self) -> usize {
+        self.input.map_or(0, |m| m.buffer_len())
+    }
+
+    fn read(&self, offset: usize, buf: &mut [u8]) -> core::result::Result<(), TeeError> {
+        match self.input.map(|m| m.read_at(offset, buf)) {
+            Some(Ok(n)) if n == buf.len() => Ok(()),
+            _ => Err(TeeError::BadParameters("read beyond the data in")),
+        }
+    }
+
+    fn out_capacity(&self) -> usize {
+        self.output.as_ref().map_or(0, |m| m.buffer_len())
+    }
+
+    fn write(&mut self, offset: usize, data: &[u8]) -> core::result::Result<(), TeeError> {
+        let needed = offset.saturating_add(data.len());
+        match self.output.as_mut().map(|m| m.write_at(offset, data)) {
+            Some(Ok(())) => Ok(()),
+            _ => Err(TeeError::ShortBuffer { param: 3, needed }),
+        }
+    }
+
+    fn set_out_len(&mut self, len: usize) -> core::result::Result<(), TeeError> {
+        match self.output.as_mut().map(|m| m.set_updated_size(len)) {
+            Some(Ok(())) | None => Ok(()),
+            Some(Err(_)) => Err(TeeError::ShortBuffer { param: 3, needed: len }),
+        }
+    }
+}
+
 fn write_output(p: &mut ParameterAny<'_>, data: &[u8]) -> Result<()> {
     p.as_memref_output()?.set_output(data)
 }
@@ -290,17 +344,16 @@ fn invoke_command(ctx: &mut SessionContext, cmd_id: u32, params: &mut Parameters
     let copied = [
         param(&params.0, limit(0))?,
         param(&params.1, limit(1))?,
-        param(&params.2, limit(2))?,
+        data_param(&params.2, limit(2))?,
         param(&params.3, limit(3))?,
     ];
-    match core.invoke(ctx.id, cmd_id, &copied) {
-        Ok(out) => {
-            write_output(&mut params.1, &out.response)?;
-            if let Some(data) = out.data {
-                write_output(&mut params.3, &data)?;
-            }
-            Ok(())
-        }
+    let mut bulk = SharedBulk {
+        input: params.2.as_memref_input().ok(),
+        output: params.3.as_memref_output().ok(),
+    };
+    let result = core.invoke_bulk(ctx.id, cmd_id, &copied, &mut bulk);
+    match result {
+        Ok(response) => write_output(&mut params.1, &response),
         Err(TeeError::ShortBuffer { param, needed }) => {
             let target = match param {
                 1 => params.1.as_memref_output(),

@@ -14,8 +14,8 @@ use suit_shared::abi::{self, CommandId, StorageKind};
 use suit_shared::auth::{AnchorPolicy, TrustAnchor};
 use suit_shared::error::Uuid;
 use suit_ta_core::{
-    ClientIdentity, ClientPolicy, Clock, Config, Output, Param, Rng, SessionId, Storage,
-    StorageError, Ta,
+    Bulk, ClientIdentity, ClientPolicy, Clock, Config, Output, Param, Rng, SessionId, Storage,
+    StorageError, Ta, VecBulk,
 };
 
 use super::{Backend, RawOutput, Tee, TeeError};
@@ -241,6 +241,17 @@ impl SimulatorSession {
     ) -> Result<Output, suit_ta_core::TeeError> {
         lock(&self.ta).invoke(self.id, command, params)
     }
+
+    /// A raw invoke whose bulk data in and out stay in `bulk`, as the TA glue passes OP-TEE's
+    /// shared memory to the core (parameter 2 is a [`Param::MemrefShared`]).
+    pub fn invoke_bulk(
+        &mut self,
+        command: u32,
+        params: &[Param; 4],
+        bulk: &mut dyn Bulk,
+    ) -> Result<Vec<u8>, suit_ta_core::TeeError> {
+        lock(&self.ta).invoke_bulk(self.id, command, params, bulk)
+    }
 }
 
 impl Drop for SimulatorSession {
@@ -262,16 +273,18 @@ impl Tee for SimulatorSession {
         response_capacity: usize,
         data_out_capacity: Option<usize>,
     ) -> Result<RawOutput, TeeError> {
+        // The bulk data stays where the caller has it, as in OP-TEE's shared memory.
         let params = [
             Param::MemrefInput(request.to_vec()),
             Param::MemrefOutput(response_capacity),
-            data_in.map_or(Param::None, |d| Param::MemrefInput(d.to_vec())),
+            data_in.map_or(Param::None, |d| Param::MemrefShared(d.len())),
             data_out_capacity.map_or(Param::None, Param::MemrefOutput),
         ];
-        match self.invoke_params(command as u32, &params) {
-            Ok(out) => Ok(RawOutput {
-                response: out.response,
-                data: out.data.unwrap_or_default(),
+        let mut bulk = VecBulk::new(data_in.unwrap_or_default(), data_out_capacity.unwrap_or(0));
+        match self.invoke_bulk(command as u32, &params, &mut bulk) {
+            Ok(response) => Ok(RawOutput {
+                response,
+                data: bulk.into_output(),
             }),
             Err(e) => Err(TeeError::Tee {
                 command: command.name(),

@@ -73,6 +73,9 @@ pub enum TaError {
         /// What did not match.
         error: suit_shared::verity::TreeError,
     },
+    /// The invoke's shared memory (the bulk data in or out) could not be read or written.
+    #[error("the shared memory of this invoke could not be {0}")]
+    Bulk(&'static str),
     /// Something is too large.
     #[error("{what} of {size} bytes exceeds the limit of {limit} bytes")]
     TooLarge {
@@ -99,9 +102,10 @@ impl TaError {
                 _ => Category::Malformed,
             },
             TaError::NotBootable { category, .. } => *category,
-            TaError::Storage(_) | TaError::CorruptState(_) | TaError::TooLarge { .. } => {
-                Category::Resource
-            }
+            TaError::Storage(_)
+            | TaError::CorruptState(_)
+            | TaError::TooLarge { .. }
+            | TaError::Bulk(_) => Category::Resource,
         }
     }
 

@@ -62,5 +62,6 @@ mod ta;
 pub use error::{Result, TaError};
 pub use platform::{Clock, Rng, Storage, StorageError};
 pub use ta::{
-    ClientIdentity, ClientPolicy, Config, Output, Param, SessionId, Ta, TeeError, MAX_SESSIONS,
+    Bulk, ClientIdentity, ClientPolicy, Config, Output, Param, SessionId, Ta, TeeError, VecBulk,
+    MAX_SESSIONS,
 };

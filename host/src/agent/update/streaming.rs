@@ -99,7 +99,10 @@ impl Agent {
         let mut buf = vec![0u8; room + chunk_len + GCM_TAG_LEN];
         let mut last_sync = std::time::Instant::now();
         let mut written = from;
-        let mut synced = from;
+        // fdatasync runs beside the stream (`Syncer`): the disk writes while the next chunks
+        // download and pass the TA; the journal records only what a completed sync covers.
+        let mut syncer = Syncer::start(&slot).map_err(io_err("open", slot_path))?;
+        let mut asked = from;
         let mut progress = (self.progress)();
         progress.started(
             &format!(
@@ -179,15 +182,17 @@ impl Agent {
                 written += plain.len() as u64;
                 offset = end;
                 progress.advanced(written);
-                if written > synced && last_sync.elapsed() >= SYNC_INTERVAL {
-                    slot.sync_data().map_err(io_err("sync", slot_path))?;
-                    synced = written;
-                    last_sync = std::time::Instant::now();
-                    record(update, n, written);
+                if let Some(synced) = syncer.done().map_err(io_err("sync", slot_path))? {
+                    record(update, n, synced);
                     self.save_update(journal, update)?;
+                }
+                if written > asked && last_sync.elapsed() >= SYNC_INTERVAL && syncer.ask(written) {
+                    asked = written;
+                    last_sync = std::time::Instant::now();
                 }
             }
         }
+        syncer.stop().map_err(io_err("sync", slot_path))?;
         let approval = self.tee.stream_final(item.index)?;
         progress.finished(written);
         // The slot: the image, zeros to the block, the tree (verified by the TA as it went).
@@ -218,6 +223,73 @@ impl Agent {
     }
 }
 
+/// A thread that syncs the slot's data when asked, so that the stream does not wait for the
+/// disk: measured on this project's bench machine, a 1 GiB install that stopped for an
+/// fdatasync every second took about 2× a single `dd conv=fsync` (the download, the TA and the
+/// disk took turns); beside the stream the disk writes while the next chunks arrive.
+struct Syncer {
+    ask: std::sync::mpsc::SyncSender<u64>,
+    done: std::sync::mpsc::Receiver<io::Result<u64>>,
+    busy: bool,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl Syncer {
+    fn start(slot: &std::fs::File) -> io::Result<Self> {
+        let file = slot.try_clone()?;
+        let (ask, asked) = std::sync::mpsc::sync_channel::<u64>(1);
+        let (report, done) = std::sync::mpsc::channel();
+        let thread = std::thread::spawn(move || {
+            for upto in asked {
+                if report.send(file.sync_data().map(|()| upto)).is_err() {
+                    return;
+                }
+            }
+        });
+        Ok(Syncer {
+            ask,
+            done,
+            busy: false,
+            thread,
+        })
+    }
+
+    /// Asks for a sync covering every byte written before `upto`, unless one is running;
+    /// whether it was asked.
+    fn ask(&mut self, upto: u64) -> bool {
+        if self.busy {
+            return false;
+        }
+        self.busy = self.ask.try_send(upto).is_ok();
+        self.busy
+    }
+
+    /// The offset a sync finished since the last call covers, if one did.
+    fn done(&mut self) -> io::Result<Option<u64>> {
+        match self.done.try_recv() {
+            Ok(result) => {
+                self.busy = false;
+                result.map(Some)
+            }
+            Err(_) => Ok(None),
+        }
+    }
+
+    /// Waits for the sync in flight (its error, if any) and ends the thread.
+    fn stop(self) -> io::Result<()> {
+        let Syncer {
+            ask,
+            done,
+            busy,
+            thread,
+        } = self;
+        drop(ask);
+        let last = if busy { done.recv().ok() } else { None };
+        let _ = thread.join();
+        last.transpose().map(drop)
+    }
+}
+
 fn record(update: &mut UpdateRecord, n: usize, written: u64) {
     if let Some(c) = update.components.get_mut(n) {
         c.streamed = written;
@@ -243,4 +315,30 @@ fn read_full(reader: &mut dyn Read, buf: &mut [u8]) -> io::Result<usize> {
         }
     }
     Ok(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_syncer_reports_what_a_finished_sync_covers_and_one_at_a_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let slot = std::fs::File::create(dir.path().join("slot")).unwrap();
+        slot.write_all_at(&[7; 8192], 0).unwrap();
+        let mut syncer = Syncer::start(&slot).unwrap();
+        assert_eq!(syncer.done().unwrap(), None, "nothing asked yet");
+        assert!(syncer.ask(8192));
+        // Until the first sync reports, no second one is asked.
+        assert!(!syncer.ask(9000));
+        let synced = loop {
+            if let Some(n) = syncer.done().unwrap() {
+                break n;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        };
+        assert_eq!(synced, 8192);
+        assert!(syncer.ask(9000));
+        syncer.stop().unwrap();
+    }
 }

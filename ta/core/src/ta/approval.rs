@@ -16,6 +16,7 @@ use suit_shared::token::{Claims, Token, NONCE_LEN};
 use suit_shared::Error;
 
 use super::session::{Item, ItemState, Session, SessionId, Update};
+use super::transport::Data;
 use super::{fits, offset_error, token_reason, Core, SECTIONS};
 use crate::error::{Result, TaError};
 use crate::plan::{self, Computed};
@@ -204,7 +205,7 @@ impl<S: Storage, R: Rng, C: Clock> Core<S, R, C> {
         s: &mut Session,
         component: u32,
         offset: u64,
-        chunk: &[u8],
+        chunk: &Data<'_>,
     ) -> Result<()> {
         const CMD: CommandId = CommandId::PayloadUpdate;
         let update = s.open_update(CMD)?;
@@ -232,7 +233,7 @@ impl<S: Storage, R: Rng, C: Clock> Core<S, R, C> {
             }
         };
         // On error the item stays Pending: the agent may stream it again from the start.
-        stream.update(chunk, None)?;
+        chunk.pieces(0..chunk.len(), |piece| Ok(stream.update(piece, None)?))?;
         item.state = ItemState::Streaming(stream);
         Ok(())
     }
@@ -360,8 +361,7 @@ impl<S: Storage, R: Rng, C: Clock> Core<S, R, C> {
         component: u32,
         token: &[u8],
         (offset, last): (u64, bool),
-        chunk: &[u8],
-        out: &mut Vec<u8>,
+        chunk: &mut Data<'_>,
     ) -> Result<Decrypted> {
         const CMD: CommandId = CommandId::DecryptForInstall;
         let nonce = s.nonce;
@@ -404,26 +404,32 @@ impl<S: Storage, R: Rng, C: Clock> Core<S, R, C> {
             Some(stream) => stream,
             None => self.new_stream(&item.plan, approved.digest.alg(), Some(approved.size))?,
         };
-        stream.update(chunk, Some(out))?;
-        let written = u32::try_from(out.len()).unwrap_or(u32::MAX);
+        // Piece by piece from the shared memory into TA memory, decrypted there, the
+        // plaintext written to the data out.
+        let mut written = chunk.transform(0..chunk.len(), 0, |piece, out| {
+            Ok(stream.update(piece, Some(out))?)
+        })?;
+        let written_u32 = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
         if !last {
             item.state = ItemState::Installing(approved, stream);
             return Ok(Decrypted {
-                written,
+                written: written_u32(written),
                 done: false,
             });
         }
-        let (again, _) = stream.finish(Some(out), |_| Ok(()))?;
+        let mut tail = Vec::new();
+        let (again, _) = stream.finish(Some(&mut tail), |_| Ok(()))?;
         if again != approved {
-            out.clear();
             return Err(Error::ImageDigestMismatch {
                 component: item.plan.index as usize,
             }
             .into());
         }
+        chunk.write(written, &tail)?;
+        written += tail.len();
         item.state = ItemState::Installed(approved);
         Ok(Decrypted {
-            written: u32::try_from(out.len()).unwrap_or(u32::MAX),
+            written: written_u32(written),
             done: true,
         })
     }

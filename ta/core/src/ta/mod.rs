@@ -40,7 +40,7 @@ use crate::state::State;
 
 use session::Session;
 pub use session::SessionId;
-pub use transport::{Output, Param, TeeError};
+pub use transport::{Bulk, Output, Param, TeeError, VecBulk};
 
 /// The sections LOAD_MANIFEST and COMMIT run (after the shared sequence).
 const SECTIONS: [Section; 2] = [Section::PayloadFetch, Section::Install];

@@ -16,14 +16,16 @@
 use alloc::boxed::Box;
 use alloc::format;
 use alloc::vec::Vec;
+use core::ops::Range;
 
-use suit_shared::abi::{Approval, CommandId, Decrypted, DECRYPT_OUTPUT_SLACK};
+use suit_shared::abi::{Approval, CommandId, Decrypted, DECRYPT_OUTPUT_SLACK, STREAM_HASH_ROOM};
 use suit_shared::digest::DigestValue;
 use suit_shared::encryption::GCM_TAG_LEN;
 use suit_shared::verity::{self, BlockChecker, VerityParams, BLOCK_SIZE, DIGEST_LEN};
 use suit_shared::Error;
 
 use super::session::{ItemState, Session};
+use super::transport::Data;
 use super::{offset_error, Core};
 use crate::crypto::{stream_cipher, StreamCipher};
 use crate::error::{Result, TaError};
@@ -147,16 +149,14 @@ impl<S: Storage, R: Rng, C: Clock> Core<S, R, C> {
     }
 
     /// STREAM_UPDATE: `data` is `hashes` bytes of hash blocks, then the chunk at `offset`.
-    /// The approved plaintext goes to `out` (at most `out_capacity` bytes).
-    #[allow(clippy::too_many_arguments)]
+    /// The approved plaintext goes to the data out (at most `out_capacity` bytes).
     pub(super) fn stream_update(
         &mut self,
         s: &mut Session,
         component: u32,
         offset: u64,
         hashes: u32,
-        data: &[u8],
-        out: &mut Vec<u8>,
+        data: &mut Data<'_>,
         out_capacity: usize,
     ) -> Result<Decrypted> {
         const CMD: CommandId = CommandId::StreamUpdate;
@@ -173,7 +173,16 @@ impl<S: Storage, R: Rng, C: Clock> Core<S, R, C> {
                 ),
             ));
         }
-        let (hash_blocks, chunk) = data.split_at(split);
+        // The hash blocks are copied whole (a few, at most STREAM_HASH_ROOM), the chunk
+        // piece by piece.
+        if split > STREAM_HASH_ROOM {
+            return Err(TaError::TooLarge {
+                what: "the hash blocks of a chunk",
+                size: split,
+                limit: STREAM_HASH_ROOM,
+            });
+        }
+        let chunk = split..data.len();
         // The last chunk may carry the AEAD tag beyond max-chunk (no invoke for 16 bytes).
         let limit = self.config.max_chunk + GCM_TAG_LEN;
         if chunk.len() > limit {
@@ -191,6 +200,7 @@ impl<S: Storage, R: Rng, C: Clock> Core<S, R, C> {
                 limit: out_capacity,
             });
         }
+        let hash_blocks = data.copy(0..split)?;
         let mut pass = match core::mem::replace(&mut item.state, ItemState::Pending) {
             ItemState::OnePass(pass) if offset == pass.received() => pass,
             // Going back to a block boundary restarts there; going forward skips bytes.
@@ -212,17 +222,12 @@ impl<S: Storage, R: Rng, C: Clock> Core<S, R, C> {
         };
         // On error the stream is dropped (the item is Pending again) and nothing is released:
         // the agent restarts at 0 or resumes at the last block it wrote.
-        match pass.feed(component, hash_blocks, chunk, out) {
-            Ok(done) => {
-                let written = u32::try_from(out.len()).unwrap_or(u32::MAX);
-                item.state = ItemState::OnePass(pass);
-                Ok(Decrypted { written, done })
-            }
-            Err(e) => {
-                out.clear();
-                Err(e)
-            }
-        }
+        let (done, written) = pass.feed(component, &hash_blocks, data, chunk)?;
+        item.state = ItemState::OnePass(pass);
+        Ok(Decrypted {
+            written: u32::try_from(written).unwrap_or(u32::MAX),
+            done,
+        })
     }
 
     /// STREAM_FINAL: every block checked (and the tag, for a whole encrypted stream); signs
@@ -295,16 +300,18 @@ impl<S: Storage, R: Rng, C: Clock> Core<S, R, C> {
 }
 
 impl OnePass {
-    /// Decrypts `chunk`, checks every whole block (the last one zero-padded) with the hash
-    /// blocks from `hashes`, appends the checked plaintext to `out`; whether the image is
-    /// complete. On error `out` may hold unchecked bytes: the caller clears it.
+    /// Decrypts the bytes `chunk` of `data` piece by piece (each copied once into TA
+    /// memory), checks every whole block (the last one zero-padded) with the hash blocks from
+    /// `hashes` and writes the checked plaintext to the data out; whether the image is
+    /// complete, and the bytes written. On error the stream is dropped by the caller and the
+    /// invoke releases nothing (the data out's size is 0).
     fn feed(
         &mut self,
         component: u32,
         mut hashes: &[u8],
-        chunk: &[u8],
-        out: &mut Vec<u8>,
-    ) -> Result<bool> {
+        data: &mut Data<'_>,
+        chunk: Range<usize>,
+    ) -> Result<(bool, usize)> {
         let left = self.fetched_size - self.received;
         if chunk.len() as u64 > left {
             return Err(Error::PayloadTooLarge {
@@ -313,33 +320,62 @@ impl OnePass {
             }
             .into());
         }
-        out.clear();
-        out.extend_from_slice(&self.partial);
-        let start = out.len();
         // Bytes of the chunk before the tag (the tag is never plaintext).
         let plain_left = self.plain_size.saturating_sub(self.received);
-        let body = &chunk[..chunk
-            .len()
-            .min(usize::try_from(plain_left).unwrap_or(usize::MAX))];
+        let body = chunk.start
+            ..chunk.start
+                + chunk
+                    .len()
+                    .min(usize::try_from(plain_left).unwrap_or(usize::MAX));
+        let tail = body.end..chunk.end;
+        let written = data.transform(body, 0, |piece, out| {
+            self.absorb(component, piece, &mut hashes, out)
+        })?;
+        // What follows the ciphertext is the tag (the chunk is within the fetched size).
+        let mut tag = [0u8; GCM_TAG_LEN];
+        let tag = tag.get_mut(..tail.len()).ok_or(TaError::Bulk("read"))?;
+        data.read(tail.start, tag)?;
+        let at = usize::try_from(self.received.saturating_sub(self.plain_size)).unwrap_or(0);
+        for (t, &b) in self.tag.iter_mut().skip(at).zip(tag.iter()) {
+            *t = b;
+        }
+        self.received += tag.len() as u64;
+        if !hashes.is_empty() {
+            return Err(TaError::Tree {
+                component,
+                error: verity::TreeError::ExtraHashBytes(hashes.len()),
+            });
+        }
+        Ok((
+            self.plain_seen == self.plain_size && self.partial.is_empty(),
+            written,
+        ))
+    }
+
+    /// Decrypts one piece of the chunk after the plaintext held from before, checks every
+    /// whole block (and the last, zero-padded, once the image is complete) and appends the
+    /// checked plaintext to `out`; holds the rest (less than a block).
+    fn absorb(
+        &mut self,
+        component: u32,
+        piece: &[u8],
+        hashes: &mut &[u8],
+        out: &mut Vec<u8>,
+    ) -> Result<()> {
+        out.extend_from_slice(&self.partial);
+        let start = out.len();
         match &mut self.cipher {
-            Cipher::Plain => out.extend_from_slice(body),
+            Cipher::Plain => out.extend_from_slice(piece),
             Cipher::Encrypted(cipher) => {
-                out.resize(start + body.len(), 0);
+                out.resize(start + piece.len(), 0);
                 match cipher {
-                    StreamCipher::Keystream(k) => k.apply(body, &mut out[start..])?,
-                    StreamCipher::Gcm(gcm) => gcm.update(body, &mut out[start..])?,
+                    StreamCipher::Keystream(k) => k.apply(piece, &mut out[start..])?,
+                    StreamCipher::Gcm(gcm) => gcm.update(piece, &mut out[start..])?,
                 }
             }
         }
-        // What follows the ciphertext is the tag (the chunk is within the fetched size).
-        for (i, &b) in chunk[body.len()..].iter().enumerate() {
-            let at = (self.received - self.plain_size.min(self.received)) as usize + i;
-            if let Some(t) = self.tag.get_mut(at) {
-                *t = b;
-            }
-        }
-        self.received += chunk.len() as u64;
-        self.plain_seen += (out.len() - start) as u64;
+        self.received += piece.len() as u64;
+        self.plain_seen += piece.len() as u64;
         let complete = self.plain_seen == self.plain_size;
         let mut checked = 0;
         let mut block = [0u8; BLOCK_SIZE];
@@ -355,20 +391,14 @@ impl OnePass {
                 }
             };
             self.checker
-                .check(self.next_block, whole, &mut hashes)
+                .check(self.next_block, whole, hashes)
                 .map_err(|error| TaError::Tree { component, error })?;
             self.next_block += 1;
             checked += piece.len();
         }
-        if !hashes.is_empty() {
-            return Err(TaError::Tree {
-                component,
-                error: verity::TreeError::ExtraHashBytes(hashes.len()),
-            });
-        }
         self.partial.clear();
         self.partial.extend_from_slice(&out[checked..]);
         out.truncate(checked);
-        Ok(complete && self.partial.is_empty())
+        Ok(())
     }
 }

@@ -31,6 +31,9 @@ pub enum Param {
     ValueInout(u32, u32),
     /// A memref input, copied.
     MemrefInput(Vec<u8>),
+    /// A memref input of this size left in shared memory: the bulk data in (parameter 2),
+    /// which the core reads piece by piece through the invoke's [`Bulk`].
+    MemrefShared(usize),
     /// A memref output of this capacity.
     MemrefOutput(usize),
     /// A memref inout, copied, with its capacity.
@@ -91,11 +94,122 @@ pub struct Output {
     pub data: Option<Vec<u8>>,
 }
 
+/// The bulk data of an invoke where the client put it: data in (parameter 2, a
+/// [`Param::MemrefShared`]) and data out (parameter 3). In the TA these are OP-TEE's shared
+/// memory: the core copies the input piece by piece (a few KiB) into TA memory, checks and
+/// decrypts only that copy — every byte of shared memory is read once, never twice (no
+/// double fetch) — and writes its output piece by piece, so a 1 MiB chunk costs the heap
+/// a few KiB, not two copies of the chunk.
+pub trait Bulk {
+    /// Size of the data in (0 without one).
+    fn in_len(&self) -> usize;
+    /// Copies `buf.len()` bytes at `offset` of the data in into `buf`.
+    fn read(&self, offset: usize, buf: &mut [u8]) -> core::result::Result<(), TeeError>;
+    /// Capacity of the data out (0 without one).
+    fn out_capacity(&self) -> usize;
+    /// Writes `data` at `offset` of the data out.
+    fn write(&mut self, offset: usize, data: &[u8]) -> core::result::Result<(), TeeError>;
+    /// Sets the size of the data out the client sees (what the command released; 0 on
+    /// error).
+    fn set_out_len(&mut self, len: usize) -> core::result::Result<(), TeeError>;
+}
+
+/// [`Bulk`] over a borrowed input and a vector output of a given capacity (the simulator,
+/// tests).
+pub struct VecBulk<'a> {
+    input: &'a [u8],
+    out: Vec<u8>,
+    capacity: usize,
+}
+
+impl<'a> VecBulk<'a> {
+    /// The data in `input` and a data out of `capacity` bytes.
+    pub fn new(input: &'a [u8], capacity: usize) -> Self {
+        VecBulk {
+            input,
+            out: Vec::new(),
+            capacity,
+        }
+    }
+
+    /// The data out, as long as the invoke set it.
+    pub fn into_output(self) -> Vec<u8> {
+        self.out
+    }
+}
+
+impl Bulk for VecBulk<'_> {
+    fn in_len(&self) -> usize {
+        self.input.len()
+    }
+
+    fn read(&self, offset: usize, buf: &mut [u8]) -> core::result::Result<(), TeeError> {
+        let piece = offset
+            .checked_add(buf.len())
+            .and_then(|end| self.input.get(offset..end))
+            .ok_or(TeeError::BadParameters("read beyond the data in"))?;
+        buf.copy_from_slice(piece);
+        Ok(())
+    }
+
+    fn out_capacity(&self) -> usize {
+        self.capacity
+    }
+
+    fn write(&mut self, offset: usize, data: &[u8]) -> core::result::Result<(), TeeError> {
+        let end = offset
+            .checked_add(data.len())
+            .filter(|end| *end <= self.capacity)
+            .ok_or(TeeError::ShortBuffer {
+                param: abi::PARAM_DATA_OUT,
+                needed: offset.saturating_add(data.len()),
+            })?;
+        if self.out.len() < end {
+            self.out.resize(end, 0);
+        }
+        self.out[offset..end].copy_from_slice(data);
+        Ok(())
+    }
+
+    fn set_out_len(&mut self, len: usize) -> core::result::Result<(), TeeError> {
+        self.out.resize(len.min(self.capacity), 0);
+        Ok(())
+    }
+}
+
+/// A bulk data in that is absent (commands without one).
+struct NoBulk;
+
+impl Bulk for NoBulk {
+    fn in_len(&self) -> usize {
+        0
+    }
+    fn read(&self, _: usize, buf: &mut [u8]) -> core::result::Result<(), TeeError> {
+        match buf.len() {
+            0 => Ok(()),
+            _ => Err(TeeError::BadParameters("this invoke has no data in")),
+        }
+    }
+    fn out_capacity(&self) -> usize {
+        0
+    }
+    fn write(&mut self, _: usize, data: &[u8]) -> core::result::Result<(), TeeError> {
+        match data.len() {
+            0 => Ok(()),
+            _ => Err(TeeError::BadParameters("this invoke has no data out")),
+        }
+    }
+    fn set_out_len(&mut self, _: usize) -> core::result::Result<(), TeeError> {
+        Ok(())
+    }
+}
+
 /// The parameters of an invoke, checked against the command's layout.
 struct Layout<'p> {
     request: &'p [u8],
     response_capacity: usize,
-    data: Option<&'p [u8]>,
+    /// Size of the data in (in the invoke's [`Bulk`]).
+    data: Option<usize>,
     out_capacity: Option<usize>,
 }
 
@@ -124,7 +238,7 @@ fn layout(command: CommandId, params: &[Param; 4]) -> core::result::Result<Layou
         });
     }
     let data = match (&params[abi::PARAM_DATA_IN], command.data_in()) {
-        (Param::MemrefInput(d), true) => Some(d.as_slice()),
+        (Param::MemrefShared(len), true) => Some(*len),
         (Param::None, false) => None,
         (_, true) => {
             return Err(TeeError::BadParameters(
@@ -152,7 +266,7 @@ fn layout(command: CommandId, params: &[Param; 4]) -> core::result::Result<Layou
         }
     };
     if let (Some(capacity), Some(d)) = (out_capacity, data) {
-        let needed = d.len() + abi::DECRYPT_OUTPUT_SLACK;
+        let needed = d + abi::DECRYPT_OUTPUT_SLACK;
         if capacity < needed {
             return Err(TeeError::ShortBuffer {
                 param: abi::PARAM_DATA_OUT,
@@ -169,31 +283,75 @@ fn layout(command: CommandId, params: &[Param; 4]) -> core::result::Result<Layou
 }
 
 impl<S: Storage, R: Rng, C: Clock> Ta<S, R, C> {
-    /// One invoke: checks the parameter layout, runs the command, encodes the response.
+    /// One invoke with its bulk data in copied ([`Param::MemrefInput`] in parameter 2) and
+    /// its bulk output returned as a vector: [`Ta::invoke_bulk`] for the simulator and tests.
     pub fn invoke(
         &mut self,
         id: SessionId,
         command: u32,
         params: &[Param; 4],
     ) -> core::result::Result<Output, TeeError> {
+        let mut shared = params.clone();
+        let input = match &params[abi::PARAM_DATA_IN] {
+            Param::MemrefInput(d) => {
+                shared[abi::PARAM_DATA_IN] = Param::MemrefShared(d.len());
+                d.as_slice()
+            }
+            _ => &[],
+        };
+        let capacity = match params[abi::PARAM_DATA_OUT] {
+            Param::MemrefOutput(c) => Some(c),
+            _ => None,
+        };
+        let mut bulk = VecBulk::new(input, capacity.unwrap_or(0));
+        let response = self.invoke_bulk(id, command, &shared, &mut bulk)?;
+        Ok(Output {
+            response,
+            data: capacity.map(|_| bulk.into_output()),
+        })
+    }
+
+    /// One invoke: checks the parameter layout, runs the command with the bulk data in and
+    /// out of `bulk` (parameter 2 is a [`Param::MemrefShared`] of its size), sets the size of
+    /// the data out and returns the encoded response.
+    pub fn invoke_bulk(
+        &mut self,
+        id: SessionId,
+        command: u32,
+        params: &[Param; 4],
+        bulk: &mut dyn Bulk,
+    ) -> core::result::Result<Vec<u8>, TeeError> {
         let session = self.sessions.get_mut(&id).ok_or(TeeError::NoSession)?;
         let command =
             CommandId::from_u32(command).ok_or(TeeError::BadParameters("unknown command"))?;
         let layout = layout(command, params)?;
-        let data = layout.data.unwrap_or_default();
-        let mut out = Vec::new();
+        let mut none = NoBulk;
+        let (bulk, data_len): (&mut dyn Bulk, usize) = match layout.data {
+            Some(len) if len == bulk.in_len() => (bulk, len),
+            Some(_) => return Err(TeeError::BadParameters("parameter 2 and its data differ")),
+            None => (&mut none, 0),
+        };
+        let out_capacity = layout.out_capacity.unwrap_or(0).min(bulk.out_capacity());
+        let mut written = 0;
         let result = Request::decode(command, layout.request)
             .map_err(TaError::from)
             .and_then(|request| {
                 let mut exec = Exec {
                     core: &mut self.core,
                     id,
-                    data,
+                    data: Data {
+                        bulk: &mut *bulk,
+                        len: data_len,
+                    },
+                    envelope: Vec::new(),
                     capacity: layout.response_capacity,
-                    out: &mut out,
-                    out_capacity: layout.out_capacity.unwrap_or(0),
+                    out_capacity,
                 };
-                exec.run(session, request)
+                let reply = exec.run(session, request)?;
+                if let Reply::Decrypted(d) = &reply {
+                    written = d.written as usize;
+                }
+                Ok(reply)
             });
         let mut response = encode_response(&result.map_err(|e| e.rejection()));
         if response.len() > layout.response_capacity {
@@ -211,23 +369,116 @@ impl<S: Storage, R: Rng, C: Clock> Ta<S, R, C> {
                 ),
             };
             response = encode_response(&Err(too_large));
-            out.clear();
+            written = 0;
         }
-        Ok(Output {
-            response,
-            data: layout.out_capacity.map(|_| out),
-        })
+        if layout.out_capacity.is_some() {
+            bulk.set_out_len(written)?;
+        }
+        Ok(response)
     }
 }
+
+/// The bulk data in of an invoke, read piece by piece into TA memory.
+pub(super) struct Data<'a> {
+    bulk: &'a mut dyn Bulk,
+    len: usize,
+}
+
+impl Data<'_> {
+    /// Size of the data in.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Copies the bytes at `offset` into `buf` (TA memory); every check reads that copy.
+    pub fn read(&self, offset: usize, buf: &mut [u8]) -> Result<()> {
+        self.bulk
+            .read(offset, buf)
+            .map_err(|_| TaError::Bulk("read"))
+    }
+
+    /// The bytes `range` copied into a new vector (bounded by the caller).
+    pub fn copy(&self, range: core::ops::Range<usize>) -> Result<Vec<u8>> {
+        let mut copy = Vec::new();
+        copy.try_reserve_exact(range.len())
+            .map_err(|_| TaError::TooLarge {
+                what: "a copy of the data in",
+                size: range.len(),
+                limit: 0,
+            })?;
+        copy.resize(range.len(), 0);
+        self.read(range.start, &mut copy)?;
+        Ok(copy)
+    }
+
+    /// Writes `data` at `offset` of the data out.
+    pub fn write(&mut self, offset: usize, data: &[u8]) -> Result<()> {
+        self.bulk
+            .write(offset, data)
+            .map_err(|_| TaError::Bulk("written"))
+    }
+
+    /// Feeds the bytes `range` of the data in to `f` in pieces of at most [`PIECE`] bytes,
+    /// each copied once into a buffer of TA memory.
+    pub fn pieces(
+        &self,
+        range: core::ops::Range<usize>,
+        mut f: impl FnMut(&[u8]) -> Result<()>,
+    ) -> Result<()> {
+        let mut buf = zeroize::Zeroizing::new(alloc::vec![0u8; PIECE.min(range.len())]);
+        let mut at = range.start;
+        while at < range.end {
+            let n = (range.end - at).min(buf.len());
+            self.read(at, &mut buf[..n])?;
+            f(&buf[..n])?;
+            at += n;
+        }
+        Ok(())
+    }
+
+    /// [`Data::pieces`] with output: `f` turns each piece into bytes it appends to its
+    /// second argument (emptied before each piece), which are written to the data out from
+    /// `out_at` on. Returns the bytes written.
+    pub fn transform(
+        &mut self,
+        range: core::ops::Range<usize>,
+        out_at: usize,
+        mut f: impl FnMut(&[u8], &mut Vec<u8>) -> Result<()>,
+    ) -> Result<usize> {
+        let mut buf = zeroize::Zeroizing::new(alloc::vec![0u8; PIECE.min(range.len())]);
+        // Room for a piece, the partial block held before it and a decryptor's slack.
+        let mut out = zeroize::Zeroizing::new(Vec::with_capacity(
+            PIECE + suit_shared::verity::BLOCK_SIZE + abi::DECRYPT_OUTPUT_SLACK,
+        ));
+        let mut at = range.start;
+        let mut written = 0;
+        while at < range.end {
+            let n = (range.end - at).min(buf.len());
+            self.read(at, &mut buf[..n])?;
+            out.clear();
+            f(&buf[..n], &mut out)?;
+            self.write(out_at + written, &out)?;
+            written += out.len();
+            at += n;
+        }
+        Ok(written)
+    }
+}
+
+/// The piece of the data in the core copies into TA memory at a time (decrypted, hashed and
+/// checked there): a few KiB of heap whatever the chunk size.
+pub(super) const PIECE: usize = 16 * 1024;
 
 /// One invoke on the core: the session's id, the bulk input, the response capacity and the
 /// bulk output. Implements the ABI table's [`Handler`] with the session as context.
 pub(super) struct Exec<'a, S: Storage, R: Rng, C: Clock> {
     pub core: &'a mut Core<S, R, C>,
     pub id: SessionId,
-    pub data: &'a [u8],
+    /// The bulk data in and out.
+    pub data: Data<'a>,
+    /// LOAD_MANIFEST's envelope, copied from the data in.
+    pub envelope: Vec<u8>,
     pub capacity: usize,
-    pub out: &'a mut Vec<u8>,
     /// Capacity of the bulk output (parameter 3), 0 without one.
     pub out_capacity: usize,
 }
@@ -274,8 +525,22 @@ impl<S: Storage, R: Rng, C: Clock> Exec<'_, S, R, C> {
             | Request::StreamFinal { component } => Some(component),
             _ => None,
         };
-        let result = abi::dispatch(self, s, request);
-        s.note_attempt(command, self.data, pending, item, &result);
+        // The envelope is parsed in place: one copy of it in TA memory (bounded by
+        // max-envelope before anything is copied).
+        let limit = self.core.config.max_envelope;
+        let result = match command {
+            CommandId::LoadManifest if self.data.len() > limit => Err(TaError::TooLarge {
+                what: "the envelope",
+                size: self.data.len(),
+                limit,
+            }),
+            CommandId::LoadManifest => self.data.copy(0..self.data.len()).and_then(|envelope| {
+                self.envelope = envelope;
+                abi::dispatch(self, s, request)
+            }),
+            _ => abi::dispatch(self, s, request),
+        };
+        s.note_attempt(command, &self.envelope, pending, item, &result);
         result
     }
 }
@@ -297,11 +562,11 @@ impl<S: Storage, R: Rng, C: Clock> Handler for Exec<'_, S, R, C> {
     ) -> Result<Plan> {
         let facts = facts.unwrap_or_default();
         self.core
-            .load_manifest(self.id, s, target_slot, nonce, facts, self.data)
+            .load_manifest(self.id, s, target_slot, nonce, facts, &self.envelope)
     }
 
     fn payload_update(&mut self, s: &mut Session, component: u32, offset: u64) -> Result<()> {
-        self.core.payload_update(s, component, offset, self.data)
+        self.core.payload_update(s, component, offset, &self.data)
     }
 
     fn payload_final(&mut self, s: &mut Session, component: u32) -> Result<Approval> {
@@ -317,7 +582,7 @@ impl<S: Storage, R: Rng, C: Clock> Handler for Exec<'_, S, R, C> {
         last: bool,
     ) -> Result<Decrypted> {
         self.core
-            .decrypt_for_install(s, component, &token, (offset, last), self.data, self.out)
+            .decrypt_for_install(s, component, &token, (offset, last), &mut self.data)
     }
 
     fn stream_update(
@@ -332,8 +597,7 @@ impl<S: Storage, R: Rng, C: Clock> Handler for Exec<'_, S, R, C> {
             component,
             offset,
             hashes,
-            self.data,
-            self.out,
+            &mut self.data,
             self.out_capacity,
         )
     }
@@ -347,7 +611,7 @@ impl<S: Storage, R: Rng, C: Clock> Handler for Exec<'_, S, R, C> {
     }
 
     fn confirm_update(&mut self, s: &mut Session, component: u32, offset: u64) -> Result<()> {
-        self.core.confirm_update(s, component, offset, self.data)
+        self.core.confirm_update(s, component, offset, &self.data)
     }
 
     fn confirm(&mut self, s: &mut Session) -> Result<Floors> {

@@ -9,6 +9,7 @@ use suit_shared::boot::BootStatus;
 use suit_shared::Error;
 
 use super::session::{Session, SessionId};
+use super::transport::Data;
 use super::{fits, offset_error, Core};
 use crate::error::{Result, TaError};
 use crate::platform::{Clock, Rng, Storage};
@@ -37,7 +38,7 @@ impl<S: Storage, R: Rng, C: Clock> Core<S, R, C> {
         s: &mut Session,
         component: u32,
         offset: u64,
-        chunk: &[u8],
+        chunk: &Data<'_>,
     ) -> Result<()> {
         const CMD: CommandId = CommandId::ConfirmUpdate;
         let pending = self.pending_for_confirm(s, CMD)?;
@@ -69,7 +70,7 @@ impl<S: Storage, R: Rng, C: Clock> Core<S, R, C> {
             }
         };
         s.confirm[index] = None;
-        stream.update(chunk, None)?;
+        chunk.pieces(0..chunk.len(), |piece| Ok(stream.update(piece, None)?))?;
         s.confirming = Some((index, stream));
         Ok(())
     }
