@@ -476,7 +476,7 @@ pub(super) struct Exec<'a, S: Storage, R: Rng, C: Clock> {
     pub id: SessionId,
     /// The bulk data in and out.
     pub data: Data<'a>,
-    /// LOAD_MANIFEST's envelope, copied from the data in.
+    /// The envelope of LOAD_MANIFEST or UPDATE_ANCHORS, copied from the data in.
     pub envelope: Vec<u8>,
     pub capacity: usize,
     /// Capacity of the bulk output (parameter 3), 0 without one.
@@ -525,19 +525,23 @@ impl<S: Storage, R: Rng, C: Clock> Exec<'_, S, R, C> {
             | Request::StreamFinal { component } => Some(component),
             _ => None,
         };
-        // The envelope is parsed in place: one copy of it in TA memory (bounded by
-        // max-envelope before anything is copied).
+        // An envelope (LOAD_MANIFEST, UPDATE_ANCHORS) is parsed in place: one copy of it in
+        // TA memory (bounded by max-envelope before anything is copied).
         let limit = self.core.config.max_envelope;
         let result = match command {
-            CommandId::LoadManifest if self.data.len() > limit => Err(TaError::TooLarge {
-                what: "the envelope",
-                size: self.data.len(),
-                limit,
-            }),
-            CommandId::LoadManifest => self.data.copy(0..self.data.len()).and_then(|envelope| {
-                self.envelope = envelope;
-                abi::dispatch(self, s, request)
-            }),
+            CommandId::LoadManifest | CommandId::UpdateAnchors if self.data.len() > limit => {
+                Err(TaError::TooLarge {
+                    what: "the envelope",
+                    size: self.data.len(),
+                    limit,
+                })
+            }
+            CommandId::LoadManifest | CommandId::UpdateAnchors => {
+                self.data.copy(0..self.data.len()).and_then(|envelope| {
+                    self.envelope = envelope;
+                    abi::dispatch(self, s, request)
+                })
+            }
             _ => abi::dispatch(self, s, request),
         };
         s.note_attempt(command, &self.envelope, pending, item, &result);
@@ -638,7 +642,7 @@ impl<S: Storage, R: Rng, C: Clock> Handler for Exec<'_, S, R, C> {
     }
 
     fn update_anchors(&mut self, _: &mut Session) -> Result<()> {
-        self.core.update_anchors(self.data)
+        self.core.update_anchors(&self.envelope)
     }
 
     fn boot_verify(&mut self, _: &mut Session, slot: u64) -> Result<BootRecord> {
