@@ -12,12 +12,11 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use serde_json::Value;
-use suit_host::keys;
 use suit_host::tee::simulator::{SimulatedTa, SimulatorConfig};
 use suit_host::tee::{Tee, TeeError};
-use suit_host::tool::crypt::{load_kek, load_recipient_key};
+use suit_host::tool::crypt::{load_kek, load_recipient_key, seal_kek, RecipientPublic};
 use suit_host::tool::SimulatedDevice;
-use suit_shared::abi::{PayloadSource, Provisioning};
+use suit_shared::abi::{PayloadSource, Provisioning, SealedKek};
 use suit_shared::auth::TrustAnchor;
 use suit_shared::command::{Command, CommandSequence, IndexSelection};
 use suit_shared::encryption::RecipientKey;
@@ -208,10 +207,8 @@ const PAYLOADS: &[(&str, usize, &str)] = &[
 const GCM_PAYLOAD: &str = "encryption/encrypted-payload-aes-kw-aes-gcm.bin";
 
 /// The fleet KEK of the encryption vectors (A128KW, 'a' × 16).
-fn kek() -> Vec<u8> {
-    keys::load_secret(&vectors::path("keys/a128kw-kek-16xa.bin"))
-        .unwrap()
-        .to_vec()
+fn kek_path() -> PathBuf {
+    vectors::path("keys/a128kw-kek-16xa.bin")
 }
 
 /// What a manifest asks of its device: vendor and class (first set in the shared sequence),
@@ -369,7 +366,7 @@ impl Case {
             .with_decryption_keys(vec![
                 RecipientKey::Kek {
                     kid: None,
-                    key: load_kek(&vectors::path("keys/a128kw-kek-16xa.bin")).unwrap(),
+                    key: load_kek(&kek_path()).unwrap(),
                 },
                 load_recipient_key(&vectors::path("keys/enc-ecdh-es-recipient-p256.priv.pem"))
                     .unwrap(),
@@ -384,8 +381,19 @@ impl Case {
         config.class_id = self.identity.class_id;
         let ta = SimulatedTa::new(config)?;
         let mut s = ta.open_session();
+        // The corpus' KEK, sealed to this TA's key-agreement key as PROVISION takes it.
+        let device = p384::PublicKey::from_sec1_bytes(&s.get_info()?.device_public_key)
+            .expect("the TA's key-agreement key is a P-384 point");
+        let sealed = seal_kek(
+            &RecipientPublic::P384(device),
+            &load_kek(&kek_path()).unwrap(),
+        )
+        .expect("sealing the corpus KEK");
         s.provision(&Provisioning {
-            kek: Some((kek(), b"kid-1".to_vec())),
+            kek: Some(SealedKek {
+                sealed,
+                kid: b"kid-1".to_vec(),
+            }),
             vendor_id: None,
             class_id: None,
             device_id: None,

@@ -15,7 +15,7 @@ use libfuzzer_sys::{fuzz_mutator, fuzz_target};
 
 #[path = "common/mod.rs"]
 mod common;
-use suit_shared::abi::{self, CommandId, Provisioning, Request, StorageKind};
+use suit_shared::abi::{self, CommandId, Provisioning, Request, SealedKek, StorageKind};
 use suit_shared::auth::{AnchorPolicy, TrustAnchor};
 use suit_shared::author::{build_envelope, encode_manifest, sign_envelope, SigningKey};
 use suit_shared::command::{Command, CommandSequence, Condition, Directive, ReportingPolicy};
@@ -345,9 +345,12 @@ fn check(data: &[u8]) {
             9 => w.call(s, &Request::Rollback, &[]),
             10 => w.call(s, &Request::Abort, &[]),
             11 => {
-                let key = input.bytes().to_vec();
+                let sealed = input.bytes().to_vec();
                 let p = Provisioning {
-                    kek: (sel & 1 == 1).then(|| (key, b"k".to_vec())),
+                    kek: (sel & 1 == 1).then(|| SealedKek {
+                        sealed,
+                        kid: b"k".to_vec(),
+                    }),
                     vendor_id: (sel & 2 == 2).then_some(Uuid([sel; 16])),
                     class_id: None,
                     device_id: (sel & 4 == 4).then_some(Uuid([3; 16])),

@@ -234,12 +234,12 @@ fn provision_needs_a_factory_build() {
     let production = Device::with(|c| c.factory = false);
     let mut s = production.session();
     let p = Provisioning {
-        kek: Some((vec![1; 32], b"fleet".to_vec())),
+        device_id: Some(suit_shared::error::Uuid([7; 16])),
         ..Provisioning::default()
     };
     expect_rejection(s.provision(&p), Category::Policy, "factory build");
     let info = s.get_info().unwrap();
-    assert!(!info.provisioned && !info.kek_present);
+    assert!(!info.provisioned && info.device_id.is_none());
 
     let factory = Device::new();
     let mut s = factory.session();

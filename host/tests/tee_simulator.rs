@@ -604,8 +604,18 @@ fn fleet_kek_provisioning_is_locked_after_once() {
     // Without the KEK the TA has no key for this payload: refused when planning.
     expect_rejection(s.load_manifest(&env, 0), Category::Decryption, "");
     let device_id = Uuid([9; 16]);
+    let device =
+        p384::PublicKey::from_sec1_bytes(&s.get_info().unwrap().device_public_key).unwrap();
+    let sealed = suit_host::tool::crypt::seal_kek(
+        &suit_host::tool::crypt::RecipientPublic::P384(device),
+        &AesKey::from_slice(&kek).unwrap(),
+    )
+    .unwrap();
     s.provision(&Provisioning {
-        kek: Some((kek.to_vec(), Vec::new())),
+        kek: Some(abi::SealedKek {
+            sealed,
+            kid: Vec::new(),
+        }),
         vendor_id: None,
         class_id: None,
         device_id: Some(device_id),

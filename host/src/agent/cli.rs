@@ -9,7 +9,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use serde_json::{json, Value};
-use suit_shared::abi::{Info, InstallState, LastOutcome, Provisioning};
+use suit_shared::abi::{Info, InstallState, LastOutcome, Provisioning, SealedKek};
 use suit_shared::error::Uuid;
 
 use super::config::{self, Config};
@@ -115,11 +115,12 @@ enum Cmd {
     },
     /// Factory provisioning, once: fleet KEK and identity.
     Provision {
-        /// AES key-wrap KEK (16 or 32 bytes).
+        /// The fleet KEK sealed to this device's key-agreement key (`suit-tool wrap-kek`);
+        /// the KEK itself never passes through Linux.
         #[arg(long, value_name = "FILE")]
-        kek: Option<PathBuf>,
+        kek_wrapped: Option<PathBuf>,
         /// Key id of the KEK, as the manifests name it.
-        #[arg(long, requires = "kek")]
+        #[arg(long, requires = "kek_wrapped")]
         kid: Option<String>,
         /// Device id (UUID).
         #[arg(long, value_name = "UUID")]
@@ -463,18 +464,18 @@ fn run(cli: Cli) -> Result<(), Failure> {
             report_boot_check(agent.factory_confirm(slot)?);
         }
         Cmd::Provision {
-            kek,
+            kek_wrapped,
             kid,
             device_id,
             vendor_id,
             class_id,
         } => {
-            let kek = match kek {
-                Some(path) => {
-                    let key = crate::keys::load_secret(&path)
-                        .map_err(|e| Failure::Usage(e.to_string()))?;
-                    Some((key.to_vec(), kid.unwrap_or_default().into_bytes()))
-                }
+            let kek = match kek_wrapped {
+                Some(path) => Some(SealedKek {
+                    sealed: std::fs::read(&path)
+                        .map_err(|e| Failure::Usage(format!("{}: {e}", path.display())))?,
+                    kid: kid.unwrap_or_default().into_bytes(),
+                }),
                 None => None,
             };
             let p = Provisioning {

@@ -466,6 +466,50 @@ pub struct DecryptArgs {
     out: PathBuf,
 }
 
+/// `suit-tool wrap-kek`.
+#[derive(Debug, clap::Args)]
+pub struct WrapKekArgs {
+    /// The device's key-agreement public key (SPKI PEM; `suit-agent info --json`
+    /// `device-public-key-pem`).
+    #[arg(long = "device-key", value_name = "DEV.pub.pem")]
+    device_key: PathBuf,
+    /// The fleet KEK file (16 bytes: A128KW, 32 bytes: A256KW).
+    #[arg(long, value_name = "fleet.kek")]
+    kek: PathBuf,
+    /// Where to write the sealed KEK (a COSE_Encrypt with the ciphertext attached).
+    #[arg(long, value_name = "kek.cose")]
+    out: PathBuf,
+}
+
+/// Seals `kek` to `device` (ECDH-ES+A256KW, A256GCM): what PROVISION takes.
+pub fn seal_kek(device: &RecipientPublic, kek: &AesKey) -> Result<Vec<u8>, ToolError> {
+    let to = EncryptFor::Device(device.clone());
+    let content_alg = ContentAlg::A256Gcm;
+    Ok(Encryptor::seal(
+        content_alg,
+        &to.recipient(content_alg),
+        None,
+        kek.as_bytes(),
+        &mut OsRng,
+    )?)
+}
+
+/// Runs `suit-tool wrap-kek`.
+pub fn wrap_kek(args: WrapKekArgs) -> Result<(), ToolError> {
+    let device = load_recipient_public(&args.device_key)?;
+    let kek = load_kek(&args.kek)?;
+    let sealed = seal_kek(&device, &kek)?;
+    std::fs::write(&args.out, &sealed).map_err(|e| ToolError::io(&args.out, e))?;
+    println!(
+        "wrote {} ({} bytes): the {}-byte KEK sealed to {} (ECDH-ES+A256KW, A256GCM)",
+        args.out.display(),
+        sealed.len(),
+        kek.as_bytes().len(),
+        args.device_key.display()
+    );
+    Ok(())
+}
+
 /// Runs `suit-tool encrypt`.
 pub fn encrypt(args: EncryptArgs) -> Result<(), ToolError> {
     let to = match (&args.recipient, &args.kek) {

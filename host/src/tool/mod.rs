@@ -294,6 +294,9 @@ enum Cmd {
     Encrypt(crypt::EncryptArgs),
     /// Decrypt a payload with its encryption info (output only once complete and verified).
     Decrypt(crypt::DecryptArgs),
+    /// Seal a fleet KEK to one device's key-agreement key for PROVISION (`suit-agent
+    /// provision --kek-wrapped`): ECDH-ES+A256KW, A256GCM.
+    WrapKek(crypt::WrapKekArgs),
     /// Check an approval token of the TA against the device's public key.
     VerifyToken(token::VerifyTokenArgs),
     /// Check a SUIT report signed by the TA against the device's public key.
@@ -517,6 +520,7 @@ fn run(command: Cmd) -> Result<(), ToolError> {
         Cmd::Anchors(args) => anchors::run(args),
         Cmd::Encrypt(args) => crypt::encrypt(args),
         Cmd::Decrypt(args) => crypt::decrypt(args),
+        Cmd::WrapKek(args) => crypt::wrap_kek(args),
         Cmd::VerifyToken(args) => token::verify_token(args),
         Cmd::VerifyReport(args) => token::verify_report(args),
         Cmd::Verity(args) => verity::run(args),

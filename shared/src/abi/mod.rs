@@ -40,8 +40,9 @@ use crate::error::{Category, Error, Result};
 /// plan items carry the dm-verity root a manifest binds (`verity_root`), and
 /// STREAM_UPDATE/STREAM_FINAL stream such a component in one pass (docs/streaming.md).
 /// Version 5: UPDATE_ANCHORS (docs/anchors.md), and GET_INFO's reply ends with the signing
-/// public key (tokens and reports), apart from the key-agreement key.
-pub const ABI_VERSION: u32 = 5;
+/// public key (tokens and reports), apart from the key-agreement key. Version 6: PROVISION
+/// takes the fleet KEK sealed to the key-agreement key ([`SealedKek`]), never in clear.
+pub const ABI_VERSION: u32 = 6;
 /// Largest chunk any TA may announce.
 pub const MAX_CHUNK_LIMIT: usize = 1 << 20;
 /// What STREAM_UPDATE's data may exceed `max-chunk` by: room for the hash blocks of a
@@ -177,7 +178,7 @@ use crate::component::ComponentId;
 pub use types::{
     Algorithms, Approval, ChunkLimit, ComponentIdCodec, Decrypted, DeviceFacts, EnvelopeLimit,
     FloorCodec, Floors, Info, InstallState, InstalledComponent, LastOutcome, PayloadSource,
-    PendingInstall, Plan, PlanItem, Provisioning, StorageKind, MAX_KID,
+    PendingInstall, Plan, PlanItem, Provisioning, SealedKek, StorageKind, MAX_KID, MAX_SEALED_KEK,
 };
 use types::{Boxed, Nonce, Tokens};
 
@@ -292,11 +293,11 @@ crate::abi_table! {
     Abort = 10, "ABORT", fn abort
         -> (),
         request_cap: FIXED, response_cap: MIN_RESPONSE_BUFFER;
-    /// Factory provisioning, once: fleet KEK and identity overrides.
+    /// Factory provisioning, once: fleet KEK (sealed to the device) and identity overrides.
     Provision = 11, "PROVISION", fn provision (provisioning: Provisioning as Spread)
         -> (),
-        // KEK (at most 32 bytes), its kid, three UUIDs.
-        request_cap: FIXED + 32 + MAX_KID + 3 * 17, response_cap: MIN_RESPONSE_BUFFER;
+        // The sealed KEK, its kid, three UUIDs.
+        request_cap: FIXED + MAX_SEALED_KEK + MAX_KID + 3 * 17, response_cap: MIN_RESPONSE_BUFFER;
     /// A SUIT report of this session's last update attempt, signed with the device key.
     Report = 12, "REPORT", fn report {
             /// Freshness value from the agent (e.g. from the report server), at most 64 bytes.

@@ -48,7 +48,10 @@ fn requests_round_trip() {
             nonce: Some(vec![5; 16]),
         },
         Request::Provision(Provisioning {
-            kek: Some((vec![0x11; 32], b"fleet".to_vec())),
+            kek: Some(SealedKek {
+                sealed: vec![0x11; MAX_SEALED_KEK],
+                kid: vec![b'k'; MAX_KID],
+            }),
             vendor_id: Some(Uuid([1; 16])),
             class_id: None,
             device_id: Some(Uuid([3; 16])),
@@ -125,18 +128,19 @@ fn sample_info() -> Info {
 /// The bytes of ABI version 2 as the hand-written codec produced them before the table, with
 /// version 3's changes (the version byte, LOAD_MANIFEST's facts), version 4's (the version
 /// byte, the plan item's verity root, STREAM_UPDATE/FINAL) and version 5's (the version byte,
-/// GET_INFO's signing key): the derived codec must not change any other.
+/// GET_INFO's signing key) and version 6's (the version byte; PROVISION's KEK is sealed,
+/// `[sealed, kid]` in the place of `[key, kid]`): the derived codec must not change any other.
 #[test]
 fn encodings_are_pinned() {
     let requests = [
-        (Request::GetInfo, "8105"),
+        (Request::GetInfo, "8106"),
         (
             Request::LoadManifest {
                 target_slot: 1,
                 nonce: Some(vec![6; 4]),
                 facts: None,
             },
-            "8405014406060606f6",
+            "8406014406060606f6",
         ),
         (
             Request::LoadManifest {
@@ -147,14 +151,14 @@ fn encodings_are_pinned() {
                     authorized: false,
                 }),
             },
-            "840500f682191388f4",
+            "840600f682191388f4",
         ),
         (
             Request::PayloadUpdate {
                 component: 2,
                 offset: 7,
             },
-            "83050207",
+            "83060207",
         ),
         (
             Request::DecryptForInstall {
@@ -163,38 +167,41 @@ fn encodings_are_pinned() {
                 offset: 4096,
                 last: true,
             },
-            "85050143010203191000f5",
+            "85060143010203191000f5",
         ),
         (
             Request::Commit {
                 tokens: vec![vec![9], vec![]],
             },
-            "820582410940",
+            "820682410940",
         ),
-        (Request::Report { nonce: None }, "8205f6"),
+        (Request::Report { nonce: None }, "8206f6"),
         (
             Request::Provision(Provisioning {
-                kek: Some((vec![0x11; 16], b"fleet".to_vec())),
+                kek: Some(SealedKek {
+                    sealed: vec![0x11; 16],
+                    kid: b"fleet".to_vec(),
+                }),
                 vendor_id: Some(Uuid([1; 16])),
                 class_id: None,
                 device_id: Some(Uuid([3; 16])),
             }),
             concat!(
-                "850582501111111111111111111111111111111145666c6565745001010101010101010101010101",
+                "850682501111111111111111111111111111111145666c6565745001010101010101010101010101",
                 "010101f65003030303030303030303030303030303"
             ),
         ),
-        (Request::BootVerify { slot: 3 }, "820503"),
+        (Request::BootVerify { slot: 3 }, "820603"),
         (
             Request::StreamUpdate {
                 component: 1,
                 offset: 4096,
                 hashes: 8192,
             },
-            "840501191000192000",
+            "840601191000192000",
         ),
-        (Request::StreamFinal { component: 2 }, "820502"),
-        (Request::UpdateAnchors, "8105"),
+        (Request::StreamFinal { component: 2 }, "820602"),
+        (Request::UpdateAnchors, "8106"),
     ];
     for (request, expected) in requests {
         assert_eq!(hex(&request.encode()), expected, "{request:?}");
@@ -238,7 +245,7 @@ fn encodings_are_pinned() {
             CommandId::GetInfo,
             Reply::Info(alloc::boxed::Box::new(info)),
             concat!(
-                "8305008f021910001a0001000084812f813822810381225001010101010101010101010101010101",
+                "8306008f021910001a0001000084812f813822810381225001010101010101010101010101010101",
                 "5002020202020202020202020202020202f645040404040401f5f481828142667703840105822f58",
                 "202d711642b726b04401627ca9fbac32f5c8530fb1903cc4db02258717921a488181838142667782",
                 "2f58202d711642b726b04401627ca9fbac32f5c8530fb1903cc4db02258717921a48810a02450606060606"
@@ -248,7 +255,7 @@ fn encodings_are_pinned() {
             CommandId::LoadManifest,
             Reply::Plan(plan),
             concat!(
-                "83050084822f58202d711642b726b04401627ca9fbac32f5c8530fb1903cc4db02258717921a4881",
+                "83060084822f58202d711642b726b04401627ca9fbac32f5c8530fb1903cc4db02258717921a4881",
                 "0301818a00814266770182006b687474703a2f2f782f66770a822f58202d711642b726b04401627c",
                 "a9fbac32f5c8530fb1903cc4db02258717921a488141a0f6822f58202d711642b726b04401627ca9",
                 "fbac32f5c8530fb1903cc4db02258717921a48815820070707070707070707070707070707070707",
@@ -263,7 +270,7 @@ fn encodings_are_pinned() {
                 size: 3,
             }),
             concat!(
-                "830500834101822f58202d711642b726b04401627ca9fbac32f5c8530fb1903cc4db02258717921a",
+                "830600834101822f58202d711642b726b04401627ca9fbac32f5c8530fb1903cc4db02258717921a",
                 "488103"
             ),
         ),
@@ -273,13 +280,13 @@ fn encodings_are_pinned() {
                 written: 7,
                 done: true,
             }),
-            "8305008207f5",
+            "8306008207f5",
         ),
         (
             CommandId::Commit,
             Reply::Committed(sample_pending()),
             concat!(
-                "830500840105822f58202d711642b726b04401627ca9fbac32f5c8530fb1903cc4db02258717921a",
+                "830600840105822f58202d711642b726b04401627ca9fbac32f5c8530fb1903cc4db02258717921a",
                 "4881818381426677822f58202d711642b726b04401627ca9fbac32f5c8530fb1903cc4db02258717",
                 "921a48810a"
             ),
@@ -287,22 +294,22 @@ fn encodings_are_pinned() {
         (
             CommandId::Confirm,
             Reply::Confirmed(vec![(ComponentId::new([b"fw" as &[u8], &[0]]), 4)]),
-            "830500818282426677410004",
+            "830600818282426677410004",
         ),
         (
             CommandId::Report,
             Reply::Report(vec![0xd2, 0x84]),
-            "83050042d284",
+            "83060042d284",
         ),
         (
             CommandId::BootVerify,
             Reply::Boot(boot),
             concat!(
-                "83050084010201818481426677582003030303030303030303030303030303030303030303030303",
+                "83060084010201818481426677582003030303030303030303030303030303030303030303030303",
                 "03030303030303440404040409"
             ),
         ),
-        (CommandId::Abort, Reply::Done, "830500f6"),
+        (CommandId::Abort, Reply::Done, "830600f6"),
     ];
     for (command, reply, expected) in replies {
         let bytes = encode_response(&Ok(reply.clone()));
@@ -314,7 +321,7 @@ fn encodings_are_pinned() {
         message: "too old".into(),
     };
     let bytes = encode_response(&Err(rejection.clone()));
-    assert_eq!(hex(&bytes), "8405010367746f6f206f6c64");
+    assert_eq!(hex(&bytes), "8406010367746f6f206f6c64");
     assert_eq!(
         decode_response(CommandId::Commit, &bytes).unwrap(),
         Err(rejection)

@@ -363,11 +363,28 @@ wire_struct! {
 /// Longest KEK key id PROVISION accepts.
 pub const MAX_KID: usize = 64;
 
+/// Longest sealed KEK PROVISION accepts (a 32-byte KEK sealed to a P-384 key is about 250
+/// bytes).
+pub const MAX_SEALED_KEK: usize = 512;
+
+wire_struct! {
+    /// The fleet KEK as PROVISION carries it: sealed to the device's key-agreement key, never
+    /// in clear (docs/keys.md).
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct SealedKek: "[sealed-kek, kid]" {
+        /// A tagged COSE_Encrypt of the KEK (16 or 32 bytes) with the ciphertext attached:
+        /// ECDH-ES+AES-KW to the key-agreement key, AES-GCM (`suit-tool wrap-kek`).
+        pub sealed: Vec<u8> as Bytes,
+        /// The KEK's key id, as manifests name it (not secret).
+        pub kid: Vec<u8> as Bytes,
+    }
+}
+
 /// PROVISION request.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Provisioning {
-    /// Fleet KEK (16 or 32 bytes) and its key id.
-    pub kek: Option<(Vec<u8>, Vec<u8>)>,
+    /// The fleet KEK, sealed to the device.
+    pub kek: Option<SealedKek>,
     /// Vendor id override.
     pub vendor_id: Option<Uuid>,
     /// Class id override.
@@ -376,29 +393,19 @@ pub struct Provisioning {
     pub device_id: Option<Uuid>,
 }
 
-impl Drop for Provisioning {
-    fn drop(&mut self) {
-        use zeroize::Zeroize;
-        if let Some((key, _)) = &mut self.kek {
-            key.zeroize();
-        }
-    }
-}
-
-type KekCodec = Opt<Pair<Bytes, Bytes>>;
-
-/// PROVISION's arguments: `kek / null, vendor-id / null, class-id / null, device-id / null`.
+/// PROVISION's arguments: `[sealed-kek, kid] / null, vendor-id / null, class-id / null,
+/// device-id / null`.
 impl Flat for Provisioning {
     const ITEMS: usize = 4;
     fn write_flat(&self, w: &mut Writer) {
-        KekCodec::write(&self.kek, w);
+        Opt::<SealedKek>::write(&self.kek, w);
         for id in [&self.vendor_id, &self.class_id, &self.device_id] {
             Opt::<Uuid>::write(id, w);
         }
     }
     fn read_flat(r: &mut Reader<'_>) -> Result<Self> {
         Ok(Provisioning {
-            kek: KekCodec::read(r)?,
+            kek: Opt::<SealedKek>::read(r)?,
             vendor_id: Opt::<Uuid>::read(r)?,
             class_id: Opt::<Uuid>::read(r)?,
             device_id: Opt::<Uuid>::read(r)?,

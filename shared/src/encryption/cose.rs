@@ -270,8 +270,23 @@ enum YCoordinate<'a> {
 }
 
 impl<'a> EncryptionInfo<'a> {
-    /// Decodes the encoding held by `suit-parameter-encryption-info`.
+    /// Decodes the encoding held by `suit-parameter-encryption-info` (detached ciphertext).
     pub fn decode(bytes: &'a [u8]) -> Result<Self> {
+        Self::decode_with(bytes, false).map(|(info, _)| info)
+    }
+
+    /// Decodes a COSE_Encrypt or COSE_Encrypt0 that carries its ciphertext (attached), and
+    /// returns the ciphertext with it (for a key sealed to the device, e.g. PROVISION's KEK).
+    pub fn decode_attached(bytes: &'a [u8]) -> Result<(Self, &'a [u8])> {
+        let (info, ciphertext) = Self::decode_with(bytes, true)?;
+        let ciphertext = ciphertext.ok_or(Error::MissingElement {
+            context: "encryption info",
+            element: "ciphertext",
+        })?;
+        Ok((info, ciphertext))
+    }
+
+    fn decode_with(bytes: &'a [u8], attached: bool) -> Result<(Self, Option<&'a [u8]>)> {
         Reader::decode_exact(bytes, "encryption info", |r| {
             let at = r.position();
             let tag = if r.is(Type::Tag) {
@@ -301,14 +316,26 @@ impl<'a> EncryptionInfo<'a> {
             let protected = r.bytes()?;
             let headers = Headers::decode_protected(protected, "encryption info protected header")?
                 .merge(Headers::decode(r)?, "encryption info")?;
-            if !r.is(Type::Null) {
-                return Err(Error::InvalidValue {
-                    context: "encryption info",
-                    element: "ciphertext",
-                    reason: "must be nil: SUIT carries the ciphertext detached",
-                });
-            }
-            r.null()?;
+            let ciphertext = if attached {
+                if !r.is(Type::Bytes) {
+                    return Err(Error::InvalidValue {
+                        context: "encryption info",
+                        element: "ciphertext",
+                        reason: "must be attached here (a byte string)",
+                    });
+                }
+                Some(r.bytes()?)
+            } else {
+                if !r.is(Type::Null) {
+                    return Err(Error::InvalidValue {
+                        context: "encryption info",
+                        element: "ciphertext",
+                        reason: "must be nil: SUIT carries the ciphertext detached",
+                    });
+                }
+                r.null()?;
+                None
+            };
             let content_alg = ContentAlg::from_cose(headers.alg.ok_or(Error::MissingElement {
                 context: "encryption info",
                 element: "alg",
@@ -334,12 +361,15 @@ impl<'a> EncryptionInfo<'a> {
             } else {
                 Recipients::Direct { kid: headers.kid }
             };
-            Ok(EncryptionInfo {
-                content_alg,
-                iv,
-                protected,
-                recipients,
-            })
+            Ok((
+                EncryptionInfo {
+                    content_alg,
+                    iv,
+                    protected,
+                    recipients,
+                },
+                ciphertext,
+            ))
         })
     }
 

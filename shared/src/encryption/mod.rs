@@ -45,6 +45,7 @@
 
 mod cose;
 mod recipient;
+mod sealed;
 mod stream;
 
 #[cfg(feature = "author")]
@@ -58,6 +59,7 @@ pub use cose::{EncryptionInfo, EphemeralKey, KeyDistribution, Recipient, Recipie
 pub use recipient::{unwrap_cek, RecipientKey};
 #[cfg(feature = "author")]
 pub use seal::{Encryptor, RecipientPublicKey};
+pub use sealed::open_sealed;
 pub use stream::Decryptor;
 
 use crate::error::{Error, Result};

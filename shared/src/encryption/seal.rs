@@ -80,6 +80,46 @@ impl Encryptor {
         kid: Option<&[u8]>,
         rng: &mut R,
     ) -> Result<(Self, Vec<u8>)> {
+        let (encryptor, head, recipients) = Self::start(content_alg, recipient, kid, rng)?;
+        // nil: the ciphertext travels detached.
+        let mut w = Writer::new();
+        w.raw(&head).null().raw(&recipients);
+        Ok((encryptor, w.into_bytes()))
+    }
+
+    /// Seals a small secret (e.g. a fleet KEK) for `recipient`: a tagged COSE_Encrypt with
+    /// the ciphertext and its tag attached, opened by [`super::open_sealed`]. Only AES-GCM:
+    /// a sealed secret has no image digest, the tag is its only integrity.
+    pub fn seal<R: TryCryptoRng + ?Sized>(
+        content_alg: ContentAlg,
+        recipient: &RecipientPublicKey<'_>,
+        kid: Option<&[u8]>,
+        plaintext: &[u8],
+        rng: &mut R,
+    ) -> Result<Vec<u8>> {
+        if !content_alg.is_aead() {
+            return Err(Error::Unsupported(alloc::format!(
+                "sealing with {}: a sealed secret needs AES-GCM",
+                content_alg.name()
+            )));
+        }
+        let (mut encryptor, head, recipients) = Self::start(content_alg, recipient, kid, rng)?;
+        let mut ciphertext = alloc::vec![0u8; plaintext.len()];
+        encryptor.update(plaintext, &mut ciphertext)?;
+        ciphertext.extend_from_slice(&encryptor.finalize());
+        let mut w = Writer::new();
+        w.raw(&head).bytes(&ciphertext).raw(&recipients);
+        Ok(w.into_bytes())
+    }
+
+    /// The encryptor, the COSE_Encrypt up to its ciphertext (tag, array head, headers), and
+    /// its recipients array.
+    fn start<R: TryCryptoRng + ?Sized>(
+        content_alg: ContentAlg,
+        recipient: &RecipientPublicKey<'_>,
+        kid: Option<&[u8]>,
+        rng: &mut R,
+    ) -> Result<(Self, Vec<u8>, Vec<u8>)> {
         let mut cek_bytes = zeroize::Zeroizing::new([0u8; 32]);
         random(rng, &mut cek_bytes[..content_alg.key_len()])?;
         let cek = AesKey::from_slice(&cek_bytes[..content_alg.key_len()])?;
@@ -103,9 +143,9 @@ impl Encryptor {
             w.map(2).i64(1).i64(content_alg.cose_id()).i64(5).bytes(iv);
             Vec::new()
         };
-        w.null();
-        w.array(1);
-        recipient_structure(&mut w, recipient, kid, &cek, rng)?;
+        let mut recipients = Writer::new();
+        recipients.array(1);
+        recipient_structure(&mut recipients, recipient, kid, &cek, rng)?;
 
         let provider = crypto::provider();
         let cipher = if content_alg.is_aead() {
@@ -126,7 +166,11 @@ impl Encryptor {
             })?;
             SealCipher::Ctr(provider.aes_ctr(&cek, iv)?)
         };
-        Ok((Encryptor { cipher }, w.into_bytes()))
+        Ok((
+            Encryptor { cipher },
+            w.into_bytes(),
+            recipients.into_bytes(),
+        ))
     }
 
     /// Encrypts the next chunk of plaintext into `output` (at least as long as `input`) and

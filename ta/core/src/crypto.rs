@@ -6,8 +6,11 @@ use alloc::boxed::Box;
 use alloc::vec;
 use alloc::vec::Vec;
 
-use suit_shared::encryption::{unwrap_cek, AesKey, Decryptor, EncryptionInfo, RecipientKey};
+use suit_shared::encryption::{
+    open_sealed, unwrap_cek, AesKey, Decryptor, EncryptionInfo, RecipientKey,
+};
 use suit_shared::{Error, Result};
+use zeroize::Zeroizing;
 
 use crate::state::State;
 use crate::stream::Decrypt;
@@ -29,6 +32,25 @@ fn recipient_keys(state: &State) -> Result<Vec<RecipientKey>> {
         });
     }
     Ok(keys)
+}
+
+/// The fleet KEK that PROVISION carries sealed to the device (docs/keys.md): opened with the
+/// key-agreement key alone (a KEK already held never opens another), AES-GCM only, and it must
+/// be 16 (A128KW) or 32 (A256KW) bytes.
+pub fn open_sealed_kek(sealed: &[u8], state: &State) -> Result<Zeroizing<Vec<u8>>> {
+    let keys = [RecipientKey::Ecdh {
+        kid: None,
+        key: state.agreement_key.private_key()?,
+    }];
+    let kek = open_sealed(sealed, &keys, 32)?;
+    if kek.len() != 16 && kek.len() != 32 {
+        return Err(Error::InvalidValue {
+            context: "PROVISION",
+            element: "KEK",
+            reason: "must be 16 (A128KW) or 32 (A256KW) bytes",
+        });
+    }
+    Ok(kek)
 }
 
 /// A decryptor for the payload `info` describes, with the content key unwrapped by one of the

@@ -6,7 +6,7 @@ use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
 
-use suit_shared::abi::{self, Algorithms, CommandId, Info, InstallState, Provisioning};
+use suit_shared::abi::{self, Algorithms, CommandId, Info, InstallState, Provisioning, SealedKek};
 use suit_shared::auth::TrustAnchor;
 use suit_shared::boot::{BootRecord, BootStatus};
 use suit_shared::digest::DigestAlg;
@@ -144,26 +144,41 @@ impl<S: Storage, R: Rng, C: Clock> Core<S, R, C> {
                 "the device is already provisioned; provisioning is locked",
             ));
         }
-        if let Some((key, _)) = &p.kek {
-            if key.len() != 16 && key.len() != 32 {
-                return Err(Error::InvalidValue {
-                    context: "PROVISION",
-                    element: "KEK",
-                    reason: "must be 16 (A128KW) or 32 (A256KW) bytes",
-                }
-                .into());
-            }
-        }
+        let kek = match &p.kek {
+            Some(sealed) => Some(Kek {
+                key: self.open_kek(sealed)?,
+                kid: sealed.kid.clone(),
+            }),
+            None => None,
+        };
         self.change_state(|st| {
-            st.kek = p.kek.as_ref().map(|(key, kid)| Kek {
-                key: zeroize::Zeroizing::new(key.clone()),
-                kid: kid.clone(),
-            });
+            st.kek = kek;
             st.vendor_id = p.vendor_id.or(st.vendor_id);
             st.class_id = p.class_id.or(st.class_id);
             st.device_id = p.device_id.or(st.device_id);
             st.provisioned = true;
             Ok(())
         })
+    }
+
+    /// The fleet KEK of PROVISION, opened with the key-agreement key; a KEK in clear (the
+    /// form before ABI 6) is refused by name.
+    fn open_kek(&mut self, kek: &SealedKek) -> Result<zeroize::Zeroizing<Vec<u8>>> {
+        if kek.kid.len() > abi::MAX_KID || kek.sealed.len() > abi::MAX_SEALED_KEK {
+            return Err(Error::InvalidValue {
+                context: "PROVISION",
+                element: "sealed KEK",
+                reason: "its key id or its COSE_Encrypt is longer than the ABI allows",
+            }
+            .into());
+        }
+        if matches!(kek.sealed.len(), 16 | 32) {
+            return Err(Error::Unsupported(String::from(
+                "a fleet KEK in clear: PROVISION takes it sealed to the device's key-agreement \
+                 key (suit-tool wrap-kek)",
+            ))
+            .into());
+        }
+        Ok(crate::crypto::open_sealed_kek(&kek.sealed, self.state()?)?)
     }
 }
