@@ -12,7 +12,7 @@
 #
 # Variables: TA_UUID (default: ta/uuid), TA_STACK_SIZE, TA_HEAP_SIZE, TA_OUT_DIR (default build/ta), and the
 # compiled-in configuration of ta/build.rs (TRUST_ANCHOR, TA_ANCHOR_POLICY, TA_HYBRID, TA_VENDOR, TA_CLASS, TA_VENDOR_ID,
-# TA_CLASS_ID, TA_MAX_CHUNK, TA_MAX_ENVELOPE, TA_CLIENT, TA_FACTORY, TA_STORAGE: rpmb or ree-fs,
+# TA_CLASS_ID, TA_MAX_CHUNK, TA_MAX_ENVELOPE, TA_CLIENT, TA_FACTORY, TA_AGREEMENT (p384 or x25519), TA_STORAGE: rpmb or ree-fs,
 # default rpmb, or ree-fs when QEMU_RPMB=0 selects the stock Debian OP-TEE without RPMB),
 # TA_FEATURES (signature verifiers linked in; default: those the anchor set needs, see below), TA_CRYPTO: gp (default) or rustcrypto,
 # TA_SIGN_KEY (default: the dev kit's keys/default_ta.pem), TA_DEV_KIT_DIR (default: extracted
@@ -111,6 +111,7 @@ messages=$(mktemp); trap 'rm -f "$messages"' EXIT
 # TA_CRYPTO=rustcrypto adds the RustCrypto provider instead of OP-TEE's GP crypto.
 features=(--no-default-features --features "${TA_FEATURES//ecdsa/}")
 [ "$TA_CRYPTO" = rustcrypto ] && features+=(--features rustcrypto)
+[ "${TA_AGREEMENT:-}" = x25519 ] && features+=(--features x25519)
 cargo build --profile "$TA_PROFILE" --target "$target" -j "$JOBS" "${features[@]}" \
     --message-format=json-render-diagnostics > "$messages" || fail "cargo build of the TA failed"
 elf=$(python3 -c '
@@ -151,10 +152,12 @@ log "built $TA_OUT_DIR/$TA_UUID.ta ($signed bytes; stripped ELF $(stat -c %s "$s
 # 5. size guard of the default TA (GP crypto, ECDSA verifiers only): issue 12's goal is
 # 262144 bytes signed; the default GP TA was 348,864 B after the first cuts and 361,376 B with
 # trust-anchor rotation and piecewise bulk reads (`make bench`: ta_signed_bytes_gp), so the
-# limit (360 KiB) stops it growing back and is to be lowered as the cuts land.
+# limit (360 KiB) stops it growing back and is to be lowered as the cuts land. An X25519
+# agreement key (TA_AGREEMENT=x25519, about 12 KB of curve25519-dalek) is opt-in like the
+# other verifiers and not the default TA.
 : "${TA_SIZE_LIMIT:=368640}"
 if [ "$TA_CRYPTO" = gp ] && [ "$TA_FEATURES" = ecdsa ] && [ "$TA_PROFILE" = release ] \
-    && [ "$signed" -gt "$TA_SIZE_LIMIT" ]; then
+    && [ "${TA_AGREEMENT:-p384}" = p384 ] && [ "$signed" -gt "$TA_SIZE_LIMIT" ]; then
     rm -f "$TA_OUT_DIR/$TA_UUID.ta"
     fail "the GP TA with ECDSA verifiers is $signed bytes signed, over TA_SIZE_LIMIT=$TA_SIZE_LIMIT
        (ta/Cargo.toml's release profile, build.rs's discarded unwind tables, no libmbedtls:

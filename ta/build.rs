@@ -25,6 +25,9 @@
 //! * `TA_STORAGE` — where the TA keeps its state: `rpmb` (the default: replay-protected, for
 //!   OP-TEE built with CFG_RPMB_FS=y) or `ree-fs` (boards without RPMB: no rollback
 //!   protection). Fixed here; the TA never tries another storage at run time;
+//! * `TA_AGREEMENT` — the curve of the key-agreement key a new state gets: `p384` (the
+//!   default) or `x25519` (draft-ietf-suit-mti's EdDSA profile; needs the cargo feature
+//!   `x25519`, which ta/build-ta.sh turns on); a stored key keeps its curve;
 //! * `TA_CRYPTO` — the crypto provider: `gp` (the default: OP-TEE's GlobalPlatform crypto,
 //!   src/gp_crypto.rs) or `rustcrypto` (the portable RustCrypto code inside the TA);
 //! * `TA_UUID`, `TA_STACK_SIZE`, `TA_HEAP_SIZE` — as before. ta/ta.mk sets them; the default
@@ -236,6 +239,16 @@ fn storage() -> &'static str {
     }
 }
 
+/// The key-agreement curve named by `TA_AGREEMENT`; X25519 needs the feature `x25519`.
+fn agreement() -> &'static str {
+    match env("TA_AGREEMENT").as_deref().map(str::trim) {
+        None | Some("p384") => "P384",
+        Some("x25519") if std::env::var_os("CARGO_FEATURE_X25519").is_some() => "X25519",
+        Some("x25519") => panic!("TA_AGREEMENT=x25519 needs the cargo feature x25519"),
+        Some(other) => panic!("TA_AGREEMENT={other} is neither p384 nor x25519"),
+    }
+}
+
 /// The crypto provider named by `TA_CRYPTO`, as the cfg `ta_crypto`; the cargo feature
 /// `rustcrypto` (which links the RustCrypto provider) must agree with it.
 fn crypto() {
@@ -282,6 +295,11 @@ fn write_config() {
     );
     let factory = env("TA_FACTORY").is_some_and(|v| v.trim() == "1");
     let _ = writeln!(out, "const FACTORY: bool = {factory};");
+    let _ = writeln!(
+        out,
+        "const AGREEMENT: DeviceCurve = DeviceCurve::{};",
+        agreement()
+    );
     let _ = writeln!(
         out,
         "const STORAGE: StorageKind = StorageKind::{};",

@@ -38,6 +38,8 @@ TA_MAX_ENVELOPE ?=
 # works (TA_FACTORY=1: a factory TA; empty: production, no PROVISION).
 TA_CLIENT       ?=
 TA_FACTORY      ?=
+# The key-agreement key's curve: p384 (empty, the default) or x25519 (the EdDSA profile).
+TA_AGREEMENT    ?=
 # Where the TA keeps its state, fixed at build time: rpmb (replay-protected; needs OP-TEE with
 # CFG_RPMB_FS=y, the QEMU device's default) or ree-fs (boards without RPMB: no rollback
 # protection). Empty: rpmb, or ree-fs when QEMU_RPMB=0 (stock Debian OP-TEE has no RPMB).
@@ -58,5 +60,5 @@ ta:
 	 TA_ANCHOR_POLICY=$(TA_ANCHOR_POLICY) TA_HYBRID=$(TA_HYBRID) TA_FEATURES=$(TA_FEATURES) TA_VENDOR=$(TA_VENDOR) TA_CLASS=$(TA_CLASS) \
 	 TA_VENDOR_ID=$(TA_VENDOR_ID) TA_CLASS_ID=$(TA_CLASS_ID) \
 	 TA_MAX_CHUNK=$(TA_MAX_CHUNK) TA_MAX_ENVELOPE=$(TA_MAX_ENVELOPE) \
-	 TA_CLIENT=$(TA_CLIENT) TA_FACTORY=$(TA_FACTORY) TA_STORAGE=$(TA_STORAGE) TA_CRYPTO=$(TA_CRYPTO) QEMU_RPMB=$(QEMU_RPMB) \
+	 TA_CLIENT=$(TA_CLIENT) TA_FACTORY=$(TA_FACTORY) TA_AGREEMENT=$(TA_AGREEMENT) TA_STORAGE=$(TA_STORAGE) TA_CRYPTO=$(TA_CRYPTO) QEMU_RPMB=$(QEMU_RPMB) \
 	 TA_OUT_DIR=$(TA_OUT_DIR) QEMU_CACHE=$(QEMU_CACHE) bash ta/build-ta.sh

@@ -150,6 +150,7 @@ fn new_ta(storage: Memory) -> Core {
         max_envelope: 4096,
         client: ClientPolicy::Any,
         factory: true,
+        agreement: suit_ta_core::DeviceCurve::P384,
     };
     Ta::new(config, storage, Counter(1), Fixed)
 }

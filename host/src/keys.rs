@@ -35,6 +35,8 @@ use zeroize::Zeroizing;
 
 /// id-Ed25519 (RFC 8410).
 const OID_ED25519: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.101.112");
+/// id-X25519 (RFC 8410).
+const OID_X25519: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.101.110");
 /// id-ml-dsa-65 (FIPS 204, RFC 9881).
 const OID_ML_DSA_65: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.16.840.1.101.3.4.3.18");
 /// id-alg-hss-lms-hashsig (RFC 8708 / RFC 9708).
@@ -87,6 +89,48 @@ pub enum KeyAlg {
     /// HSS/LMS, one level, SHA-256/M32, LM-OTS W4 (stateful; RFC 8554).
     #[value(name = "HSS-LMS")]
     HssLms,
+    /// X25519 key agreement (RFC 8410 files), not a signing key: the recipient key of the
+    /// EdDSA profile (`encrypt --recipient`, `decrypt --recipient-key`).
+    #[value(name = "X25519")]
+    X25519,
+}
+
+/// The 32-byte X25519 public key of an SPKI PEM (RFC 8410, id-X25519 without parameters);
+/// `None` for anything else.
+pub fn x25519_public_from_pem(pem_text: &str) -> Option<[u8; 32]> {
+    let (label, der) = pem::decode_vec(pem_text.as_bytes()).ok()?;
+    let spki = SubjectPublicKeyInfoRef::from_der(&der).ok()?;
+    if label != "PUBLIC KEY"
+        || spki.algorithm.oid != OID_X25519
+        || spki.algorithm.parameters.is_some()
+    {
+        return None;
+    }
+    spki.subject_public_key.as_bytes()?.try_into().ok()
+}
+
+/// The SPKI PEM (RFC 8410) of an X25519 public key.
+pub fn x25519_public_pem(key: &[u8; 32]) -> Option<String> {
+    pem::encode_string("PUBLIC KEY", LineEnding::LF, &spki(&OID_X25519, key)).ok()
+}
+
+/// The 32-byte X25519 private key of a PKCS#8 PEM (RFC 8410 `CurvePrivateKey`); `None` for
+/// anything else.
+pub fn x25519_private_from_pem(pem_text: &str) -> Option<Zeroizing<[u8; 32]>> {
+    let (label, der) = pem::decode_vec(pem_text.as_bytes()).ok()?;
+    let der = Zeroizing::new(der);
+    let info = PrivateKeyInfoRef::from_der(&der).ok()?;
+    if label != "PRIVATE KEY" || info.algorithm.oid != OID_X25519 {
+        return None;
+    }
+    match info.private_key.as_bytes() {
+        [0x04, 0x20, key @ ..] if key.len() == 32 => {
+            let mut out = Zeroizing::new([0u8; 32]);
+            out.copy_from_slice(key);
+            Some(out)
+        }
+        _ => None,
+    }
 }
 
 fn read(path: &Path) -> Result<Zeroizing<String>, KeyError> {
@@ -448,6 +492,14 @@ pub fn generate(alg: KeyAlg, prefix: &str, lms_height: u8) -> Result<(String, St
             let private = Zeroizing::new(pkcs8(&OID_ED25519, &tlv(0x04, &seed[..])));
             let public = spki(&OID_ED25519, &key.verifying_key().to_bytes());
             pem_pair("PRIVATE KEY", &private, &public)?
+        }
+        KeyAlg::X25519 => {
+            let private = random_seed().map_err(|_| encode_err(&priv_path))?;
+            let public = suit_shared::crypto::provider()
+                .x25519_public(&private)
+                .map_err(|_| encode_err(&pub_path))?;
+            let private_der = Zeroizing::new(pkcs8(&OID_X25519, &tlv(0x04, &private[..])));
+            pem_pair("PRIVATE KEY", &private_der, &spki(&OID_X25519, &public))?
         }
         KeyAlg::MlDsa65 => {
             let seed = random_seed().map_err(|_| encode_err(&priv_path))?;

@@ -1,8 +1,7 @@
 //! Round trips of the algorithm profiles (draft-ietf-suit-mti and ours) through `suit-tool`:
 //! `create` with the profile's key distribution and content encryption, `sign` with its
 //! signature algorithm, `process` on the simulated device, which must give the image back.
-//! What suit-tool cannot produce yet is named in each profile's comment (X25519 key
-//! agreement).
+//! The same profiles through the TA core: `profiles_ta.rs`.
 
 use std::path::PathBuf;
 use std::process::Output;
@@ -137,8 +136,14 @@ fn every_profile_round_trips_through_suit_tool() {
             keys: KeyDistribution::Ecdh("ES256"),
             content: "A128GCM",
         },
-        // EdDSA Ed25519 signatures; the profile's X25519 key agreement is not implemented,
-        // so the content key travels with A128KW here.
+        // suit-sha256-eddsa-ecdh-a128gcm: Ed25519, ECDH-ES+A128KW with X25519.
+        Profile {
+            name: "eddsa-ecdh-a128gcm",
+            signature: "Ed25519",
+            keys: KeyDistribution::Ecdh("X25519"),
+            content: "A128GCM",
+        },
+        // Ed25519 with a fleet KEK (A128KW).
         Profile {
             name: "ed25519-a128kw-a128gcm",
             signature: "Ed25519",
@@ -185,6 +190,13 @@ fn ctr_profiles_round_trip() {
             name: "es256-ecdh-a128ctr",
             signature: "ES256",
             keys: KeyDistribution::Ecdh("ES256"),
+            content: "A128CTR",
+        },
+        // suit-sha256-eddsa-ecdh-a128ctr.
+        Profile {
+            name: "eddsa-ecdh-a128ctr",
+            signature: "Ed25519",
+            keys: KeyDistribution::Ecdh("X25519"),
             content: "A128CTR",
         },
         // suit-sha256-hsslms-a256kw-a256ctr.

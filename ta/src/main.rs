@@ -28,8 +28,8 @@ use suit_shared::auth::{AnchorPolicy, TrustAnchor};
 use suit_shared::crypto::SigAlg;
 use suit_shared::error::Uuid;
 use suit_ta_core::{
-    Bulk, ClientIdentity, ClientPolicy, Clock, Config, Param, Rng, SessionId, Storage,
-    StorageError, Ta, TeeError,
+    Bulk, ClientIdentity, ClientPolicy, Clock, Config, DeviceCurve, Param, Rng, SessionId,
+    Storage, StorageError, Ta, TeeError,
 };
 
 include!(concat!(env!("OUT_DIR"), "/ta_config.rs"));
@@ -187,6 +187,7 @@ fn create() -> Result<()> {
             None => ClientPolicy::Any,
         },
         factory: FACTORY,
+        agreement: AGREEMENT,
     };
     let ta = Ta::new(config, TeeStorage, TeeRng, GuardedReeClock);
     // SAFETY: see `core()`; create runs once, before any session entry point.

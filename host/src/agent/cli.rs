@@ -244,9 +244,13 @@ fn info_json(info: &Info) -> Value {
 }
 
 /// A device public key (SEC1) as SPKI PEM.
-fn device_key_pem(sec1: &[u8]) -> Option<String> {
+/// The SPKI PEM of the key-agreement key: P-384 (SEC1), or X25519 (32 bytes).
+fn device_key_pem(key: &[u8]) -> Option<String> {
     use p384::pkcs8::{EncodePublicKey, LineEnding};
-    let key = p384::PublicKey::from_sec1_bytes(sec1).ok()?;
+    if let Ok(x25519) = <&[u8; 32]>::try_from(key) {
+        return crate::keys::x25519_public_pem(x25519);
+    }
+    let key = p384::PublicKey::from_sec1_bytes(key).ok()?;
     key.to_public_key_pem(LineEnding::LF).ok()
 }
 

@@ -13,6 +13,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use suit_shared::abi::{self, CommandId, StorageKind};
 use suit_shared::auth::{AnchorPolicy, TrustAnchor};
 use suit_shared::error::Uuid;
+pub use suit_ta_core::DeviceCurve;
 use suit_ta_core::{
     Bulk, ClientIdentity, ClientPolicy, Clock, Config, Output, Param, Rng, SessionId, Storage,
     StorageError, Ta, VecBulk,
@@ -61,6 +62,9 @@ pub struct SimulatorConfig {
     /// Whether PROVISION is available (true by default: the simulator is a development
     /// device, like a TA built with TA_FACTORY=1).
     pub factory: bool,
+    /// The curve of a new state's key-agreement key (P-384 by default; X25519 like a TA
+    /// built with TA_AGREEMENT=x25519).
+    pub agreement: DeviceCurve,
 }
 
 impl SimulatorConfig {
@@ -77,6 +81,7 @@ impl SimulatorConfig {
             max_envelope: MAX_ENVELOPE,
             client: ClientPolicy::Any,
             factory: true,
+            agreement: DeviceCurve::P384,
         }
     }
 }
@@ -183,6 +188,7 @@ impl SimulatedTa {
             max_envelope: config.max_envelope,
             client: config.client,
             factory: config.factory,
+            agreement: config.agreement,
         };
         Ok(SimulatedTa {
             ta: Arc::new(Mutex::new(Ta::new(core, storage, OsRng, SystemClock))),

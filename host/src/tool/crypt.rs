@@ -92,6 +92,8 @@ pub enum RecipientPublic {
     P256(p256::PublicKey),
     /// P-384.
     P384(p384::PublicKey),
+    /// X25519 (RFC 8410), the EdDSA profile's recipient key.
+    X25519([u8; 32]),
 }
 
 /// What a payload is encrypted for: a device public key or a KEK.
@@ -119,6 +121,9 @@ impl EncryptFor {
             EncryptFor::Device(RecipientPublic::P384(key)) => {
                 RecipientPublicKey::P384 { key, wrap }
             }
+            EncryptFor::Device(RecipientPublic::X25519(key)) => {
+                RecipientPublicKey::X25519 { key, wrap }
+            }
             EncryptFor::Kek(kek) => RecipientPublicKey::Kek(kek),
         }
     }
@@ -131,7 +136,7 @@ fn format_error(path: &Path, reason: &str) -> ToolError {
     })
 }
 
-/// Loads an SPKI PEM public key (P-256 or P-384) to encrypt for.
+/// Loads an SPKI PEM public key (P-256, P-384 or X25519) to encrypt for.
 pub fn load_recipient_public(path: &Path) -> Result<RecipientPublic, ToolError> {
     let pem = std::fs::read_to_string(path).map_err(|e| ToolError::io(path, e))?;
     if let Ok(k) = p384::PublicKey::from_public_key_pem(&pem) {
@@ -140,9 +145,12 @@ pub fn load_recipient_public(path: &Path) -> Result<RecipientPublic, ToolError> 
     if let Ok(k) = p256::PublicKey::from_public_key_pem(&pem) {
         return Ok(RecipientPublic::P256(k));
     }
+    if let Some(k) = keys::x25519_public_from_pem(&pem) {
+        return Ok(RecipientPublic::X25519(k));
+    }
     Err(format_error(
         path,
-        "not an SPKI PEM public key on P-256 or P-384",
+        "not an SPKI PEM public key on P-256, P-384 or X25519",
     ))
 }
 
@@ -160,7 +168,7 @@ pub fn load_kek(path: &Path) -> Result<AesKey, ToolError> {
     })
 }
 
-/// Loads a device's private key (PKCS#8 PEM, P-256 or P-384) for ECDH-ES recipients.
+/// Loads a device's private key (PKCS#8 PEM, P-256, P-384 or X25519) for ECDH-ES recipients.
 pub fn load_recipient_key(path: &Path) -> Result<RecipientKey, ToolError> {
     let pem = Zeroizing::new(std::fs::read_to_string(path).map_err(|e| ToolError::io(path, e))?);
     if let Ok(secret) = p384::SecretKey::from_pkcs8_pem(&pem) {
@@ -169,9 +177,12 @@ pub fn load_recipient_key(path: &Path) -> Result<RecipientKey, ToolError> {
     if let Ok(secret) = p256::SecretKey::from_pkcs8_pem(&pem) {
         return Ok(RecipientKey::ecdh(Curve::P256, &secret.to_bytes(), None)?);
     }
+    if let Some(private) = keys::x25519_private_from_pem(&pem) {
+        return Ok(RecipientKey::x25519(&private[..], None)?);
+    }
     Err(format_error(
         path,
-        "not a PKCS#8 PEM private key on P-256 or P-384",
+        "not a PKCS#8 PEM private key on P-256, P-384 or X25519",
     ))
 }
 
@@ -404,6 +415,9 @@ pub fn describe(info: &EncryptionInfo<'_>) -> String {
                     },
                     kid(r.kid)
                 ),
+                KeyDistribution::EcdhEsX25519 { wrap, .. } => {
+                    format!("ECDH-ES+A{}KW (X25519){}", wrap.kek_len() * 8, kid(r.kid))
+                }
             })
             .collect(),
     };
@@ -422,7 +436,7 @@ pub struct EncryptArgs {
     /// Where to write the SUIT_Encryption_Info (COSE_Encrypt) for the manifest.
     #[arg(long = "info-out", value_name = "INFO.cose")]
     info_out: PathBuf,
-    /// The device's public key (SPKI PEM, P-384 or P-256): ECDH-ES + AES key wrap.
+    /// The device's public key (SPKI PEM, P-384, P-256 or X25519): ECDH-ES + AES key wrap.
     #[arg(
         long,
         value_name = "PUB.pem",

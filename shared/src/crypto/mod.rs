@@ -7,6 +7,7 @@
 //! | AEAD stream (AES-GCM, one tag at the end) | [`CryptoProvider::aes_gcm_decrypt`] → [`AeadDecrypt`] | `TEE_AEInit`, `TEE_AEUpdateAAD`, `TEE_AEUpdate`, `TEE_AEDecryptFinal` |
 //! | AES-CTR keystream (interoperability) | [`CryptoProvider::aes_ctr`] → [`KeystreamCipher`] | `TEE_CipherInit` / `TEE_CipherUpdate` |
 //! | AES key wrap (RFC 3394) | [`CryptoProvider::aes_key_unwrap`], [`CryptoProvider::aes_key_wrap`] | (no GP key wrap: `TEE_CipherUpdate` in ECB, or the portable code) |
+//! | X25519 key agreement | [`CryptoProvider::x25519`], [`CryptoProvider::x25519_public`] | (portable: [`x25519`]; GP has `TEE_ALG_X25519`) |
 //! | ECDH, ECDSA sign with a private key | [`CryptoProvider::private_key`], [`CryptoProvider::generate_private_key`] → [`PrivateKey`] | `TEE_DeriveKey`, `TEE_AsymmetricSignDigest` on a key **object handle**, `TEE_GenerateKey` |
 //! | public key check | [`CryptoProvider::check_public_key`] | (portable: [`SigAlg::key_fits`], [`point`]) |
 //! | signature verify (ES256 / ES384, Ed25519, ML-DSA-65, HSS-LMS) | [`CryptoProvider::verify`] | `TEE_AsymmetricVerifyDigest` for ECDSA; the portable verifiers of [`ed25519`], [`mldsa`], [`hsslms`] otherwise |
@@ -51,6 +52,7 @@ pub mod mldsa;
 pub mod point;
 #[cfg(feature = "rustcrypto")]
 mod rustcrypto;
+pub mod x25519;
 
 #[cfg(feature = "rustcrypto")]
 pub use rustcrypto::{RustCrypto, RUST_CRYPTO};
@@ -270,6 +272,23 @@ pub trait CryptoProvider: Send + Sync {
         } else {
             Err(bad_public_key(alg))
         }
+    }
+
+    /// X25519 (RFC 7748): the public key of a private key. The default is the portable
+    /// [`x25519`] (feature `x25519`); a provider with its own (GP's `TEE_ALG_X25519`) may
+    /// override it.
+    fn x25519_public(&self, private: &[u8; x25519::KEY_LEN]) -> Result<[u8; x25519::KEY_LEN]> {
+        x25519::public_key(private)
+    }
+
+    /// X25519 (RFC 7748): the shared secret of a private key and a peer's public key; a
+    /// peer of small order (an all-zero secret) is refused.
+    fn x25519(
+        &self,
+        private: &[u8; x25519::KEY_LEN],
+        peer: &[u8; x25519::KEY_LEN],
+    ) -> Result<Zeroizing<[u8; x25519::KEY_LEN]>> {
+        x25519::agree(private, peer)
     }
 
     /// Whether `signature` is a valid `alg` signature of `message` by `public_key` (SEC1,

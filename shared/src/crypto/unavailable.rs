@@ -78,6 +78,12 @@ impl CryptoProvider for Unavailable {
     fn generate_private_key(&self, _: Curve, _: Rng<'_>) -> Result<GeneratedKey> {
         refused()
     }
+    fn x25519_public(&self, _: &[u8; 32]) -> Result<[u8; 32]> {
+        refused()
+    }
+    fn x25519(&self, _: &[u8; 32], _: &[u8; 32]) -> Result<zeroize::Zeroizing<[u8; 32]>> {
+        refused()
+    }
     fn verify(&self, _: SigAlg, _: &[u8], _: &[u8], _: &[u8]) -> bool {
         false
     }

@@ -27,15 +27,17 @@ mod label {
     pub const EPHEMERAL_KEY: i64 = -1;
 }
 
-/// COSE_Key labels of an EC2 key (RFC 9053 §7.1).
+/// COSE_Key labels of EC2 and OKP keys (RFC 9053 §7.1, §7.2).
 mod key_label {
     pub const KTY: i64 = 1;
     pub const CRV: i64 = -1;
     pub const X: i64 = -2;
     pub const Y: i64 = -3;
+    pub const KTY_OKP: i64 = 1;
     pub const KTY_EC2: i64 = 2;
     pub const CRV_P256: i64 = 1;
     pub const CRV_P384: i64 = 2;
+    pub const CRV_X25519: i64 = 4;
 }
 
 /// A decoded SUIT_Encryption_Info.
@@ -90,6 +92,14 @@ pub enum KeyDistribution {
         /// The sender's ephemeral public key.
         ephemeral: EphemeralKey,
     },
+    /// The same with X25519 (an OKP ephemeral key, crv 4): draft-ietf-suit-mti's EdDSA
+    /// profile.
+    EcdhEsX25519 {
+        /// The key wrap after key agreement.
+        wrap: AesKwAlg,
+        /// The sender's ephemeral public key (RFC 7748 u-coordinate).
+        ephemeral: [u8; 32],
+    },
 }
 
 impl KeyDistribution {
@@ -99,7 +109,9 @@ impl KeyDistribution {
     pub fn cose_id(&self) -> i64 {
         match self {
             KeyDistribution::AesKw(wrap) => wrap.cose_id(),
-            KeyDistribution::EcdhEs { wrap, .. } => wrap.ecdh_es_cose_id(),
+            KeyDistribution::EcdhEs { wrap, .. } | KeyDistribution::EcdhEsX25519 { wrap, .. } => {
+                wrap.ecdh_es_cose_id()
+            }
         }
     }
 }
@@ -120,7 +132,13 @@ struct Headers<'a> {
     alg: Option<i64>,
     kid: Option<&'a [u8]>,
     iv: Option<&'a [u8]>,
-    ephemeral: Option<EphemeralKey>,
+    ephemeral: Option<Ephemeral>,
+}
+
+/// An ephemeral key of either key type.
+enum Ephemeral {
+    Ec2(EphemeralKey),
+    X25519([u8; 32]),
 }
 
 impl<'a> Headers<'a> {
@@ -184,7 +202,7 @@ impl<'a> Headers<'a> {
     }
 }
 
-fn ephemeral_key(r: &mut Reader<'_>) -> Result<EphemeralKey> {
+fn ephemeral_key(r: &mut Reader<'_>) -> Result<Ephemeral> {
     const CONTEXT: &str = "ephemeral key";
     let mut entries = r.map()?;
     let (mut kty, mut crv, mut x, mut y) = (None, None, None, None);
@@ -209,11 +227,31 @@ fn ephemeral_key(r: &mut Reader<'_>) -> Result<EphemeralKey> {
         element,
     };
     let kty = kty.ok_or_else(|| missing("kty"))?;
+    if kty == key_label::KTY_OKP {
+        let crv = crv.ok_or_else(|| missing("crv"))?;
+        if crv != key_label::CRV_X25519 {
+            return Err(Error::UnsupportedEncryptionAlgorithm {
+                role: "ephemeral key curve",
+                id: crv,
+                supported: "4 X25519",
+            });
+        }
+        if y.is_some() {
+            return Err(Error::InvalidEncryptionInfo(
+                "an X25519 ephemeral key has no y coordinate",
+            ));
+        }
+        let x = x.ok_or_else(|| missing("x"))?;
+        return x
+            .try_into()
+            .map(Ephemeral::X25519)
+            .map_err(|_| Error::InvalidEncryptionInfo("an X25519 ephemeral key is not 32 bytes"));
+    }
     if kty != key_label::KTY_EC2 {
         return Err(Error::UnsupportedEncryptionAlgorithm {
             role: "ephemeral key type",
             id: kty,
-            supported: "2 EC2",
+            supported: "1 OKP, 2 EC2",
         });
     }
     let crv = crv.ok_or_else(|| missing("crv"))?;
@@ -261,7 +299,7 @@ fn ephemeral_key(r: &mut Reader<'_>) -> Result<EphemeralKey> {
     let point = crate::crypto::point::uncompressed(curve, &sec1[..len]).ok_or(
         Error::InvalidEncryptionInfo("the ephemeral key is not a point on its curve"),
     )?;
-    Ok(EphemeralKey { curve, point })
+    Ok(Ephemeral::Ec2(EphemeralKey { curve, point }))
 }
 
 enum YCoordinate<'a> {
@@ -465,17 +503,20 @@ fn recipient<'a>(r: &mut Reader<'a>, content_alg: ContentAlg) -> Result<Recipien
     let distribution = match alg {
         -3 => KeyDistribution::AesKw(AesKwAlg::A128Kw),
         -5 => KeyDistribution::AesKw(AesKwAlg::A256Kw),
-        -29 | -31 => KeyDistribution::EcdhEs {
-            wrap: if alg == -29 {
+        -29 | -31 => {
+            let wrap = if alg == -29 {
                 AesKwAlg::A128Kw
             } else {
                 AesKwAlg::A256Kw
-            },
-            ephemeral: headers.ephemeral.ok_or(Error::MissingElement {
+            };
+            match headers.ephemeral.ok_or(Error::MissingElement {
                 context: CONTEXT,
                 element: "ephemeral key (-1)",
-            })?,
-        },
+            })? {
+                Ephemeral::Ec2(ephemeral) => KeyDistribution::EcdhEs { wrap, ephemeral },
+                Ephemeral::X25519(ephemeral) => KeyDistribution::EcdhEsX25519 { wrap, ephemeral },
+            }
+        }
         _ => return Err(unsupported()),
     };
     if wrapped_cek.len() != content_alg.key_len() + 8 {

@@ -34,6 +34,14 @@ pub enum RecipientKey {
         /// The private key.
         key: Box<dyn PrivateKey>,
     },
+    /// A static X25519 key for ECDH-ES+A128KW / ECDH-ES+A256KW with X25519 ephemeral keys
+    /// (draft-ietf-suit-mti's EdDSA profile); the provider agrees with it.
+    X25519 {
+        /// Key id that recipients may name.
+        kid: Option<Vec<u8>>,
+        /// The private key (RFC 7748).
+        key: Zeroizing<[u8; crypto::x25519::KEY_LEN]>,
+    },
     /// A content key provisioned in advance, for COSE_Encrypt0 (no recipient structure).
     Direct {
         /// Key id that the COSE_Encrypt0 may name.
@@ -52,10 +60,25 @@ impl RecipientKey {
         })
     }
 
+    /// An X25519 key from its 32 private bytes.
+    pub fn x25519(private: &[u8], kid: Option<Vec<u8>>) -> Result<Self> {
+        let mut key = Zeroizing::new([0u8; crypto::x25519::KEY_LEN]);
+        if private.len() != key.len() {
+            return Err(Error::InvalidValue {
+                context: "private key",
+                element: "X25519 key",
+                reason: "must be 32 bytes",
+            });
+        }
+        key.copy_from_slice(private);
+        Ok(RecipientKey::X25519 { kid, key })
+    }
+
     fn kid(&self) -> Option<&[u8]> {
         match self {
             RecipientKey::Kek { kid, .. }
             | RecipientKey::Ecdh { kid, .. }
+            | RecipientKey::X25519 { kid, .. }
             | RecipientKey::Direct { kid, .. } => kid.as_deref(),
         }
     }
@@ -68,6 +91,7 @@ impl RecipientKey {
                 Curve::P256 => "P-256 ECDH key",
                 Curve::P384 => "P-384 ECDH key",
             },
+            RecipientKey::X25519 { .. } => "X25519 ECDH key",
             RecipientKey::Direct { .. } => "pre-shared content key",
         }
     }
@@ -120,6 +144,7 @@ fn needed_kind(d: &KeyDistribution) -> &'static str {
             Curve::P256 => "a P-256 ECDH key",
             Curve::P384 => "a P-384 ECDH key",
         },
+        KeyDistribution::EcdhEsX25519 { .. } => "an X25519 ECDH key",
     }
 }
 
@@ -217,8 +242,16 @@ fn algorithm_name(d: &KeyDistribution) -> &'static str {
         KeyDistribution::EcdhEs {
             wrap: AesKwAlg::A128Kw,
             ..
+        }
+        | KeyDistribution::EcdhEsX25519 {
+            wrap: AesKwAlg::A128Kw,
+            ..
         } => "ECDH-ES+A128KW",
         KeyDistribution::EcdhEs {
+            wrap: AesKwAlg::A256Kw,
+            ..
+        }
+        | KeyDistribution::EcdhEsX25519 {
             wrap: AesKwAlg::A256Kw,
             ..
         } => "ECDH-ES+A256KW",
@@ -238,6 +271,10 @@ fn derive_kek(recipient: &Recipient<'_>, key: &RecipientKey) -> Result<Option<Ae
         {
             let shared = key.agree(&ephemeral.point)?;
             kdf(&shared, *wrap, recipient.protected).map(Some)
+        }
+        (KeyDistribution::EcdhEsX25519 { wrap, ephemeral }, RecipientKey::X25519 { key, .. }) => {
+            let shared = crypto::provider().x25519(key, ephemeral)?;
+            kdf(&*shared, *wrap, recipient.protected).map(Some)
         }
         _ => Ok(None),
     }

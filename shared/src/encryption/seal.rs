@@ -38,6 +38,14 @@ pub enum RecipientPublicKey<'k> {
         /// Key wrap after the key agreement.
         wrap: AesKwAlg,
     },
+    /// ECDH-ES with an X25519 static public key (draft-ietf-suit-mti's EdDSA profile), then
+    /// AES key wrap.
+    X25519 {
+        /// The recipient's public key (RFC 7748 u-coordinate).
+        key: &'k [u8; crypto::x25519::KEY_LEN],
+        /// Key wrap after the key agreement.
+        wrap: AesKwAlg,
+    },
 }
 
 /// Encrypts one payload with AES-GCM or AES-CTR, in chunks of any size; the ciphertext is
@@ -215,7 +223,7 @@ fn recipient_structure<R: TryCryptoRng + ?Sized>(
     use p256::elliptic_curve::sec1::ToSec1Point;
 
     let provider = crypto::provider();
-    let (wrap, point, kek) = match recipient {
+    let (wrap, ephemeral_key, kek) = match recipient {
         RecipientPublicKey::Kek(kek) => {
             let wrap = AesKwAlg::for_kek_len(kek.as_bytes().len()).ok_or_else(|| {
                 Error::Unsupported("a KEK that is neither 16 nor 32 bytes".into())
@@ -235,31 +243,48 @@ fn recipient_structure<R: TryCryptoRng + ?Sized>(
             let ephemeral = ephemeral_key(Curve::P256, rng)?;
             let shared = ephemeral.agree(key.to_sec1_point(false).as_bytes())?;
             let kek = kdf(&shared, *wrap, &ecdh_protected(*wrap))?;
-            (*wrap, (1, ephemeral.public_sec1()), kek)
+            (*wrap, ec2_key(1, &ephemeral.public_sec1()), kek)
         }
         RecipientPublicKey::P384 { key, wrap } => {
             let ephemeral = ephemeral_key(Curve::P384, rng)?;
             let shared = ephemeral.agree(key.to_sec1_point(false).as_bytes())?;
             let kek = kdf(&shared, *wrap, &ecdh_protected(*wrap))?;
-            (*wrap, (2, ephemeral.public_sec1()), kek)
+            (*wrap, ec2_key(2, &ephemeral.public_sec1()), kek)
+        }
+        RecipientPublicKey::X25519 { key, wrap } => {
+            let mut private = zeroize::Zeroizing::new([0u8; crypto::x25519::KEY_LEN]);
+            random(rng, &mut private[..])?;
+            let shared = provider.x25519(&private, key)?;
+            let kek = kdf(&*shared, *wrap, &ecdh_protected(*wrap))?;
+            // OKP (1), crv X25519 (4), x.
+            let mut w = Writer::new();
+            w.map(3).i64(1).i64(1).i64(-1).i64(4);
+            w.i64(-2).bytes(&provider.x25519_public(&private)?);
+            (*wrap, w.into_bytes(), kek)
         }
     };
     // ECDH-ES: alg protected (it enters the KDF context), ephemeral key and kid unprotected
     // (draft §5.2), keys in canonical order (4 before -1).
-    let (crv, sec1) = point;
-    let field_len = (sec1.len() - 1) / 2;
     w.array(3).bytes(&ecdh_protected(wrap));
     w.map(1 + usize::from(kid.is_some()));
     if let Some(kid) = kid {
         w.i64(4).bytes(kid);
     }
-    w.i64(-1).map(4);
+    w.i64(-1).raw(&ephemeral_key);
+    w.bytes(&provider.aes_key_wrap(&kek, cek)?);
+    Ok(())
+}
+
+/// The COSE_Key of an EC2 ephemeral key on curve `crv` from its SEC1 uncompressed point.
+fn ec2_key(crv: i64, sec1: &[u8]) -> Vec<u8> {
+    let field_len = (sec1.len() - 1) / 2;
+    let mut w = Writer::new();
+    w.map(4);
     w.i64(1).i64(2); // kty: EC2
     w.i64(-1).i64(crv);
     w.i64(-2).bytes(&sec1[1..1 + field_len]);
     w.i64(-3).bytes(&sec1[1 + field_len..]);
-    w.bytes(&provider.aes_key_wrap(&kek, cek)?);
-    Ok(())
+    w.into_bytes()
 }
 
 /// A fresh ephemeral key on `curve`: a random scalar, drawn again in the rare case that it is

@@ -1,6 +1,6 @@
 //! Payload decryption with the device's keys (draft-ietf-suit-firmware-encryption): the
-//! device key (P-384) is the ECDH-ES recipient of per-device payloads, the provisioned fleet
-//! KEK the AES-KW recipient of fleet-wide ones.
+//! key-agreement key (P-384, or X25519 for the EdDSA profile) is the ECDH-ES recipient of
+//! per-device payloads, the provisioned fleet KEK the AES-KW recipient of fleet-wide ones.
 
 use alloc::boxed::Box;
 use alloc::vec;
@@ -21,10 +21,7 @@ pub const CONTENT_ALGS: [i64; 4] = [1, 3, -65534, -65532];
 pub const KEY_DISTRIBUTION_ALGS: [i64; 4] = [-3, -5, -29, -31];
 
 fn recipient_keys(state: &State) -> Result<Vec<RecipientKey>> {
-    let mut keys = vec![RecipientKey::Ecdh {
-        kid: None,
-        key: state.agreement_key.private_key()?,
-    }];
+    let mut keys = vec![state.agreement_key.recipient_key()?];
     if let Some(kek) = &state.kek {
         keys.push(RecipientKey::Kek {
             kid: (!kek.kid.is_empty()).then(|| kek.kid.clone()),
@@ -38,10 +35,7 @@ fn recipient_keys(state: &State) -> Result<Vec<RecipientKey>> {
 /// key-agreement key alone (a KEK already held never opens another), AES-GCM only, and it must
 /// be 16 (A128KW) or 32 (A256KW) bytes.
 pub fn open_sealed_kek(sealed: &[u8], state: &State) -> Result<Zeroizing<Vec<u8>>> {
-    let keys = [RecipientKey::Ecdh {
-        kid: None,
-        key: state.agreement_key.private_key()?,
-    }];
+    let keys = [state.agreement_key.recipient_key()?];
     let kek = open_sealed(sealed, &keys, 32)?;
     if kek.len() != 16 && kek.len() != 32 {
         return Err(Error::InvalidValue {

@@ -61,6 +61,7 @@ mod ta;
 
 pub use error::{Result, TaError};
 pub use platform::{Clock, Rng, Storage, StorageError};
+pub use state::DeviceCurve;
 pub use ta::{
     Bulk, ClientIdentity, ClientPolicy, Config, Output, Param, SessionId, Ta, TeeError, VecBulk,
     MAX_SESSIONS,

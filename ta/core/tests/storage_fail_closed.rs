@@ -79,6 +79,7 @@ fn instance(storage: &Flaky, seed: u8) -> Ta<Flaky, Counter, NoClock> {
         max_envelope: 64,
         client: ClientPolicy::Any,
         factory: false,
+        agreement: suit_ta_core::DeviceCurve::P384,
     };
     Ta::new(config, storage.clone(), Counter(seed), NoClock)
 }

@@ -4,7 +4,8 @@
 //!
 //! ```text
 //! object = "SUIT-TA" 0x00 | format-version (1 byte) | CBOR body | SHA-256(all before)
-//! body   = [generation, device-key (48 bytes), device-public-key (97 bytes, SEC1),
+//! body   = [generation, device-key (48 bytes), device-public-key (97 bytes, SEC1)
+//!           — or, for an X25519 agreement key, 32 and 32 bytes (RFC 7748),
 //!           [kek, kid] / null, provisioned,
 //!           vendor-id / null, class-id / null, device-id / null,
 //!           floors [[component-id, floor]...], pending / null, last-outcome (0 none,
@@ -43,7 +44,7 @@ use suit_shared::digest::{DigestAlg, DigestValue};
 use suit_shared::error::Uuid;
 use zeroize::Zeroizing;
 
-use super::{DeviceKey, Kek, State};
+use super::{DeviceCurve, DeviceKey, Kek, State};
 use crate::error::{Result, TaError};
 
 const MAGIC: &[u8; 8] = b"SUIT-TA\0";
@@ -333,7 +334,11 @@ pub(super) fn decode(bytes: &[u8]) -> Result<State> {
         } else {
             r.array_of(2, "signing key")?;
             let scalar = r.bytes()?;
-            Some(DeviceKey::from_stored(scalar, Some(r.bytes()?))?)
+            let key = DeviceKey::from_stored(scalar, Some(r.bytes()?))?;
+            if key.curve() != DeviceCurve::P384 {
+                return Err(invalid("signing key", "not a P-384 key"));
+            }
+            Some(key)
         };
         Ok(State {
             generation,

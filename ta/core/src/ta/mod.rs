@@ -64,6 +64,9 @@ pub struct Config {
     pub client: ClientPolicy,
     /// A factory build: PROVISION is available (once). Production builds leave it closed.
     pub factory: bool,
+    /// The curve of the key-agreement key a new state gets (X25519: draft-ietf-suit-mti's
+    /// EdDSA profile); a stored key keeps its own.
+    pub agreement: crate::state::DeviceCurve,
 }
 
 /// Who opened a session, as the TEE vouches for it (GlobalPlatform `gpd.client.identity`).
@@ -202,9 +205,11 @@ impl<S: Storage, R: Rng, C: Clock> Core<S, R, C> {
     fn loaded(&mut self) -> Result<(&State, &Config)> {
         let state = match &mut self.state {
             Some(state) => state,
-            cached @ None => {
-                cached.insert(State::load_or_create(&mut self.storage, &mut self.rng)?)
-            }
+            cached @ None => cached.insert(State::load_or_create(
+                &mut self.storage,
+                &mut self.rng,
+                self.config.agreement,
+            )?),
         };
         Ok((state, &self.config))
     }

@@ -49,6 +49,7 @@ fn ta() -> Ta<NoStorage, Counter, NoClock> {
         max_envelope: 64,
         client: ClientPolicy::Any,
         factory: false,
+        agreement: crate::DeviceCurve::P384,
     };
     Ta::new(config, NoStorage, Counter(0), NoClock)
 }
