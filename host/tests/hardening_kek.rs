@@ -192,6 +192,46 @@ fn a_sealed_secret_that_is_not_a_kek_is_refused() {
     unprovisioned(&mut s);
 }
 
+#[test]
+fn a_kek_sealed_with_aes_ctr_is_refused() {
+    use suit_shared::encryption::{AesKwAlg, ContentAlg, Encryptor, RecipientPublicKey};
+    let dev = Device::new();
+    let mut s = dev.session();
+    let RecipientPublic::P384(key) = agreement_key(&mut s) else {
+        unreachable!("the TA's agreement key is P-384")
+    };
+    let to = RecipientPublicKey::P384 {
+        key: &key,
+        wrap: AesKwAlg::A128Kw,
+    };
+    // Encryptor::seal makes AES-GCM only; an AES-CTR one by hand: the detached form with the
+    // ciphertext put where its nil is (after the tag, the array head, the empty protected
+    // header and the unprotected {alg, 16-byte IV}).
+    let (mut encryptor, info) = Encryptor::for_recipient(
+        ContentAlg::A128Ctr,
+        &to,
+        None,
+        &mut suit_host::tool::crypt::OsRng,
+    )
+    .unwrap();
+    let mut ciphertext = vec![0u8; FLEET_KEK.len()];
+    encryptor.update(&FLEET_KEK, &mut ciphertext).unwrap();
+    // d8 60 | 84 | 40 | a2 01 39 ff fd 05 50 <IV>
+    let nil = 2 + 1 + 1 + (1 + 1 + 3 + 1 + 1 + 16);
+    assert_eq!(info[nil], 0xf6);
+    let mut sealed = info[..nil].to_vec();
+    sealed.extend_from_slice(&[0x58, ciphertext.len() as u8]);
+    sealed.extend_from_slice(&ciphertext);
+    sealed.extend_from_slice(&info[nil + 1..]);
+    assert!(EncryptionInfo::decode_attached(&sealed).is_ok());
+    expect_rejection(
+        s.provision(&provision(sealed)),
+        Category::Decryption,
+        "needs AES-GCM",
+    );
+    unprovisioned(&mut s);
+}
+
 fn tool(args: &[&std::ffi::OsStr]) -> String {
     let out = Command::new(env!("CARGO_BIN_EXE_suit-tool"))
         .args(args)
