@@ -9,7 +9,8 @@
 //!    ([`RecipientKey::Direct`]).
 //! 2. [`unwrap_cek`] finds a recipient that one of the device's [`RecipientKey`]s can open and
 //!    unwraps the content-encryption key: A128KW (-3) / A256KW (-5) with a KEK, or
-//!    ECDH-ES+A128KW (-29) / ECDH-ES+A256KW (-31) with a P-256 or P-384 static key, the KEK then
+//!    ECDH-ES+A128KW (-29) / ECDH-ES+A256KW (-31) with a P-256, P-384 or X25519 static key
+//!    (X25519: an OKP ephemeral key, crv 4, for draft-ietf-suit-mti's EdDSA profile), the KEK then
 //!    coming from HKDF-SHA-256 over the COSE_KDF_Context of the draft (§5.2):
 //!    `[wrap-alg, [nil,nil,nil], [nil,nil,nil], [key-bits, recipient-protected, "SUIT Payload Encryption"]]`.
 //! 3. [`Decryptor`] decrypts the payload in chunks of any size with constant memory:

@@ -1,5 +1,5 @@
 //! The device's keys and content-key recovery: AES key unwrap (RFC 3394) with a KEK, or
-//! ephemeral-static ECDH on P-256/P-384, HKDF-SHA-256 over the COSE_KDF_Context (RFC 9053
+//! ephemeral-static ECDH on P-256/P-384 or X25519, HKDF-SHA-256 over the COSE_KDF_Context (RFC 9053
 //! §5.2, draft-ietf-suit-firmware-encryption §5.2), then AES key unwrap.
 
 use alloc::format;
