@@ -287,7 +287,12 @@ fn print_info(info: &Info) {
         ),
     }
     if let Some(pem) = device_key_pem(&info.device_public_key) {
-        print!("device public key (P-384, encrypt payloads to it):\n{pem}");
+        let curve = if info.device_public_key.len() == 32 {
+            "X25519"
+        } else {
+            "P-384"
+        };
+        print!("device public key ({curve}, encrypt payloads and the fleet KEK to it):\n{pem}");
     }
     if let Some(pem) = device_key_pem(&info.signing_public_key) {
         print!("device signing key (P-384, verify tokens and reports with it):\n{pem}");
