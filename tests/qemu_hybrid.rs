@@ -7,33 +7,15 @@
 //!   cargo test -p suit-tests --features qemu --test qemu_hybrid -- --test-threads=1
 
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use suit_tests::device::{
     phase, rootfs_floor, tool, work_dir, AgentRun, Device, Firmware, Release, AGENT_CONFIG, CLASS,
 };
-use suit_tests::qemu::{build_command, ensure_agent, make_ext4, repo_root, Disk, Machine};
+use suit_tests::qemu::{build_ta_variant, ensure_agent, make_ext4, repo_root, Disk, Machine};
 
 /// The post-quantum half of the development hybrid pair.
 const MLDSA_KEY: &str = "keys/dev-vendor-mldsa65.priv.pem";
-
-/// Builds the hybrid TA (ta/build-ta.sh with TA_HYBRID=1) into `work/ta-hybrid`.
-fn hybrid_ta(work: &Path) -> PathBuf {
-    let out = work.join("ta-hybrid");
-    let run = build_command("bash")
-        .arg(repo_root().join("ta/build-ta.sh"))
-        .env("TA_HYBRID", "1")
-        .env("TA_OUT_DIR", &out)
-        .output()
-        .unwrap();
-    assert!(
-        run.status.success(),
-        "building the hybrid TA failed:\n{}{}",
-        String::from_utf8_lossy(&run.stdout),
-        String::from_utf8_lossy(&run.stderr)
-    );
-    out
-}
 
 /// A release on the USB stick `stick` for `firmware` (`<name>.img`), as `<name>.suit` signed
 /// with the ECDSA key only and `<name>-hybrid.suit` with the ML-DSA-65 signature added.
@@ -67,7 +49,9 @@ fn hybrid_update_end_to_end() {
     let work = work_dir("qemu_hybrid").unwrap();
     let v1 = Firmware::build(&work, "v1", true, 4).unwrap();
     let v2 = Firmware::build(&work, "v2", true, 4).unwrap();
-    let tas = phase("build the hybrid TA", || hybrid_ta(&work));
+    let tas = phase("build the hybrid TA", || {
+        build_ta_variant(&work, "hybrid", &[("TA_HYBRID", "1")])
+    });
 
     let mut vm = Machine::at(repo_root().join("build/qemu-tests/qemu_hybrid")).unwrap();
     vm.agent(

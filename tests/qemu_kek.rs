@@ -6,34 +6,16 @@
 //!   cargo test -p suit-tests --features qemu --test qemu_kek -- --test-threads=1
 
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use suit_tests::device::{
     device_key_pem, phase, tool, work_dir, AgentRun, Device, Firmware, CLASS, VENDOR, VENDOR_KEY,
 };
-use suit_tests::qemu::{build_command, repo_root};
+use suit_tests::qemu::{build_ta_variant, repo_root};
 
 /// `path` as a string argument.
 fn arg(path: &Path) -> String {
     path.to_string_lossy().into_owned()
-}
-
-/// Builds the factory TA (ta/build-ta.sh with TA_FACTORY=1) into `work/ta-factory`.
-fn factory_ta(work: &Path) -> PathBuf {
-    let out = work.join("ta-factory");
-    let run = build_command("bash")
-        .arg(repo_root().join("ta/build-ta.sh"))
-        .env("TA_FACTORY", "1")
-        .env("TA_OUT_DIR", &out)
-        .output()
-        .unwrap();
-    assert!(
-        run.status.success(),
-        "building the factory TA failed:\n{}{}",
-        String::from_utf8_lossy(&run.stdout),
-        String::from_utf8_lossy(&run.stderr)
-    );
-    out
 }
 
 #[test]
@@ -41,7 +23,9 @@ fn a_sealed_fleet_kek_is_provisioned_and_decrypts_an_update() {
     let work = work_dir("qemu_kek").unwrap();
     let v1 = Firmware::build(&work, "v1", true, 4).unwrap();
     let v2 = Firmware::build(&work, "v2", true, 4).unwrap();
-    let tas = phase("build the factory TA", || factory_ta(&work));
+    let tas = phase("build the factory TA", || {
+        build_ta_variant(&work, "factory", &[("TA_FACTORY", "1")])
+    });
     let mut dev = Device::new("qemu_kek", &v1).unwrap();
     dev.vm.tas(&tas);
 

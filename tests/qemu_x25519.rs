@@ -5,38 +5,21 @@
 //!   cargo test -p suit-tests --features qemu --test qemu_x25519 -- --test-threads=1
 
 use std::fs;
-use std::path::{Path, PathBuf};
 
 use suit_tests::device::{
     device_key_pem, phase, tool, work_dir, AgentRun, Device, Firmware, Release, AGENT_CONFIG,
     CLASS, VENDOR, VENDOR_KEY,
 };
-use suit_tests::qemu::{build_command, ensure_agent, make_ext4, repo_root, Disk, Machine};
-
-/// Builds the X25519 TA (ta/build-ta.sh with TA_AGREEMENT=x25519) into `work/ta-x25519`.
-fn x25519_ta(work: &Path) -> PathBuf {
-    let out = work.join("ta-x25519");
-    let run = build_command("bash")
-        .arg(repo_root().join("ta/build-ta.sh"))
-        .env("TA_AGREEMENT", "x25519")
-        .env("TA_OUT_DIR", &out)
-        .output()
-        .unwrap();
-    assert!(
-        run.status.success(),
-        "building the X25519 TA failed:\n{}{}",
-        String::from_utf8_lossy(&run.stdout),
-        String::from_utf8_lossy(&run.stderr)
-    );
-    out
-}
+use suit_tests::qemu::{build_ta_variant, ensure_agent, make_ext4, repo_root, Disk, Machine};
 
 #[test]
 fn an_x25519_device_installs_an_update_encrypted_to_it() {
     let work = work_dir("qemu_x25519").unwrap();
     let v1 = Firmware::build(&work, "v1", true, 4).unwrap();
     let v2 = Firmware::build(&work, "v2", true, 4).unwrap();
-    let tas = phase("build the X25519 TA", || x25519_ta(&work));
+    let tas = phase("build the X25519 TA", || {
+        build_ta_variant(&work, "x25519", &[("TA_AGREEMENT", "x25519")])
+    });
 
     let mut vm = Machine::at(repo_root().join("build/qemu-tests/qemu_x25519")).unwrap();
     vm.agent(

@@ -61,6 +61,25 @@ pub fn repo_root() -> PathBuf {
         .to_path_buf()
 }
 
+/// Builds a TA variant (ta/build-ta.sh with the `settings` variables, e.g. `TA_FACTORY=1`)
+/// into `work/ta-<name>`; the build log is in the panic message if it fails.
+pub fn build_ta_variant(work: &Path, name: &str, settings: &[(&str, &str)]) -> PathBuf {
+    let out = work.join(format!("ta-{name}"));
+    let run = build_command("bash")
+        .arg(repo_root().join("ta/build-ta.sh"))
+        .envs(settings.iter().copied())
+        .env("TA_OUT_DIR", &out)
+        .output()
+        .expect("running ta/build-ta.sh");
+    assert!(
+        run.status.success(),
+        "building the {name} TA failed:\n{}{}",
+        String::from_utf8_lossy(&run.stdout),
+        String::from_utf8_lossy(&run.stderr)
+    );
+    out
+}
+
 /// A command for a build inside a test: without the variables cargo sets for the test
 /// process (CARGO_PKG_NAME, CARGO_MANIFEST_DIR, ...), which a nested cargo would otherwise pass
 /// on to build scripts that watch them, making it rebuild (e.g. `ring`) on every alternation
