@@ -152,7 +152,7 @@ cmd_base() {
     host_tools mmdebstrap arch-test qemu-user-static e2fsprogs
     mkdir -p "$out_dir"
     work=$(mktemp -d "$out_dir/base.XXXXXX")
-    trap 'binfmt_off; rm -rf "$work"' EXIT
+    trap "binfmt_off; rm -rf '$work'" EXIT
     device_files "$work/files"
     binfmt_on
     say "making the trixie arm64 systemd root with mmdebstrap (about 8 min; log $out_dir/mmdebstrap.log)"
@@ -197,7 +197,7 @@ cmd_image() {
     [ -f "$out_dir/root.tar" ] || die "no cached systemd root: run qemu/systemd-root.sh base first"
     t0=$(date +%s)
     work=$(mktemp -d "$(dirname "$img")/.root.XXXXXX")
-    trap 'binfmt_off; rm -rf "$work"' EXIT
+    trap "binfmt_off; rm -rf '$work'" EXIT
     root=$work/root
     mkdir -p "$root"
     tar -C "$root" -xpf "$out_dir/root.tar" || die "cannot unpack $out_dir/root.tar"
