@@ -6,12 +6,15 @@
 #   qemu/systemd-root.sh base
 #       the cached root: mmdebstrap (--mode=root --variant=apt --architectures=arm64) with
 #       systemd-sysv, udev, tee-supplicant, ... and the QEMU device's own units (below), as
-#       $QEMU_CACHE/systemd/root.tar; keyed by the package list, the mirror and this script
-#       (FORCE=1 rebuilds). Cold: about 8 min (dpkg under qemu-user).
+#       $QEMU_CACHE/systemd/root.tar; keyed by the package list, the mirror and the functions
+#       that make it (not the rest of this script: the device's files are per run, so changing
+#       them does not cost a rebuild; FORCE=1 rebuilds). Cold: 8 to 40 min (dpkg under
+#       qemu-user; the longer on a busy machine).
 #   qemu/systemd-root.sh image --out IMG --deb FILE... [--config FILE] [--add SRC:DEST]...
-#       per run (never cached): a copy of the cached root, the packages installed with trixie's
-#       own dpkg in a chroot under qemu-user (their maintainer scripts run: the postinst
-#       enables the agent's units), the agent's configuration, extra files; then an ext4 image.
+#       per run (never cached): a copy of the cached root, the device's own files (below), the
+#       packages installed with trixie's own dpkg in a chroot under qemu-user (their maintainer
+#       scripts run: the postinst enables the agent's units), the agent's configuration, extra
+#       files; then an ext4 image.
 #   qemu/systemd-root.sh init --out FILE
 #       the initramfs's /init for this device: qemu/init.sh up to the boot check (disks, data
 #       disk, TEE, the A/B boot decision verified through the TA and dm-verity, network), then
@@ -22,7 +25,7 @@
 # registered (flags POF) for the build only, and both are undone afterwards (the registration
 # is global; an entry someone else registered is used and left alone).
 #
-# The device's own units in the root (written below):
+# The device's own units in the root (written per run, by image):
 #   suit-qemu-net.service    lo + eth0 10.0.2.15/24 (the harness's relay is 10.0.2.100:8080)
 #   suit-qemu-app.service    /slot/app/start of the verified slot, after the boot check
 #   suit-qemu-ready.service  after multi-user.target: "SUIT-SYSTEMD: multi-user ..." with the
@@ -59,7 +62,7 @@ binfmt_off() {
     binfmt_registered="" binfmt_mounted=""
 }
 
-# The QEMU device's files in the root (the cached part).
+# The QEMU device's files in the root (per run, before the packages).
 device_files() {   # DIR
     local d=$1
     mkdir -p "$d/etc/systemd/system" "$d/etc/systemd/journald.conf.d" "$d/data" "$d/slot" "$d/media/usb"
@@ -142,7 +145,7 @@ EOF
 cmd_base() {
     local mirror key root_tar work t0
     mirror=$(debian_mirror)
-    key=$( { printf '%s\n' "$PACKAGES" "$mirror"; cat "$here/systemd-root.sh"; } | sha256sum | cut -c1-16)
+    key=$( { printf '%s\n' "$PACKAGES" "$mirror"; declare -f cmd_base binfmt_on; } | sha256sum | cut -c1-16)
     root_tar=$out_dir/root.tar
     if [ -z "${FORCE:-}" ] && [ -f "$root_tar" ] && [ "$(cat "$out_dir/stamp" 2>/dev/null)" = "$key" ]; then
         say "systemd root up to date ($(head -n1 "$out_dir/version"))"
@@ -153,17 +156,14 @@ cmd_base() {
     mkdir -p "$out_dir"
     work=$(mktemp -d "$out_dir/base.XXXXXX")
     trap "binfmt_off; rm -rf '$work'" EXIT
-    device_files "$work/files"
     binfmt_on
-    say "making the trixie arm64 systemd root with mmdebstrap (about 8 min; log $out_dir/mmdebstrap.log)"
+    say "making the trixie arm64 systemd root with mmdebstrap (8 to 40 min; log $out_dir/mmdebstrap.log)"
     nice -n 10 mmdebstrap --mode=root --variant=apt --architectures=arm64 \
         --keyring=/usr/share/keyrings/debian-archive-keyring.gpg \
         --include="$PACKAGES" \
         --dpkgopt='path-exclude=/usr/share/doc/*' --dpkgopt='path-include=/usr/share/doc/*/copyright' \
         --dpkgopt='path-exclude=/usr/share/man/*' --dpkgopt='path-exclude=/usr/share/locale/*' \
-        --customize-hook="sync-in '$work/files' /" \
         --customize-hook='echo suit-qemu > "$1/etc/hostname"' \
-        --customize-hook='chroot "$1" systemctl enable suit-qemu-net.service suit-qemu-app.service suit-qemu-ready.service' \
         --customize-hook="chroot \"\$1\" dpkg-query -W -f='\${Package} \${Version}\n' > '$work/versions.txt'" \
         trixie "$work/root.tar" "deb $mirror trixie main" \
         > "$out_dir/mmdebstrap.log" 2>&1 \
@@ -201,16 +201,19 @@ cmd_image() {
     root=$work/root
     mkdir -p "$root"
     tar -C "$root" -xpf "$out_dir/root.tar" || die "cannot unpack $out_dir/root.tar"
+    device_files "$root"
+    binfmt_on
+    chroot "$root" systemctl enable suit-qemu-net.service suit-qemu-app.service suit-qemu-ready.service \
+        > "$work/enable.log" 2>&1 || { cat "$work/enable.log" >&2; die "cannot enable the device's units"; }
     if [ ${#debs[@]} -gt 0 ]; then
         mkdir -p "$root/tmp/debs"
         cp "${debs[@]}" "$root/tmp/debs/"
-        binfmt_on
         chroot "$root" dpkg -i /tmp/debs/*.deb > "$work/dpkg.log" 2>&1 \
             || { cat "$work/dpkg.log" >&2; die "dpkg -i in the root failed"; }
-        binfmt_off
         rm -rf "$root/tmp/debs"
         say "installed with dpkg: $(cd "$root" && for d in "${debs[@]}"; do dpkg-deb -f "$d" Package Version | tr '\n' ' '; done)"
     fi
+    binfmt_off
     if [ -n "$config" ]; then
         install -D -m 0600 "$config" "$root/etc/suit-agent/config.toml"
     fi
