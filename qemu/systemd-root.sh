@@ -208,7 +208,10 @@ cmd_image() {
     if [ ${#debs[@]} -gt 0 ]; then
         mkdir -p "$root/tmp/debs"
         cp "${debs[@]}" "$root/tmp/debs/"
-        chroot "$root" dpkg -i /tmp/debs/*.deb > "$work/dpkg.log" 2>&1 \
+        # named one by one: a glob would be expanded on the host, not in the chroot
+        local in_root=()
+        for a in "${debs[@]}"; do in_root+=("/tmp/debs/$(basename "$a")"); done
+        chroot "$root" dpkg -i "${in_root[@]}" > "$work/dpkg.log" 2>&1 \
             || { cat "$work/dpkg.log" >&2; die "dpkg -i in the root failed"; }
         rm -rf "$root/tmp/debs"
         say "installed with dpkg: $(cd "$root" && for d in "${debs[@]}"; do dpkg-deb -f "$d" Package Version | tr '\n' ' '; done)"
