@@ -17,8 +17,10 @@ umount /var/lib/optee-client/data/tee || fatal "cannot unmount the REE-FS bind m
 mkdir -p /newroot
 mount -t ext4 -o rw,noatime "$root_dev" /newroot || fatal "cannot mount the root disk $root_dev"
 [ -x /newroot/lib/systemd/systemd ] || fatal "no systemd on the root disk $root_dev"
+# (the initramfs's busybox has no mountpoint applet: /proc/mounts says what is mounted)
+mounted() { awk -v m="$1" '$2 == m { found = 1 } END { exit !found }' /proc/mounts; }
 for m in /data /slot /media/usb; do
-    if mountpoint -q "$m"; then
+    if mounted "$m"; then
         mkdir -p "/newroot$m"
         mount -o move "$m" "/newroot$m" || fatal "cannot move $m into the root"
     fi
