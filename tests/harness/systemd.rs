@@ -138,6 +138,17 @@ pub fn make_systemd(dev: &mut Device, config: &Path, scenario: &str) -> Result<(
     Ok(())
 }
 
+/// gooseBit's logging configuration (its setting `logging`, a `logging.dictConfig`) with
+/// uvicorn's access lines on stderr too: gooseBit's own configuration disables the loggers
+/// configured before it, uvicorn's access logger among them, and the scenario counts the
+/// daemon's requests in the access lines.
+const ACCESS_LOGGING: &str = r#"{"version": 1, "disable_existing_loggers": false,
+ "formatters": {"simple": {"format": "%(asctime)s - %(name)s - %(levelname)s - %(message)s"}},
+ "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "simple"}},
+ "loggers": {"uvicorn.access": {"handlers": ["console"], "level": "INFO", "propagate": false},
+             "tortoise": {"level": "WARNING"}, "aiosqlite": {"level": "WARNING"}},
+ "root": {"level": "INFO", "handlers": ["console"]}}"#;
+
 /// A gooseBit server (fleet/goosebit-suit/serve.sh, `make fleet-env`) on 127.0.0.1 with the
 /// SUIT plugin, device authentication by target token, a poll time of 1 s and an operator
 /// logged in. Stopped when dropped.
@@ -179,6 +190,7 @@ impl GooseBit {
             .env("GOOSEBIT_POLL_TIME", "00:00:01")
             .env("GOOSEBIT_DEVICE_AUTH__ENABLE", "true")
             .env("GOOSEBIT_DEVICE_AUTH__MODE", "setup")
+            .env("GOOSEBIT_LOGGING", ACCESS_LOGGING)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(stderr)
@@ -224,7 +236,7 @@ impl GooseBit {
         Ok(server)
     }
 
-    /// The server's log (uvicorn's access lines included).
+    /// The server's log (uvicorn's access lines included, see `ACCESS_LOGGING`).
     pub fn log(&self) -> String {
         fs::read_to_string(&self.log).unwrap_or_default()
     }
