@@ -22,8 +22,9 @@
 #       the daemon as units.
 #
 # Foreign arm64 binaries need binfmt_misc: it is mounted and qemu-user-static's aarch64 entry
-# registered (flags POF) for the build only, and both are undone afterwards (the registration
-# is global; an entry someone else registered is used and left alone).
+# registered (flags POF) for the build only, and both are undone afterwards, on failure and on
+# a signal too (the registration is global; an entry someone else registered is used and left
+# alone; $QEMU_CACHE/systemd/binfmt.lock keeps two runs of this script from overlapping).
 #
 # The device's own units in the root (written per run, by image):
 #   suit-qemu-net.service    lo + eth0 10.0.2.15/24 (the harness's relay is 10.0.2.100:8080)
@@ -61,6 +62,11 @@ binfmt_off() {
     if [ -n "$binfmt_mounted" ]; then umount /proc/sys/fs/binfmt_misc || true; fi
     binfmt_registered="" binfmt_mounted=""
 }
+# bash runs no EXIT trap when a signal kills it: exit instead, so that the EXIT traps below
+# undo binfmt_misc on Ctrl-C or a harness's kill too
+trap 'exit 129' HUP
+trap 'exit 130' INT
+trap 'exit 143' TERM
 
 # The QEMU device's files in the root (per run, before the packages).
 device_files() {   # DIR
@@ -252,9 +258,18 @@ cmd_init() {
     chmod 0755 "$out"
 }
 
+# One user of binfmt_misc at a time (the registration is global, and undone by whoever made
+# it): base and image wait for each other, across worktrees sharing QEMU_CACHE too; a second
+# base waits for the first and then finds the root up to date.
+lock_binfmt() {
+    mkdir -p "$out_dir"
+    exec {lock_fd}> "$out_dir/binfmt.lock"
+    flock -n "$lock_fd" || { say "waiting for another qemu/systemd-root.sh ($out_dir/binfmt.lock)"; flock "$lock_fd"; }
+}
+
 case "${1:-}" in
-    base) shift; cmd_base "$@" ;;
-    image) shift; cmd_image "$@" ;;
+    base) shift; lock_binfmt; cmd_base "$@" ;;
+    image) shift; lock_binfmt; cmd_image "$@" ;;
     init) shift; cmd_init "$@" ;;
     *) die "usage: qemu/systemd-root.sh base | image --out IMG --deb FILE... [--config FILE] [--add SRC:DEST]... | init --out FILE" ;;
 esac
