@@ -32,7 +32,7 @@
 #   suit-qemu-ready.service  after multi-user.target: "SUIT-SYSTEMD: multi-user ..." with the
 #                            boot time (uptime and systemd-analyze), then /scenario.sh if any
 # and /etc/fstab (the data disk, OP-TEE's REE-FS directory bound from it), journald forwarding
-# to the console (the harness reads the agent's log there).
+# to the console (the harness reads the agent's log there), no getty on the serial console.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -212,7 +212,10 @@ cmd_image() {
     tar -C "$root" -xpf "$out_dir/root.tar" || die "cannot unpack $out_dir/root.tar"
     device_files "$root"
     binfmt_on
-    chroot "$root" systemctl enable suit-qemu-net.service suit-qemu-app.service suit-qemu-ready.service \
+    # the serial console is the harness's channel: no login prompt (its terminal queries and
+    # prompt land in the middle of the marker lines)
+    { chroot "$root" systemctl enable suit-qemu-net.service suit-qemu-app.service suit-qemu-ready.service \
+        && chroot "$root" systemctl mask serial-getty@ttyAMA0.service; } \
         > "$work/enable.log" 2>&1 || { cat "$work/enable.log" >&2; die "cannot enable the device's units"; }
     if [ ${#debs[@]} -gt 0 ]; then
         mkdir -p "$root/tmp/debs"
