@@ -7,6 +7,10 @@
 #                      TA loads and answers; a wrongly signed TA is caught); then every
 #                      tests/qemu_*.rs scenario, serially, verdicts from the serial console
 #   make qemu-rpmb-test the RPMB variant's own checks alone (tests/qemu_rpmb.rs; also in qemu-test)
+#   make qemu-systemd-env  the systemd device's kernel and cached trixie root (qemu/systemd-kernel.sh,
+#                      qemu/systemd-root.sh base); tests/qemu_systemd.rs builds them itself too
+#   make qemu-systemd-test the systemd device's scenario alone (tests/qemu_systemd.rs; needs
+#                      make deb and make fleet-env; also in qemu-test)
 #   make qemu-run      boot it interactively (shell on the console; AGENT_BIN/AGENT_CONFIG/TA
 #                      from build/ta are added; disks in build/qemu-run)
 # Variables: QEMU_RPMB (1, the default: the RPMB variant; 0: stock Debian OP-TEE without RPMB,
@@ -28,12 +32,12 @@ endif
 
 # The scenario test files after the preflight: every tests/qemu_*.rs; on the base environment
 # (QEMU_RPMB=0) without those that need RPMB (the variant's own checks, the attacks on the
-# TA's state, which only RPMB withstands).
+# TA's state, which only RPMB withstands; the systemd device, whose kernel is the variant's).
 QEMU_RPMB_TESTS := qemu_rpmb qemu_state_attacks
-QEMU_TESTS := $(filter-out qemu_preflight $(if $(filter 0,$(QEMU_RPMB)),$(QEMU_RPMB_TESTS)),$(basename $(notdir $(wildcard tests/qemu_*.rs))))
+QEMU_TESTS := $(filter-out qemu_preflight $(if $(filter 0,$(QEMU_RPMB)),$(QEMU_RPMB_TESTS) qemu_systemd),$(basename $(notdir $(wildcard tests/qemu_*.rs))))
 QEMU_CARGO_TEST = cargo test -p suit-tests --features qemu
 
-.PHONY: qemu-env qemu-smoke qemu-selftest qemu-run qemu-test qemu-rpmb-test
+.PHONY: qemu-env qemu-smoke qemu-selftest qemu-run qemu-test qemu-rpmb-test qemu-systemd-env qemu-systemd-test
 qemu-env:
 	@bash qemu/build-env.sh
 
@@ -56,3 +60,12 @@ qemu-test: ta host-aarch64 host qemu-env
 # the attacks on the TA's state); they select the variant themselves, whatever QEMU_RPMB says.
 qemu-rpmb-test: ta host-aarch64 host
 	$(QEMU_CARGO_TEST) $(addprefix --test ,$(QEMU_RPMB_TESTS)) -- --test-threads=1 --nocapture
+
+# The systemd-booted device (qemu/README.md, "systemd device"): cached kernel and root, then its
+# scenario with gooseBit (the packages of `make deb` installed into a copy of the root).
+qemu-systemd-env:
+	@bash qemu/systemd-kernel.sh
+	@bash qemu/systemd-root.sh base
+
+qemu-systemd-test: deb fleet-env qemu-env qemu-systemd-env
+	$(QEMU_CARGO_TEST) --test qemu_systemd -- --test-threads=1 --nocapture

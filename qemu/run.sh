@@ -5,11 +5,15 @@
 #     --dir DIR          run directory (default build/qemu-run): disks/, uart0.log, optee.log,
 #                        initrd.img live there. Disks that are missing are created:
 #                        disks/slot-a.img, slot-b.img (empty ext4), data.img (ext4);
-#                        disks/usb.img is attached (serial usb) only if it exists.
+#                        disks/usb.img is attached (serial usb) only if it exists, and so is
+#                        disks/root.img (serial root: the systemd device's root file system,
+#                        qemu/systemd-root.sh).
 #     --script FILE      guest shell script, run by /init as /scenario.sh after boot
 #     --add SRC:DEST     put a host file into the guest at DEST (repeatable)
 #     --net-port PORT    network: the guest's http://10.0.2.100:8080/ is relayed to
 #                        127.0.0.1:PORT on the host (user networking, restrict=on: nothing else)
+#     --net-fwd IP:PORT  also relay the guest's http://IP:8080/ to 127.0.0.1:PORT (repeatable;
+#                        with --net-port; e.g. a fleet server and a payload server)
 #     --timeout SECS     kill QEMU after SECS seconds (default 300)
 #     --append ARGS      extra kernel command line
 #     --shell            interactive: serial on this terminal, a shell after boot
@@ -24,7 +28,8 @@
 # its kernel, initramfs and OP-TEE, QEMU 11 from the trixie root, and an eMMC on sdhci-pci with
 # an RPMB partition, disks/emmc.img (the RPMB partition, then a user area of
 # EMMC_USER_SIZE=16M; created when missing, kept like the other disks). NO_EMMC=1 boots the
-# variant without its eMMC (the image stays; an attack test: RPMB unreachable). QEMU_RPMB=0
+# variant without its eMMC (the image stays; an attack test: RPMB unreachable). KERNEL_IMAGE=FILE
+# boots another kernel (the systemd device's, qemu/systemd-kernel.sh). QEMU_RPMB=0
 # boots the base environment: Debian's OP-TEE without RPMB (TAs built with TA_STORAGE=ree-fs).
 #
 # Without --exec/--shell: UART0 goes to the terminal and DIR/uart0.log, OP-TEE's secure UART
@@ -44,13 +49,14 @@ log() { printf '\033[1m[qemu-run]\033[0m %s\n' "$*" >&2; }
 die() { printf '\033[1;31m[qemu-run] error:\033[0m %s\n' "$*" >&2; exit 2; }
 
 dir=$repo/build/qemu-run script="" net_port="" timeout=300 append="" mode=watch
-adds=()
+adds=() fwds=()
 while [ $# -gt 0 ]; do
     case "$1" in
         --dir) dir=$2; shift ;;
         --script) script=$2; shift ;;
         --add) adds+=("$2"); shift ;;
         --net-port) net_port=$2; shift ;;
+        --net-fwd) fwds+=("$2"); shift ;;
         --timeout) timeout=$2; shift ;;
         --append) append=$2; shift ;;
         --shell) mode=shell ;;
@@ -69,6 +75,7 @@ if [ "${QEMU_RPMB:-1}" = 1 ]; then
     qemu_bin=$RC/qemu11/qemu-system-aarch64 kernel=$RC/kernel/Image initramfs=$RC/initramfs.cpio.gz
     fw=$RC/fw rootfs=$RC/rootfs
 fi
+[ -z "${KERNEL_IMAGE:-}" ] || kernel=$KERNEL_IMAGE
 mkdir -p "$dir/disks"; dir=$(cd "$dir" && pwd)
 
 # ---- persistent disks ----
@@ -84,7 +91,7 @@ for d in slot-a slot-b data; do
     fi
 done
 drives=()
-for d in slot-a slot-b data usb; do
+for d in slot-a slot-b data usb root; do
     f=$dir/disks/$d.img
     [ -e "$f" ] || continue
     drives+=(-drive "if=none,id=$d,format=raw,file=$f" -device "virtio-blk-pci,drive=$d,serial=$d")
@@ -139,8 +146,9 @@ truncate -s %4 "$dir/initrd.img"
 net=(-nic none)
 if [ -n "$net_port" ]; then
     py=python3; [ -x /usr/bin/python3 ] && py=/usr/bin/python3
-    net=(-netdev "user,id=n0,restrict=on,guestfwd=tcp:10.0.2.100:8080-cmd:$py $here/relay.py $net_port"
-         -device virtio-net-pci,netdev=n0,romfile=)
+    netdev="user,id=n0,restrict=on,guestfwd=tcp:10.0.2.100:8080-cmd:$py $here/relay.py $net_port"
+    for f in "${fwds[@]}"; do netdev="$netdev,guestfwd=tcp:${f%%:*}:8080-cmd:$py $here/relay.py ${f#*:}"; done
+    net=(-netdev "$netdev" -device virtio-net-pci,netdev=n0,romfile=)
 fi
 cmdline="console=ttyAMA0 panic=-1 quiet $append"
 [ "$mode" = shell ] && cmdline="$cmdline suit.shell"

@@ -1,6 +1,7 @@
 //! Shared helpers of the integration tests.
 pub mod device;
 pub mod qemu;
+pub mod systemd;
 pub mod vectors;
 
 /// The update server: a real nginx, shared with suit-host's own tests.

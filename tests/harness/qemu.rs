@@ -363,6 +363,7 @@ pub struct Machine {
     script: Option<String>,
     files: Vec<(PathBuf, String)>,
     net_port: Option<u16>,
+    net_fwds: Vec<(String, u16)>,
     agent_bin: Option<PathBuf>,
     agent_config: Option<PathBuf>,
     ta_dir: Option<PathBuf>,
@@ -370,6 +371,7 @@ pub struct Machine {
     append: String,
     rpmb: bool,
     no_emmc: bool,
+    kernel: Option<PathBuf>,
     boots: usize,
 }
 
@@ -400,6 +402,7 @@ impl Machine {
             script: None,
             files: Vec::new(),
             net_port: None,
+            net_fwds: Vec::new(),
             agent_bin: env_path("AGENT_BIN"),
             agent_config: env_path("AGENT_CONFIG"),
             ta_dir: None,
@@ -407,6 +410,7 @@ impl Machine {
             append: String::new(),
             rpmb: false,
             no_emmc: false,
+            kernel: None,
             boots: 0,
         })
     }
@@ -452,6 +456,13 @@ impl Machine {
         self
     }
 
+    /// With [`Machine::network`]: the guest's `http://<guest_ip>:8080/` too, relayed to
+    /// `127.0.0.1:port` (e.g. a fleet server and a payload server side by side).
+    pub fn forward(&mut self, guest_ip: &str, port: u16) -> &mut Self {
+        self.net_fwds.push((guest_ip.to_string(), port));
+        self
+    }
+
     /// The agent binary (aarch64) installed as /usr/bin/suit-agent, and optionally its
     /// configuration (a file, or a directory of files) under /etc/suit-agent/.
     pub fn agent(&mut self, bin: impl AsRef<Path>, config: Option<&Path>) -> &mut Self {
@@ -493,6 +504,12 @@ impl Machine {
     /// RPMB at all; the image stays as it is for later boots.
     pub fn hide_emmc(&mut self, hidden: bool) -> &mut Self {
         self.no_emmc = hidden;
+        self
+    }
+
+    /// Boot another kernel Image (run.sh's KERNEL_IMAGE), e.g. the systemd device's.
+    pub fn kernel(&mut self, image: &Path) -> &mut Self {
+        self.kernel = Some(image.to_path_buf());
         self
     }
 
@@ -632,6 +649,9 @@ impl Machine {
         if let Some(port) = self.net_port {
             cmd.arg("--net-port").arg(port.to_string());
         }
+        for (ip, port) in &self.net_fwds {
+            cmd.arg("--net-fwd").arg(format!("{ip}:{port}"));
+        }
         if !self.append.is_empty() {
             cmd.arg("--append").arg(&self.append);
         }
@@ -650,6 +670,9 @@ impl Machine {
             cmd.env("QEMU_RPMB", "1");
         }
         cmd.env("NO_EMMC", if self.no_emmc { "1" } else { "0" });
+        if let Some(image) = &self.kernel {
+            cmd.env("KERNEL_IMAGE", image);
+        }
         let stderr_path = self.dir.join(format!("boot-{n}-run.err"));
         let stderr = File::create(&stderr_path)
             .map_err(|e| Error(format!("{}: {e}", stderr_path.display())))?;

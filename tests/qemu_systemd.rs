@@ -1,0 +1,263 @@
+//! The device as users run it: systemd as init on the QEMU device (TF-A, OP-TEE with RPMB,
+//! U-Boot, Linux; the initramfs verifies the A/B slot through the TA and dm-verity, then hands
+//! over to systemd on a trixie root with the `make deb` packages installed by dpkg), driven by
+//! a gooseBit fleet server (hawkBit DDI) on 127.0.0.1 with the project's SUIT plugin.
+//!
+//! The server assigns v2 → `suit-agent.service` polls, installs through the real TA and reboots
+//! → the trial boot's `suit-agent-boot-check.service` confirms → the daemon reports success with
+//! its signed SUIT report → the server shows version 2, and the daemon polls again. The boot
+//! time to multi-user.target is printed (`QEMU-MEASURE: systemd_boot_s=...`) and written to
+//! build/bench/qemu_systemd.json (merged into summary.json like the benches' figures).
+
+use std::fs;
+use std::path::Path;
+use std::time::Duration;
+
+use serde_json::Value;
+use suit_tests::device::{
+    device_key_pem, phase, tool, work_dir, AgentRun, Device, Firmware, Release, AGENT_CONFIG, CLASS,
+};
+use suit_tests::nginx::Nginx;
+use suit_tests::qemu::{repo_root, Run};
+use suit_tests::systemd::{make_systemd, GooseBit};
+
+/// The device's controller id on the fleet server.
+const DEVICE: &str = "qemu-systemd-1";
+/// Where the guest reaches the payload server (the fleet server is 10.0.2.100:8080).
+const PAYLOADS: &str = "http://10.0.2.101:8080";
+
+/// Run by suit-qemu-ready.service after multi-user.target: once the daemon's verdict on the
+/// deployment has reached the server (its action record says delivered), a few more polls
+/// (the server's poll time is 1 s), then power off. A boot that installs reboots before.
+const SCENARIO: &str = r#"#!/bin/sh
+for u in tee-supplicant suit-agent-boot-check suit-agent suit-qemu-app; do
+    echo "SUIT-UNIT: $u.service $(systemctl show -p ActiveState -p SubState -p Result -p ExecMainStatus $u.service | sort | tr '\n' ' ')"
+done
+i=0
+while [ $i -lt 600 ]; do
+    if grep -q '"delivered":true' /data/suit-agent/ddi-action.json 2>/dev/null; then
+        echo "SUIT-FLEET: verdict delivered: $(cat /data/suit-agent/ddi-action.json | head -c 300)"
+        sleep 6
+        echo "SUIT-FLEET: daemon $(systemctl is-active suit-agent.service) after the verdict"
+        systemctl poweroff
+        exit 0
+    fi
+    sleep 0.5; i=$((i + 1))
+done
+echo "SUIT-FLEET: no verdict delivered within 300 s"
+systemctl poweroff
+"#;
+
+/// `SUIT-MEASURE: systemd_boot_s=X` of a boot (the uptime at multi-user.target).
+fn boot_seconds(run: &Run) -> f64 {
+    run.markers("SUIT-MEASURE: systemd_boot_s=")
+        .first()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no boot time\n{}", run.report()))
+}
+
+/// Writes the figures to build/bench/qemu_systemd.json and merges every build/bench/*.json
+/// into summary.json, as the benches do.
+fn record_figures(figures: &[(&str, f64)]) {
+    let dir = repo_root().join("build/bench");
+    fs::create_dir_all(&dir).unwrap();
+    let own: serde_json::Map<String, Value> = figures
+        .iter()
+        .map(|(k, v)| (k.to_string(), Value::from((v * 100.0).round() / 100.0)))
+        .collect();
+    fs::write(
+        dir.join("qemu_systemd.json"),
+        serde_json::to_string_pretty(&own).unwrap() + "\n",
+    )
+    .unwrap();
+    let mut parts: Vec<_> = fs::read_dir(&dir)
+        .unwrap()
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.extension().is_some_and(|x| x == "json")
+                && p.file_name().is_some_and(|n| n != "summary.json")
+        })
+        .collect();
+    parts.sort();
+    let mut all = serde_json::Map::new();
+    for part in parts {
+        let figures: serde_json::Map<String, Value> =
+            serde_json::from_slice(&fs::read(&part).unwrap()).unwrap();
+        all.extend(figures);
+    }
+    fs::write(
+        dir.join("summary.json"),
+        serde_json::to_string_pretty(&all).unwrap() + "\n",
+    )
+    .unwrap();
+}
+
+/// The device's agent configuration on the root disk: the QEMU device's (qemu/agent-config.toml)
+/// with the fleet server and a reboot through systemd.
+fn systemd_config(dir: &Path) -> std::path::PathBuf {
+    let base = fs::read_to_string(repo_root().join(AGENT_CONFIG)).unwrap();
+    let text = format!(
+        "reboot-command = [\"/usr/bin/systemctl\", \"reboot\"]\n{base}\n\
+         [ddi]\nserver-url = \"http://10.0.2.100:8080\"\ncontroller-id = \"{DEVICE}\"\n\
+         target-token = \"qemu-systemd-token\"\nboard-name = \"qemu-virt\"\nboard-revision = \"1\"\n"
+    );
+    let path = dir.join("systemd-agent-config.toml");
+    fs::write(&path, text).unwrap();
+    path
+}
+
+/// The SUIT report carried by the feedback lines `suit-report i/n: HEX` of the server's
+/// device log, checked with `suit-tool verify-report` against the device key; its JSON.
+fn verified_report(dir: &Path, log: &str, device_key: &Path) -> Value {
+    let hex: String = log
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("suit-report "))
+        .filter_map(|l| l.split_once(": ").map(|(_, h)| h.to_string()))
+        .collect();
+    assert!(
+        !hex.is_empty(),
+        "no SUIT report in the server's log:\n{log}"
+    );
+    let bytes: Vec<u8> = (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+        .collect();
+    let report = dir.join("feedback.suit-report");
+    fs::write(&report, bytes).unwrap();
+    let out = tool(
+        dir,
+        &[
+            "verify-report",
+            "--device-key",
+            &device_key.to_string_lossy(),
+            &report.to_string_lossy(),
+            "--json",
+        ],
+    )
+    .unwrap();
+    serde_json::from_str(&out).unwrap()
+}
+
+#[test]
+fn goosebit_updates_the_systemd_device_through_the_ta() {
+    let work = work_dir("systemd_update").unwrap();
+    let v1 = Firmware::build(&work, "v1", true, 4).unwrap();
+    let v2 = Firmware::build(&work, "v2", true, 4).unwrap();
+    let mut dev = Device::new("systemd_update", &v1).unwrap();
+
+    // The device key, from the busybox device (its factory image), for the report's check.
+    let run = dev.boot("info key").unwrap();
+    run.expect_success().unwrap();
+    let device_key = work.join("device.pub.pem");
+    device_key_pem(&run.info("key").unwrap(), &device_key).unwrap();
+
+    // From now on the device boots systemd.
+    let config = systemd_config(&work);
+    phase(
+        "systemd root image (dpkg -i of make deb's packages)",
+        || make_systemd(&mut dev, &config, SCENARIO).unwrap(),
+    );
+    let nginx = Nginx::start();
+    let server = GooseBit::start(&work.join("goosebit")).unwrap();
+    dev.vm
+        .network(server.port)
+        .forward("10.0.2.101", nginx.http_port)
+        .timeout(Duration::from_secs(420));
+    let rel2 = Release::create(
+        &work,
+        "v2",
+        2,
+        CLASS,
+        &v2,
+        &format!("{PAYLOADS}/v2.img"),
+        None,
+    )
+    .unwrap();
+    nginx.put("v2.img", &fs::read(&rel2.payload).unwrap());
+    server
+        .assign(DEVICE, &fs::read(&rel2.envelope).unwrap(), 2)
+        .unwrap();
+
+    // Boot 1 under systemd (slot A, v1): the daemon polls, installs v2 through the TA, reboots.
+    let run = phase("systemd boot: poll, install v2, reboot", || {
+        dev.vm.boot().unwrap()
+    });
+    assert_eq!(run.booted_slot(), Some('A'), "{}", run.report());
+    run.expect("SUIT-INIT: switch_root to systemd").unwrap();
+    run.expect("SUIT-SYSTEMD: multi-user reached").unwrap();
+    run.expect("APP-VERSION: v1").unwrap();
+    assert!(
+        run.contains("installed sequence 2") && run.contains("reboot"),
+        "the daemon did not install v2 and reboot\n{}",
+        run.report()
+    );
+    assert!(
+        !run.contains("SUIT-FLEET: verdict delivered"),
+        "{}",
+        run.report()
+    );
+    let first_boot = boot_seconds(&run);
+    println!(
+        "QEMU-MEASURE: systemd_boot_s={first_boot} (first boot of the root, to multi-user.target)"
+    );
+    let state = dev.vm.bootstate().unwrap().unwrap();
+    assert!(
+        state.contains(&("BOOT_ORDER".into(), "B A".into())),
+        "{state:?}"
+    );
+
+    // Boot 2: the trial of slot B; boot-check confirms, the daemon reports success.
+    let run = phase("systemd trial boot: confirm, report", || {
+        dev.vm.boot().unwrap()
+    });
+    assert_eq!(run.booted_slot(), Some('B'), "{}", run.report());
+    run.expect("APP-VERSION: v2").unwrap();
+    run.expect("confirmed slot B: sequence 2").unwrap();
+    let unit = run
+        .markers("SUIT-UNIT: suit-agent-boot-check.service")
+        .first()
+        .map(|s| s.to_string())
+        .unwrap_or_default();
+    // `systemctl show` lists the properties in its own order: sorted by the scenario.
+    assert_eq!(
+        unit,
+        "ActiveState=active ExecMainStatus=0 Result=success SubState=exited",
+        "{}",
+        run.report()
+    );
+    run.expect("SUIT-FLEET: verdict delivered").unwrap();
+    run.expect("SUIT-FLEET: daemon active after the verdict")
+        .unwrap();
+    let trial_boot = boot_seconds(&run);
+    println!("QEMU-MEASURE: systemd_trial_boot_s={trial_boot} (trial boot, to multi-user.target)");
+
+    // The server: version 2, finished, the SUIT report signed by the device; polled again.
+    let device = server.get(&format!("/api/v1/devices/{DEVICE}")).unwrap();
+    assert_eq!(device["sw_version"], "2", "{device}");
+    assert_eq!(device["last_state"], "Finished", "{device}");
+    let log = server
+        .get(&format!("/api/v1/devices/{DEVICE}/log"))
+        .unwrap()["log"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(log.contains("sequence 2 confirmed"), "{log}");
+    let report = verified_report(&work, &log, &device_key);
+    assert_eq!(report["result"], "success", "{report}");
+    let access = server.log();
+    let feedback_at = access
+        .rfind("/feedback")
+        .unwrap_or_else(|| panic!("no feedback request in the server's log:\n{access}"));
+    let polls_after = access[feedback_at..]
+        .matches(&format!("GET /DEFAULT/controller/v1/{DEVICE} "))
+        .count();
+    assert!(
+        polls_after >= 1,
+        "the daemon did not poll after its verdict:\n{access}"
+    );
+
+    record_figures(&[
+        ("systemd_boot_s", first_boot),
+        ("systemd_trial_boot_s", trial_boot),
+    ]);
+}
