@@ -7,8 +7,8 @@
 #                      TA loads and answers; a wrongly signed TA is caught); then every
 #                      tests/qemu_*.rs scenario, serially, verdicts from the serial console
 #   make qemu-rpmb-test the RPMB variant's own checks alone (tests/qemu_rpmb.rs; also in qemu-test)
-#   make qemu-systemd-env  the systemd device's kernel and cached trixie root (qemu/systemd-kernel.sh,
-#                      qemu/systemd-root.sh base); tests/qemu_systemd.rs builds them itself too
+#   make qemu-systemd-env  the systemd device's cached trixie root (qemu/systemd-root.sh base; its
+#                      kernel is the RPMB variant's); tests/qemu_systemd.rs builds it itself too
 #   make qemu-systemd-test the systemd device's scenario alone (tests/qemu_systemd.rs; needs
 #                      make deb and make fleet-env; also in qemu-test)
 #   make qemu-run      boot it interactively (shell on the console; AGENT_BIN/AGENT_CONFIG/TA
@@ -64,7 +64,6 @@ qemu-rpmb-test: ta host-aarch64 host
 # The systemd-booted device (qemu/README.md, "systemd device"): cached kernel and root, then its
 # scenario with gooseBit (the packages of `make deb` installed into a copy of the root).
 qemu-systemd-env:
-	@bash qemu/systemd-kernel.sh
 	@bash qemu/systemd-root.sh base
 
 qemu-systemd-test: deb fleet-env qemu-env qemu-systemd-env

@@ -28,8 +28,7 @@
 # its kernel, initramfs and OP-TEE, QEMU 11 from the trixie root, and an eMMC on sdhci-pci with
 # an RPMB partition, disks/emmc.img (the RPMB partition, then a user area of
 # EMMC_USER_SIZE=16M; created when missing, kept like the other disks). NO_EMMC=1 boots the
-# variant without its eMMC (the image stays; an attack test: RPMB unreachable). KERNEL_IMAGE=FILE
-# boots another kernel (the systemd device's, qemu/systemd-kernel.sh). QEMU_RPMB=0
+# variant without its eMMC (the image stays; an attack test: RPMB unreachable). QEMU_RPMB=0
 # boots the base environment: Debian's OP-TEE without RPMB (TAs built with TA_STORAGE=ree-fs).
 #
 # Without --exec/--shell: UART0 goes to the terminal and DIR/uart0.log, OP-TEE's secure UART
@@ -75,7 +74,6 @@ if [ "${QEMU_RPMB:-1}" = 1 ]; then
     qemu_bin=$RC/qemu11/qemu-system-aarch64 kernel=$RC/kernel/Image initramfs=$RC/initramfs.cpio.gz
     fw=$RC/fw rootfs=$RC/rootfs
 fi
-[ -z "${KERNEL_IMAGE:-}" ] || kernel=$KERNEL_IMAGE
 mkdir -p "$dir/disks"; dir=$(cd "$dir" && pwd)
 
 # ---- persistent disks ----

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # qemu/systemd-root.sh — the systemd-booted QEMU device: a Debian trixie arm64 root with
-# systemd as init, booted on the project's stack (TF-A, OP-TEE with RPMB, U-Boot, the kernel of
-# qemu/systemd-kernel.sh) behind the same verified-boot initramfs as the busybox device.
+# systemd as init, booted on the project's stack (TF-A, OP-TEE with RPMB, U-Boot, the RPMB
+# variant's kernel) behind the same verified-boot initramfs as the busybox device.
 #
 #   qemu/systemd-root.sh base
 #       the cached root: mmdebstrap (--mode=root --variant=apt --architectures=arm64) with

@@ -371,7 +371,6 @@ pub struct Machine {
     append: String,
     rpmb: bool,
     no_emmc: bool,
-    kernel: Option<PathBuf>,
     boots: usize,
 }
 
@@ -410,7 +409,6 @@ impl Machine {
             append: String::new(),
             rpmb: false,
             no_emmc: false,
-            kernel: None,
             boots: 0,
         })
     }
@@ -504,12 +502,6 @@ impl Machine {
     /// RPMB at all; the image stays as it is for later boots.
     pub fn hide_emmc(&mut self, hidden: bool) -> &mut Self {
         self.no_emmc = hidden;
-        self
-    }
-
-    /// Boot another kernel Image (run.sh's KERNEL_IMAGE), e.g. the systemd device's.
-    pub fn kernel(&mut self, image: &Path) -> &mut Self {
-        self.kernel = Some(image.to_path_buf());
         self
     }
 
@@ -670,9 +662,6 @@ impl Machine {
             cmd.env("QEMU_RPMB", "1");
         }
         cmd.env("NO_EMMC", if self.no_emmc { "1" } else { "0" });
-        if let Some(image) = &self.kernel {
-            cmd.env("KERNEL_IMAGE", image);
-        }
         let stderr_path = self.dir.join(format!("boot-{n}-run.err"));
         let stderr = File::create(&stderr_path)
             .map_err(|e| Error(format!("{}: {e}", stderr_path.display())))?;

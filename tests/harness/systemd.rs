@@ -41,25 +41,20 @@ fn run_ok(cmd: &mut Command, what: &str) -> Result<String> {
     }
 }
 
-/// Builds the systemd device's cached parts if needed, once per process: its kernel
-/// (qemu/systemd-kernel.sh) and the trixie root (`qemu/systemd-root.sh base`).
+/// Builds the systemd device's cached trixie root if needed (`qemu/systemd-root.sh base`), once
+/// per process; its kernel is the RPMB variant's.
 pub fn ensure_systemd_env() -> Result<()> {
     static ONCE: OnceLock<std::result::Result<(), String>> = OnceLock::new();
     ONCE.get_or_init(|| {
-        for script in [
-            vec!["qemu/systemd-kernel.sh"],
-            vec!["qemu/systemd-root.sh", "base"],
-        ] {
-            run_ok(
-                Command::new("bash")
-                    .args(&script)
-                    .current_dir(repo_root())
-                    .env("QEMU_CACHE", qemu_cache()),
-                &script.join(" "),
-            )
-            .map_err(|e| e.0)?;
-        }
-        Ok(())
+        run_ok(
+            Command::new("bash")
+                .args(["qemu/systemd-root.sh", "base"])
+                .current_dir(repo_root())
+                .env("QEMU_CACHE", qemu_cache()),
+            "qemu/systemd-root.sh base",
+        )
+        .map(drop)
+        .map_err(|e| e.0)
     })
     .clone()
     .map_err(Error)
@@ -132,7 +127,6 @@ pub fn make_systemd(dev: &mut Device, config: &Path, scenario: &str) -> Result<(
     run_ok(&mut image, "qemu/systemd-root.sh image")?;
     dev.vm
         .add_file(&init, "/init")
-        .kernel(&qemu_cache().join("rpmb/kernel-systemd/Image"))
         .append("net.ifnames=0")
         .no_script();
     Ok(())
