@@ -3,9 +3,11 @@
 //! over to systemd on a trixie root with the `make deb` packages installed by dpkg), driven by
 //! a gooseBit fleet server (hawkBit DDI) on 127.0.0.1 with the project's SUIT plugin.
 //!
-//! The server assigns v2 → `suit-agent.service` polls, installs through the real TA and reboots
-//! → the trial boot's `suit-agent-boot-check.service` confirms → the daemon reports success with
-//! its signed SUIT report → the server shows version 2, and the daemon polls again. The boot
+//! First the server assigns an envelope of another device class: the TA refuses it and the
+//! failure feedback reaches the server with the TA's reason and a signed SUIT report. Then it
+//! assigns v2 → `suit-agent.service` polls, installs through the real TA and reboots → the trial
+//! boot's `suit-agent-boot-check.service` confirms → the daemon reports success with its signed
+//! SUIT report → the server shows version 2, and the daemon polls again. The boot
 //! time to multi-user.target is printed (`QEMU-MEASURE: systemd_boot_s=...`) and written to
 //! build/bench/qemu_systemd.json (merged into summary.json like the benches' figures).
 
@@ -15,7 +17,8 @@ use std::time::Duration;
 
 use serde_json::Value;
 use suit_tests::device::{
-    device_key_pem, phase, tool, work_dir, AgentRun, Device, Firmware, Release, AGENT_CONFIG, CLASS,
+    phase, signing_key_pem, tool, work_dir, AgentRun, Device, Firmware, Release, AGENT_CONFIG,
+    CLASS,
 };
 use suit_tests::nginx::Nginx;
 use suit_tests::qemu::{repo_root, Run};
@@ -26,17 +29,20 @@ const DEVICE: &str = "qemu-systemd-1";
 /// Where the guest reaches the payload server (the fleet server is 10.0.2.100:8080).
 const PAYLOADS: &str = "http://10.0.2.101:8080";
 
-/// Run by suit-qemu-ready.service after multi-user.target: once the daemon's verdict on the
-/// deployment has reached the server (its action record says delivered), a few more polls
-/// (the server's poll time is 1 s), then power off. A boot that installs reboots before.
+/// Run by suit-qemu-ready.service after multi-user.target: once the daemon's verdict on a
+/// deployment has reached the server in this boot (its action record, written since the boot,
+/// says delivered), a few more polls (the server's poll time is 1 s), then power off. A boot
+/// that installs reboots before.
 const SCENARIO: &str = r#"#!/bin/sh
+booted=$(awk '/^btime/ {print $2}' /proc/stat)
+action=/data/suit-agent/ddi-action.json
 for u in tee-supplicant suit-agent-boot-check suit-agent suit-qemu-app; do
     echo "SUIT-UNIT: $u.service $(systemctl show -p ActiveState -p SubState -p Result -p ExecMainStatus $u.service | sort | tr '\n' ' ')"
 done
 i=0
 while [ $i -lt 600 ]; do
-    if grep -q '"delivered":true' /data/suit-agent/ddi-action.json 2>/dev/null; then
-        echo "SUIT-FLEET: verdict delivered: $(cat /data/suit-agent/ddi-action.json | head -c 300)"
+    if grep -q '"delivered":true' $action 2>/dev/null && [ "$(stat -c %Y $action)" -ge "$booted" ]; then
+        echo "SUIT-FLEET: verdict delivered: $(head -c 300 $action)"
         sleep 6
         echo "SUIT-FLEET: daemon $(systemctl is-active suit-agent.service) after the verdict"
         systemctl poweroff
@@ -106,12 +112,16 @@ fn systemd_config(dir: &Path) -> std::path::PathBuf {
     path
 }
 
-/// The SUIT report carried by the feedback lines `suit-report i/n: HEX` of the server's
-/// device log, checked with `suit-tool verify-report` against the device key; its JSON.
-fn verified_report(dir: &Path, log: &str, device_key: &Path) -> Value {
-    let hex: String = log
+/// The last SUIT report carried by the feedback lines `suit-report i/n: HEX` of the server's
+/// device log, checked with `suit-tool verify-report` against the device's signing key; its JSON.
+fn verified_report(dir: &Path, log: &str, signing_key: &Path) -> Value {
+    let lines: Vec<&str> = log
         .lines()
         .filter_map(|l| l.trim().strip_prefix("suit-report "))
+        .collect();
+    let last_start = lines.iter().rposition(|l| l.starts_with("1/")).unwrap_or(0);
+    let hex: String = lines[last_start..]
+        .iter()
         .filter_map(|l| l.split_once(": ").map(|(_, h)| h.to_string()))
         .collect();
     assert!(
@@ -129,7 +139,7 @@ fn verified_report(dir: &Path, log: &str, device_key: &Path) -> Value {
         &[
             "verify-report",
             "--device-key",
-            &device_key.to_string_lossy(),
+            &signing_key.to_string_lossy(),
             &report.to_string_lossy(),
             "--json",
         ],
@@ -145,11 +155,11 @@ fn goosebit_updates_the_systemd_device_through_the_ta() {
     let v2 = Firmware::build(&work, "v2", true, 4).unwrap();
     let mut dev = Device::new("systemd_update", &v1).unwrap();
 
-    // The device key, from the busybox device (its factory image), for the report's check.
+    // The device's signing key (reports), from the busybox device (its factory image).
     let run = dev.boot("info key").unwrap();
     run.expect_success().unwrap();
-    let device_key = work.join("device.pub.pem");
-    device_key_pem(&run.info("key").unwrap(), &device_key).unwrap();
+    let signing_key = work.join("signing.pub.pem");
+    signing_key_pem(&run.info("key").unwrap(), &signing_key).unwrap();
 
     // From now on the device boots systemd.
     let config = systemd_config(&work);
@@ -163,6 +173,51 @@ fn goosebit_updates_the_systemd_device_through_the_ta() {
         .network(server.port)
         .forward("10.0.2.101", nginx.http_port)
         .timeout(Duration::from_secs(420));
+    let refused = Release::create(
+        &work,
+        "other-class",
+        3,
+        "another-class",
+        &v2,
+        &format!("{PAYLOADS}/other-class.img"),
+        None,
+    )
+    .unwrap();
+    nginx.put("other-class.img", &fs::read(&refused.payload).unwrap());
+    server
+        .assign(DEVICE, &fs::read(&refused.envelope).unwrap(), 3)
+        .unwrap();
+
+    // Boot 1 under systemd (slot A, v1): the TA refuses the other class's envelope; the failure
+    // reaches the server with the TA's reason, and nothing is installed.
+    let run = phase("systemd boot: poll, refusal of another class", || {
+        dev.vm.boot().unwrap()
+    });
+    assert_eq!(run.booted_slot(), Some('A'), "{}", run.report());
+    run.expect("SUIT-INIT: switch_root to systemd").unwrap();
+    run.expect("SUIT-FLEET: verdict delivered").unwrap();
+    assert!(
+        !run.contains("installed sequence"),
+        "the other class's envelope was installed\n{}",
+        run.report()
+    );
+    let refusal_boot = boot_seconds(&run);
+    let device = server.get(&format!("/api/v1/devices/{DEVICE}")).unwrap();
+    assert_eq!(device["last_state"], "Error", "{device}");
+    assert_ne!(device["sw_version"], "3", "{device}");
+    let log = server
+        .get(&format!("/api/v1/devices/{DEVICE}/log"))
+        .unwrap()["log"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        log.contains("[applicability]") && log.contains("class"),
+        "the TA's reason is not in the server's log:\n{log}"
+    );
+    let report = verified_report(&work, &log, &signing_key);
+    assert_eq!(report["result"], "failure", "{report}");
+
     let rel2 = Release::create(
         &work,
         "v2",
@@ -178,12 +233,11 @@ fn goosebit_updates_the_systemd_device_through_the_ta() {
         .assign(DEVICE, &fs::read(&rel2.envelope).unwrap(), 2)
         .unwrap();
 
-    // Boot 1 under systemd (slot A, v1): the daemon polls, installs v2 through the TA, reboots.
+    // Boot 2 (slot A, v1): the daemon polls, installs v2 through the TA, reboots.
     let run = phase("systemd boot: poll, install v2, reboot", || {
         dev.vm.boot().unwrap()
     });
     assert_eq!(run.booted_slot(), Some('A'), "{}", run.report());
-    run.expect("SUIT-INIT: switch_root to systemd").unwrap();
     run.expect("SUIT-SYSTEMD: multi-user reached").unwrap();
     run.expect("APP-VERSION: v1").unwrap();
     assert!(
@@ -206,7 +260,7 @@ fn goosebit_updates_the_systemd_device_through_the_ta() {
         "{state:?}"
     );
 
-    // Boot 2: the trial of slot B; boot-check confirms, the daemon reports success.
+    // Boot 3: the trial of slot B; boot-check confirms, the daemon reports success.
     let run = phase("systemd trial boot: confirm, report", || {
         dev.vm.boot().unwrap()
     });
@@ -242,7 +296,7 @@ fn goosebit_updates_the_systemd_device_through_the_ta() {
         .unwrap_or_default()
         .to_string();
     assert!(log.contains("sequence 2 confirmed"), "{log}");
-    let report = verified_report(&work, &log, &device_key);
+    let report = verified_report(&work, &log, &signing_key);
     assert_eq!(report["result"], "success", "{report}");
     let access = server.log();
     let feedback_at = access
@@ -258,6 +312,7 @@ fn goosebit_updates_the_systemd_device_through_the_ta() {
 
     record_figures(&[
         ("systemd_boot_s", first_boot),
+        ("systemd_refusal_boot_s", refusal_boot),
         ("systemd_trial_boot_s", trial_boot),
     ]);
 }
