@@ -90,6 +90,16 @@ const COUNT_INVOKES: &str = "t=/sys/kernel/tracing\n\
     mount -t tracefs nodev $t && echo 'p:suit_invoke optee_invoke_func func=+0(%x1):u32' > $t/kprobe_events \
       && echo 1 > $t/events/kprobes/suit_invoke/enable\n";
 
+/// Counts the shared-memory buffers the agent registers with the TEE driver: libteec's
+/// TEEC_RegisterSharedMemory / TEEC_AllocateSharedMemory (and every temporary memref, which
+/// libteec backs with one) end in TEE_IOC_SHM_REGISTER -> tee_shm_register_user_buf or
+/// TEE_IOC_SHM_ALLOC -> tee_shm_alloc_user_buf. tee-supplicant allocates too (OP-TEE's RPC
+/// buffers): only the agent's registrations are counted (`suit-agent` in the trace line).
+const COUNT_SHM: &str = "echo 'p:suit_shm_reg tee_shm_register_user_buf' >> $t/kprobe_events \
+      && echo 'p:suit_shm_alloc tee_shm_alloc_user_buf' >> $t/kprobe_events \
+      && echo 1 > $t/events/kprobes/suit_shm_reg/enable \
+      && echo 1 > $t/events/kprobes/suit_shm_alloc/enable\n";
+
 /// `make bench` sets SUIT_BENCH_DIR (its build/bench): the QEMU figures of the run go there as
 /// `qemu_streaming.json`, merged into `summary.json` with the other benches' figures.
 fn record_bench(figures: &[(&str, f64)]) {
@@ -138,9 +148,11 @@ fn streamed_encrypted_update_of_64_mib() {
 
     let run = phase("streamed install of 64 MiB (encrypted)", || {
         dev.boot(&format!(
-            "{COUNT_INVOKES}\
+            "{COUNT_INVOKES}{COUNT_SHM}\
              agent install-v2 install {URL}/v2.suit\n\
              echo \"SUIT-MEASURE: ta-invocations $(grep -c ' suit_invoke:' $t/trace)\"\n\
+             echo \"SUIT-MEASURE: shm-registrations $(grep -c 'suit-agent-[0-9]* .* suit_shm_' $t/trace)\"\n\
+             echo \"SUIT-MEASURE: all-shm-registrations $(grep -c ' suit_shm_' $t/trace)\"\n\
              echo \"SUIT-MEASURE: stream-updates $(grep -c ' suit_invoke:.* func=14$' $t/trace)\"\n\
              echo \"SUIT-MEASURE: staged-bytes $(find /data/suit-agent/staging -type f ! -name '*.suit*' -exec cat {{}} + | wc -c)\"\n\
              bootstate installed\n"
@@ -174,7 +186,16 @@ fn streamed_encrypted_update_of_64_mib() {
         .trim()
         .parse()
         .unwrap();
+    let registrations: f64 = run.markers("SUIT-MEASURE: shm-registrations")[0]
+        .trim()
+        .parse()
+        .unwrap();
     let mib = size as f64 / (1 << 20) as f64;
+    eprintln!(
+        "QEMU-MEASURE: the agent registered {registrations} shared-memory buffers for the \
+         {mib:.1} MiB install (all processes: {})",
+        run.markers("SUIT-MEASURE: all-shm-registrations")[0].trim()
+    );
     eprintln!(
         "QEMU-MEASURE: streamed install of {mib:.1} MiB (encrypted, one pass): {:.2} s = {:.3} s/MiB; \
          {invocations} TA invocations = {:.2} per MiB, of which {stream_updates} STREAM_UPDATE = {:.3} per MiB",
@@ -193,8 +214,15 @@ fn streamed_encrypted_update_of_64_mib() {
         invocations - stream_updates <= 8.0,
         "{invocations} TA invocations, {stream_updates} of them STREAM_UPDATE"
     );
+    // The session's shared memory is registered once (grown at most a few times), not once
+    // per chunk: libteec's temporary memrefs registered a buffer per parameter and invoke.
+    assert!(
+        registrations <= 4.0,
+        "{registrations} shared-memory registrations for {stream_updates} STREAM_UPDATE invokes"
+    );
     record_bench(&[
         ("ta_invokes_per_mib", stream_updates / mib),
+        ("ta_shm_registrations_per_stream", registrations),
         ("ta_invokes_total_per_mib_64m", invocations / mib),
         ("qemu_stream_seconds_per_mib", install.secs / mib),
     ]);

@@ -12,6 +12,8 @@
 
 #[cfg(feature = "optee")]
 pub mod optee;
+#[cfg(any(feature = "optee", test))]
+mod shm;
 pub mod simulator;
 
 use std::io::{Read, Write};

@@ -1,20 +1,31 @@
-//! The OP-TEE backend: the SUIT TA in the secure world, through libteec (optee-teec).
+//! The OP-TEE backend: the SUIT TA in the secure world, through libteec.
 //!
-//! Every input travels in a temporary memory reference that the TA copies before use; the
-//! TA answers rejections inside the response, so a TEE error code here always means a
-//! transport problem, mapped to a readable message ([`suit_shared::abi::tee::message`])
-//! because optee-teec calls many codes "Unknown error.".
+//! A session owns one buffer of shared memory, allocated (and registered with the driver) on
+//! its first invoke and grown, rarely, when an invoke needs more: every invoke passes its four
+//! parameters as partial memory references into it (request, response, bulk data in, bulk
+//! data out), so a stream of any size registers shared memory a few times per session, not
+//! once per parameter and chunk as libteec's temporary memrefs do ([`libteec`]). The TA copies
+//! every input it parses, and each block of bulk data before it checks it, into its own memory
+//! (docs/streaming.md). The TA answers rejections inside the response, so a TEE error code
+//! here always means a transport problem, mapped to a readable message
+//! ([`suit_shared::abi::tee::message`]).
 
-use optee_teec::{ConnectionMethods, Context, Operation, ParamNone, ParamTmpRef, Uuid};
+// The only unsafe code of the normal-world programs: libteec's C API, each call explained.
+#[allow(unsafe_code)]
+mod libteec;
+
 use suit_shared::abi::{self, CommandId};
 
+use self::libteec::{Context, Memref, Session, SharedMemory};
+use super::shm::{grown, layout, Region};
 use super::{Backend, RawOutput, Tee, TeeError};
 
 /// A session with the SUIT TA.
 pub struct OpteeSession {
-    // Field order matters: the session closes before its context is finalized.
-    session: optee_teec::Session,
-    _context: Context,
+    session: Session,
+    /// The session's shared memory, once an invoke needed it.
+    shm: Option<SharedMemory>,
+    context: Context,
 }
 
 impl OpteeSession {
@@ -23,24 +34,48 @@ impl OpteeSession {
     /// obeys the uid it was built for (`TA_CLIENT`, default root; see
     /// [`super::linux_user_identity`]).
     pub fn open(uuid: &str) -> Result<Self, TeeError> {
-        let uuid = Uuid::parse_str(uuid)
+        let uuid = uuid::Uuid::parse_str(uuid)
             .map_err(|_| TeeError::Backend(format!("{uuid:?} is not a TA UUID")))?;
-        let mut context = Context::new().map_err(|e| TeeError::Tee {
+        let context = Context::new().map_err(|code| TeeError::Tee {
             command: "initialize context",
-            code: e.raw_code(),
+            code,
             message: format!(
                 "{} (is the OP-TEE driver loaded and /dev/tee0 accessible?)",
-                abi::tee::message(e.raw_code())
+                abi::tee::message(code)
             ),
         })?;
         let session = context
-            .open_session_with_login(uuid, ConnectionMethods::LoginUser)
-            .map_err(|e| open_session_error(e.raw_code()))?;
+            .open_session(&uuid, optee_teec_sys::TEEC_LOGIN_USER)
+            .map_err(open_session_error)?;
         Ok(OpteeSession {
             session,
-            _context: context,
+            shm: None,
+            context,
         })
     }
+}
+
+/// The session buffer `shm` of `context`, replaced by a larger one ([`grown`]) when it holds
+/// fewer than `needed` bytes.
+fn buffer<'a>(
+    context: &Context,
+    shm: &'a mut Option<SharedMemory>,
+    needed: usize,
+) -> Result<&'a mut SharedMemory, TeeError> {
+    let kept = match shm.take() {
+        Some(kept) if kept.size() >= needed => kept,
+        old => {
+            let size = grown(old.as_ref().map_or(0, SharedMemory::size), needed);
+            // The old buffer goes first: at most one is registered at a time.
+            drop(old);
+            context.allocate(size).map_err(|code| TeeError::Tee {
+                command: "allocate shared memory",
+                code,
+                message: format!("{} ({size} bytes)", abi::tee::message(code)),
+            })?
+        }
+    };
+    Ok(shm.insert(kept))
 }
 
 /// A failed open session, explained. OP-TEE loads a TA only after checking its signature and
@@ -73,8 +108,7 @@ fn open_session_error(code: u32) -> TeeError {
     }
 }
 
-fn tee_error(command: CommandId, e: &optee_teec::Error, short: Option<(usize, usize)>) -> TeeError {
-    let code = e.raw_code();
+fn tee_error(command: CommandId, code: u32, short: Option<(usize, usize)>) -> TeeError {
     let mut message = abi::tee::message(code).to_string();
     if let Some((param, needed)) = short.filter(|_| code == abi::tee::ERROR_SHORT_BUFFER) {
         message.push_str(&format!(" (parameter {param} needs {needed} bytes)"));
@@ -99,44 +133,54 @@ impl Tee for OpteeSession {
         response_capacity: usize,
         data_out_capacity: Option<usize>,
     ) -> Result<RawOutput, TeeError> {
-        let mut response = vec![0u8; response_capacity];
-        let mut data = vec![0u8; data_out_capacity.unwrap_or(0)];
-        let p0 = ParamTmpRef::new_input(request);
-        let p1 = ParamTmpRef::new_output(&mut response);
-        let (response_len, data_len) = match (data_in, data_out_capacity) {
-            (Some(input), Some(_)) => {
-                let p3 = ParamTmpRef::new_output(&mut data);
-                let mut op = Operation::new(0, p0, p1, ParamTmpRef::new_input(input), p3);
-                let result = self.session.invoke_command(command as u32, &mut op);
-                let (_, r, _, d) = op.parameters();
-                result.map_err(|e| tee_error(command, &e, Some((3, d.updated_size()))))?;
-                (r.updated_size(), d.updated_size())
+        let lens = [
+            request.len(),
+            response_capacity,
+            data_in.map_or(0, <[u8]>::len),
+            data_out_capacity.unwrap_or(0),
+        ];
+        let ([req, resp, input, output], needed) = layout(lens);
+        let shm = buffer(&self.context, &mut self.shm, needed)?;
+        let bytes = shm.as_mut_slice();
+        let outside = || TeeError::Backend("an invoke's parameter outside its buffer".into());
+        req.of_mut(bytes)
+            .ok_or_else(outside)?
+            .copy_from_slice(request);
+        if let Some(data) = data_in {
+            input
+                .of_mut(bytes)
+                .ok_or_else(outside)?
+                .copy_from_slice(data);
+        }
+        let params = [
+            Memref::Input(req),
+            Memref::Output(resp),
+            data_in.map_or(Memref::None, |_| Memref::Input(input)),
+            data_out_capacity.map_or(Memref::None, |_| Memref::Output(output)),
+        ];
+        let invoked = self.session.invoke(command as u32, shm, &params);
+        let [_, response_len, _, data_len] = invoked.sizes;
+        if invoked.code != abi::tee::SUCCESS {
+            // A short buffer names the parameter the TA found too small.
+            let short = match data_out_capacity {
+                Some(capacity) if data_len > capacity => (3, data_len),
+                _ => (1, response_len),
+            };
+            return Err(tee_error(command, invoked.code, Some(short)));
+        }
+        let bytes = shm.as_slice();
+        let take = |region: Region, len: usize| {
+            Region {
+                len: len.min(region.len),
+                ..region
             }
-            (Some(input), None) => {
-                let mut op = Operation::new(0, p0, p1, ParamTmpRef::new_input(input), ParamNone);
-                let result = self.session.invoke_command(command as u32, &mut op);
-                let (_, r, _, _) = op.parameters();
-                result.map_err(|e| tee_error(command, &e, Some((1, r.updated_size()))))?;
-                (r.updated_size(), 0)
-            }
-            (None, Some(_)) => {
-                let p3 = ParamTmpRef::new_output(&mut data);
-                let mut op = Operation::new(0, p0, p1, ParamNone, p3);
-                let result = self.session.invoke_command(command as u32, &mut op);
-                let (_, r, _, d) = op.parameters();
-                result.map_err(|e| tee_error(command, &e, None))?;
-                (r.updated_size(), d.updated_size())
-            }
-            (None, None) => {
-                let mut op = Operation::new(0, p0, p1, ParamNone, ParamNone);
-                let result = self.session.invoke_command(command as u32, &mut op);
-                let (_, r, _, _) = op.parameters();
-                result.map_err(|e| tee_error(command, &e, Some((1, r.updated_size()))))?;
-                (r.updated_size(), 0)
-            }
+            .of(bytes)
+            .map(<[u8]>::to_vec)
+            .unwrap_or_default()
         };
-        response.truncate(response_len.min(response_capacity));
-        data.truncate(data_len.min(data.len()));
-        Ok(RawOutput { response, data })
+        Ok(RawOutput {
+            response: take(resp, response_len),
+            data: take(output, data_len),
+        })
     }
 }

@@ -93,8 +93,9 @@ impl Agent {
         // Whole chunks of payload; the hash blocks travel in the room the ABI adds.
         let chunk_len = (self.tee.stream_chunk_size()? / BLOCK_SIZE).max(1) * BLOCK_SIZE;
         // One buffer per stream: the hash blocks go right before the chunk (at most
-        // STREAM_HASH_ROOM), so the invoke's data is one slice, copied nowhere; the last chunk
-        // takes the AEAD tag along rather than sending it alone.
+        // STREAM_HASH_ROOM), so the invoke's data is one slice, copied once (OP-TEE: into the
+        // session's shared memory, registered once per session); the last chunk takes the
+        // AEAD tag along rather than sending it alone.
         let room = suit_shared::abi::STREAM_HASH_ROOM;
         let mut buf = vec![0u8; room + chunk_len + GCM_TAG_LEN];
         let mut last_sync = std::time::Instant::now();
