@@ -6,8 +6,8 @@
 use std::process::Command;
 
 /// Crates of the portable provider that a GP build must not link.
-const BACKEND_CRATES: [&str; 8] = [
-    "p256", "p384", "aes", "ctr", "ghash", "aes-kw", "hmac", "hkdf",
+const BACKEND_CRATES: [&str; 9] = [
+    "sha2", "p256", "p384", "aes", "ctr", "ghash", "aes-kw", "hmac", "hkdf",
 ];
 
 /// The names of suit-shared's normal dependencies with `args`.
