@@ -159,6 +159,7 @@ mod label {
     pub const KID: i64 = 4;
     pub const IV: i64 = 5;
     pub const PARTIAL_IV: i64 = 6;
+    pub const EPHEMERAL_KEY: i64 = -1;
 }
 
 /// A content type header parameter (RFC 9052 §3.1, label 3).
@@ -170,26 +171,32 @@ pub enum ContentType<'a> {
     Text(&'a str),
 }
 
-/// The parameters of one COSE header map that the signing structures use; every other
-/// label is checked for its key type and skipped.
+/// The parameters of one COSE header map that the signing and encryption structures use;
+/// every other label is checked for its key type and skipped.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Header<'a> {
     /// Whether the header has an `alg` parameter at all (integer or text).
     pub has_alg: bool,
     /// The algorithm when it is an integer.
     pub alg: Option<i64>,
-    /// Whether the header names critical parameters.
+    /// Whether the header has a `crit` parameter.
     pub crit: bool,
     /// The content type.
     pub content_type: Option<ContentType<'a>>,
     /// The key id, empty when absent.
     pub kid: &'a [u8],
+    /// The IV.
+    pub iv: Option<&'a [u8]>,
+    /// Whether the header has a partial IV.
+    pub partial_iv: bool,
+    /// The encoding of the ephemeral key (label -1, a COSE_Key), decoded by its user.
+    pub ephemeral_key: Option<&'a [u8]>,
 }
 
 impl<'a> Header<'a> {
-    /// Decodes a header map: labels are integers or text and unique, `crit` a non-empty
-    /// array of labels, `kid`, IV and partial IV non-empty byte strings (not both IVs), a
-    /// text content type of the form `type/subtype`.
+    /// Decodes a header map: labels are integers or text and unique; `kid`, IV and partial
+    /// IV non-empty byte strings (not both IVs); a text content type of the form
+    /// `type/subtype`; `crit` is noted, not read (every user refuses it).
     pub fn decode(r: &mut Reader<'a>) -> Result<Self> {
         let mut h = Header::default();
         let mut entries = r.map()?;
@@ -205,15 +212,10 @@ impl<'a> Header<'a> {
                         h.alg = Some(r.i64()?);
                     }
                 }
+                // Its users refuse critical parameters whatever the value says.
                 Key::Int(label::CRIT) => {
-                    let n = r.array()?;
-                    if n == 0 {
-                        return Err(r.err(at, "a non-empty crit array"));
-                    }
-                    for _ in 0..n {
-                        label_of(r)?;
-                    }
                     h.crit = true;
+                    r.skip()?;
                 }
                 Key::Int(label::CONTENT_TYPE) => {
                     h.content_type = Some(if r.is(Type::String) {
@@ -232,15 +234,19 @@ impl<'a> Header<'a> {
                     if value.is_empty() {
                         return Err(r.err(at, "a non-empty byte string"));
                     }
-                    if label == label::KID {
-                        h.kid = value;
-                    } else {
+                    match label {
+                        label::KID => h.kid = value,
+                        label::IV => h.iv = Some(value),
+                        _ => h.partial_iv = true,
+                    }
+                    if label != label::KID {
                         ivs += 1;
                         if ivs > 1 {
                             return Err(r.err(at, "only one of IV and partial IV"));
                         }
                     }
                 }
+                Key::Int(label::EPHEMERAL_KEY) => h.ephemeral_key = Some(r.raw_item()?),
                 Key::Int(_) | Key::Text(_) => r.skip()?,
                 Key::Other(_) => return Err(r.err(at, "an integer or text header label")),
             }
@@ -248,22 +254,14 @@ impl<'a> Header<'a> {
         Ok(h)
     }
 
-    /// Decodes a protected header from the content of its bstr (empty: no parameters).
-    pub fn decode_protected(bytes: &'a [u8]) -> Result<Self> {
+    /// Decodes a protected header from the content of its bstr (empty: no parameters),
+    /// naming it `context` in errors.
+    pub fn decode_protected(bytes: &'a [u8], context: &'static str) -> Result<Self> {
         if bytes.is_empty() {
             Ok(Header::default())
         } else {
-            Reader::decode_exact(bytes, "COSE protected header", Header::decode)
+            Reader::decode_exact(bytes, context, Header::decode)
         }
-    }
-}
-
-/// A header label: an integer or a text string.
-fn label_of(r: &mut Reader<'_>) -> Result<()> {
-    if r.is(Type::String) {
-        r.str().map(drop)
-    } else {
-        r.i64().map(drop)
     }
 }
 
@@ -284,7 +282,7 @@ impl<'a> Headers<'a> {
         let protected_raw = r.bytes()?;
         Ok(Headers {
             protected_raw,
-            protected: Header::decode_protected(protected_raw)?,
+            protected: Header::decode_protected(protected_raw, "COSE protected header")?,
             unprotected: Header::decode(r)?,
         })
     }
