@@ -6,8 +6,8 @@
 use std::process::Command;
 
 /// Crates of the portable provider that a GP build must not link.
-const BACKEND_CRATES: [&str; 8] = [
-    "p256", "p384", "aes", "ctr", "ghash", "aes-kw", "hmac", "hkdf",
+const BACKEND_CRATES: [&str; 9] = [
+    "sha2", "p256", "p384", "aes", "ctr", "ghash", "aes-kw", "hmac", "hkdf",
 ];
 
 /// The names of suit-shared's normal dependencies with `args`.
@@ -45,7 +45,7 @@ fn dependencies(args: &[&str]) -> Vec<String> {
 fn without_rustcrypto_no_backend_crate_is_a_dependency() {
     let gp = dependencies(&["--no-default-features"]);
     assert!(
-        gp.iter().any(|d| d == "coset"),
+        gp.iter().any(|d| d == "minicbor"),
         "the graph was read: {gp:?}"
     );
     for c in BACKEND_CRATES {
@@ -54,5 +54,27 @@ fn without_rustcrypto_no_backend_crate_is_a_dependency() {
     let portable = dependencies(&["--no-default-features", "--features", "rustcrypto"]);
     for c in ["p256", "p384", "aes", "ctr", "ghash", "aes-kw"] {
         assert!(portable.iter().any(|d| d == c), "{c} missing: {portable:?}");
+    }
+}
+
+/// Issue 12, TA size: the core decodes and encodes COSE on its own CBOR reader and writer, so
+/// no build of suit-shared (the TA's, the tool's) links coset, ciborium or serde's core.
+#[test]
+fn cose_is_decoded_without_coset_ciborium_or_serde() {
+    for args in [
+        &["--no-default-features"][..],
+        &["--features", "author,std"][..],
+    ] {
+        let deps = dependencies(args);
+        assert!(
+            deps.iter().any(|d| d == "minicbor"),
+            "the graph was read: {deps:?}"
+        );
+        for c in ["coset", "ciborium", "ciborium-ll", "serde_core"] {
+            assert!(
+                !deps.iter().any(|d| d == c),
+                "{c} is a dependency ({args:?}): {deps:?}"
+            );
+        }
     }
 }

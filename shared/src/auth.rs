@@ -10,10 +10,10 @@ use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
 
-use coset::{iana, CoseMac0, CoseSign, CoseSign1, Header, ProtectedHeader, TaggedCborSerializable};
 use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
+use crate::cbor::cose::{self, CoseBlock};
 use crate::cbor::Reader;
 use crate::crypto::SigAlg;
 use crate::digest::SuitDigest;
@@ -37,6 +37,8 @@ pub mod alg {
     pub const ML_DSA_65: i64 = -49;
     /// HSS/LMS hash-based signature (RFC 8778).
     pub const HSS_LMS: i64 = -46;
+    /// ECDSA w/ SHA-512 (named in messages only).
+    pub const ES512: i64 = -36;
     /// HMAC w/ SHA-256, 256-bit tag.
     pub const HMAC_256_256: i64 = 5;
 }
@@ -418,131 +420,119 @@ impl<'a> AuthWrapper<'a> {
         let tag = Reader::new(raw, "authentication block")
             .tag()
             .map_err(|_| invalid("not a tagged COSE structure"))?;
-        // coset and ciborium recurse: bound the input before they see it.
+        // Bound the input before it is decoded.
         crate::cbor::check_cose(raw, "authentication block")?;
-        let payload = self.digest_encoding;
-        let check_payload = |p: &Option<Vec<u8>>| match p {
-            None => Ok(()),
-            // An attached payload must be the same digest (some tools attach it).
-            Some(bytes) if bytes.as_slice() == payload => Ok(()),
-            Some(_) => Err(invalid("its payload is not the manifest digest")),
-        };
-        match tag {
-            18 => {
-                let mut s = CoseSign1::from_tagged_slice(raw)
-                    .map_err(|_| invalid("malformed COSE_Sign1"))?;
-                check_payload(&s.payload)?;
-                // An attached payload equal to the digest signs the same Sig_structure as the
-                // detached form; coset computes it only for a detached payload (it asserts).
-                s.payload = None;
-                let (alg, kid) = header_alg_kid(index, &s.protected, &s.unprotected)?;
-                let to_be_verified = s.tbs_detached_data(payload, b"");
-                Ok(ParsedBlock {
-                    kind: BlockKind::Sign1,
-                    signers: alloc::vec![Signer {
-                        alg,
-                        kid,
-                        to_be_verified,
-                        signature: s.signature
-                    }],
-                })
+        let kind = match tag {
+            cose::tag::SIGN1 => BlockKind::Sign1,
+            cose::tag::SIGN => BlockKind::Sign,
+            cose::tag::MAC0 => BlockKind::Mac0,
+            cose::tag::MAC => BlockKind::Mac,
+            _ => {
+                return Err(invalid(
+                    "not a COSE_Sign1, COSE_Sign, COSE_Mac0 or COSE_Mac structure",
+                ))
             }
-            98 => {
-                let mut s =
-                    CoseSign::from_tagged_slice(raw).map_err(|_| invalid("malformed COSE_Sign"))?;
-                check_payload(&s.payload)?;
-                s.payload = None;
-                no_crit(index, &s.protected)?;
-                if s.signatures.is_empty() {
+        };
+        let block = CoseBlock::decode_tagged(raw, tag, "authentication block").map_err(|_| {
+            invalid(match kind {
+                BlockKind::Sign1 => "malformed COSE_Sign1",
+                BlockKind::Sign => "malformed COSE_Sign",
+                BlockKind::Mac0 => "malformed COSE_Mac0",
+                BlockKind::Mac => "malformed COSE_Mac",
+            })
+        })?;
+        let payload = self.digest_encoding;
+        // An attached payload must be the same digest (some tools attach it); it is signed
+        // the same way as the detached form.
+        let check_payload = |p: Option<&[u8]>| match p {
+            Some(bytes) if bytes != payload => {
+                Err(invalid("its payload is not the manifest digest"))
+            }
+            _ => Ok(()),
+        };
+        let signer = |headers: &cose::Headers<'_>, to_be_verified, signature: &[u8]| {
+            let (alg, kid) = header_alg_kid(index, headers)?;
+            Ok(Signer {
+                alg,
+                kid,
+                to_be_verified,
+                signature: signature.to_vec(),
+            })
+        };
+        let signers = match block {
+            CoseBlock::Sign1 {
+                headers,
+                payload: attached,
+                signature,
+            } => {
+                check_payload(attached)?;
+                let tbs = cose::to_be_signed("Signature1", headers.protected_raw, None, payload);
+                alloc::vec![signer(&headers, tbs, signature)?]
+            }
+            CoseBlock::Sign {
+                headers,
+                payload: attached,
+                signatures,
+            } => {
+                check_payload(attached)?;
+                no_crit(index, &headers.protected)?;
+                if signatures.is_empty() {
                     return Err(invalid("COSE_Sign without signatures"));
                 }
                 let mut signers = Vec::new();
-                for sig in &s.signatures {
-                    let (alg, kid) = header_alg_kid(index, &sig.protected, &sig.unprotected)?;
-                    let to_be_verified = s.tbs_detached_data(payload, b"", sig);
-                    signers.push(Signer {
-                        alg,
-                        kid,
-                        to_be_verified,
-                        signature: sig.signature.clone(),
-                    });
+                for sig in &signatures {
+                    let tbs = cose::to_be_signed(
+                        "Signature",
+                        headers.protected_raw,
+                        Some(sig.headers.protected_raw),
+                        payload,
+                    );
+                    signers.push(signer(&sig.headers, tbs, sig.signature)?);
                 }
-                Ok(ParsedBlock {
-                    kind: BlockKind::Sign,
-                    signers,
-                })
+                signers
             }
-            17 => {
-                let m =
-                    CoseMac0::from_tagged_slice(raw).map_err(|_| invalid("malformed COSE_Mac0"))?;
-                check_payload(&m.payload)?;
-                let (alg, kid) = header_alg_kid(index, &m.protected, &m.unprotected)?;
-                let to_be_verified = coset::mac_structure_data(
-                    coset::MacContext::CoseMac0,
-                    m.protected.clone(),
-                    b"",
-                    payload,
-                );
-                Ok(ParsedBlock {
-                    kind: BlockKind::Mac0,
-                    signers: alloc::vec![Signer {
-                        alg,
-                        kid,
-                        to_be_verified,
-                        signature: m.tag
-                    }],
-                })
+            CoseBlock::Mac0 {
+                headers,
+                payload: attached,
+                tag,
+            } => {
+                check_payload(attached)?;
+                let tbm = cose::to_be_signed("MAC0", headers.protected_raw, None, payload);
+                alloc::vec![signer(&headers, tbm, tag)?]
             }
-            97 => {
-                coset::CoseMac::from_tagged_slice(raw)
-                    .map_err(|_| invalid("malformed COSE_Mac"))?;
-                Ok(ParsedBlock {
-                    kind: BlockKind::Mac,
-                    signers: Vec::new(),
-                })
-            }
-            _ => Err(invalid(
-                "not a COSE_Sign1, COSE_Sign, COSE_Mac0 or COSE_Mac structure",
-            )),
-        }
+            CoseBlock::Mac => Vec::new(),
+        };
+        Ok(ParsedBlock { kind, signers })
     }
 }
 
-fn no_crit(index: usize, protected: &ProtectedHeader) -> Result<()> {
-    if protected.header.crit.is_empty() {
-        Ok(())
-    } else {
+fn no_crit(index: usize, protected: &cose::Header<'_>) -> Result<()> {
+    if protected.crit {
         Err(Error::InvalidAuthenticationBlock {
             index,
             reason: "critical header parameters are not supported",
         })
+    } else {
+        Ok(())
     }
 }
 
 /// The algorithm (protected header only) and key id (either header) of a signer.
-fn header_alg_kid(
-    index: usize,
-    protected: &ProtectedHeader,
-    unprotected: &Header,
-) -> Result<(Option<i64>, Vec<u8>)> {
+fn header_alg_kid(index: usize, headers: &cose::Headers<'_>) -> Result<(Option<i64>, Vec<u8>)> {
+    let (protected, unprotected) = (&headers.protected, &headers.unprotected);
     no_crit(index, protected)?;
-    if unprotected.alg.is_some() && protected.header.alg.is_none() {
+    if unprotected.has_alg && !protected.has_alg {
         return Err(Error::InvalidAuthenticationBlock {
             index,
             reason: "the algorithm must be in the protected header",
         });
     }
-    let alg = protected.header.alg.as_ref().and_then(|a| match a {
-        coset::RegisteredLabelWithPrivate::Assigned(a) => Some(*a as i64),
-        coset::RegisteredLabelWithPrivate::PrivateUse(i) => Some(*i),
-        coset::RegisteredLabelWithPrivate::Text(_) => None,
-    });
-    let kid = if protected.header.key_id.is_empty() {
-        unprotected.key_id.clone()
+    let kid = if protected.kid.is_empty() {
+        unprotected.kid
     } else {
-        protected.header.key_id.clone()
+        protected.kid
     };
-    Ok((alg, kid))
+    Ok((protected.alg, kid.to_vec()))
 }
 
 /// Readable name of a COSE algorithm id.
@@ -557,7 +547,7 @@ pub fn alg_name(alg: i64) -> String {
         alg::EDDSA => "EdDSA",
         alg::ML_DSA_65 => "ML-DSA-65",
         alg::HSS_LMS => "HSS-LMS",
-        a if a == iana::Algorithm::ES512 as i64 => "ES512",
+        alg::ES512 => "ES512",
         _ => return format!("{alg}"),
     };
     format!("{name} ({alg})")

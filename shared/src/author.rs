@@ -4,10 +4,8 @@
 use alloc::string::String;
 use alloc::vec::Vec;
 
-use coset::{iana, CoseSign1Builder, HeaderBuilder, TaggedCborSerializable};
-
 use crate::auth::{alg, AuthWrapper};
-use crate::cbor::Writer;
+use crate::cbor::{cose, Writer};
 use crate::command::{key as cmd, Command, CommandSequence, IndexSelection};
 use crate::digest::{DigestAlg, SuitDigest};
 use crate::envelope::{self, Envelope, TAG_ENVELOPE};
@@ -420,37 +418,21 @@ pub fn sign_envelope_with(
     kid: Option<&[u8]>,
     sign: impl FnOnce(&[u8]) -> Result<Vec<u8>>,
 ) -> Result<Vec<u8>> {
-    use coset::iana::EnumI64;
     let env = Envelope::decode(envelope_bytes)?;
     let auth: &AuthWrapper<'_> = env.auth.as_ref().ok_or(Error::BareManifest)?;
     if !auth.digest.matches_data(env.manifest.encoding) {
         return Err(Error::ManifestDigestMismatch);
     }
-    let alg_label = match iana::Algorithm::from_i64(alg_id) {
-        Some(label) if crate::crypto::SigAlg::from_cose(alg_id).is_some() => label,
-        _ => {
-            return Err(Error::Unsupported(alloc::format!(
-                "signature algorithm {alg_id}"
-            )))
-        }
-    };
-    let protected = HeaderBuilder::new().algorithm(alg_label);
-    let mut unprotected = HeaderBuilder::new();
-    if let Some(kid) = kid {
-        unprotected = unprotected.key_id(kid.to_vec());
+    if crate::crypto::SigAlg::from_cose(alg_id).is_none() {
+        return Err(Error::Unsupported(alloc::format!(
+            "signature algorithm {alg_id}"
+        )));
     }
+    let protected = cose::protected_header(alg_id, None);
     let digest_encoding = auth.digest_encoding();
-    let unsigned = CoseSign1Builder::new()
-        .protected(protected.build())
-        .unprotected(unprotected.build())
-        .build();
-    let tbs = unsigned.tbs_detached_data(digest_encoding, b"");
+    let tbs = cose::to_be_signed("Signature1", &protected, None, digest_encoding);
     let signature = sign(&tbs)?;
-    let mut block = unsigned;
-    block.signature = signature;
-    let block = block
-        .to_tagged_vec()
-        .map_err(|_| Error::Io(String::from("cannot encode the COSE_Sign1 block")))?;
+    let block = cose::encode_sign1(&protected, kid.unwrap_or_default(), None, &signature);
 
     let mut w = Writer::new();
     w.array(1 + auth.block_count() + 1).bytes(digest_encoding);

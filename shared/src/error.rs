@@ -2,7 +2,7 @@
 //! understands; no message ever contains secret material.
 
 use alloc::string::String;
-use core::fmt;
+use core::fmt::{self, Write as _};
 
 /// Why something was rejected, in the coarse terms the agent, the tool and the ABI share.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -221,7 +221,7 @@ pub enum Error {
         component: usize,
     },
     /// An integrated payload that the envelope does not carry.
-    #[error("the manifest refers to integrated payload {0:?}, which the envelope does not carry")]
+    #[error("the manifest refers to integrated payload {}, which the envelope does not carry", Quoted(.0))]
     IntegratedPayloadMissing(String),
 
     // ----- authentication --------------------------------------------------------------------
@@ -508,7 +508,7 @@ impl fmt::Display for MapKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             MapKey::Int(i) => write!(f, "{i}"),
-            MapKey::Text(t) => write!(f, "{t:?}"),
+            MapKey::Text(t) => Quoted(t).fmt(f),
             MapKey::Other(bytes) => {
                 f.write_str("h'")?;
                 for b in bytes {
@@ -535,5 +535,27 @@ impl fmt::Display for IdValue {
             IdValue::Uuid(u) => write!(f, "{u}"),
             IdValue::Pen(p) => write!(f, "PEN {}", MapKey::Other(p.clone())),
         }
+    }
+}
+
+/// Input text shown in a message: in double quotes, with quotes, backslashes and every
+/// character outside printable ASCII escaped (`\u{..}`), so that input cannot forge a
+/// message or a terminal control sequence. (Plain code, unlike `{:?}`'s Unicode tables.)
+pub struct Quoted<'a>(pub &'a str);
+
+impl fmt::Display for Quoted<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("\"")?;
+        for c in self.0.chars() {
+            match c {
+                '"' | '\\' => {
+                    f.write_char('\\')?;
+                    f.write_char(c)?;
+                }
+                ' '..='~' => f.write_char(c)?,
+                c => write!(f, "\\u{{{:x}}}", u32::from(c))?,
+            }
+        }
+        f.write_str("\"")
     }
 }

@@ -79,6 +79,35 @@ pub enum VersionComparison {
     Lesser,
 }
 
+impl VersionComparison {
+    /// The comparison's name in messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            VersionComparison::Greater => "greater than",
+            VersionComparison::GreaterEqual => "greater than or equal to",
+            VersionComparison::Equal => "equal to",
+            VersionComparison::LesserEqual => "lesser than or equal to",
+            VersionComparison::Lesser => "lesser than",
+        }
+    }
+}
+
+/// A version `[1, 2, 3]` as messages show it.
+pub struct Version<'a>(pub &'a [i64]);
+
+impl core::fmt::Display for Version<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("[")?;
+        for (i, n) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str(", ")?;
+            }
+            write!(f, "{n}")?;
+        }
+        f.write_str("]")
+    }
+}
+
 /// `suit-parameter-version`: comparison and version as an integer array.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VersionMatch {

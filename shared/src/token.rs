@@ -26,9 +26,8 @@
 
 use alloc::vec::Vec;
 
-use coset::{iana, CoseSign1, CoseSign1Builder, HeaderBuilder, TaggedCborSerializable};
-
 use crate::abi::{read_component_id, read_digest, write_component_id, write_digest};
+use crate::cbor::cose::{self, ContentType, CoseBlock};
 use crate::cbor::{Reader, Writer};
 use crate::component::ComponentId;
 use crate::crypto::{self, Curve, PrivateKey, SigAlg};
@@ -186,25 +185,15 @@ pub(crate) fn sign_with_device_key(
             reason: "device-signed objects are ES384: the key must be on P-384",
         });
     }
-    let mut protected = HeaderBuilder::new().algorithm(iana::Algorithm::ES384);
-    if let Some(ct) = content_type {
-        protected = protected.content_type(alloc::string::String::from(ct));
-    }
-    let unsigned = CoseSign1Builder::new()
-        .protected(protected.build())
-        .unprotected(
-            HeaderBuilder::new()
-                .key_id(key_id(&key.public_sec1()))
-                .build(),
-        )
-        .payload(payload)
-        .build();
-    let tbs = unsigned.tbs_data(b"");
-    let mut signed = unsigned;
-    signed.signature = key.sign(&tbs)?;
-    signed
-        .to_tagged_vec()
-        .map_err(|_| Error::Io(alloc::string::String::from("cannot encode a COSE_Sign1")))
+    let protected = cose::protected_header(crate::auth::alg::ES384, content_type);
+    let tbs = cose::to_be_signed("Signature1", &protected, None, &payload);
+    let signature = key.sign(&tbs)?;
+    Ok(cose::encode_sign1(
+        &protected,
+        &key_id(&key.public_sec1()),
+        Some(&payload),
+        &signature,
+    ))
 }
 
 /// Verifies a [`sign_with_device_key`] object against the device public key and returns its
@@ -218,51 +207,61 @@ pub(crate) fn open_device_signed(
     let tag = Reader::new(bytes, "device-signed object")
         .tag()
         .map_err(|_| invalid("not a tagged COSE_Sign1"))?;
-    if tag != 18 {
+    if tag != cose::tag::SIGN1 {
         return Err(invalid("not a tagged COSE_Sign1"));
     }
-    // coset and ciborium recurse: bound the input before they see it.
+    // Bound the input before it is decoded.
     crate::cbor::check_cose(bytes, "device-signed object")?;
-    let sign1 =
-        CoseSign1::from_tagged_slice(bytes).map_err(|_| invalid("a malformed COSE_Sign1"))?;
-    // Re-encoding must give the same bytes: no alternative encodings.
-    if sign1.clone().to_tagged_vec().ok().as_deref() != Some(bytes) {
-        return Err(invalid("not deterministically encoded"));
-    }
-    if !sign1.protected.header.crit.is_empty() {
-        return Err(invalid("critical headers are not allowed"));
-    }
-    let es384 = coset::RegisteredLabelWithPrivate::Assigned(iana::Algorithm::ES384);
-    if sign1.protected.header.alg != Some(es384) {
-        return Err(invalid("not signed with ES384"));
-    }
-    let found = match &sign1.protected.header.content_type {
-        Some(coset::ContentType::Text(t)) => Some(t.as_str()),
-        Some(_) => return Err(invalid("unexpected content type")),
+    let CoseBlock::Sign1 {
+        headers,
+        payload,
+        signature,
+    } = CoseBlock::decode_tagged(bytes, tag, "device-signed object")
+        .map_err(|_| invalid("a malformed COSE_Sign1"))?
+    else {
+        return Err(invalid("a malformed COSE_Sign1"));
+    };
+    let (protected, unprotected) = (&headers.protected, &headers.unprotected);
+    let found = match protected.content_type {
+        Some(ContentType::Text(t)) => Some(t),
+        Some(ContentType::Format(_)) => return Err(invalid("unexpected content type")),
         None => None,
     };
+    // The only encoding: what sign_with_device_key makes of the same header parameters
+    // (no other parameters, deterministic CBOR).
+    let canonical = protected.alg.map(|alg| {
+        cose::encode_sign1(
+            &cose::protected_header(alg, found),
+            unprotected.kid,
+            payload,
+            signature,
+        )
+    });
+    if canonical.as_deref() != Some(bytes) {
+        return Err(invalid("not deterministically encoded"));
+    }
+    if protected.alg != Some(crate::auth::alg::ES384) {
+        return Err(invalid("not signed with ES384"));
+    }
     if found != content_type {
         return Err(invalid("unexpected content type"));
     }
-    if sign1.unprotected.key_id != key_id(key) {
+    if unprotected.kid != key_id(key) {
         return Err(Error::NotAuthenticated(alloc::string::String::from(
             "it names another device key (kid)",
         )));
     }
-    if Some(sign1.signature.len()) != SigAlg::EcdsaP384Sha384.signature_len() {
+    if Some(signature.len()) != SigAlg::EcdsaP384Sha384.signature_len() {
         return Err(invalid("malformed signature"));
     }
-    if !crypto::provider().verify(
-        SigAlg::EcdsaP384Sha384,
-        key,
-        &sign1.tbs_data(b""),
-        &sign1.signature,
-    ) {
+    let payload = payload.ok_or(invalid("no payload"))?;
+    let tbs = cose::to_be_signed("Signature1", headers.protected_raw, None, payload);
+    if !crypto::provider().verify(SigAlg::EcdsaP384Sha384, key, &tbs, signature) {
         return Err(Error::NotAuthenticated(alloc::string::String::from(
             "the signature does not verify with the device key",
         )));
     }
-    sign1.payload.ok_or(invalid("no payload"))
+    Ok(payload.to_vec())
 }
 
 /// Key id of a device key: SHA-256 of its SEC1 uncompressed encoding (`public_sec1`).

@@ -20,8 +20,6 @@
 use alloc::vec;
 use alloc::vec::Vec;
 
-use sha2::{Digest as _, Sha256};
-
 /// Data and hash block size in bytes.
 pub const BLOCK_SIZE: usize = 4096;
 /// Digest length of the tree's hash (SHA-256).
@@ -138,10 +136,7 @@ impl Levels {
     }
 
     fn hash(&self, block: &[u8]) -> [u8; DIGEST_LEN] {
-        let mut h = Sha256::new();
-        h.update(&self.salt);
-        h.update(block);
-        h.finalize().into()
+        salted_hash(&self.salt, block)
     }
 
     /// Appends a digest to `level`, first closing its block if it is full: a full block stays
@@ -449,10 +444,7 @@ impl BlockChecker {
     }
 
     fn hash(&self, block: &[u8]) -> [u8; DIGEST_LEN] {
-        let mut h = Sha256::new();
-        h.update(&self.salt);
-        h.update(block);
-        h.finalize().into()
+        salted_hash(&self.salt, block)
     }
 
     /// Number of data blocks of the image.
@@ -579,9 +571,20 @@ fn entry(block: &[u8], index: u64) -> [u8; DIGEST_LEN] {
     d
 }
 
+/// SHA-256 of `salt || block`, by the crypto provider (OP-TEE's in the GP TA).
+fn salted_hash(salt: &[u8], block: &[u8]) -> [u8; DIGEST_LEN] {
+    let mut h = crate::digest::Hasher::new(crate::digest::DigestAlg::Sha256);
+    h.update(salt);
+    h.update(block);
+    let mut out = [0u8; DIGEST_LEN];
+    out.copy_from_slice(h.finalize().as_bytes());
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sha2::{Digest as _, Sha256};
 
     fn sha(parts: &[&[u8]]) -> [u8; 32] {
         let mut h = Sha256::new();

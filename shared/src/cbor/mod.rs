@@ -5,7 +5,7 @@
 //! structure being read and the byte offset inside it. Nothing here allocates in proportion to
 //! a length announced by the input: collections grow only as their elements are actually read.
 
-mod cose;
+pub mod cose;
 #[cfg(test)]
 mod tests;
 mod writer;

@@ -6,7 +6,7 @@ use alloc::vec::Vec;
 use minicbor::data::Type;
 
 use super::{AesKwAlg, ContentAlg};
-use crate::cbor::{Key, Reader, Writer};
+use crate::cbor::{cose, Key, Reader, Writer};
 use crate::crypto::Curve;
 use crate::error::{Error, Result};
 
@@ -16,16 +16,6 @@ pub const TAG_ENCRYPT: u64 = 96;
 pub const TAG_ENCRYPT0: u64 = 16;
 /// Most recipients one encryption info may list.
 pub const MAX_RECIPIENTS: usize = 16;
-
-/// COSE header labels (RFC 9052 §3.1, RFC 9053 §6.4).
-mod label {
-    pub const ALG: i64 = 1;
-    pub const CRIT: i64 = 2;
-    pub const KID: i64 = 4;
-    pub const IV: i64 = 5;
-    pub const PARTIAL_IV: i64 = 6;
-    pub const EPHEMERAL_KEY: i64 = -1;
-}
 
 /// COSE_Key labels of EC2 and OKP keys (RFC 9053 §7.1, §7.2).
 mod key_label {
@@ -125,8 +115,8 @@ pub struct EphemeralKey {
     pub point: Vec<u8>,
 }
 
-/// The header parameters this crate reads; every other label is ignored (RFC 9052 §3),
-/// except `crit`, whose parameters we would have to understand.
+/// The header parameters encryption reads, from the core's COSE header decoder
+/// ([`cose::Header`]); `crit` and a partial IV are refused.
 #[derive(Default)]
 struct Headers<'a> {
     alg: Option<i64>,
@@ -142,38 +132,43 @@ enum Ephemeral {
 }
 
 impl<'a> Headers<'a> {
-    fn decode(r: &mut Reader<'a>) -> Result<Self> {
-        let mut entries = r.map()?;
-        let mut h = Headers::default();
-        while entries.next_entry() {
-            match r.map_key(&mut entries)? {
-                Key::Int(label::ALG) => h.alg = Some(r.i64()?),
-                Key::Int(label::KID) => h.kid = Some(r.bytes()?),
-                Key::Int(label::IV) => h.iv = Some(r.bytes()?),
-                Key::Int(label::EPHEMERAL_KEY) => h.ephemeral = Some(ephemeral_key(r)?),
-                Key::Int(label::CRIT) => {
-                    return Err(Error::Unsupported(
-                        "critical COSE header parameters (crit) in encryption info".into(),
-                    ))
-                }
-                Key::Int(label::PARTIAL_IV) => {
-                    return Err(Error::Unsupported(
-                        "a partial IV in encryption info (give the full IV)".into(),
-                    ))
-                }
-                _ => r.skip()?,
-            }
+    fn from_header(h: cose::Header<'a>, context: &'static str) -> Result<Self> {
+        if h.crit {
+            return Err(Error::Unsupported(
+                "critical COSE header parameters (crit) in encryption info".into(),
+            ));
         }
-        Ok(h)
+        if h.partial_iv {
+            return Err(Error::Unsupported(
+                "a partial IV in encryption info (give the full IV)".into(),
+            ));
+        }
+        if h.has_alg && h.alg.is_none() {
+            return Err(Error::InvalidValue {
+                context,
+                element: "alg",
+                reason: "must be an integer",
+            });
+        }
+        Ok(Headers {
+            alg: h.alg,
+            kid: (!h.kid.is_empty()).then_some(h.kid),
+            iv: h.iv,
+            ephemeral: h
+                .ephemeral_key
+                .map(|raw| Reader::decode_exact(raw, "ephemeral key", ephemeral_key))
+                .transpose()?,
+        })
+    }
+
+    fn decode(r: &mut Reader<'a>) -> Result<Self> {
+        let context = r.context();
+        Self::from_header(cose::Header::decode(r)?, context)
     }
 
     /// Decodes a protected header from the content of its bstr (empty means no parameters).
     fn decode_protected(bytes: &'a [u8], context: &'static str) -> Result<Self> {
-        if bytes.is_empty() {
-            Ok(Headers::default())
-        } else {
-            Reader::decode_exact(bytes, context, Headers::decode)
-        }
+        Self::from_header(cose::Header::decode_protected(bytes, context)?, context)
     }
 
     /// Protected and unprotected parameters together; a label may not be in both (RFC 9052 §3).

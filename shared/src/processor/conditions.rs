@@ -6,7 +6,7 @@ use alloc::string::String;
 use super::{condition_bit, condition_name, ImageCheck, Platform, Processor};
 use crate::command::Condition;
 use crate::error::{Error, IdValue, Result};
-use crate::params::VendorId;
+use crate::params::{VendorId, Version};
 
 impl<'p, 'a, P: Platform> Processor<'p, 'a, P> {
     /// Evaluates a condition: `Ok(Some(e))` when it fails, `Err` when evaluating it failed.
@@ -168,8 +168,10 @@ impl<'p, 'a, P: Platform> Processor<'p, 'a, P> {
                     Some(v) => failed(
                         "version",
                         format!(
-                            "installed version {v:?} does not satisfy {:?} {:?}",
-                            required.comparison, required.version
+                            "installed version {} does not satisfy {} {}",
+                            Version(&v),
+                            required.comparison.name(),
+                            Version(&required.version)
                         ),
                     ),
                     None => failed(

@@ -133,10 +133,10 @@ impl Knowledge {
             .find(|d| d.alg() != digest.alg());
         if let Some(other) = other {
             return Err(Error::Unsupported(format!(
-                "component {c} is checked against digests of two algorithms ({:?} and {:?}); \
+                "component {c} is checked against digests of two algorithms ({} and {}); \
                  the TA hashes a payload with one",
-                other.alg(),
-                digest.alg()
+                other.alg().name(),
+                digest.alg().name()
             )));
         }
         let size_then = size.or(self.size);

@@ -253,9 +253,11 @@ impl State {
 
     /// Records what `record.slot` may boot, replacing what it held.
     pub fn set_boot_record(&mut self, record: BootRecord) {
-        self.boot.retain(|r| r.slot != record.slot);
-        self.boot.push(record);
-        self.boot.sort_by_key(|r| r.slot);
+        // Kept in slot order by inserting in place (no sort code in the TA).
+        match self.boot.binary_search_by_key(&record.slot, |r| r.slot) {
+            Ok(i) => self.boot[i] = record,
+            Err(i) => self.boot.insert(i, record),
+        }
     }
 
     /// The anti-rollback floor of a component (0 if it never had one).
@@ -273,8 +275,8 @@ impl State {
             Some((_, f)) => *f = (*f).max(value),
             None if value == 0 => {}
             None => {
-                self.floors.push((id.clone(), value));
-                self.floors.sort();
+                let at = self.floors.partition_point(|(c, _)| c < id);
+                self.floors.insert(at, (id.clone(), value));
             }
         }
     }

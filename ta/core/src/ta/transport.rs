@@ -549,14 +549,19 @@ impl<S: Storage, R: Rng, C: Clock> Exec<'_, S, R, C> {
     }
 }
 
+// Every command stays its own function (`#[inline(never)]`): inlined into `abi::dispatch`
+// they made one 32 KB function whose frame and spills cost the TA 4 KB more than sixteen
+// calls (measured on the GP TA: 295,808 -> 291,712 B signed).
 impl<S: Storage, R: Rng, C: Clock> Handler for Exec<'_, S, R, C> {
     type Context = Session;
     type Error = TaError;
 
+    #[inline(never)]
     fn get_info(&mut self, _: &mut Session) -> Result<Box<Info>> {
         self.core.get_info().map(Box::new)
     }
 
+    #[inline(never)]
     fn load_manifest(
         &mut self,
         s: &mut Session,
@@ -569,14 +574,17 @@ impl<S: Storage, R: Rng, C: Clock> Handler for Exec<'_, S, R, C> {
             .load_manifest(self.id, s, target_slot, nonce, facts, &self.envelope)
     }
 
+    #[inline(never)]
     fn payload_update(&mut self, s: &mut Session, component: u32, offset: u64) -> Result<()> {
         self.core.payload_update(s, component, offset, &self.data)
     }
 
+    #[inline(never)]
     fn payload_final(&mut self, s: &mut Session, component: u32) -> Result<Approval> {
         self.core.payload_final(s, component, self.capacity)
     }
 
+    #[inline(never)]
     fn decrypt_for_install(
         &mut self,
         s: &mut Session,
@@ -589,6 +597,7 @@ impl<S: Storage, R: Rng, C: Clock> Handler for Exec<'_, S, R, C> {
             .decrypt_for_install(s, component, &token, (offset, last), &mut self.data)
     }
 
+    #[inline(never)]
     fn stream_update(
         &mut self,
         s: &mut Session,
@@ -606,26 +615,32 @@ impl<S: Storage, R: Rng, C: Clock> Handler for Exec<'_, S, R, C> {
         )
     }
 
+    #[inline(never)]
     fn stream_final(&mut self, s: &mut Session, component: u32) -> Result<Approval> {
         self.core.stream_final(s, component, self.capacity)
     }
 
+    #[inline(never)]
     fn commit(&mut self, s: &mut Session, tokens: Vec<Vec<u8>>) -> Result<PendingInstall> {
         self.core.commit(self.id, s, &tokens, self.capacity)
     }
 
+    #[inline(never)]
     fn confirm_update(&mut self, s: &mut Session, component: u32, offset: u64) -> Result<()> {
         self.core.confirm_update(s, component, offset, &self.data)
     }
 
+    #[inline(never)]
     fn confirm(&mut self, s: &mut Session) -> Result<Floors> {
         self.core.confirm(s, self.capacity)
     }
 
+    #[inline(never)]
     fn rollback(&mut self, s: &mut Session) -> Result<()> {
         self.core.rollback(self.id, s)
     }
 
+    #[inline(never)]
     fn abort(&mut self, s: &mut Session) -> Result<()> {
         s.update = None;
         s.clear_confirm();
@@ -633,18 +648,22 @@ impl<S: Storage, R: Rng, C: Clock> Handler for Exec<'_, S, R, C> {
         Ok(())
     }
 
+    #[inline(never)]
     fn provision(&mut self, _: &mut Session, provisioning: Provisioning) -> Result<()> {
         self.core.provision(&provisioning)
     }
 
+    #[inline(never)]
     fn report(&mut self, s: &mut Session, nonce: Option<Vec<u8>>) -> Result<Vec<u8>> {
         self.core.report(s, nonce)
     }
 
+    #[inline(never)]
     fn update_anchors(&mut self, _: &mut Session) -> Result<()> {
         self.core.update_anchors(&self.envelope)
     }
 
+    #[inline(never)]
     fn boot_verify(&mut self, _: &mut Session, slot: u64) -> Result<BootRecord> {
         self.core.boot_verify(slot)
     }
