@@ -182,3 +182,61 @@ fn public_vector_blocks_decode_as_coset_decodes_them() {
     }
     assert!(blocks >= 10, "only {blocks} blocks found under {root}");
 }
+
+/// RFC 9052 §3.1: `crit` belongs in the protected header. A public vector with `crit` added to
+/// its unprotected header (which the signature does not cover, so the signature still
+/// verifies) is refused, not authenticated.
+#[test]
+fn crit_in_the_unprotected_header_is_refused() {
+    use coset::cbor::value::Value;
+    use coset::{iana, RegisteredLabelWithPrivate};
+    use suit_shared::manifest::Manifest;
+
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/suit-vectors");
+    let bytes = std::fs::read(format!("{root}/manifest-draft37/example0.signed.suit")).unwrap();
+    let anchor = suit_host::keys::load_trust_anchor(
+        format!("{root}/keys/draft-es256-p256.pub.pem").as_ref(),
+    )
+    .unwrap();
+    Manifest::authenticate(&bytes, std::slice::from_ref(&anchor)).unwrap();
+
+    // envelope {2: bstr .cbor [digest, + bstr .cbor COSE_Sign1], ...}
+    let mut envelope: Value = coset::cbor::de::from_reader(&bytes[..]).unwrap();
+    let Value::Tag(_, inner) = &mut envelope else {
+        panic!("the vector is a tagged envelope")
+    };
+    let Value::Map(members) = inner.as_mut() else {
+        panic!("the envelope is a map")
+    };
+    let (_, wrapper) = members
+        .iter_mut()
+        .find(|(k, _)| *k == Value::Integer(2.into()))
+        .unwrap();
+    let Value::Bytes(wrapper_bytes) = wrapper else {
+        panic!("the authentication wrapper is a bstr")
+    };
+    let mut blocks: Value = coset::cbor::de::from_reader(&wrapper_bytes[..]).unwrap();
+    let Value::Array(items) = &mut blocks else {
+        panic!("the authentication wrapper is an array")
+    };
+    let Value::Bytes(block) = &mut items[1] else {
+        panic!("the block is a bstr")
+    };
+    let mut sign1 = CoseSign1::from_tagged_slice(block).unwrap();
+    sign1.unprotected.crit = vec![RegisteredLabelWithPrivate::Assigned(
+        iana::HeaderParameter::Alg,
+    )];
+    *block = sign1.to_tagged_vec().unwrap();
+    let mut encoded = Vec::new();
+    coset::cbor::ser::into_writer(&blocks, &mut encoded).unwrap();
+    *wrapper_bytes = encoded;
+    let mut forged = Vec::new();
+    coset::cbor::ser::into_writer(&envelope, &mut forged).unwrap();
+
+    let err = Manifest::authenticate(&forged, &[anchor]).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("crit must be in the protected header"),
+        "{err}"
+    );
+}

@@ -521,6 +521,14 @@ fn no_crit(index: usize, protected: &cose::Header<'_>) -> Result<()> {
 fn header_alg_kid(index: usize, headers: &cose::Headers<'_>) -> Result<(Option<i64>, Vec<u8>)> {
     let (protected, unprotected) = (&headers.protected, &headers.unprotected);
     no_crit(index, protected)?;
+    // RFC 9052 §3.1: `crit` belongs in the protected header; one the signature does not
+    // cover is refused, not ignored.
+    if unprotected.crit {
+        return Err(Error::InvalidAuthenticationBlock {
+            index,
+            reason: "crit must be in the protected header",
+        });
+    }
     if unprotected.has_alg && !protected.has_alg {
         return Err(Error::InvalidAuthenticationBlock {
             index,
