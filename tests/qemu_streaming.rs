@@ -13,7 +13,7 @@ use suit_tests::device::{
     VENDOR, VENDOR_KEY,
 };
 use suit_tests::nginx::Nginx;
-use suit_tests::qemu::{repo_root, Disk, Outcome, Stop, GUEST_SERVER_URL as URL};
+use suit_tests::qemu::{record_bench, repo_root, Disk, Outcome, Stop, GUEST_SERVER_URL as URL};
 
 /// `suit-tool create` of a streaming manifest for `fw` fetched from `uri`, encrypted to
 /// `recipient` when given; returns the envelope, the payload and its tree.
@@ -99,29 +99,6 @@ const COUNT_SHM: &str = "echo 'p:suit_shm_reg tee_shm_register_user_buf' >> $t/k
       && echo 'p:suit_shm_alloc tee_shm_alloc_user_buf' >> $t/kprobe_events \
       && echo 1 > $t/events/kprobes/suit_shm_reg/enable \
       && echo 1 > $t/events/kprobes/suit_shm_alloc/enable\n";
-
-/// `make bench` sets SUIT_BENCH_DIR (its build/bench): the QEMU figures of the run go there as
-/// `qemu_streaming.json`, merged into `summary.json` with the other benches' figures.
-fn record_bench(figures: &[(&str, f64)]) {
-    let Ok(dir) = std::env::var("SUIT_BENCH_DIR") else {
-        return;
-    };
-    let map: serde_json::Map<String, serde_json::Value> = figures
-        .iter()
-        .map(|(k, v)| {
-            (
-                (*k).to_string(),
-                serde_json::json!((v * 1000.0).round() / 1000.0),
-            )
-        })
-        .collect();
-    fs::create_dir_all(&dir).unwrap();
-    fs::write(
-        Path::new(&dir).join("qemu_streaming.json"),
-        serde_json::to_string_pretty(&map).unwrap() + "\n",
-    )
-    .unwrap();
-}
 
 /// A streamed encrypted update of 64 MiB: no staging, about one TA invocation per chunk, the
 /// slot written with the tree the TA checked, and the trial boot mounts it through dm-verity
@@ -220,12 +197,15 @@ fn streamed_encrypted_update_of_64_mib() {
         registrations <= 4.0,
         "{registrations} shared-memory registrations for {stream_updates} STREAM_UPDATE invokes"
     );
-    record_bench(&[
-        ("ta_invokes_per_mib", stream_updates / mib),
-        ("ta_shm_registrations_per_stream", registrations),
-        ("ta_invokes_total_per_mib_64m", invocations / mib),
-        ("qemu_stream_seconds_per_mib", install.secs / mib),
-    ]);
+    record_bench(
+        "qemu_streaming",
+        &[
+            ("ta_invokes_per_mib", stream_updates / mib),
+            ("ta_shm_registrations_per_stream", registrations),
+            ("ta_invokes_total_per_mib_64m", invocations / mib),
+            ("qemu_stream_seconds_per_mib", install.secs / mib),
+        ],
+    );
 
     // The trial boot of B maps it with dm-verity and the TA's root, then confirms.
     let run = phase("trial boot of the streamed v2 and confirm", || {

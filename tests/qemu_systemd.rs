@@ -21,7 +21,7 @@ use suit_tests::device::{
     CLASS,
 };
 use suit_tests::nginx::Nginx;
-use suit_tests::qemu::{repo_root, Run};
+use suit_tests::qemu::{record_bench, repo_root, Run};
 use suit_tests::systemd::{make_systemd, GooseBit};
 
 /// The device's controller id on the fleet server.
@@ -62,42 +62,6 @@ fn boot_seconds(run: &Run) -> f64 {
         .unwrap_or_else(|| panic!("no boot time\n{}", run.report()))
 }
 
-/// Writes the figures to build/bench/qemu_systemd.json and merges every build/bench/*.json
-/// into summary.json, as the benches do.
-fn record_figures(figures: &[(&str, f64)]) {
-    let dir = repo_root().join("build/bench");
-    fs::create_dir_all(&dir).unwrap();
-    let own: serde_json::Map<String, Value> = figures
-        .iter()
-        .map(|(k, v)| (k.to_string(), Value::from((v * 100.0).round() / 100.0)))
-        .collect();
-    fs::write(
-        dir.join("qemu_systemd.json"),
-        serde_json::to_string_pretty(&own).unwrap() + "\n",
-    )
-    .unwrap();
-    let mut parts: Vec<_> = fs::read_dir(&dir)
-        .unwrap()
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| {
-            p.extension().is_some_and(|x| x == "json")
-                && p.file_name().is_some_and(|n| n != "summary.json")
-        })
-        .collect();
-    parts.sort();
-    let mut all = serde_json::Map::new();
-    for part in parts {
-        let figures: serde_json::Map<String, Value> =
-            serde_json::from_slice(&fs::read(&part).unwrap()).unwrap();
-        all.extend(figures);
-    }
-    fs::write(
-        dir.join("summary.json"),
-        serde_json::to_string_pretty(&all).unwrap() + "\n",
-    )
-    .unwrap();
-}
-
 /// The device's agent configuration on the root disk: the QEMU device's (qemu/agent-config.toml)
 /// with the fleet server and a reboot through systemd.
 fn systemd_config(dir: &Path) -> std::path::PathBuf {
@@ -110,6 +74,16 @@ fn systemd_config(dir: &Path) -> std::path::PathBuf {
     let path = dir.join("systemd-agent-config.toml");
     fs::write(&path, text).unwrap();
     path
+}
+
+/// The device's log on the server (its feedback lines).
+fn device_log(server: &GooseBit) -> String {
+    server
+        .get(&format!("/api/v1/devices/{DEVICE}/log"))
+        .unwrap()["log"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
 }
 
 /// The last SUIT report carried by the feedback lines `suit-report i/n: HEX` of the server's
@@ -205,12 +179,7 @@ fn goosebit_updates_the_systemd_device_through_the_ta() {
     let device = server.get(&format!("/api/v1/devices/{DEVICE}")).unwrap();
     assert_eq!(device["last_state"], "Error", "{device}");
     assert_ne!(device["sw_version"], "3", "{device}");
-    let log = server
-        .get(&format!("/api/v1/devices/{DEVICE}/log"))
-        .unwrap()["log"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
+    let log = device_log(&server);
     assert!(
         log.contains("[applicability]") && log.contains("class"),
         "the TA's reason is not in the server's log:\n{log}"
@@ -289,12 +258,7 @@ fn goosebit_updates_the_systemd_device_through_the_ta() {
     let device = server.get(&format!("/api/v1/devices/{DEVICE}")).unwrap();
     assert_eq!(device["sw_version"], "2", "{device}");
     assert_eq!(device["last_state"], "Finished", "{device}");
-    let log = server
-        .get(&format!("/api/v1/devices/{DEVICE}/log"))
-        .unwrap()["log"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
+    let log = device_log(&server);
     assert!(log.contains("sequence 2 confirmed"), "{log}");
     let report = verified_report(&work, &log, &signing_key);
     assert_eq!(report["result"], "success", "{report}");
@@ -310,9 +274,12 @@ fn goosebit_updates_the_systemd_device_through_the_ta() {
         "the daemon did not poll after its verdict:\n{access}"
     );
 
-    record_figures(&[
-        ("systemd_boot_s", first_boot),
-        ("systemd_refusal_boot_s", refusal_boot),
-        ("systemd_trial_boot_s", trial_boot),
-    ]);
+    record_bench(
+        "qemu_systemd",
+        &[
+            ("systemd_boot_s", first_boot),
+            ("systemd_refusal_boot_s", refusal_boot),
+            ("systemd_trial_boot_s", trial_boot),
+        ],
+    );
 }

@@ -475,7 +475,7 @@ impl<'a> AuthWrapper<'a> {
                 signatures,
             } => {
                 check_payload(attached)?;
-                no_crit(index, &headers.protected)?;
+                no_crit(index, &headers)?;
                 if signatures.is_empty() {
                     return Err(invalid("COSE_Sign without signatures"));
                 }
@@ -506,29 +506,23 @@ impl<'a> AuthWrapper<'a> {
     }
 }
 
-fn no_crit(index: usize, protected: &cose::Header<'_>) -> Result<()> {
-    if protected.crit {
-        Err(Error::InvalidAuthenticationBlock {
-            index,
-            reason: "critical header parameters are not supported",
-        })
+/// No critical header parameters: none are supported, and RFC 9052 3.1 puts `crit` in the
+/// protected header, so one the signature does not cover is refused too, not ignored.
+fn no_crit(index: usize, headers: &cose::Headers<'_>) -> Result<()> {
+    let reason = if headers.protected.crit {
+        "critical header parameters are not supported"
+    } else if headers.unprotected.crit {
+        "crit must be in the protected header"
     } else {
-        Ok(())
-    }
+        return Ok(());
+    };
+    Err(Error::InvalidAuthenticationBlock { index, reason })
 }
 
 /// The algorithm (protected header only) and key id (either header) of a signer.
 fn header_alg_kid(index: usize, headers: &cose::Headers<'_>) -> Result<(Option<i64>, Vec<u8>)> {
+    no_crit(index, headers)?;
     let (protected, unprotected) = (&headers.protected, &headers.unprotected);
-    no_crit(index, protected)?;
-    // RFC 9052 §3.1: `crit` belongs in the protected header; one the signature does not
-    // cover is refused, not ignored.
-    if unprotected.crit {
-        return Err(Error::InvalidAuthenticationBlock {
-            index,
-            reason: "crit must be in the protected header",
-        });
-    }
     if unprotected.has_alg && !protected.has_alg {
         return Err(Error::InvalidAuthenticationBlock {
             index,

@@ -61,6 +61,45 @@ pub fn repo_root() -> PathBuf {
         .to_path_buf()
 }
 
+/// Records a QEMU scenario's figures as `<stem>.json` in the bench directory (`make bench`'s
+/// SUIT_BENCH_DIR, else build/bench) and merges every `*.json` there into `summary.json`, as
+/// the benches do. Values are rounded to three decimals.
+pub fn record_bench(stem: &str, figures: &[(&str, f64)]) {
+    let dir = std::env::var_os("SUIT_BENCH_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join("build/bench"));
+    let own: serde_json::Map<String, serde_json::Value> = figures
+        .iter()
+        .map(|(k, v)| (k.to_string(), ((v * 1000.0).round() / 1000.0).into()))
+        .collect();
+    fs::create_dir_all(&dir).unwrap();
+    fs::write(
+        dir.join(format!("{stem}.json")),
+        serde_json::to_string_pretty(&own).unwrap() + "\n",
+    )
+    .unwrap();
+    let mut parts: Vec<_> = fs::read_dir(&dir)
+        .unwrap()
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.extension().is_some_and(|x| x == "json")
+                && p.file_name().is_some_and(|n| n != "summary.json")
+        })
+        .collect();
+    parts.sort();
+    let mut all = serde_json::Map::new();
+    for part in parts {
+        let figures: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_slice(&fs::read(&part).unwrap()).unwrap();
+        all.extend(figures);
+    }
+    fs::write(
+        dir.join("summary.json"),
+        serde_json::to_string_pretty(&all).unwrap() + "\n",
+    )
+    .unwrap();
+}
+
 /// Builds a TA variant (ta/build-ta.sh with the `settings` variables, e.g. `TA_FACTORY=1`)
 /// into `work/ta-<name>`; the build log is in the panic message if it fails.
 pub fn build_ta_variant(work: &Path, name: &str, settings: &[(&str, &str)]) -> PathBuf {
