@@ -144,11 +144,9 @@ fn read_key(r: &mut Reader<'_>) -> Result<TrustAnchor> {
     } else {
         Some(r.bytes()?.to_vec())
     };
-    TrustAnchor::signature(alg, public_key, kid).map_err(|e| {
-        Error::AnchorSet(format!(
-            "the key given for {} is not a key of that algorithm ({e})",
-            alg.name()
-        ))
+    TrustAnchor::signature(alg, public_key, kid).map_err(|e| Error::AnchorKey {
+        alg: alg.name(),
+        error: alloc::boxed::Box::new(e),
     })
 }
 

@@ -201,11 +201,11 @@ mod tests {
             Request::decode(CommandId::BootVerify, &req.encode()).unwrap(),
             req
         );
-        let reply = Ok(Reply::Boot(sample()));
-        let bytes = encode_response(&reply);
+        let reply = Reply::Boot(sample());
+        let bytes = encode_response(&Ok(reply.clone()));
         assert_eq!(
             decode_response(CommandId::BootVerify, &bytes).unwrap(),
-            reply
+            Ok(reply)
         );
     }
 

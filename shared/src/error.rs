@@ -2,7 +2,11 @@
 //! understands; no message ever contains secret material.
 
 use alloc::string::String;
+use alloc::vec;
+use alloc::vec::Vec;
 use core::fmt::{self, Write as _};
+
+use crate::abi::rejection::Arg;
 
 /// Why something was rejected, in the coarse terms the agent, the tool and the ABI share.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -87,6 +91,13 @@ impl fmt::Display for Category {
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Uuid(pub [u8; 16]);
 
+impl Uuid {
+    /// As a rejection argument.
+    pub fn arg(&self) -> Arg {
+        Arg::Bytes(self.0.to_vec())
+    }
+}
+
 impl fmt::Display for Uuid {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         for (i, b) in self.0.iter().enumerate() {
@@ -106,12 +117,11 @@ impl fmt::Debug for Uuid {
 }
 
 /// Everything that can go wrong while decoding, authenticating or processing a SUIT envelope.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Error {
     // ----- malformed input -------------------------------------------------------------------
     /// CBOR that does not decode as the structure expects.
-    #[error("malformed CBOR at byte {offset} of the {context}: expected {expected}")]
     Cbor {
         /// Structure being decoded.
         context: &'static str,
@@ -121,7 +131,6 @@ pub enum Error {
         expected: &'static str,
     },
     /// Bytes follow a complete structure.
-    #[error("{context} has {count} trailing byte(s) after its end")]
     TrailingBytes {
         /// Structure being decoded.
         context: &'static str,
@@ -129,9 +138,6 @@ pub enum Error {
         count: usize,
     },
     /// An indefinite-length item where SUIT requires definite lengths.
-    #[error(
-        "indefinite-length item at byte {offset} of the {context} (SUIT requires definite lengths)"
-    )]
     IndefiniteLength {
         /// Structure being decoded.
         context: &'static str,
@@ -139,7 +145,6 @@ pub enum Error {
         offset: usize,
     },
     /// A map key that appears twice.
-    #[error("duplicate key {key} in the {context}")]
     DuplicateKey {
         /// Map being decoded.
         context: &'static str,
@@ -147,7 +152,6 @@ pub enum Error {
         key: MapKey,
     },
     /// A required element is absent.
-    #[error("the {context} lacks its required {element} element")]
     MissingElement {
         /// Structure being decoded.
         context: &'static str,
@@ -155,7 +159,6 @@ pub enum Error {
         element: &'static str,
     },
     /// A value of the right CBOR type but with an invalid value.
-    #[error("invalid {element} in the {context}: {reason}")]
     InvalidValue {
         /// Structure being decoded.
         context: &'static str,
@@ -165,40 +168,23 @@ pub enum Error {
         reason: &'static str,
     },
     /// The outer CBOR tag is not the expected one.
-    #[error("expected a SUIT envelope (tag 107) or manifest (tag 1070), found {found}")]
     NotSuit {
         /// What was found instead.
         found: &'static str,
     },
     /// `suit-manifest-version` is not 1.
-    #[error("unsupported manifest version {0} (this processor implements version 1)")]
     UnsupportedManifestVersion(u64),
     /// Key 17 carries the install sequence of drafts before -29.
-    #[error(
-        "the {0} uses key 17 for suit-install, as drafts before draft-ietf-suit-manifest-29 did; \
-         current manifests carry it at key 20 — re-create the manifest with a current tool"
-    )]
     LegacyInstallKey(&'static str),
     /// A severable element is missing from the envelope although a procedure needs it.
-    #[error(
-        "the {0} sequence is severed from the manifest and absent from this envelope (stripped); \
-         this procedure needs the envelope with it"
-    )]
     SeveredElementAbsent(&'static str),
     /// The envelope carries an element the manifest did not sever.
-    #[error("the envelope carries a {0} element but the manifest does not sever it")]
     UnexpectedSeveredElement(&'static str),
     /// A command that the shared sequence must not contain.
-    #[error("the shared sequence must not contain {0} (draft-ietf-suit-manifest §6.2)")]
     ForbiddenInSharedSequence(&'static str),
     /// With several components, a sequence must select one first.
-    #[error(
-        "the {0} sequence must begin with set-component-index because the manifest has \
-         several components"
-    )]
     ComponentIndexNotSet(&'static str),
     /// A component index beyond the component list.
-    #[error("component index {index} is out of range (the manifest has {count} component(s))")]
     ComponentIndexOutOfRange {
         /// The index used.
         index: u64,
@@ -206,12 +192,8 @@ pub enum Error {
         count: usize,
     },
     /// soft-failure set outside try-each or run-sequence.
-    #[error("soft-failure may only be set inside try-each or run-sequence")]
     SoftFailureOutsideScope,
     /// A directive needs a parameter that is not set.
-    #[error(
-        "{command} on component {component} needs the {parameter} parameter, which is not set"
-    )]
     ParameterUnset {
         /// The directive.
         command: &'static str,
@@ -221,23 +203,16 @@ pub enum Error {
         component: usize,
     },
     /// An integrated payload that the envelope does not carry.
-    #[error("the manifest refers to integrated payload {}, which the envelope does not carry", Quoted(.0))]
     IntegratedPayloadMissing(String),
 
     // ----- authentication --------------------------------------------------------------------
     /// The authentication wrapper has a digest but no COSE block.
-    #[error(
-        "the envelope has no authentication block (COSE_Sign1/COSE_Mac0); it cannot be trusted"
-    )]
     NoAuthenticationBlock,
     /// A tag-1070 manifest without envelope has no authentication wrapper.
-    #[error("a bare manifest (tag 1070) carries no authentication wrapper; it cannot be trusted")]
     BareManifest,
     /// The digest in the authentication wrapper does not match the manifest.
-    #[error("the manifest does not match the digest in the authentication wrapper")]
     ManifestDigestMismatch,
     /// A COSE block is not well-formed for SUIT.
-    #[error("authentication block {index}: {reason}")]
     InvalidAuthenticationBlock {
         /// Position of the block (1-based, after the digest).
         index: usize,
@@ -245,15 +220,12 @@ pub enum Error {
         reason: &'static str,
     },
     /// No block verified against any configured trust anchor.
-    #[error("no authentication block verified against the configured trust anchor(s): {0}")]
     NotAuthenticated(String),
     /// An algorithm the digest machinery does not support.
-    #[error("unsupported digest algorithm {0} (supported: -16 SHA-256, -43 SHA-384, -44 SHA-512)")]
     UnsupportedDigestAlgorithm(i64),
 
     // ----- applicability ---------------------------------------------------------------------
     /// vendor-identifier condition failed.
-    #[error("vendor identifier mismatch on component {component}: manifest expects {expected}, device is {actual}")]
     VendorMismatch {
         /// Component index.
         component: usize,
@@ -263,7 +235,6 @@ pub enum Error {
         actual: Uuid,
     },
     /// class-identifier condition failed.
-    #[error("class identifier mismatch on component {component}: manifest expects {expected}, device is {actual}")]
     ClassMismatch {
         /// Component index.
         component: usize,
@@ -273,7 +244,6 @@ pub enum Error {
         actual: Uuid,
     },
     /// device-identifier condition failed.
-    #[error("device identifier mismatch on component {component}: manifest expects {expected}")]
     DeviceMismatch {
         /// Component index.
         component: usize,
@@ -281,7 +251,6 @@ pub enum Error {
         expected: Uuid,
     },
     /// A condition about the device's state or identity failed.
-    #[error("condition {condition} failed on component {component}: {detail}")]
     ConditionFailed {
         /// The condition.
         condition: &'static str,
@@ -291,12 +260,10 @@ pub enum Error {
         detail: String,
     },
     /// The abort command.
-    #[error("the manifest aborted processing (suit-condition-abort)")]
     Aborted,
 
     // ----- rollback --------------------------------------------------------------------------
     /// Sequence number below the floor.
-    #[error("rollback: manifest sequence number {sequence} is below the device's floor {floor}")]
     Rollback {
         /// The manifest's sequence number.
         sequence: u64,
@@ -306,32 +273,23 @@ pub enum Error {
 
     // ----- digest / size ---------------------------------------------------------------------
     /// image-match failed.
-    #[error("image digest mismatch on component {component}: the content does not match the manifest's image-digest")]
     ImageDigestMismatch {
         /// Component index.
         component: usize,
     },
     /// image-not-match found the digest it must not find.
-    #[error(
-        "image-not-match failed on component {component}: the content matches the excluded digest"
-    )]
     ImageNotMatchFailed {
         /// Component index.
         component: usize,
     },
     /// check-content failed.
-    #[error(
-        "check-content failed on component {component}: the content differs from the manifest"
-    )]
     ContentMismatch {
         /// Component index.
         component: usize,
     },
     /// A severed element does not match its digest.
-    #[error("the severed {0} element in the envelope does not match its digest in the manifest")]
     SeveredDigestMismatch(&'static str),
     /// image-size differs.
-    #[error("image size mismatch on component {component}: manifest says {expected} bytes, content has {actual}")]
     ImageSizeMismatch {
         /// Component index.
         component: usize,
@@ -341,7 +299,6 @@ pub enum Error {
         actual: u64,
     },
     /// More data than the manifest allows.
-    #[error("payload for component {component} exceeds the {limit} bytes the manifest allows")]
     PayloadTooLarge {
         /// Component index.
         component: usize,
@@ -351,50 +308,39 @@ pub enum Error {
 
     // ----- decryption ------------------------------------------------------------------------
     /// Decryption failure (never says anything about key material).
-    #[error("decryption failed: {0}")]
     Decryption(String),
     /// Encryption info that cannot decrypt anything (IV length, wrapped key length, ephemeral
     /// key not on its curve).
-    #[error("decryption failed: unusable encryption info: {0}")]
     InvalidEncryptionInfo(&'static str),
     /// None of the device's keys fits a recipient of the encryption info.
-    #[error("decryption failed: no key for this payload: {0}")]
     NoDecryptionKey(String),
     /// Every fitting key failed to unwrap the content key.
-    #[error(
-        "decryption failed: the content key does not unwrap with the device's key(s) \
-         (wrong key, or the recipient was altered)"
-    )]
     KeyUnwrapFailed,
     /// An AES-GCM payload shorter than its tag.
-    #[error("decryption failed: the encrypted payload is shorter than its 16-byte authentication tag (truncated)")]
     CiphertextTruncated,
     /// The AES-GCM tag does not match: everything decrypted from the payload must be discarded.
-    #[error(
-        "decryption failed: authentication tag mismatch (the payload was altered, truncated or \
-         extended, or belongs to other encryption info); discard everything decrypted from it"
-    )]
     TagMismatch,
 
     // ----- policy ----------------------------------------------------------------------------
     /// A feature the device does not implement or allow.
-    #[error("unsupported: {0}")]
     Unsupported(String),
     /// A trust-anchor update would leave an anchor set the TA refuses (empty, unsatisfiable,
     /// a key named twice or not at all).
-    #[error("trust-anchor update refused: {0}")]
     AnchorSet(String),
+    /// A trust-anchor update names a key that is not a key of its algorithm.
+    AnchorKey {
+        /// The algorithm's name.
+        alg: &'static str,
+        /// Why the key was refused.
+        error: alloc::boxed::Box<Error>,
+    },
     /// A command number this processor does not implement.
-    #[error("unsupported command {0} (unknown commands must be rejected)")]
     UnknownCommand(i64),
     /// A parameter number this processor does not implement.
-    #[error("unsupported parameter {0}")]
     UnknownParameter(i64),
     /// Manifest elements from the trust-domains draft.
-    #[error("dependencies not supported: {0}")]
     DependenciesNotSupported(&'static str),
     /// An encryption algorithm, key type or curve this device does not implement.
-    #[error("unsupported {role} algorithm {id} (supported: {supported})")]
     UnsupportedEncryptionAlgorithm {
         /// What the algorithm is for.
         role: &'static str,
@@ -404,10 +350,6 @@ pub enum Error {
         supported: &'static str,
     },
     /// AES-CTR (no integrity) without an image digest to check the plaintext.
-    #[error(
-        "component {component} is encrypted with AES-CTR, which has no integrity protection; \
-         it is accepted only with an image-digest that the plaintext is checked against"
-    )]
     UnauthenticatedEncryptionWithoutDigest {
         /// Component index.
         component: usize,
@@ -415,7 +357,6 @@ pub enum Error {
 
     // ----- resource --------------------------------------------------------------------------
     /// A fixed limit of this processor was exceeded.
-    #[error("limit exceeded: {what} (at most {limit})")]
     LimitExceeded {
         /// Which limit.
         what: &'static str,
@@ -423,11 +364,21 @@ pub enum Error {
         limit: usize,
     },
     /// Component I/O failed in the platform.
-    #[error("I/O error: {0}")]
     Io(String),
     /// The random number generator failed (key or IV generation).
-    #[error("the random number generator failed")]
     RandomnessUnavailable,
+
+    // ----- ABI -------------------------------------------------------------------------------
+    /// A rejection from the TA that this side cannot read (an unknown code, or arguments that
+    /// do not fit it): says what the TA sent.
+    UnreadableRejection {
+        /// The category code the TA sent.
+        category: u64,
+        /// The message code the TA sent.
+        code: u64,
+        /// What does not fit.
+        reason: &'static str,
+    },
 }
 
 /// Crate-wide result type.
@@ -478,6 +429,7 @@ impl Error {
             Aborted
             | Unsupported(_)
             | AnchorSet(_)
+            | AnchorKey { .. }
             | UnknownCommand(_)
             | UnknownParameter(_)
             | DependenciesNotSupported(_)
@@ -489,9 +441,171 @@ impl Error {
             SeveredElementAbsent(_) | LimitExceeded { .. } | Io(_) | RandomnessUnavailable => {
                 Category::Resource
             }
+            UnreadableRejection { .. } => Category::Malformed,
         }
     }
 }
+
+impl Error {
+    /// The code of this error's message and its arguments: what a rejection carries on the
+    /// ABI instead of text ([`crate::abi::rejection`]).
+    pub fn wire(&self) -> (u16, Vec<Arg>) {
+        use crate::abi::rejection::code as c;
+        use Error::*;
+        let t = Arg::text;
+        let n = Arg::size;
+        match self {
+            Cbor {
+                context,
+                offset,
+                expected,
+            } => (c::CBOR, vec![n(*offset), t(context), t(expected)]),
+            TrailingBytes { context, count } => (c::TRAILING_BYTES, vec![t(context), n(*count)]),
+            IndefiniteLength { context, offset } => {
+                (c::INDEFINITE_LENGTH, vec![n(*offset), t(context)])
+            }
+            DuplicateKey { context, key } => (c::DUPLICATE_KEY, vec![key.arg(), t(context)]),
+            MissingElement { context, element } => {
+                (c::MISSING_ELEMENT, vec![t(context), t(element)])
+            }
+            InvalidValue {
+                context,
+                element,
+                reason,
+            } => (c::INVALID_VALUE, vec![t(element), t(context), t(reason)]),
+            NotSuit { found } => (c::NOT_SUIT, vec![t(found)]),
+            UnsupportedManifestVersion(v) => (c::UNSUPPORTED_MANIFEST_VERSION, vec![Arg::Uint(*v)]),
+            LegacyInstallKey(s) => (c::LEGACY_INSTALL_KEY, vec![t(s)]),
+            SeveredElementAbsent(s) => (c::SEVERED_ELEMENT_ABSENT, vec![t(s)]),
+            UnexpectedSeveredElement(s) => (c::UNEXPECTED_SEVERED_ELEMENT, vec![t(s)]),
+            ForbiddenInSharedSequence(s) => (c::FORBIDDEN_IN_SHARED_SEQUENCE, vec![t(s)]),
+            ComponentIndexNotSet(s) => (c::COMPONENT_INDEX_NOT_SET, vec![t(s)]),
+            ComponentIndexOutOfRange { index, count } => (
+                c::COMPONENT_INDEX_OUT_OF_RANGE,
+                vec![Arg::Uint(*index), n(*count)],
+            ),
+            SoftFailureOutsideScope => (c::SOFT_FAILURE_OUTSIDE_SCOPE, vec![]),
+            ParameterUnset {
+                command,
+                parameter,
+                component,
+            } => (
+                c::PARAMETER_UNSET,
+                vec![t(command), n(*component), t(parameter)],
+            ),
+            IntegratedPayloadMissing(s) => (c::INTEGRATED_PAYLOAD_MISSING, vec![t(s)]),
+            NoAuthenticationBlock => (c::NO_AUTHENTICATION_BLOCK, vec![]),
+            BareManifest => (c::BARE_MANIFEST, vec![]),
+            ManifestDigestMismatch => (c::MANIFEST_DIGEST_MISMATCH, vec![]),
+            InvalidAuthenticationBlock { index, reason } => {
+                (c::INVALID_AUTHENTICATION_BLOCK, vec![n(*index), t(reason)])
+            }
+            NotAuthenticated(s) => (c::NOT_AUTHENTICATED, vec![t(s)]),
+            UnsupportedDigestAlgorithm(id) => {
+                (c::UNSUPPORTED_DIGEST_ALGORITHM, vec![Arg::Int(*id)])
+            }
+            VendorMismatch {
+                component,
+                expected,
+                actual,
+            } => (
+                c::VENDOR_MISMATCH,
+                vec![n(*component), expected.arg(), actual.arg()],
+            ),
+            ClassMismatch {
+                component,
+                expected,
+                actual,
+            } => (
+                c::CLASS_MISMATCH,
+                vec![n(*component), expected.arg(), actual.arg()],
+            ),
+            DeviceMismatch {
+                component,
+                expected,
+            } => (c::DEVICE_MISMATCH, vec![n(*component), expected.arg()]),
+            ConditionFailed {
+                condition,
+                component,
+                detail,
+            } => (
+                c::CONDITION_FAILED,
+                vec![t(condition), n(*component), t(detail)],
+            ),
+            Aborted => (c::ABORTED, vec![]),
+            Rollback { sequence, floor } => {
+                (c::ROLLBACK, vec![Arg::Uint(*sequence), Arg::Uint(*floor)])
+            }
+            ImageDigestMismatch { component } => (c::IMAGE_DIGEST_MISMATCH, vec![n(*component)]),
+            ImageNotMatchFailed { component } => (c::IMAGE_NOT_MATCH_FAILED, vec![n(*component)]),
+            ContentMismatch { component } => (c::CONTENT_MISMATCH, vec![n(*component)]),
+            SeveredDigestMismatch(s) => (c::SEVERED_DIGEST_MISMATCH, vec![t(s)]),
+            ImageSizeMismatch {
+                component,
+                expected,
+                actual,
+            } => (
+                c::IMAGE_SIZE_MISMATCH,
+                vec![n(*component), Arg::Uint(*expected), Arg::Uint(*actual)],
+            ),
+            PayloadTooLarge { component, limit } => {
+                (c::PAYLOAD_TOO_LARGE, vec![n(*component), Arg::Uint(*limit)])
+            }
+            Decryption(s) => (c::DECRYPTION, vec![t(s)]),
+            InvalidEncryptionInfo(s) => (c::INVALID_ENCRYPTION_INFO, vec![t(s)]),
+            NoDecryptionKey(s) => (c::NO_DECRYPTION_KEY, vec![t(s)]),
+            KeyUnwrapFailed => (c::KEY_UNWRAP_FAILED, vec![]),
+            CiphertextTruncated => (c::CIPHERTEXT_TRUNCATED, vec![]),
+            TagMismatch => (c::TAG_MISMATCH, vec![]),
+            Unsupported(s) => (c::UNSUPPORTED, vec![t(s)]),
+            AnchorSet(s) => (c::ANCHOR_SET, vec![t(s)]),
+            AnchorKey { alg, error } => {
+                let (inner, args) = error.wire();
+                (c::ANCHOR_KEY, vec![t(alg), Arg::Message(inner, args)])
+            }
+            UnknownCommand(id) => (c::UNKNOWN_COMMAND, vec![Arg::Int(*id)]),
+            UnknownParameter(id) => (c::UNKNOWN_PARAMETER, vec![Arg::Int(*id)]),
+            DependenciesNotSupported(s) => (c::DEPENDENCIES_NOT_SUPPORTED, vec![t(s)]),
+            UnsupportedEncryptionAlgorithm {
+                role,
+                id,
+                supported,
+            } => (
+                c::UNSUPPORTED_ENCRYPTION_ALGORITHM,
+                vec![t(role), Arg::Int(*id), t(supported)],
+            ),
+            UnauthenticatedEncryptionWithoutDigest { component } => (
+                c::UNAUTHENTICATED_ENCRYPTION_WITHOUT_DIGEST,
+                vec![n(*component)],
+            ),
+            LimitExceeded { what, limit } => (c::LIMIT_EXCEEDED, vec![t(what), n(*limit)]),
+            Io(s) => (c::IO, vec![t(s)]),
+            RandomnessUnavailable => (c::RANDOMNESS_UNAVAILABLE, vec![]),
+            UnreadableRejection {
+                category,
+                code,
+                reason,
+            } => (
+                c::UNREADABLE_REJECTION,
+                vec![Arg::Uint(*category), Arg::Uint(*code), t(reason)],
+            ),
+        }
+    }
+}
+
+/// Renders a message from its code and arguments ([`crate::abi::rejection::TEMPLATES`]).
+pub(crate) fn render_wire(code: u16, args: &[Arg], f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    crate::abi::rejection::render(code, args, f).map_err(|_| fmt::Error)
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (code, args) = self.wire();
+        render_wire(code, &args, f)
+    }
+}
+
+impl core::error::Error for Error {}
 
 /// A CBOR map key, for messages.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -502,6 +616,18 @@ pub enum MapKey {
     Text(String),
     /// Any other key type (arrays, e.g. component identifiers in the text map).
     Other(alloc::vec::Vec<u8>),
+}
+
+impl MapKey {
+    /// As a rejection argument.
+    pub fn arg(&self) -> Arg {
+        match self {
+            MapKey::Int(i) if *i >= 0 => Arg::Uint(i.unsigned_abs()),
+            MapKey::Int(i) => Arg::Int(*i),
+            MapKey::Text(t) => Arg::Text(t.clone()),
+            MapKey::Other(b) => Arg::Bytes(b.clone()),
+        }
+    }
 }
 
 impl fmt::Display for MapKey {
@@ -527,6 +653,16 @@ pub enum IdValue {
     Uuid(Uuid),
     /// Tag 112 CBOR PEN (relative OID bytes).
     Pen(alloc::vec::Vec<u8>),
+}
+
+impl IdValue {
+    /// As a rejection argument.
+    pub fn arg(&self) -> Arg {
+        match self {
+            IdValue::Uuid(u) => u.arg(),
+            IdValue::Pen(p) => Arg::Pen(p.clone()),
+        }
+    }
 }
 
 impl fmt::Display for IdValue {

@@ -12,8 +12,9 @@
 //! | 3 [`PARAM_DATA_OUT`] | memref output or none | bulk output: plaintext of DECRYPT_FOR_INSTALL |
 //!
 //! [`CommandId::data_in`] / [`CommandId::data_out`] say which commands use 2 and 3. A response is
-//! `[abi-version, 0, body]` on success or `[abi-version, 1, category-code, message]` when the TA
-//! rejects the request; categories are [`Category::code`]. The TA answers every well-formed
+//! `[abi-version, 0, body]` on success or `[abi-version, 1, category-code, message-code, [* arg]]`
+//! when the TA rejects the request; categories are [`Category::code`], message codes and their
+//! arguments are described in [`rejection`] (the host renders the text). The TA answers every well-formed
 //! invoke with TEE_SUCCESS and such a response; TEE error codes only report transport problems
 //! (wrong parameter types, a response buffer below the minimum, out of memory), and those never
 //! change any state. Either side refuses a response or request of another ABI version.
@@ -42,7 +43,9 @@ use crate::error::{Category, Error, Result};
 /// Version 5: UPDATE_ANCHORS (docs/anchors.md), and GET_INFO's reply ends with the signing
 /// public key (tokens and reports), apart from the key-agreement key. Version 6: PROVISION
 /// takes the fleet KEK sealed to the key-agreement key ([`SealedKek`]), never in clear.
-pub const ABI_VERSION: u32 = 6;
+/// Version 7: a rejection carries a message code and its arguments instead of text
+/// ([`rejection`]; docs/abi.md).
+pub const ABI_VERSION: u32 = 7;
 /// Largest chunk any TA may announce.
 pub const MAX_CHUNK_LIMIT: usize = 1 << 20;
 /// What STREAM_UPDATE's data may exceed `max-chunk` by: room for the hash blocks of a
@@ -56,7 +59,7 @@ pub const MIN_RESPONSE_BUFFER: usize = 16 * 1024;
 /// Extra room a DECRYPT_FOR_INSTALL output buffer needs beyond its input chunk (a streaming
 /// AEAD decryptor may release bytes it held back from the previous chunk).
 pub const DECRYPT_OUTPUT_SLACK: usize = 64;
-/// Longest message an error response carries.
+/// Longest text or byte-string argument a rejection carries (longer ones are cut).
 pub const MAX_MESSAGE: usize = 1024;
 /// Largest encoded component id (CBOR `[* bstr]`) the TA accepts: keeps every reply that
 /// names components (COMMIT, CONFIRM, tokens) within [`MIN_RESPONSE_BUFFER`].
@@ -170,11 +173,13 @@ pub mod login {
     ];
 }
 
+pub mod rejection;
 mod table;
 mod types;
 
 use crate::codec::{Bytes, Codec, List, Opt, Spread, U32};
 use crate::component::ComponentId;
+pub use rejection::{Arg, Refusal};
 pub use types::{
     Algorithms, Approval, ChunkLimit, ComponentIdCodec, Decrypted, DeviceFacts, EnvelopeLimit,
     FloorCodec, Floors, Info, InstallState, InstalledComponent, LastOutcome, PayloadSource,
@@ -344,48 +349,31 @@ crate::abi_table! {
         request_cap: FIXED, response_cap: MIN_RESPONSE_BUFFER;
 }
 
-/// A rejection as it travels on the ABI.
+/// A rejection as the host reads it: the category, the message code and the message rendered
+/// from the code's template ([`rejection`]).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{message}")]
 pub struct Rejection {
     /// The category.
     pub category: Category,
+    /// The message's code ([`rejection::code`]).
+    pub code: u16,
     /// The message for the user.
     pub message: String,
 }
 
-impl Rejection {
-    /// From a core error.
-    pub fn from_error(e: &Error) -> Self {
-        Rejection {
-            category: e.category(),
-            message: alloc::format!("{e}"),
-        }
-    }
-}
-
-/// Encodes a response.
-pub fn encode_response(result: &core::result::Result<Reply, Rejection>) -> Vec<u8> {
+/// Encodes a response: `[version, 0, body]`, or `[version, 1, category, code, [* arg]]` for a
+/// rejection.
+pub fn encode_response(result: &core::result::Result<Reply, Refusal>) -> Vec<u8> {
     let mut w = Writer::new();
     match result {
         Ok(reply) => {
             w.array(3).u64(ABI_VERSION.into()).u64(0);
             reply.write(&mut w);
         }
-        Err(rejection) => {
-            let mut message = rejection.message.as_str();
-            if message.len() > MAX_MESSAGE {
-                let mut end = MAX_MESSAGE;
-                while !message.is_char_boundary(end) {
-                    end -= 1;
-                }
-                message = &message[..end];
-            }
-            w.array(4)
-                .u64(ABI_VERSION.into())
-                .u64(1)
-                .u64(rejection.category.code().into())
-                .str(message);
+        Err(refusal) => {
+            w.array(5).u64(ABI_VERSION.into()).u64(1);
+            refusal.write(&mut w);
         }
     }
     w.into_bytes()
@@ -405,25 +393,11 @@ pub fn decode_response(
         check_version(r.u64()?, "TA")?;
         match (r.u64()?, n) {
             (0, 3) => read_reply(command, r).map(Ok),
-            (1, 4) => {
-                let code = r.u64()?;
-                let category = u8::try_from(code)
-                    .ok()
-                    .and_then(Category::from_code)
-                    .ok_or(Error::InvalidValue {
-                        context: "ABI response",
-                        element: "category",
-                        reason: "unknown category code",
-                    })?;
-                Ok(Err(Rejection {
-                    category,
-                    message: String::from(r.str()?),
-                }))
-            }
+            (1, 5) => Refusal::read(r).map(Err),
             _ => Err(Error::InvalidValue {
                 context: "ABI response",
                 element: "status",
-                reason: "neither [version, 0, body] nor [version, 1, category, message]",
+                reason: "neither [version, 0, body] nor [version, 1, category, code, args]",
             }),
         }
     })

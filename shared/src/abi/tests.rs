@@ -74,10 +74,10 @@ fn version_mismatch_is_refused_clearly() {
         "{e}"
     );
     let mut w = Writer::new();
-    w.array(3).u64(7).u64(0).null();
+    w.array(3).u64(8).u64(0).null();
     let e = decode_response(CommandId::Abort, &w.into_bytes()).unwrap_err();
     assert!(
-        alloc::format!("{e}").contains("the TA speaks version 7"),
+        alloc::format!("{e}").contains("the TA speaks version 8"),
         "{e}"
     );
 }
@@ -133,14 +133,14 @@ fn sample_info() -> Info {
 #[test]
 fn encodings_are_pinned() {
     let requests = [
-        (Request::GetInfo, "8106"),
+        (Request::GetInfo, "8107"),
         (
             Request::LoadManifest {
                 target_slot: 1,
                 nonce: Some(vec![6; 4]),
                 facts: None,
             },
-            "8406014406060606f6",
+            "8407014406060606f6",
         ),
         (
             Request::LoadManifest {
@@ -151,14 +151,14 @@ fn encodings_are_pinned() {
                     authorized: false,
                 }),
             },
-            "840600f682191388f4",
+            "840700f682191388f4",
         ),
         (
             Request::PayloadUpdate {
                 component: 2,
                 offset: 7,
             },
-            "83060207",
+            "83070207",
         ),
         (
             Request::DecryptForInstall {
@@ -167,15 +167,15 @@ fn encodings_are_pinned() {
                 offset: 4096,
                 last: true,
             },
-            "85060143010203191000f5",
+            "85070143010203191000f5",
         ),
         (
             Request::Commit {
                 tokens: vec![vec![9], vec![]],
             },
-            "820682410940",
+            "820782410940",
         ),
-        (Request::Report { nonce: None }, "8206f6"),
+        (Request::Report { nonce: None }, "8207f6"),
         (
             Request::Provision(Provisioning {
                 kek: Some(SealedKek {
@@ -187,21 +187,21 @@ fn encodings_are_pinned() {
                 device_id: Some(Uuid([3; 16])),
             }),
             concat!(
-                "850682501111111111111111111111111111111145666c6565745001010101010101010101010101",
+                "850782501111111111111111111111111111111145666c6565745001010101010101010101010101",
                 "010101f65003030303030303030303030303030303"
             ),
         ),
-        (Request::BootVerify { slot: 3 }, "820603"),
+        (Request::BootVerify { slot: 3 }, "820703"),
         (
             Request::StreamUpdate {
                 component: 1,
                 offset: 4096,
                 hashes: 8192,
             },
-            "840601191000192000",
+            "840701191000192000",
         ),
-        (Request::StreamFinal { component: 2 }, "820602"),
-        (Request::UpdateAnchors, "8106"),
+        (Request::StreamFinal { component: 2 }, "820702"),
+        (Request::UpdateAnchors, "8107"),
     ];
     for (request, expected) in requests {
         assert_eq!(hex(&request.encode()), expected, "{request:?}");
@@ -245,7 +245,7 @@ fn encodings_are_pinned() {
             CommandId::GetInfo,
             Reply::Info(alloc::boxed::Box::new(info)),
             concat!(
-                "8306008f021910001a0001000084812f813822810381225001010101010101010101010101010101",
+                "8307008f021910001a0001000084812f813822810381225001010101010101010101010101010101",
                 "5002020202020202020202020202020202f645040404040401f5f481828142667703840105822f58",
                 "202d711642b726b04401627ca9fbac32f5c8530fb1903cc4db02258717921a488181838142667782",
                 "2f58202d711642b726b04401627ca9fbac32f5c8530fb1903cc4db02258717921a48810a02450606060606"
@@ -255,7 +255,7 @@ fn encodings_are_pinned() {
             CommandId::LoadManifest,
             Reply::Plan(plan),
             concat!(
-                "83060084822f58202d711642b726b04401627ca9fbac32f5c8530fb1903cc4db02258717921a4881",
+                "83070084822f58202d711642b726b04401627ca9fbac32f5c8530fb1903cc4db02258717921a4881",
                 "0301818a00814266770182006b687474703a2f2f782f66770a822f58202d711642b726b04401627c",
                 "a9fbac32f5c8530fb1903cc4db02258717921a488141a0f6822f58202d711642b726b04401627ca9",
                 "fbac32f5c8530fb1903cc4db02258717921a48815820070707070707070707070707070707070707",
@@ -270,7 +270,7 @@ fn encodings_are_pinned() {
                 size: 3,
             }),
             concat!(
-                "830600834101822f58202d711642b726b04401627ca9fbac32f5c8530fb1903cc4db02258717921a",
+                "830700834101822f58202d711642b726b04401627ca9fbac32f5c8530fb1903cc4db02258717921a",
                 "488103"
             ),
         ),
@@ -280,13 +280,13 @@ fn encodings_are_pinned() {
                 written: 7,
                 done: true,
             }),
-            "8306008207f5",
+            "8307008207f5",
         ),
         (
             CommandId::Commit,
             Reply::Committed(sample_pending()),
             concat!(
-                "830600840105822f58202d711642b726b04401627ca9fbac32f5c8530fb1903cc4db02258717921a",
+                "830700840105822f58202d711642b726b04401627ca9fbac32f5c8530fb1903cc4db02258717921a",
                 "4881818381426677822f58202d711642b726b04401627ca9fbac32f5c8530fb1903cc4db02258717",
                 "921a48810a"
             ),
@@ -294,37 +294,41 @@ fn encodings_are_pinned() {
         (
             CommandId::Confirm,
             Reply::Confirmed(vec![(ComponentId::new([b"fw" as &[u8], &[0]]), 4)]),
-            "830600818282426677410004",
+            "830700818282426677410004",
         ),
         (
             CommandId::Report,
             Reply::Report(vec![0xd2, 0x84]),
-            "83060042d284",
+            "83070042d284",
         ),
         (
             CommandId::BootVerify,
             Reply::Boot(boot),
             concat!(
-                "83060084010201818481426677582003030303030303030303030303030303030303030303030303",
+                "83070084010201818481426677582003030303030303030303030303030303030303030303030303",
                 "03030303030303440404040409"
             ),
         ),
-        (CommandId::Abort, Reply::Done, "830600f6"),
+        (CommandId::Abort, Reply::Done, "830700f6"),
     ];
     for (command, reply, expected) in replies {
         let bytes = encode_response(&Ok(reply.clone()));
         assert_eq!(hex(&bytes), expected, "{command:?}");
         assert_eq!(decode_response(command, &bytes).unwrap(), Ok(reply));
     }
-    let rejection = Rejection {
-        category: Category::Rollback,
-        message: "too old".into(),
-    };
-    let bytes = encode_response(&Err(rejection.clone()));
-    assert_eq!(hex(&bytes), "8406010367746f6f206f6c64");
+    let refusal = Refusal::from_error(&Error::Rollback {
+        sequence: 2,
+        floor: 3,
+    });
+    let bytes = encode_response(&Err(refusal));
+    assert_eq!(hex(&bytes), "85070103181d820203");
     assert_eq!(
         decode_response(CommandId::Commit, &bytes).unwrap(),
-        Err(rejection)
+        Err(Rejection {
+            category: Category::Rollback,
+            code: rejection::code::ROLLBACK,
+            message: "rollback: manifest sequence number 2 is below the device's floor 3".into(),
+        })
     );
 }
 

@@ -30,7 +30,6 @@
 //! Format 1 (devices before verified boot) is format 2 without the boot records and is still
 //! read, as "no slot approved for boot".
 
-use alloc::string::ToString;
 use alloc::vec::Vec;
 
 use subtle::ConstantTimeEq;
@@ -45,7 +44,7 @@ use suit_shared::error::Uuid;
 use zeroize::Zeroizing;
 
 use super::{DeviceCurve, DeviceKey, Kek, State};
-use crate::error::{Result, TaError};
+use crate::error::{Corruption, Result, TaError};
 
 const MAGIC: &[u8; 8] = b"SUIT-TA\0";
 /// The format written.
@@ -251,7 +250,7 @@ pub(super) fn encode(state: &State) -> Zeroizing<Vec<u8>> {
 
 /// Reads and checks an object of format 4, 3, 2 or 1.
 pub(super) fn decode(bytes: &[u8]) -> Result<State> {
-    let corrupt = |what: &str| TaError::CorruptState(what.to_string());
+    let corrupt = |what: &str| TaError::CorruptState(what.into());
     if bytes.len() < MAGIC.len() + 1 + SUM_LEN {
         return Err(corrupt("too short"));
     }
@@ -267,9 +266,9 @@ pub(super) fn decode(bytes: &[u8]) -> Result<State> {
     ]
     .contains(&version)
     {
-        return Err(TaError::CorruptState(alloc::format!(
+        return Err(TaError::CorruptState(Corruption::Reason(alloc::format!(
             "format version {version} is not the version {FORMAT_VERSION} this TA reads"
-        )));
+        ))));
     }
     let (content, sum) = bytes.split_at(bytes.len() - SUM_LEN);
     let expected = DigestAlg::Sha256.digest(content);
@@ -357,7 +356,7 @@ pub(super) fn decode(bytes: &[u8]) -> Result<State> {
             anchors,
         })
     })
-    .map_err(|e| TaError::CorruptState(alloc::format!("{e}")))
+    .map_err(|e| TaError::CorruptState(Corruption::Decode(e)))
 }
 
 #[cfg(test)]

@@ -239,11 +239,9 @@ impl State {
     /// The signing key (tokens, reports); an error only for a state that skipped
     /// [`State::load_or_create`]'s migration.
     pub fn signing_key(&self) -> Result<&DeviceKey> {
-        self.signing_key.as_ref().ok_or_else(|| {
-            crate::error::TaError::CorruptState(alloc::string::String::from(
-                "no device signing key",
-            ))
-        })
+        self.signing_key
+            .as_ref()
+            .ok_or_else(|| crate::error::TaError::CorruptState("no device signing key".into()))
     }
 
     /// The boot record of `slot`.

@@ -17,7 +17,7 @@ use suit_shared::Error;
 
 use super::session::{Item, ItemState, Session, SessionId, Update};
 use super::transport::Data;
-use super::{fits, offset_error, token_reason, Core, SECTIONS};
+use super::{fits, offset_error, token_error, Core, SECTIONS};
 use crate::error::{Result, TaError};
 use crate::plan::{self, Computed};
 use crate::platform::{Clock, Rng, Storage};
@@ -344,7 +344,7 @@ impl<S: Storage, R: Rng, C: Clock> Core<S, R, C> {
             return Ok(());
         }
         let key = self.state()?.signing_key()?.public_sec1();
-        let token_ok = Token::verify(token, key).map_err(|e| TaError::Token(token_reason(e)))?;
+        let token_ok = Token::verify(token, key).map_err(token_error)?;
         if token_ok.claims != *expected {
             return Err(TaError::Token(String::from(
                 "it does not approve this session's component (another session, manifest, \

@@ -288,12 +288,12 @@ fn offset_error(command: CommandId, component: u32, offset: u64, received: u64) 
     )
 }
 
-/// The reason a token did not verify, without the wording of manifest authentication.
-pub(crate) fn token_reason(e: Error) -> String {
+/// Why a token did not verify, without the wording of manifest authentication.
+pub(crate) fn token_error(e: Error) -> TaError {
     match e {
-        Error::NotAuthenticated(reason) => reason,
-        Error::InvalidAuthenticationBlock { reason, .. } => String::from(reason),
-        other => format!("{other}"),
+        Error::NotAuthenticated(reason) => TaError::Token(reason),
+        Error::InvalidAuthenticationBlock { reason, .. } => TaError::Token(String::from(reason)),
+        other => TaError::TokenInvalid(other),
     }
 }
 

@@ -3,12 +3,12 @@
 //! decoded request to its command through the ABI table ([`abi::Handler`]).
 
 use alloc::boxed::Box;
-use alloc::format;
+use alloc::vec;
 use alloc::vec::Vec;
 
 use suit_shared::abi::{
-    self, encode_response, Approval, CommandId, Decrypted, DeviceFacts, Floors, Handler, Info,
-    InstallState, PendingInstall, Plan, Provisioning, Rejection, Reply, Request,
+    self, encode_response, Approval, Arg, CommandId, Decrypted, DeviceFacts, Floors, Handler, Info,
+    InstallState, PendingInstall, Plan, Provisioning, Refusal, Reply, Request,
 };
 use suit_shared::boot::BootRecord;
 
@@ -359,14 +359,14 @@ impl<S: Storage, R: Rng, C: Clock> Ta<S, R, C> {
                 session.update = None;
                 self.core.release_update(id);
             }
-            let too_large = Rejection {
+            let too_large = Refusal {
                 category: suit_shared::Category::Resource,
-                message: format!(
-                    "the {} response of {} bytes exceeds the response buffer of {} bytes",
-                    command.name(),
-                    response.len(),
-                    layout.response_capacity
-                ),
+                code: suit_shared::abi::rejection::code::TA_RESPONSE_TOO_LARGE,
+                args: vec![
+                    Arg::text(command.name()),
+                    Arg::size(response.len()),
+                    Arg::size(layout.response_capacity),
+                ],
             };
             response = encode_response(&Err(too_large));
             written = 0;
