@@ -312,9 +312,9 @@ impl<'a> Manifest<'a> {
     fn decode_with(envelope: &Envelope<'a>, inspect: bool) -> Result<(Self, Dependencies<'a>)> {
         // First pass: raw elements by key, so that the version is checked before anything else
         // is interpreted (§6.1).
-        let raw = raw_elements(envelope.manifest.content)?;
+        let raw = RawElements::decode(envelope.manifest.content)?;
         let uint = |k: i64, name: &'static str| -> Result<Option<u64>> {
-            raw.get(&k)
+            raw.get(k)
                 .map(|b| Reader::decode_exact(b, name, |r| r.u64()))
                 .transpose()
         };
@@ -331,7 +331,7 @@ impl<'a> Manifest<'a> {
                 element: "manifest-sequence-number",
             },
         )?;
-        if raw.contains_key(&key::LEGACY_INSTALL) {
+        if raw.contains_key(key::LEGACY_INSTALL) {
             return Err(Error::LegacyInstallKey("manifest"));
         }
         if envelope.severed(envelope::key::LEGACY_INSTALL).is_some() {
@@ -341,7 +341,7 @@ impl<'a> Manifest<'a> {
             return Err(Error::Unsupported(alloc::format!("manifest element {k}")));
         }
 
-        let common = raw.get(&key::COMMON).ok_or(Error::MissingElement {
+        let common = raw.get(key::COMMON).ok_or(Error::MissingElement {
             context: "manifest",
             element: "common",
         })?;
@@ -371,7 +371,7 @@ impl<'a> Manifest<'a> {
             .transpose()?;
 
         let inline = |k: i64, name: &'static str| -> Result<Option<CommandSequence<'a>>> {
-            raw.get(&k)
+            raw.get(k)
                 .map(|b| {
                     Reader::decode_exact(b, name, |r| r.bytes())
                         .and_then(|seq| checked_sequence(seq, name, rules))
@@ -379,18 +379,18 @@ impl<'a> Manifest<'a> {
                 .transpose()
         };
         let text_str = |k: i64, name: &'static str| -> Result<Option<&'a str>> {
-            raw.get(&k)
+            raw.get(k)
                 .map(|b| Reader::decode_exact(b, name, |r| r.str()))
                 .transpose()
         };
         let severable =
-            |k: i64, name: &'static str| resolve_severable(raw.get(&k).copied(), envelope, k, name);
+            |k: i64, name: &'static str| resolve_severable(raw.get(k), envelope, k, name);
 
         let manifest_component_id = raw
-            .get(&key::MANIFEST_COMPONENT_ID)
+            .get(key::MANIFEST_COMPONENT_ID)
             .map(|b| Reader::decode_exact(b, "manifest component id", ComponentId::decode))
             .transpose()?;
-        let has_resolution = raw.contains_key(&key::DEPENDENCY_RESOLUTION)
+        let has_resolution = raw.contains_key(key::DEPENDENCY_RESOLUTION)
             || envelope
                 .severed(envelope::key::DEPENDENCY_RESOLUTION)
                 .is_some();
@@ -408,7 +408,7 @@ impl<'a> Manifest<'a> {
         // this catches those whose manifest key is absent altogether.
         let resolution = (key::DEPENDENCY_RESOLUTION, "dependency-resolution");
         for (k, name) in SEVERABLE.into_iter().chain([resolution]) {
-            if !raw.contains_key(&k) && envelope.severed(k).is_some() {
+            if !raw.contains_key(k) && envelope.severed(k).is_some() {
                 return Err(Error::UnexpectedSeveredElement(name));
             }
         }
@@ -419,7 +419,7 @@ impl<'a> Manifest<'a> {
             shared_sequence,
             reference_uri: text_str(key::REFERENCE_URI, "reference URI")?,
             manifest_component_id,
-            set_version: raw.get(&key::SET_VERSION).copied(),
+            set_version: raw.get(key::SET_VERSION),
             validate: inline(key::VALIDATE, "validate")?,
             load: inline(key::LOAD, "load")?,
             invoke: inline(key::INVOKE, "invoke")?,
@@ -450,16 +450,16 @@ impl<'a> Manifest<'a> {
     pub fn check_severed_members(
         envelope: &Envelope<'a>,
     ) -> Result<Vec<(&'static str, SeveredMember)>> {
-        let raw = raw_elements(envelope.manifest.content)?;
+        let raw = RawElements::decode(envelope.manifest.content)?;
         let mut members = Vec::new();
         for (k, name) in SEVERABLE
             .into_iter()
             .chain([(key::DEPENDENCY_RESOLUTION, "dependency-resolution")])
         {
-            if !raw.contains_key(&k) && envelope.severed(k).is_some() {
+            if !raw.contains_key(k) && envelope.severed(k).is_some() {
                 return Err(Error::UnexpectedSeveredElement(name));
             }
-            let member = match resolve_severable(raw.get(&k).copied(), envelope, k, name)? {
+            let member = match resolve_severable(raw.get(k), envelope, k, name)? {
                 Severable::Absent => continue,
                 Severable::Present { severed: false, .. } => SeveredMember::Inline,
                 Severable::Present { severed: true, .. } => SeveredMember::Present,
@@ -483,25 +483,43 @@ pub enum SeveredMember {
     Stripped,
 }
 
-/// The manifest's elements by key, undecoded.
-fn raw_elements(content: &[u8]) -> Result<BTreeMap<i64, &[u8]>> {
-    Reader::decode_exact(content, "manifest", |r| {
-        let mut entries = r.map()?;
-        let mut raw = BTreeMap::new();
-        while entries.next_entry() {
-            match r.map_key(&mut entries)? {
-                Key::Int(k) => {
-                    raw.insert(k, r.raw_item()?);
-                }
-                _ => {
-                    return Err(Error::Unsupported(
-                        "manifest elements with non-integer keys".into(),
-                    ))
+/// The manifest's elements by key, undecoded, in the order read (the reader refuses duplicate
+/// keys). A few known keys are looked up, so a list does (and keeps a B-tree out of the TA).
+struct RawElements<'a>(Vec<(i64, &'a [u8])>);
+
+impl<'a> RawElements<'a> {
+    fn decode(content: &'a [u8]) -> Result<Self> {
+        Reader::decode_exact(content, "manifest", |r| {
+            let mut entries = r.map()?;
+            let mut raw = Vec::new();
+            while entries.next_entry() {
+                match r.map_key(&mut entries)? {
+                    Key::Int(k) => raw.push((k, r.raw_item()?)),
+                    _ => {
+                        return Err(Error::Unsupported(
+                            "manifest elements with non-integer keys".into(),
+                        ))
+                    }
                 }
             }
-        }
-        Ok(raw)
-    })
+            Ok(RawElements(raw))
+        })
+    }
+
+    fn get(&self, key: i64) -> Option<&'a [u8]> {
+        self.0
+            .iter()
+            .find(|(k, _)| *k == key)
+            .map(|(_, item)| *item)
+    }
+
+    fn contains_key(&self, key: i64) -> bool {
+        self.get(key).is_some()
+    }
+
+    fn keys(&self) -> impl Iterator<Item = i64> + '_ {
+        self.0.iter().map(|(k, _)| *k)
+    }
 }
 
 const KNOWN_MANIFEST_KEYS: [i64; 16] = [

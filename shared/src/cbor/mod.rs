@@ -10,8 +10,8 @@ pub mod cose;
 mod tests;
 mod writer;
 
-use alloc::collections::BTreeSet;
 use alloc::string::ToString;
+use alloc::vec::Vec;
 use minicbor::data::Type;
 use minicbor::Decoder;
 
@@ -22,6 +22,10 @@ use crate::error::{Error, MapKey, Result};
 
 /// Deepest nesting of arrays/maps/tags that [`Reader::skip`] walks through.
 pub const MAX_SKIP_DEPTH: usize = 16;
+
+/// Most entries a map may have. SUIT and COSE maps hold a handful; the bound keeps the
+/// duplicate-key check (each key against those before it) cheap on hostile input.
+pub const MAX_MAP_ENTRIES: usize = 256;
 
 /// A strict reader over one CBOR structure.
 pub struct Reader<'b> {
@@ -207,9 +211,13 @@ impl<'b> Reader<'b> {
         self.check_definite()?;
         let at = self.position();
         match self.dec.map() {
-            Ok(Some(n)) => Ok(MapEntries {
+            Ok(Some(n)) if n <= MAX_MAP_ENTRIES as u64 => Ok(MapEntries {
                 remaining: n,
-                seen: BTreeSet::new(),
+                seen: Vec::new(),
+            }),
+            Ok(Some(_)) => Err(Error::LimitExceeded {
+                what: "CBOR map entries",
+                limit: MAX_MAP_ENTRIES,
             }),
             _ => Err(self.err(at, "a map")),
         }
@@ -261,11 +269,41 @@ impl<'b> Reader<'b> {
                 self.skip_depth(depth + 1)?;
             }
             Type::Break | Type::Unknown(_) => return Err(self.err(at, "a well-formed item")),
-            _ => self
-                .dec
-                .skip()
-                .map_err(|_| self.err(at, "a well-formed item"))?,
+            _ => self.skip_scalar(at)?,
         }
+        Ok(())
+    }
+
+    /// Skips the definite-length item at `at` that is no array, map or tag: its head (RFC 8949
+    /// 3.1), and the content of a byte or text string.
+    fn skip_scalar(&mut self, at: usize) -> Result<()> {
+        let input = self.dec.input();
+        let malformed = || self.err(at, "a well-formed item");
+        let initial = *input.get(at).ok_or_else(malformed)?;
+        let (major, info) = (initial >> 5, initial & 0x1f);
+        let (head, argument) = match info {
+            0..=23 => (1, u64::from(info)),
+            24..=27 => {
+                let len = 1usize << (info - 24);
+                let bytes = input.get(at + 1..at + 1 + len).ok_or_else(malformed)?;
+                let value = bytes.iter().fold(0u64, |v, b| v << 8 | u64::from(*b));
+                (1 + len, value)
+            }
+            _ => return Err(malformed()),
+        };
+        // A simple value below 32 in two bytes is not well-formed (RFC 8949 3.3).
+        if major == 7 && info == 24 && argument < 32 {
+            return Err(malformed());
+        }
+        let content = match major {
+            2 | 3 => usize::try_from(argument).map_err(|_| malformed())?,
+            _ => 0,
+        };
+        let end = (at + head)
+            .checked_add(content)
+            .filter(|end| *end <= input.len())
+            .ok_or_else(malformed)?;
+        self.dec.set_position(end);
         Ok(())
     }
 
@@ -302,7 +340,7 @@ impl Key<'_> {
 /// Tracks the keys of one map being read: how many entries remain and which keys were seen.
 pub struct MapEntries {
     remaining: u64,
-    seen: BTreeSet<MapKey>,
+    seen: Vec<MapKey>,
 }
 
 impl MapEntries {
@@ -317,10 +355,11 @@ impl MapEntries {
     }
 
     fn insert(&mut self, context: &'static str, key: MapKey) -> Result<()> {
-        if self.seen.insert(key.clone()) {
-            Ok(())
-        } else {
+        if self.seen.contains(&key) {
             Err(Error::DuplicateKey { context, key })
+        } else {
+            self.seen.push(key);
+            Ok(())
         }
     }
 }

@@ -1,6 +1,7 @@
 //! Tests of the strict reader, the writer and the COSE pre-check.
 
 use super::*;
+use alloc::vec;
 
 #[test]
 fn writer_round_trips_integers() {
@@ -74,6 +75,90 @@ fn rejects_duplicate_keys() {
             key: MapKey::Int(1)
         }
     );
+}
+
+/// `{0: 0, 1: 0, ...}` with `n` entries (n < 2^16).
+fn int_map(n: usize) -> Vec<u8> {
+    let mut bytes = vec![0xb9, (n >> 8) as u8, n as u8];
+    for k in 0..n {
+        match k {
+            0..=23 => bytes.push(k as u8),
+            24..=255 => bytes.extend([0x18, k as u8]),
+            _ => bytes.extend([0x19, (k >> 8) as u8, k as u8]),
+        }
+        bytes.push(0x00);
+    }
+    bytes
+}
+
+fn read_int_map(bytes: &[u8]) -> Result<usize> {
+    Reader::decode_exact(bytes, "test", |r| {
+        let mut m = r.map()?;
+        let mut n = 0;
+        while m.next_entry() {
+            r.map_key(&mut m)?;
+            r.skip()?;
+            n += 1;
+        }
+        Ok(n)
+    })
+}
+
+#[test]
+fn bounds_map_entries() {
+    assert_eq!(read_int_map(&int_map(MAX_MAP_ENTRIES)), Ok(MAX_MAP_ENTRIES));
+    assert_eq!(
+        read_int_map(&int_map(MAX_MAP_ENTRIES + 1)),
+        Err(Error::LimitExceeded {
+            what: "CBOR map entries",
+            limit: MAX_MAP_ENTRIES
+        })
+    );
+}
+
+#[test]
+fn raw_item_takes_exactly_one_scalar() {
+    // Each item followed by a 0x00 that must stay unread.
+    for item in [
+        &[0x17][..],                           // 23
+        &[0x18, 0x18],                         // 24
+        &[0x3b, 0, 0, 0, 0, 0, 0, 0, 1],       // -2
+        &[0x43, 1, 2, 3],                      // h'010203'
+        &[0x62, b'h', b'i'],                   // "hi"
+        &[0xf5],                               // true
+        &[0xf8, 0x20],                         // simple(32)
+        &[0xf9, 0x3c, 0x00],                   // 1.0 (half)
+        &[0xfb, 0x3f, 0xf0, 0, 0, 0, 0, 0, 0], // 1.0 (double)
+    ] {
+        let mut bytes = item.to_vec();
+        bytes.push(0x00);
+        let mut r = Reader::new(&bytes, "test");
+        assert_eq!(r.raw_item(), Ok(item), "{item:02x?}");
+        assert_eq!(r.position(), item.len());
+    }
+}
+
+#[test]
+fn skip_refuses_malformed_scalars() {
+    for bad in [
+        &[0x1c][..],                           // reserved additional information
+        &[0x19, 0x01],                         // truncated argument
+        &[0x44, 1, 2, 3],                      // byte string shorter than its length
+        &[0x7a, 0xff, 0xff, 0xff, 0xff, b'a'], // text string far past the end
+        &[0xf8, 0x10],                         // simple value below 32 in two bytes
+    ] {
+        let err = Reader::new(bad, "test").skip().unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Error::Cbor {
+                    expected: "a well-formed item",
+                    ..
+                }
+            ),
+            "{bad:02x?}: {err:?}"
+        );
+    }
 }
 
 #[test]

@@ -23,7 +23,6 @@ mod streaming;
 mod transport;
 mod trial;
 
-use alloc::collections::BTreeMap;
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -121,10 +120,44 @@ struct Core<S: Storage, R: Rng, C: Clock> {
     update_owner: Option<SessionId>,
 }
 
+/// The open sessions: at most [`MAX_SESSIONS`], so a list searched by id (smaller in the
+/// TA than a map).
+#[derive(Default)]
+struct Sessions(Vec<(SessionId, Session)>);
+
+impl Sessions {
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    fn contains(&self, id: SessionId) -> bool {
+        self.0.iter().any(|(open, _)| *open == id)
+    }
+
+    #[cfg(test)]
+    fn get(&self, id: SessionId) -> Option<&Session> {
+        self.0.iter().find(|(open, _)| *open == id).map(|(_, s)| s)
+    }
+
+    fn get_mut(&mut self, id: SessionId) -> Option<&mut Session> {
+        self.0.iter_mut().find(|(open, _)| *open == id).map(|(_, s)| s)
+    }
+
+    /// Adds a session under an id that no open session has.
+    fn insert(&mut self, id: SessionId, session: Session) {
+        debug_assert!(!self.contains(id));
+        self.0.push((id, session));
+    }
+
+    fn remove(&mut self, id: SessionId) {
+        self.0.retain(|(open, _)| *open != id);
+    }
+}
+
 /// The trusted application core.
 pub struct Ta<S: Storage, R: Rng, C: Clock> {
     core: Core<S, R, C>,
-    sessions: BTreeMap<SessionId, Session>,
+    sessions: Sessions,
     next_session: SessionId,
 }
 
@@ -140,7 +173,7 @@ impl<S: Storage, R: Rng, C: Clock> Ta<S, R, C> {
                 state: None,
                 update_owner: None,
             },
-            sessions: BTreeMap::new(),
+            sessions: Sessions::default(),
             next_session: 1,
         }
     }
@@ -161,7 +194,7 @@ impl<S: Storage, R: Rng, C: Clock> Ta<S, R, C> {
         }
         // Fewer than MAX_SESSIONS ids are taken, so a free one is found within that many steps.
         let mut id = self.next_session;
-        while self.sessions.contains_key(&id) {
+        while self.sessions.contains(id) {
             id = id.wrapping_add(1).max(1);
         }
         self.next_session = id.wrapping_add(1).max(1);
@@ -195,7 +228,7 @@ impl<S: Storage, R: Rng, C: Clock> Ta<S, R, C> {
 
     /// Closes a session, dropping any update it held.
     pub fn close_session(&mut self, id: SessionId) {
-        self.sessions.remove(&id);
+        self.sessions.remove(id);
         self.core.release_update(id);
     }
 }

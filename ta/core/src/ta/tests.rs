@@ -58,7 +58,7 @@ fn ta() -> Ta<NoStorage, Counter, NoClock> {
 fn session_ids_skip_live_sessions_when_they_wrap() {
     let mut ta = ta();
     let first = ta.open_session(ClientIdentity::PUBLIC).unwrap();
-    let first_nonce = ta.sessions[&first].nonce;
+    let first_nonce = ta.sessions.get(first).unwrap().nonce;
     // 2^32 opens later the counter is about to wrap.
     ta.next_session = u32::MAX;
     let last = ta.open_session(ClientIdentity::PUBLIC).unwrap();
@@ -67,7 +67,7 @@ fn session_ids_skip_live_sessions_when_they_wrap() {
     assert_ne!(wrapped, first, "a new session took over a live one");
     assert_ne!(wrapped, 0);
     assert_eq!(ta.sessions.len(), 3);
-    assert_eq!(ta.sessions[&first].nonce, first_nonce);
+    assert_eq!(ta.sessions.get(first).unwrap().nonce, first_nonce);
     // Once the first session closed, its id may be used again.
     ta.close_session(first);
     ta.next_session = first;

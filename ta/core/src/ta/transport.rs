@@ -321,7 +321,7 @@ impl<S: Storage, R: Rng, C: Clock> Ta<S, R, C> {
         params: &[Param; 4],
         bulk: &mut dyn Bulk,
     ) -> core::result::Result<Vec<u8>, TeeError> {
-        let session = self.sessions.get_mut(&id).ok_or(TeeError::NoSession)?;
+        let session = self.sessions.get_mut(id).ok_or(TeeError::NoSession)?;
         let command =
             CommandId::from_u32(command).ok_or(TeeError::BadParameters("unknown command"))?;
         let layout = layout(command, params)?;
