@@ -22,10 +22,6 @@ set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 source "$here/rpmb-common.sh"
 out=$RC/optee
-OPTEE_FLAGS=(PLATFORM=vexpress-qemu_armv8a CFG_ARM64_core=y CFG_USER_TA_TARGETS=ta_arm64
-             CFG_ARM_GICV3=y CFG_VIRTUALIZATION=n CFG_TEE_BENCHMARK=n DEBUG=0
-             CFG_TEE_CORE_LOG_LEVEL=2 CFG_RPMB_FS=y CFG_RPMB_ANNOUNCE_PROBE_CAP=y
-             CFG_RPMB_WRITE_KEY=n CFG_RPMB_TESTKEY=n)
 STAMP_FILES=("$here/build-optee.sh")
 key=$(stamp_of "$OPTEE_OS_SRC_VERSION" "${OPTEE_FLAGS[*]}")
 if [ -z "${FORCE:-}" ] && [ -f "$out/bl32.bin" ] && [ "$(cat "$out/stamp" 2>/dev/null)" = "$key" ]; then

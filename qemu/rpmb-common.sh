@@ -23,6 +23,12 @@ source "$rpmb_here/debian.sh"
 : "${QEMU11_VERSION:=1:11.1.3+ds-1~bpo13+1}"    # trixie-backports
 RC=$QEMU_CACHE/rpmb
 export RC
+# The OP-TEE configuration (qemu/build-optee.sh explains each setting); its TA dev kit
+# (qemu/build-devkit.sh) is built with the same.
+OPTEE_FLAGS=(PLATFORM=vexpress-qemu_armv8a CFG_ARM64_core=y CFG_USER_TA_TARGETS=ta_arm64
+             CFG_ARM_GICV3=y CFG_VIRTUALIZATION=n CFG_TEE_BENCHMARK=n DEBUG=0
+             CFG_TEE_CORE_LOG_LEVEL=2 CFG_RPMB_FS=y CFG_RPMB_ANNOUNCE_PROBE_CAP=y
+             CFG_RPMB_WRITE_KEY=n CFG_RPMB_TESTKEY=n)
 
 # The RPMB key QEMU's eMMC is created with (auth-key=, standing for the key a factory programs)
 # and OP-TEE uses (CFG_RPMB_TESTKEY=y: OP-TEE's published development key, core/tee/tee_rpmb_fs.c).
