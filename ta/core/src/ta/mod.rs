@@ -140,7 +140,10 @@ impl Sessions {
     }
 
     fn get_mut(&mut self, id: SessionId) -> Option<&mut Session> {
-        self.0.iter_mut().find(|(open, _)| *open == id).map(|(_, s)| s)
+        self.0
+            .iter_mut()
+            .find(|(open, _)| *open == id)
+            .map(|(_, s)| s)
     }
 
     /// Adds a session under an id that no open session has.
