@@ -70,7 +70,11 @@ fn main() {
     let (debian, _) = build_ta(
         repo,
         &dir.join("gp-debian-devkit"),
-        &[("TA_CRYPTO", "gp"), ("QEMU_RPMB", "0"), ("TA_STORAGE", "rpmb")],
+        &[
+            ("TA_CRYPTO", "gp"),
+            ("QEMU_RPMB", "0"),
+            ("TA_STORAGE", "rpmb"),
+        ],
     );
     println!("default GP TA against Debian's dev kit: {debian} bytes signed");
     summary.record_count("ta_signed_bytes_gp_debian_devkit", debian);
