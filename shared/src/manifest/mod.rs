@@ -5,18 +5,23 @@
 //! ([`Manifest::decode_unauthenticated`]): nothing inside the manifest bytes is parsed before
 //! the authentication wrapper has been verified (§6.2).
 
-use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
 
-use minicbor::data::Type;
-
 use crate::auth::{AnchorPolicy, AuthWrapper, Authenticated, TrustAnchor};
-use crate::cbor::{Key, Reader};
+use crate::cbor::Reader;
 use crate::command::{CommandSequence, SequenceRules};
 use crate::component::ComponentId;
 use crate::digest::SuitDigest;
-use crate::envelope::{self, Envelope, Framing, Wrapped};
+use crate::envelope::{self, Envelope, Framing};
 use crate::error::{Error, Result};
+
+mod common;
+mod elements;
+mod text;
+
+use common::decode_common;
+use elements::{resolve_severable, RawElements};
+pub use text::{ComponentText, LanguageText, TextMap};
 
 /// Most components a manifest may declare.
 pub const MAX_COMPONENTS: usize = 32;
@@ -82,77 +87,6 @@ impl<T> Severable<'_, T> {
             Severable::Present { value, .. } => Some(value),
             _ => None,
         }
-    }
-}
-
-/// Text for one component, by text key (1 vendor-name … 8 current-version).
-pub type ComponentText<'a> = BTreeMap<i64, &'a str>;
-
-/// Text in one language.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct LanguageText<'a> {
-    /// Manifest-wide text by key (1 manifest-description, 2 update-description, 3 JSON source, 4 YAML source).
-    pub manifest: BTreeMap<i64, &'a str>,
-    /// Per-component text.
-    pub components: Vec<(ComponentId, ComponentText<'a>)>,
-}
-
-/// SUIT_Text_Map: language tag → text.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct TextMap<'a> {
-    /// Entries by language tag (e.g. "en-US").
-    pub languages: Vec<(&'a str, LanguageText<'a>)>,
-}
-
-impl<'a> TextMap<'a> {
-    fn decode(bytes: &'a [u8]) -> Result<Self> {
-        Reader::decode_exact(bytes, "text map", |r| {
-            let mut langs = r.map()?;
-            let mut languages = Vec::new();
-            while langs.next_entry() {
-                let Key::Text(lang) = r.map_key(&mut langs)? else {
-                    return Err(invalid(
-                        "text map",
-                        "language",
-                        "language tags are text strings",
-                    ));
-                };
-                let mut entries = r.map()?;
-                let mut text = LanguageText::default();
-                while entries.next_entry() {
-                    if r.is(Type::Array) {
-                        let id = ComponentId::decode(r)?;
-                        let mut fields = r.map()?;
-                        let mut component = ComponentText::new();
-                        while fields.next_entry() {
-                            let Key::Int(k) = r.map_key(&mut fields)? else {
-                                return Err(invalid(
-                                    "text map",
-                                    "component text key",
-                                    "must be an integer",
-                                ));
-                            };
-                            component.insert(k, r.str()?);
-                        }
-                        if text.components.iter().any(|(c, _)| *c == id) {
-                            return Err(invalid("text map", "component", "listed twice"));
-                        }
-                        text.components.push((id, component));
-                    } else {
-                        let Key::Int(k) = r.map_key(&mut entries)? else {
-                            return Err(invalid(
-                                "text map",
-                                "text key",
-                                "must be an integer or component id",
-                            ));
-                        };
-                        text.manifest.insert(k, r.str()?);
-                    }
-                }
-                languages.push((lang, text));
-            }
-            Ok(TextMap { languages })
-        })
     }
 }
 
@@ -483,45 +417,6 @@ pub enum SeveredMember {
     Stripped,
 }
 
-/// The manifest's elements by key, undecoded, in the order read (the reader refuses duplicate
-/// keys). A few known keys are looked up, so a list does (and keeps a B-tree out of the TA).
-struct RawElements<'a>(Vec<(i64, &'a [u8])>);
-
-impl<'a> RawElements<'a> {
-    fn decode(content: &'a [u8]) -> Result<Self> {
-        Reader::decode_exact(content, "manifest", |r| {
-            let mut entries = r.map()?;
-            let mut raw = Vec::new();
-            while entries.next_entry() {
-                match r.map_key(&mut entries)? {
-                    Key::Int(k) => raw.push((k, r.raw_item()?)),
-                    _ => {
-                        return Err(Error::Unsupported(
-                            "manifest elements with non-integer keys".into(),
-                        ))
-                    }
-                }
-            }
-            Ok(RawElements(raw))
-        })
-    }
-
-    fn get(&self, key: i64) -> Option<&'a [u8]> {
-        self.0
-            .iter()
-            .find(|(k, _)| *k == key)
-            .map(|(_, item)| *item)
-    }
-
-    fn contains_key(&self, key: i64) -> bool {
-        self.get(key).is_some()
-    }
-
-    fn keys(&self) -> impl Iterator<Item = i64> + '_ {
-        self.0.iter().map(|(k, _)| *k)
-    }
-}
-
 const KNOWN_MANIFEST_KEYS: [i64; 16] = [
     key::VERSION,
     key::SEQUENCE_NUMBER,
@@ -562,45 +457,6 @@ impl<'a, T> Severable<'a, T> {
     }
 }
 
-/// Resolves a severable manifest element: inline bstr, or digest + matching envelope member.
-fn resolve_severable<'a>(
-    raw: Option<&'a [u8]>,
-    envelope: &Envelope<'a>,
-    k: i64,
-    name: &'static str,
-) -> Result<Severable<'a, &'a [u8]>> {
-    let Some(raw) = raw else {
-        return Ok(Severable::Absent);
-    };
-    let member = envelope.severed(k);
-    let r = Reader::new(raw, name);
-    if r.is(Type::Array) {
-        let digest = SuitDigest::decode_exact(raw, name)?;
-        match member {
-            None => Ok(Severable::Severed(digest)),
-            Some(Wrapped { content, encoding }) => {
-                if digest.matches_data(encoding) {
-                    Ok(Severable::Present {
-                        value: content,
-                        severed: true,
-                    })
-                } else {
-                    Err(Error::SeveredDigestMismatch(name))
-                }
-            }
-        }
-    } else {
-        if member.is_some() {
-            return Err(Error::UnexpectedSeveredElement(name));
-        }
-        let content = Reader::decode_exact(raw, name, |r| r.bytes())?;
-        Ok(Severable::Present {
-            value: content,
-            severed: false,
-        })
-    }
-}
-
 fn checked_sequence<'a>(
     bytes: &'a [u8],
     name: &'static str,
@@ -628,74 +484,4 @@ pub struct Dependencies<'a> {
     pub components: Vec<(u64, &'a [u8])>,
     /// suit-dependency-resolution.
     pub resolution: Severable<'a, CommandSequence<'a>>,
-}
-
-type CommonParts<'a> = (Vec<ComponentId>, Option<&'a [u8]>, Vec<(u64, &'a [u8])>);
-
-fn decode_common(bytes: &[u8], dependencies: bool) -> Result<CommonParts<'_>> {
-    let content = Reader::decode_exact(bytes, "common", |r| r.bytes())?;
-    Reader::decode_exact(content, "common", |r| {
-        let mut entries = r.map()?;
-        let mut components = Vec::new();
-        let mut shared = None;
-        let mut dependency_components = Vec::new();
-        while entries.next_entry() {
-            match r.map_key(&mut entries)? {
-                Key::Int(1) if dependencies => {
-                    let mut deps = r.map()?;
-                    while deps.next_entry() {
-                        let Key::Int(index) = r.map_key(&mut deps)? else {
-                            return Err(invalid("common", "dependency", "keys are indices"));
-                        };
-                        let index = u64::try_from(index)
-                            .map_err(|_| invalid("common", "dependency", "negative index"))?;
-                        dependency_components.push((index, r.raw_item()?));
-                    }
-                }
-                Key::Int(1) => {
-                    return Err(Error::DependenciesNotSupported(
-                        "suit-dependencies in suit-common",
-                    ))
-                }
-                Key::Int(2) => {
-                    let n = r.array()?;
-                    if n == 0 {
-                        return Err(invalid(
-                            "common",
-                            "components",
-                            "must list at least one component",
-                        ));
-                    }
-                    for _ in 0..n {
-                        if components.len() == MAX_COMPONENTS {
-                            return Err(Error::LimitExceeded {
-                                what: "components per manifest",
-                                limit: MAX_COMPONENTS,
-                            });
-                        }
-                        let id = ComponentId::decode(r)?;
-                        // A component identifier names one storage location: two indices for
-                        // it would give one location two contents (and the text map, keyed by
-                        // identifier, could not describe them).
-                        if components.contains(&id) {
-                            return Err(invalid(
-                                "common",
-                                "components",
-                                "lists a component identifier twice",
-                            ));
-                        }
-                        components.push(id);
-                    }
-                }
-                Key::Int(4) => shared = Some(r.bytes()?),
-                Key::Int(k) => {
-                    return Err(Error::Unsupported(alloc::format!(
-                        "suit-common element {k}"
-                    )))
-                }
-                _ => return Err(invalid("common", "key", "keys are integers")),
-            }
-        }
-        Ok((components, shared, dependency_components))
-    })
 }
