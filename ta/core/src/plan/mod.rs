@@ -48,17 +48,18 @@ use alloc::vec;
 use alloc::vec::Vec;
 
 use suit_shared::abi::{DeviceFacts, PayloadSource, PlanItem};
-use suit_shared::command::Condition;
 use suit_shared::component::ComponentId;
-use suit_shared::digest::{DigestAlg, DigestValue, SuitDigest};
+use suit_shared::digest::{DigestAlg, DigestValue};
 use suit_shared::manifest::Authentic;
-use suit_shared::params::ComponentParams;
-use suit_shared::processor::{
-    ComponentRef, DeviceIdentity, FetchSource, ImageCheck, Platform, Processor, Section,
-};
+use suit_shared::processor::DeviceIdentity;
 use suit_shared::Error;
 
 use crate::error::{Result, TaError};
+
+mod platform;
+mod run;
+
+pub use run::{plan, verify};
 
 /// Most runs of a manifest [`plan`] makes while exploring the answers to content conditions.
 const MAX_RUNS: usize = 128;
@@ -216,134 +217,10 @@ struct Planner<'c> {
     trace: Vec<Step>,
 }
 
-/// Plans `authentic`'s `sections` for the target `slot` (LOAD_MANIFEST).
-pub fn plan(
-    authentic: &Authentic<'_>,
-    sections: &[Section],
-    identity: &DeviceIdentity,
-    slot: u64,
-    now: Option<u64>,
-    facts: DeviceFacts,
-) -> Result<Plan> {
-    let mut pending = vec![Vec::new()];
-    let mut planned: Option<Plan> = None;
-    let mut first_error = None;
-    let mut runs = 0;
-    while let Some(script) = pending.pop() {
-        runs += 1;
-        let mut planner = Planner::new(identity, slot, (now, facts), authentic, None);
-        planner.script = script;
-        let outcome = match run(authentic, sections, &mut planner) {
-            // What the planner cannot evaluate on one path leaves the whole plan unknown.
-            Err(
-                e @ (TaError::Suit(Error::Unsupported(_))
-                | TaError::Processing {
-                    error: Error::Unsupported(_),
-                    ..
-                }),
-            ) => return Err(e),
-            Err(e) => Err(e),
-            Ok(applicable) => planner.finish(&authentic.manifest.components, &applicable),
-        };
-        // Every decision this run took beyond its script, answered the other way.
-        for k in planner.script.len()..planner.decisions.len() {
-            let mut other = planner.decisions[..k].to_vec();
-            other.push(!planner.decisions[k]);
-            pending.push(other);
-        }
-        if runs + pending.len() > MAX_RUNS {
-            return Err(too_many_paths().into());
-        }
-        match outcome {
-            Ok(items) => {
-                if let Some(first) = &planned {
-                    return Err(alternatives(&first.items, &items));
-                }
-                planned = Some(Plan {
-                    items,
-                    trace: planner.trace,
-                });
-            }
-            Err(e) => {
-                first_error.get_or_insert(e);
-            }
-        }
-    }
-    match (planned, first_error) {
-        (Some(plan), _) => Ok(plan),
-        (None, Some(e)) => Err(e),
-        // The first run always ends one way or the other.
-        (None, None) => Err(too_many_paths().into()),
-    }
-}
-
 fn too_many_paths() -> Error {
     Error::Unsupported(format!(
         "the manifest's content conditions leave more than {MAX_RUNS} paths to explore"
     ))
-}
-
-/// Runs `authentic`'s `sections` again over what the TA `computed` per payload (COMMIT);
-/// returns the trace, to be compared with the plan's.
-pub fn verify(
-    authentic: &Authentic<'_>,
-    sections: &[Section],
-    identity: &DeviceIdentity,
-    slot: u64,
-    now: Option<u64>,
-    facts: DeviceFacts,
-    computed: &[Option<Computed>],
-) -> Result<Vec<Step>> {
-    let mut verifier = Planner::new(identity, slot, (now, facts), authentic, Some(computed));
-    run(authentic, sections, &mut verifier)?;
-    Ok(verifier.trace)
-}
-
-/// One run; returns per component whether vendor-id and class-id passed for it.
-fn run(
-    authentic: &Authentic<'_>,
-    sections: &[Section],
-    planner: &mut Planner<'_>,
-) -> Result<Vec<bool>> {
-    let mut processor = Processor::new(authentic, planner);
-    let result = if sections.iter().any(|&s| processor.has_section(s)) {
-        processor.run(sections)
-    } else {
-        // Nothing to plan, but whether the manifest is meant for this device is still decided
-        // (a manifest for another device is refused as such, not for installing nothing).
-        processor.run_shared()
-    };
-    if let Err(error) = result {
-        return Err(TaError::Processing {
-            error,
-            at: processor.location(),
-        });
-    }
-    Ok((0..authentic.manifest.components.len())
-        .map(|c| {
-            processor.passed(c, Condition::VendorId) && processor.passed(c, Condition::ClassId)
-        })
-        .collect())
-}
-
-/// The refusal of a manifest with two successful paths.
-fn alternatives(first: &[Planned], second: &[Planned]) -> TaError {
-    let differing = first
-        .iter()
-        .find(|a| !second.iter().any(|b| b.item == a.item))
-        .or_else(|| {
-            second
-                .iter()
-                .find(|b| !first.iter().any(|a| a.item == b.item))
-        })
-        .map_or(String::from("the plan"), |p| {
-            format!("component {}", p.item.index)
-        });
-    Error::Unsupported(format!(
-        "the manifest accepts alternative contents ({differing} differs between them, e.g. \
-         try-each over image-match); the TA approves exactly one content per component"
-    ))
-    .into()
 }
 
 fn refused(reason: String) -> TaError {
@@ -510,163 +387,5 @@ impl<'c> Planner<'c> {
     fn new_payload(&mut self, knowledge: Knowledge) -> usize {
         self.payloads.push(knowledge);
         self.payloads.len() - 1
-    }
-}
-
-fn digest_value(digest: &SuitDigest<'_>) -> suit_shared::Result<DigestValue> {
-    DigestValue::new(digest.alg, digest.bytes).ok_or(Error::InvalidValue {
-        context: "image-digest",
-        element: "digest",
-        reason: "length does not match its algorithm",
-    })
-}
-
-impl Platform for Planner<'_> {
-    fn identity(&self) -> &DeviceIdentity {
-        &self.identity
-    }
-
-    fn component_slot(&self, _component: ComponentRef<'_>) -> Option<u64> {
-        Some(self.slot)
-    }
-
-    fn check_image(
-        &mut self,
-        component: ComponentRef<'_>,
-        digest: &SuitDigest<'_>,
-        size: Option<u64>,
-    ) -> suit_shared::Result<ImageCheck> {
-        let c = component.index;
-        let wanted = digest_value(digest)?;
-        if self.matches(c, &wanted, size, true)? {
-            return Ok(ImageCheck::Match);
-        }
-        let payload = self.content_of(c, "an image condition")?.payload;
-        Ok(match (self.payloads[payload].size, size) {
-            (Some(actual), Some(s)) if actual != s => ImageCheck::SizeMismatch { actual },
-            _ => ImageCheck::DigestMismatch,
-        })
-    }
-
-    fn check_image_differs(
-        &mut self,
-        component: ComponentRef<'_>,
-        digest: &SuitDigest<'_>,
-    ) -> suit_shared::Result<bool> {
-        let wanted = digest_value(digest)?;
-        Ok(!self.matches(component.index, &wanted, None, false)?)
-    }
-
-    fn check_content(
-        &mut self,
-        component: ComponentRef<'_>,
-        _expected: &[u8],
-    ) -> suit_shared::Result<bool> {
-        Err(Error::Unsupported(format!(
-            "check-content on component {} (use image-match)",
-            component.index
-        )))
-    }
-
-    fn fetch(
-        &mut self,
-        component: ComponentRef<'_>,
-        source: FetchSource<'_>,
-        params: &ComponentParams<'_>,
-    ) -> suit_shared::Result<()> {
-        let source = match source {
-            FetchSource::Uri(uri) => PayloadSource::Uri(String::from(uri)),
-            FetchSource::Integrated { uri, .. } => PayloadSource::Integrated(String::from(uri)),
-        };
-        self.trace
-            .push(Step::Fetch(component.index, source.clone()));
-        let payload = self.new_payload(Knowledge::default());
-        self.set(
-            component.index,
-            Content {
-                source,
-                encryption_info: params.encryption_info.map(<[u8]>::to_vec),
-                verity_root: params.verity_root.copied(),
-                payload,
-                from: None,
-            },
-        )
-    }
-
-    fn write(
-        &mut self,
-        component: ComponentRef<'_>,
-        params: &ComponentParams<'_>,
-    ) -> suit_shared::Result<()> {
-        let content = params.content.ok_or(Error::ParameterUnset {
-            command: "directive-write",
-            parameter: "content",
-            component: component.index,
-        })?;
-        self.trace.push(Step::Write(component.index));
-        // Encrypted content: the planner knows the ciphertext, not the plaintext.
-        let bytes = params.encryption_info.is_none().then(|| content.to_vec());
-        let payload = self.new_payload(Knowledge {
-            bytes,
-            ..Knowledge::default()
-        });
-        self.set(
-            component.index,
-            Content {
-                source: PayloadSource::Content(content.to_vec()),
-                encryption_info: params.encryption_info.map(<[u8]>::to_vec),
-                verity_root: None,
-                payload,
-                from: None,
-            },
-        )
-    }
-
-    fn copy(
-        &mut self,
-        component: ComponentRef<'_>,
-        source: ComponentRef<'_>,
-        params: &ComponentParams<'_>,
-    ) -> suit_shared::Result<()> {
-        let from = self.content_of(source.index, "a copy")?.clone();
-        if from.encryption_info.is_some() && params.encryption_info.is_some() {
-            return Err(Error::Unsupported(String::from(
-                "decrypting a payload twice (encryption-info on both fetch and copy)",
-            )));
-        }
-        self.trace.push(Step::Copy(component.index, source.index));
-        self.copied_from[source.index] = true;
-        // A decrypting copy makes a new payload (the plaintext); a plain copy the same one.
-        let payload = match params.encryption_info {
-            Some(_) => self.new_payload(Knowledge::default()),
-            None => from.payload,
-        };
-        self.set(
-            component.index,
-            Content {
-                source: from.source,
-                encryption_info: params
-                    .encryption_info
-                    .map(<[u8]>::to_vec)
-                    .or(from.encryption_info),
-                verity_root: params.verity_root.copied().or(from.verity_root),
-                payload,
-                from: Some((source.index, from.payload)),
-            },
-        )
-    }
-
-    fn now(&self) -> Option<u64> {
-        self.now
-    }
-
-    fn battery_mwh(&self) -> Option<u64> {
-        self.facts.battery_mwh
-    }
-
-    /// The agent asks its authorization hook once per update, so the answer is the same for
-    /// every component and priority.
-    fn update_authorized(&mut self, _component: ComponentRef<'_>, _priority: Option<i64>) -> bool {
-        self.facts.authorized
     }
 }
