@@ -8,9 +8,8 @@ TA_UUID       ?= $(shell cat $(TA_MK_DIR)uuid)
 # verification, RustCrypto); the heap does not grow with the chunk: the TA reads a chunk
 # piece by piece (16 KiB) from shared memory and writes its output the same way
 # (docs/streaming.md), so the default 1 MiB chunks (TA_MAX_CHUNK, ta/build.rs) run on the
-# 256 KiB default heap. Smallest heap (issue 12, 32 KiB steps), measured before the piecewise
-# reads with 64 KiB chunks: 160 KiB failed qemu_update (an allocation in
-# DECRYPT_FOR_INSTALL), 192 KiB passed it and qemu_streaming.
+# 256 KiB default heap. Smallest heap (issue 12, 32 KiB steps), measured with the 250,608 B
+# GP TA: 96 KiB passes qemu_update and qemu_streaming, 64 KiB fails qemu_update's install.
 # Re-measure: `TA_HEAP_SIZE=N cargo test -p suit-tests --features qemu --test qemu_update`
 # and `--test qemu_streaming` (the harness passes TA_* to ta/build-ta.sh and logs its [ta]
 # line). The default keeps a margin over it. The stack's default is chosen by ta/build-ta.sh from TA_FEATURES:
