@@ -26,6 +26,10 @@ use std::sync::mpsc;
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
+// The benches' figure files, shared with host/benches (one writer of summary.json).
+#[path = "../../host/benches/support/summary.rs"]
+mod bench_summary;
+
 /// Lines that end a boot at once: OP-TEE core faults (secure UART) and Linux panics.
 const ABORT_PATTERNS: &[&str] = &["Core data-abort", "Panic", "Kernel panic"];
 /// Guest address of the host's test server when networking is on (see [`Machine::network`]).
@@ -72,32 +76,7 @@ pub fn record_bench(stem: &str, figures: &[(&str, f64)]) {
         .iter()
         .map(|(k, v)| (k.to_string(), ((v * 1000.0).round() / 1000.0).into()))
         .collect();
-    fs::create_dir_all(&dir).unwrap();
-    fs::write(
-        dir.join(format!("{stem}.json")),
-        serde_json::to_string_pretty(&own).unwrap() + "\n",
-    )
-    .unwrap();
-    let mut parts: Vec<_> = fs::read_dir(&dir)
-        .unwrap()
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| {
-            p.extension().is_some_and(|x| x == "json")
-                && p.file_name().is_some_and(|n| n != "summary.json")
-        })
-        .collect();
-    parts.sort();
-    let mut all = serde_json::Map::new();
-    for part in parts {
-        let figures: serde_json::Map<String, serde_json::Value> =
-            serde_json::from_slice(&fs::read(&part).unwrap()).unwrap();
-        all.extend(figures);
-    }
-    fs::write(
-        dir.join("summary.json"),
-        serde_json::to_string_pretty(&all).unwrap() + "\n",
-    )
-    .unwrap();
+    bench_summary::write_and_merge(&dir, stem, &own);
 }
 
 /// Builds a TA variant (ta/build-ta.sh with the `settings` variables, e.g. `TA_FACTORY=1`)

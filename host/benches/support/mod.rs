@@ -5,6 +5,8 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+mod summary;
+
 /// One mebibyte.
 pub const MIB: u64 = 1024 * 1024;
 
@@ -142,34 +144,7 @@ impl Summary {
 
     /// Writes this bench's figures and merges all the benches' into `summary.json`.
     pub fn write(self) {
-        let dir = summary_dir();
-        std::fs::create_dir_all(&dir).unwrap();
-        let own = dir.join(format!("{}.json", self.bench));
-        let text = serde_json::to_string_pretty(&self.figures).unwrap();
-        std::fs::write(&own, text + "\n").unwrap();
-        let mut parts: Vec<_> = std::fs::read_dir(&dir)
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .filter(|p| {
-                p.extension().is_some_and(|x| x == "json")
-                    && p.file_name().is_some_and(|n| n != "summary.json")
-            })
-            .collect();
-        parts.sort();
-        let mut all = serde_json::Map::new();
-        for part in parts {
-            let figures: serde_json::Map<String, serde_json::Value> =
-                serde_json::from_slice(&std::fs::read(&part).unwrap()).unwrap();
-            for (k, v) in figures {
-                assert!(
-                    all.insert(k.clone(), v).is_none(),
-                    "figure {k} in two benches"
-                );
-            }
-        }
-        let summary = dir.join("summary.json");
-        let text = serde_json::to_string_pretty(&all).unwrap();
-        std::fs::write(&summary, text + "\n").unwrap();
+        let (own, summary) = summary::write_and_merge(&summary_dir(), self.bench, &self.figures);
         println!(
             "figures: {} (merged into {})",
             own.display(),
