@@ -32,7 +32,9 @@ const PAYLOADS: &str = "http://10.0.2.101:8080";
 /// Run by suit-qemu-ready.service after multi-user.target: once the daemon's verdict on a
 /// deployment has reached the server in this boot (its action record, written since the boot,
 /// says delivered), a few more polls (the server's poll time is 1 s), then power off. A boot
-/// that installs reboots before.
+/// that installs reboots before. The record's time is read before its text: the daemon
+/// replaces the file atomically, so text read after a time of this boot is of this boot
+/// (the other order can pair the last boot's verdict with the time of a newer record).
 const SCENARIO: &str = r#"#!/bin/sh
 booted=$(awk '/^btime/ {print $2}' /proc/stat)
 action=/data/suit-agent/ddi-action.json
@@ -41,7 +43,7 @@ for u in tee-supplicant suit-agent-boot-check suit-agent suit-qemu-app; do
 done
 i=0
 while [ $i -lt 600 ]; do
-    if grep -q '"delivered":true' $action 2>/dev/null && [ "$(stat -c %Y $action)" -ge "$booted" ]; then
+    if [ "$(stat -c %Y $action 2>/dev/null || echo 0)" -ge "$booted" ] && grep -q '"delivered":true' $action; then
         echo "SUIT-FLEET: verdict delivered: $(head -c 300 $action)"
         sleep 6
         echo "SUIT-FLEET: daemon $(systemctl is-active suit-agent.service) after the verdict"
