@@ -6,8 +6,10 @@
 //! 1 GiB; the staging directory is sampled during one more install of each kind. The main
 //! figures are the one-pass install (`streaming = true`, docs/streaming.md); the staged install
 //! of manifests without a tree root is measured too at 64 MiB (`install_staged_*`). Only the
-//! `suit-agent install` command is timed: envelopes and devices are made beforehand. The figures
-//! also go to `build/bench/summary.json` (see `support::Summary`).
+//! `suit-agent install` command is timed: envelopes and devices are made beforehand. Each round
+//! runs the baseline, the plain and the encrypted install, each after a `sync`; a ratio is the
+//! median of the rounds' ratios, after an uncounted warm-up round. The figures also go to
+//! `build/bench/summary.json` (see `support::Summary`).
 
 #[allow(dead_code)] // the agent runners of the tests
 #[path = "../tests/support/agent_config.rs"]
@@ -148,16 +150,34 @@ fn measure(cmd: &Command, scratch: &Path) -> Cost {
     Cost { wall, cpu }
 }
 
+fn median(mut x: Vec<f64>) -> f64 {
+    x.sort_by(f64::total_cmp);
+    x[x.len() / 2]
+}
+
 /// The medians of wall times and of CPU times, separately.
 fn medians(v: &[Cost]) -> Cost {
-    let med = |mut x: Vec<f64>| {
-        x.sort_by(f64::total_cmp);
-        x[x.len() / 2]
-    };
     Cost {
-        wall: med(v.iter().map(|c| c.wall).collect()),
-        cpu: med(v.iter().map(|c| c.cpu).collect()),
+        wall: median(v.iter().map(|c| c.wall).collect()),
+        cpu: median(v.iter().map(|c| c.cpu).collect()),
     }
+}
+
+/// The medians of the rounds' ratios `costs[i] / baseline[i]`, wall and CPU: each install
+/// over the baseline of its own round, so that a slow moment of the shared disk weighs on
+/// one pair, not on one contender.
+fn paired_ratios(costs: &[Cost], baseline: &[Cost]) -> Cost {
+    let pairs = || costs.iter().zip(baseline);
+    Cost {
+        wall: median(pairs().map(|(c, b)| c.wall / b.wall).collect()),
+        cpu: median(pairs().map(|(c, b)| c.cpu / b.cpu).collect()),
+    }
+}
+
+/// Flushes the file systems (`sync`), so that the writeback of a setup step (copying a
+/// device, deleting the last round's files) is not timed as part of the next command.
+fn settle() {
+    run(&mut Command::new("sync"));
 }
 
 /// Total size of the payload files under `dir` (0 when it does not exist): everything but
@@ -186,11 +206,14 @@ fn fresh_device(template: &Path, dir: &Path) -> PathBuf {
 }
 
 /// What one image size costs to install: baseline, plain and encrypted, each the median of
-/// `runs`; with `staging`, one more install of each kind (untimed) samples the staging directory.
+/// `runs`, and the installs' ratios to the baseline (medians of the rounds' ratios); with
+/// `staging`, one more install of each kind (untimed) samples the staging directory.
 struct Figures {
     baseline: Cost,
     plain: Cost,
     encrypted: Cost,
+    plain_ratio: Cost,
+    encrypted_ratio: Cost,
     staging_peak: Option<(u64, u64)>,
 }
 
@@ -252,21 +275,33 @@ fn bench_size(
     std::fs::remove_file(&image).unwrap();
     let mut baseline = Vec::new();
     let device = work.join("device");
-    // Alternating runs: every contender meets the same page-cache and writeback conditions.
-    for _ in 0..runs {
+    // Alternating runs: every contender meets the same page-cache and writeback conditions,
+    // and each starts on flushed file systems. Round 0 warms up (the served files' page cache,
+    // the file system's allocation after the setup's deletions) and is not counted: measured,
+    // its first 1 GiB install took 2-3 times as long as any later one.
+    for round in 0..=runs {
+        let _ = std::fs::remove_file(&slot);
+        settle();
+        // No flush between the two: the download's writeback is part of the baseline's cost.
         baseline.push(measure(&curl, work) + measure(&dd, work));
         std::fs::remove_file(&download).unwrap();
         for (url, costs) in &mut kinds {
             let config = fresh_device(template, &device);
+            settle();
             costs.push(measure(&agent_cmd(&config, &["install", url]), work));
         }
         let last = |c: &[Cost]| c.last().map_or(0.0, |c| c.wall);
         println!(
-            "  run: baseline {:.2} s, plain {:.2} s, encrypted {:.2} s",
+            "  {}: baseline {:.2} s, plain {:.2} s, encrypted {:.2} s",
+            if round == 0 { "warm-up" } else { "run" },
             last(&baseline),
             last(&kinds[0].1),
             last(&kinds[1].1)
         );
+        if round == 0 {
+            baseline.clear();
+            kinds.iter_mut().for_each(|(_, costs)| costs.clear());
+        }
     }
     std::fs::remove_file(&slot).unwrap();
     let staging_peak = staging.then(|| {
@@ -281,6 +316,8 @@ fn bench_size(
         baseline: medians(&baseline),
         plain: medians(&kinds[0].1),
         encrypted: medians(&kinds[1].1),
+        plain_ratio: paired_ratios(&kinds[0].1, &baseline),
+        encrypted_ratio: paired_ratios(&kinds[1].1, &baseline),
         staging_peak,
     }
 }
@@ -336,7 +373,7 @@ fn main() {
     ];
     let free = free_bytes(work);
     if free >= NEED_1G {
-        sizes.push((1024 * MIB, "1g", 3, false, true, "install"));
+        sizes.push((1024 * MIB, "1g", 5, false, true, "install"));
     } else {
         println!(
             "1 GiB installs skipped: {} GiB free under {}, they need {} GiB",
@@ -368,7 +405,7 @@ fn main() {
             "staged, no tree root"
         };
         println!(
-            "suit-agent install of a {mib} MiB image, {path} (simulator TA, nginx on loopback, release build, median of {runs}):"
+            "suit-agent install of a {mib} MiB image, {path} (simulator TA, nginx on loopback, release build, medians of {runs} rounds; ratios: medians of the rounds' ratios):"
         );
         println!(
             "  baseline curl + dd conv=fsync: {:.2} s ({:.0} MiB/s), {:.2} s CPU",
@@ -376,30 +413,32 @@ fn main() {
             mib / f.baseline.wall,
             f.baseline.cpu
         );
-        for (name, key, c) in [
-            ("plain", "plain", f.plain),
-            ("encrypted A256GCM", "encrypted", f.encrypted),
+        for (name, key, c, ratio) in [
+            ("plain", "plain", f.plain, f.plain_ratio),
+            (
+                "encrypted A256GCM",
+                "encrypted",
+                f.encrypted,
+                f.encrypted_ratio,
+            ),
         ] {
             println!(
                 "  install, {name}: {:.2} s ({:.0} MiB/s) — ratio {:.2}× the baseline (target ≤ {}×); CPU {:.2} s, {:.2}× the baseline's",
                 c.wall,
                 mib / c.wall,
-                c.wall / f.baseline.wall,
+                ratio.wall,
                 if key == "plain" { "1.2" } else { "1.5" },
                 c.cpu,
-                c.cpu / f.baseline.cpu
+                ratio.cpu
             );
-            summary.record(
-                &format!("{prefix}_{key}_ratio_{suffix}"),
-                c.wall / f.baseline.wall,
-            );
+            summary.record(&format!("{prefix}_{key}_ratio_{suffix}"), ratio.wall);
             // The energy proxy: `install_cpu_ratio_*` is the plain install's.
             let cpu_key = if key == "plain" {
                 format!("{prefix}_cpu_ratio_{suffix}")
             } else {
                 format!("{prefix}_{key}_cpu_ratio_{suffix}")
             };
-            summary.record(&cpu_key, c.cpu / f.baseline.cpu);
+            summary.record(&cpu_key, ratio.cpu);
         }
         if streaming {
             summary.record(&format!("baseline_curl_dd_s_{suffix}"), f.baseline.wall);
