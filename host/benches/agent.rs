@@ -27,7 +27,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use agent_config::AgentConfig;
-use support::{make_image, run, tool, Summary, MIB};
+use support::{make_image, median, run, tool, Summary, MIB};
 
 const SIZE: u64 = 64 * MIB;
 const VENDOR: &str = "example.com";
@@ -148,11 +148,6 @@ fn measure(cmd: &Command, scratch: &Path) -> Cost {
         .map(|x| x.parse::<f64>().unwrap_or_else(|e| panic!("{text}: {e}")))
         .sum();
     Cost { wall, cpu }
-}
-
-fn median(mut x: Vec<f64>) -> f64 {
-    x.sort_by(f64::total_cmp);
-    x[x.len() / 2]
 }
 
 /// The medians of wall times and of CPU times, separately.

@@ -220,10 +220,7 @@ fn main() {
         lib_rates.push(rate);
         gcm_runs.push(g);
     }
-    for v in [&mut ratios, &mut lib_rates, &mut gcm_runs] {
-        v.sort_by(f64::total_cmp);
-    }
-    let (lib_rate, gcm, ratio) = (lib_rates[2], gcm_runs[2], ratios[2]);
+    let (lib_rate, gcm, ratio) = (median(lib_rates), median(gcm_runs), median(ratios));
     let lib_both = time_runs(3, || {
         decrypt_in_process(&info, &keys, &ciphertext, true);
     });

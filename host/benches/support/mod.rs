@@ -28,8 +28,8 @@ pub fn run(cmd: &mut Command) -> std::process::Output {
 }
 
 /// The median of some durations.
-pub fn median(mut v: Vec<Duration>) -> Duration {
-    v.sort();
+pub fn median<T: PartialOrd + Copy>(mut v: Vec<T>) -> T {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
     v[v.len() / 2]
 }
 
